@@ -1,0 +1,459 @@
+//! Specs of apps and projects: the JSON a user sends (`*Input`, `*Patch`)
+//! and the validated form berth stores and acts on (`*Spec`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::{validate_host, validate_name, validate_path_prefix};
+use crate::FieldError;
+
+/// Most replicas one app may ask for.
+pub const MAX_REPLICAS: u32 = 100;
+/// Most domains one app may have.
+pub const MAX_DOMAINS: usize = 100;
+/// Docker refuses memory limits below 6 MiB.
+pub const MIN_MEMORY_MB: u64 = 6;
+
+/// A project groups apps; it is a name and a description.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ProjectInput {
+    /// DNS label: 1-63 of a-z, 0-9, '-'.
+    pub name: String,
+    /// Free text shown in the panel.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A validated project.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProjectSpec {
+    /// The project's name.
+    pub name: String,
+    /// Free text, at most 1,000 characters.
+    pub description: String,
+}
+
+impl ProjectInput {
+    /// Validates the input into a project.
+    pub fn validate(self) -> Result<ProjectSpec, FieldError> {
+        validate_name("name", &self.name)?;
+        let description = self.description.unwrap_or_default();
+        validate_description(&description)?;
+        Ok(ProjectSpec {
+            name: self.name,
+            description,
+        })
+    }
+}
+
+/// Checks a project's description.
+pub fn validate_description(description: &str) -> Result<(), FieldError> {
+    if description.chars().count() > 1000 {
+        return Err(FieldError::new(
+            "description",
+            "is longer than 1000 characters; shorten it",
+        ));
+    }
+    Ok(())
+}
+
+/// One domain of an app as the user sends it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DomainInput {
+    /// Host name, e.g. `app.example.com` or `*.example.com`.
+    pub host: String,
+    /// Path prefix the app owns on this host; default `/`.
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// Remove the prefix before forwarding; default false.
+    #[serde(default)]
+    pub strip_prefix: Option<bool>,
+}
+
+/// A validated domain: requests for `host` whose path starts with
+/// `path_prefix` (on a segment boundary) go to the app.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Domain {
+    /// Lowercase host, without trailing dot; may start with `*.`.
+    pub host: String,
+    /// Starts with `/`, no trailing `/` except for the root.
+    pub path_prefix: String,
+    /// Whether the prefix is removed before the request is forwarded.
+    pub strip_prefix: bool,
+}
+
+impl DomainInput {
+    fn validate(&self) -> Result<Domain, FieldError> {
+        let host = validate_host("host", &self.host)?;
+        let path_prefix =
+            validate_path_prefix("path_prefix", self.path_prefix.as_deref().unwrap_or("/"))?;
+        Ok(Domain {
+            host,
+            path_prefix,
+            strip_prefix: self.strip_prefix.unwrap_or(false),
+        })
+    }
+}
+
+/// An app as the user creates it (`POST /api/v1/apps`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AppInput {
+    /// DNS label: 1-63 of a-z, 0-9, '-'.
+    pub name: String,
+    /// Name of an existing project.
+    #[serde(default)]
+    pub project: Option<String>,
+    /// Image reference, e.g. `nginx:1.27` or `registry.example.com/team/app@sha256:...`.
+    pub image: String,
+    /// The port the app listens on inside its container (1-65535).
+    pub port: i64,
+    /// Number of containers; default 1, at most 100.
+    #[serde(default)]
+    pub replicas: Option<i64>,
+    /// Environment variables given to the containers.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Overrides the image's command.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// CPU limit per container, in cores (e.g. 0.5).
+    #[serde(default)]
+    pub cpus: Option<f64>,
+    /// Memory limit per container, in MiB (at least 6).
+    #[serde(default)]
+    pub memory_mb: Option<i64>,
+    /// Host names and path prefixes routed to the app.
+    #[serde(default)]
+    pub domains: Vec<DomainInput>,
+}
+
+/// Changes to an app (`PATCH /api/v1/apps/{name}`); absent fields stay.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AppPatch {
+    /// Move the app to this project.
+    #[serde(default)]
+    pub project: Option<String>,
+    /// New image; takes effect at the next deployment.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// New container port; takes effect at the next deployment.
+    #[serde(default)]
+    pub port: Option<i64>,
+    /// New replica count; takes effect at the next deployment.
+    #[serde(default)]
+    pub replicas: Option<i64>,
+    /// Variables to set; a `null` value removes the variable.
+    #[serde(default)]
+    pub env: Option<BTreeMap<String, Option<String>>>,
+    /// New command; an empty list returns to the image's command.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// New CPU limit in cores; 0 removes the limit.
+    #[serde(default)]
+    pub cpus: Option<f64>,
+    /// New memory limit in MiB; 0 removes the limit.
+    #[serde(default)]
+    pub memory_mb: Option<i64>,
+    /// Replaces all domains; takes effect at once.
+    #[serde(default)]
+    pub domains: Option<Vec<DomainInput>>,
+}
+
+/// A validated app.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AppSpec {
+    /// The app's name.
+    pub name: String,
+    /// The project it belongs to, if any.
+    pub project: Option<String>,
+    /// Image reference deployed by the next deployment.
+    pub image: String,
+    /// Container port the proxy forwards to.
+    pub port: u16,
+    /// Number of containers.
+    pub replicas: u32,
+    /// Environment variables.
+    pub env: BTreeMap<String, String>,
+    /// Command overriding the image's, if any.
+    pub command: Option<Vec<String>>,
+    /// CPU limit per container in cores.
+    pub cpus: Option<f64>,
+    /// Memory limit per container in MiB.
+    pub memory_mb: Option<u64>,
+    /// Routes to the app.
+    pub domains: Vec<Domain>,
+}
+
+impl AppInput {
+    /// Validates every field; the first invalid one is reported.
+    pub fn validate(self) -> Result<AppSpec, FieldError> {
+        validate_name("name", &self.name)?;
+        if let Some(project) = &self.project {
+            validate_name("project", project)?;
+        }
+        validate_image(&self.image)?;
+        let port = u16::try_from(self.port)
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| {
+                FieldError::new(
+                    "port",
+                    format!("{} is out of range; give the container port, 1-65535", self.port),
+                )
+            })?;
+        let replicas = match self.replicas {
+            None => 1,
+            Some(n) if (1..=i64::from(MAX_REPLICAS)).contains(&n) => n as u32,
+            Some(n) => {
+                return Err(FieldError::new(
+                    "replicas",
+                    format!("{n} is out of range; give 1-{MAX_REPLICAS}"),
+                ))
+            }
+        };
+        for (key, value) in &self.env {
+            validate_env(key, value)?;
+        }
+        if let Some(command) = &self.command {
+            if command.is_empty() || command.iter().any(|a| a.contains('\0')) {
+                return Err(FieldError::new(
+                    "command",
+                    "must be a non-empty list of arguments without NUL bytes; omit it to use the image's command",
+                ));
+            }
+        }
+        let cpus = match self.cpus {
+            None => None,
+            Some(c) if c.is_finite() && c > 0.0 && c <= 1024.0 => Some(c),
+            Some(c) => {
+                return Err(FieldError::new(
+                    "cpus",
+                    format!("{c} is out of range; give a number of cores above 0, e.g. 0.5"),
+                ))
+            }
+        };
+        let memory_mb = match self.memory_mb {
+            None => None,
+            Some(m) if m >= MIN_MEMORY_MB as i64 && m <= 1 << 22 => Some(m as u64),
+            Some(m) => {
+                return Err(FieldError::new(
+                    "memory_mb",
+                    format!("{m} is out of range; give at least {MIN_MEMORY_MB} MiB"),
+                ))
+            }
+        };
+        if self.domains.len() > MAX_DOMAINS {
+            return Err(FieldError::new(
+                "domains",
+                format!("has {} entries; an app may have at most {MAX_DOMAINS}", self.domains.len()),
+            ));
+        }
+        let mut domains: Vec<Domain> = Vec::with_capacity(self.domains.len());
+        for (i, input) in self.domains.iter().enumerate() {
+            let domain = input
+                .validate()
+                .map_err(|e| e.within(&format!("domains[{i}]")))?;
+            if domains
+                .iter()
+                .any(|d| d.host == domain.host && d.path_prefix == domain.path_prefix)
+            {
+                return Err(FieldError::new(
+                    format!("domains[{i}]"),
+                    format!(
+                        "{}{} is listed twice; remove the duplicate",
+                        domain.host, domain.path_prefix
+                    ),
+                ));
+            }
+            domains.push(domain);
+        }
+        Ok(AppSpec {
+            name: self.name,
+            project: self.project,
+            image: self.image.trim().to_string(),
+            port,
+            replicas,
+            env: self.env,
+            command: self.command,
+            cpus,
+            memory_mb,
+            domains,
+        })
+    }
+}
+
+impl AppSpec {
+    /// Applies `patch` and validates the result as a whole.
+    pub fn patched(&self, patch: AppPatch) -> Result<AppSpec, FieldError> {
+        let mut env = self.env.clone();
+        for (key, value) in patch.env.unwrap_or_default() {
+            match value {
+                Some(v) => {
+                    env.insert(key, v);
+                }
+                None => {
+                    env.remove(&key);
+                }
+            }
+        }
+        let input = AppInput {
+            name: self.name.clone(),
+            project: patch.project.or_else(|| self.project.clone()),
+            image: patch.image.unwrap_or_else(|| self.image.clone()),
+            port: patch.port.unwrap_or(i64::from(self.port)),
+            replicas: Some(patch.replicas.unwrap_or(i64::from(self.replicas))),
+            env,
+            command: match patch.command {
+                Some(c) if c.is_empty() => None,
+                Some(c) => Some(c),
+                None => self.command.clone(),
+            },
+            cpus: match patch.cpus {
+                Some(c) if c == 0.0 => None,
+                Some(c) => Some(c),
+                None => self.cpus,
+            },
+            memory_mb: match patch.memory_mb {
+                Some(0) => None,
+                Some(m) => Some(m),
+                None => self.memory_mb.map(|m| m as i64),
+            },
+            domains: patch.domains.unwrap_or_else(|| {
+                self.domains
+                    .iter()
+                    .map(|d| DomainInput {
+                        host: d.host.clone(),
+                        path_prefix: Some(d.path_prefix.clone()),
+                        strip_prefix: Some(d.strip_prefix),
+                    })
+                    .collect()
+            }),
+        };
+        input.validate()
+    }
+}
+
+fn validate_image(image: &str) -> Result<(), FieldError> {
+    let image = image.trim();
+    let fix = "give an image reference such as nginx:1.27 or registry.example.com/team/app:tag";
+    let valid = !image.is_empty()
+        && image.len() <= 512
+        && image.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b':' | b'@')
+        })
+        && !image.starts_with(['-', '/', ':', '@', '.'])
+        && !image.ends_with(['/', ':', '@']);
+    if valid {
+        Ok(())
+    } else {
+        Err(FieldError::new("image", format!("{image:?} is not a valid image reference; {fix}")))
+    }
+}
+
+fn validate_env(key: &str, value: &str) -> Result<(), FieldError> {
+    let field = format!("env.{key}");
+    let key_ok = !key.is_empty()
+        && key.len() <= 256
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !key.as_bytes()[0].is_ascii_digit();
+    if !key_ok {
+        return Err(FieldError::new(
+            field,
+            "is not a valid variable name; use letters, digits and '_', not starting with a digit",
+        ));
+    }
+    if value.contains('\0') || value.len() > 64 * 1024 {
+        return Err(FieldError::new(
+            field,
+            "value must be at most 64 KiB and contain no NUL byte",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(json: &str) -> AppInput {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn minimal_app_gets_defaults() {
+        let spec = input(r#"{"name":"web","image":"nginx","port":80}"#)
+            .validate()
+            .unwrap();
+        assert_eq!(spec.replicas, 1);
+        assert!(spec.domains.is_empty());
+        assert_eq!(spec.port, 80);
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases = [
+            (r#"{"name":"Web","image":"nginx","port":80}"#, "name"),
+            (r#"{"name":"web","image":"ng inx","port":80}"#, "image"),
+            (r#"{"name":"web","image":"nginx","port":70000}"#, "port"),
+            (r#"{"name":"web","image":"nginx","port":0}"#, "port"),
+            (r#"{"name":"web","image":"nginx","port":80,"replicas":0}"#, "replicas"),
+            (r#"{"name":"web","image":"nginx","port":80,"cpus":-1}"#, "cpus"),
+            (r#"{"name":"web","image":"nginx","port":80,"memory_mb":1}"#, "memory_mb"),
+            (r#"{"name":"web","image":"nginx","port":80,"env":{"1A":"x"}}"#, "env.1A"),
+            (r#"{"name":"web","image":"nginx","port":80,"command":[]}"#, "command"),
+            (
+                r#"{"name":"web","image":"nginx","port":80,"domains":[{"host":"a..b"}]}"#,
+                "domains[0].host",
+            ),
+            (
+                r#"{"name":"web","image":"nginx","port":80,"domains":[{"host":"a.b","path_prefix":"x"}]}"#,
+                "domains[0].path_prefix",
+            ),
+            (
+                r#"{"name":"web","image":"nginx","port":80,"domains":[{"host":"a.b"},{"host":"A.b"}]}"#,
+                "domains[1]",
+            ),
+        ];
+        for (json, field) in cases {
+            let err = input(json).validate().unwrap_err();
+            assert_eq!(err.field, field, "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = serde_json::from_str::<AppInput>(
+            r#"{"name":"web","image":"nginx","port":80,"replica":2}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("replica"), "{err}");
+    }
+
+    #[test]
+    fn patch_merges_env_and_revalidates() {
+        let spec = input(r#"{"name":"web","image":"nginx","port":80,"env":{"A":"1","B":"2"}}"#)
+            .validate()
+            .unwrap();
+        let patch: AppPatch =
+            serde_json::from_str(r#"{"env":{"A":null,"C":"3"},"replicas":3}"#).unwrap();
+        let next = spec.patched(patch).unwrap();
+        assert_eq!(next.env.keys().collect::<Vec<_>>(), ["B", "C"]);
+        assert_eq!(next.replicas, 3);
+        let bad: AppPatch = serde_json::from_str(r#"{"port":-1}"#).unwrap();
+        assert_eq!(spec.patched(bad).unwrap_err().field, "port");
+    }
+}

@@ -1,0 +1,17 @@
+//! berth's configuration: the TOML file schema, the settings it resolves to,
+//! and the specs of apps and projects with their validation.
+//!
+//! Everything a user types reaches the rest of berth through this crate as a
+//! validated type; errors name the field, the bad value and the fix.
+
+#![forbid(unsafe_code)]
+
+mod app;
+mod error;
+mod names;
+mod settings;
+
+pub use app::{AppInput, AppPatch, AppSpec, Domain, DomainInput, ProjectInput, ProjectSpec};
+pub use error::{ConfigError, FieldError};
+pub use names::{normalize_host, validate_host, validate_name, validate_path_prefix};
+pub use settings::{FileConfig, Overrides, Settings};

@@ -1,0 +1,214 @@
+//! The request policy as plain functions over berth's own types: which
+//! route a request takes, how its path is rewritten, which forwarding
+//! headers it carries and what error page it gets. Every front end (the
+//! pingora HTTP/1+2 path now, HTTP/3 later) calls these, so they cannot drift.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use crate::table::prefix_matches;
+use crate::{Route, RouteTable};
+
+/// What to do with a request.
+#[derive(Debug)]
+pub enum Decision<'t> {
+    /// Forward to the route's backend.
+    Forward(&'t Route),
+    /// No app owns this host and path: 404.
+    UnknownHost,
+    /// The app exists but has no live replica: 503.
+    NoReplica(&'t Route),
+}
+
+/// Decides where a request goes from its `Host` (or `:authority`) and path.
+pub fn decide<'t>(table: &'t RouteTable, host: Option<&str>, path: &str) -> Decision<'t> {
+    let Some(host) = host.and_then(berth_config::normalize_host) else {
+        return Decision::UnknownHost;
+    };
+    match table.lookup(&host, path) {
+        None => Decision::UnknownHost,
+        Some(route) if route.backend().upstreams().is_empty() => Decision::NoReplica(route),
+        Some(route) => Decision::Forward(route),
+    }
+}
+
+/// The path (and query) sent upstream: the prefix removed when the route
+/// strips it, so `/api/users?x=1` under `/api` becomes `/users?x=1`.
+pub fn upstream_path<'a>(route: &Route, path_and_query: &'a str) -> Cow<'a, str> {
+    if !route.strip_prefix() || route.prefix() == "/" {
+        return Cow::Borrowed(path_and_query);
+    }
+    let (path, query) = match path_and_query.find('?') {
+        Some(i) => path_and_query.split_at(i),
+        None => (path_and_query, ""),
+    };
+    if !prefix_matches(route.prefix(), path) {
+        return Cow::Borrowed(path_and_query);
+    }
+    let rest = &path[route.prefix().len()..];
+    let rest = if rest.is_empty() { "/" } else { rest };
+    Cow::Owned(format!("{rest}{query}"))
+}
+
+/// Longest request id accepted from a client.
+const MAX_REQUEST_ID: usize = 128;
+
+/// The request id: the client's `X-Request-Id` when it is a short token of
+/// `[A-Za-z0-9._-]`, otherwise a fresh random 128-bit hex id.
+pub fn request_id(incoming: Option<&[u8]>) -> Cow<'_, str> {
+    if let Some(id) = incoming {
+        let ok = !id.is_empty()
+            && id.len() <= MAX_REQUEST_ID
+            && id
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if ok {
+            if let Ok(s) = std::str::from_utf8(id) {
+                return Cow::Borrowed(s);
+            }
+        }
+    }
+    Cow::Owned(format!("{:032x}", rand::random::<u128>()))
+}
+
+/// Headers berth sets on every forwarded request. Client-sent values of the
+/// same headers are replaced, never trusted: berth is the edge.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Forwarded<'a> {
+    /// `X-Forwarded-For`: the client's address.
+    pub for_ip: Option<String>,
+    /// `X-Forwarded-Proto`: `http` or `https`.
+    pub proto: &'static str,
+    /// `X-Forwarded-Host`: the host the client asked for.
+    pub host: Option<&'a str>,
+}
+
+/// The forwarding headers for a request from `client` for `host`.
+pub fn forwarded<'a>(client: Option<IpAddr>, tls: bool, host: Option<&'a str>) -> Forwarded<'a> {
+    Forwarded {
+        for_ip: client.map(|ip| ip.to_canonical().to_string()),
+        proto: if tls { "https" } else { "http" },
+        host,
+    }
+}
+
+/// A short page berth answers with itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorPage {
+    /// HTTP status.
+    pub status: u16,
+    /// HTML body; never echoes client input.
+    pub body: &'static str,
+}
+
+/// No app owns the host.
+pub const NOT_FOUND: ErrorPage = ErrorPage {
+    status: 404,
+    body: "<!doctype html><title>404 Not Found</title><h1>404 Not Found</h1><p>No app is configured for this host and path.</p>\n",
+};
+
+/// The app has no running replica.
+pub const NO_REPLICA: ErrorPage = ErrorPage {
+    status: 503,
+    body: "<!doctype html><title>503 Service Unavailable</title><h1>503 Service Unavailable</h1><p>This app has no running replica right now. Try again shortly.</p>\n",
+};
+
+/// No replica could be reached.
+pub const BAD_GATEWAY: ErrorPage = ErrorPage {
+    status: 502,
+    body: "<!doctype html><title>502 Bad Gateway</title><h1>502 Bad Gateway</h1><p>The app could not be reached.</p>\n",
+};
+
+/// The error page for a status berth produces itself.
+pub fn error_page(status: u16) -> ErrorPage {
+    match status {
+        404 => NOT_FOUND,
+        503 => NO_REPLICA,
+        _ => BAD_GATEWAY,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Backend, RouteSpec};
+    use proptest::prelude::*;
+    use std::sync::Arc;
+
+    fn table(strip: bool, upstreams: usize) -> RouteTable {
+        let addrs = (0..upstreams)
+            .map(|i| std::net::SocketAddr::from(([127, 0, 0, 1], 8000 + i as u16)))
+            .collect();
+        RouteTable::build([RouteSpec {
+            host: "app.example.com".into(),
+            path_prefix: "/api".into(),
+            strip_prefix: strip,
+            backend: Arc::new(Backend::new("app", addrs)),
+        }])
+    }
+
+    #[test]
+    fn hosts_match_without_case_and_port() {
+        let t = table(false, 1);
+        assert!(matches!(
+            decide(&t, Some("App.Example.com:8080"), "/api/x"),
+            Decision::Forward(_)
+        ));
+        assert!(matches!(decide(&t, Some("other.com"), "/api"), Decision::UnknownHost));
+        assert!(matches!(decide(&t, None, "/api"), Decision::UnknownHost));
+        assert!(matches!(decide(&t, Some("app.example.com"), "/"), Decision::UnknownHost));
+        let empty = table(false, 0);
+        assert!(matches!(
+            decide(&empty, Some("app.example.com"), "/api"),
+            Decision::NoReplica(_)
+        ));
+    }
+
+    #[test]
+    fn prefixes_are_stripped_when_asked() {
+        let t = table(true, 1);
+        let route = t.lookup("app.example.com", "/api").unwrap();
+        assert_eq!(upstream_path(route, "/api/users?x=1"), "/users?x=1");
+        assert_eq!(upstream_path(route, "/api"), "/");
+        assert_eq!(upstream_path(route, "/api?q"), "/?q");
+        let keep = table(false, 1);
+        let route = keep.lookup("app.example.com", "/api").unwrap();
+        assert_eq!(upstream_path(route, "/api/users"), "/api/users");
+    }
+
+    #[test]
+    fn request_ids_are_kept_only_when_sane() {
+        assert_eq!(request_id(Some(b"abc-123")), "abc-123");
+        assert_eq!(request_id(Some(b"a b")).len(), 32);
+        assert_eq!(request_id(Some(&[b'a'; 200])).len(), 32);
+        assert_eq!(request_id(None).len(), 32);
+        assert_ne!(request_id(None), request_id(None));
+    }
+
+    #[test]
+    fn forwarded_headers_use_canonical_ips() {
+        let ip: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        let f = forwarded(Some(ip), false, Some("a.com"));
+        assert_eq!(f.for_ip.as_deref(), Some("10.1.2.3"));
+        assert_eq!(f.proto, "http");
+        assert_eq!(forwarded(None, true, None).proto, "https");
+    }
+
+    #[test]
+    fn error_pages_match_their_status() {
+        for s in [404, 502, 503] {
+            assert_eq!(error_page(s).status, s);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn policy_never_panics(host in "\\PC*", path in "\\PC*") {
+            let t = table(true, 2);
+            if let Decision::Forward(route) = decide(&t, Some(&host), &path) {
+                let _ = upstream_path(route, &path);
+            }
+            let _ = request_id(Some(host.as_bytes()));
+        }
+    }
+}

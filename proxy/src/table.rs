@@ -1,0 +1,248 @@
+//! The route table: host (exact, then one-label wildcard) → path prefixes
+//! (longest first) → an app's backend of replica addresses. Built whole by
+//! the orchestrator and never mutated afterwards, except for the round-robin
+//! cursor of each backend.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// The live replicas of one app, shared by all routes of the app.
+#[derive(Debug)]
+pub struct Backend {
+    app: Arc<str>,
+    upstreams: Box<[SocketAddr]>,
+    cursor: AtomicUsize,
+}
+
+impl Backend {
+    /// A backend for `app` with these replica addresses (may be empty).
+    pub fn new(app: impl Into<Arc<str>>, upstreams: Vec<SocketAddr>) -> Self {
+        Self {
+            app: app.into(),
+            upstreams: upstreams.into_boxed_slice(),
+            cursor: AtomicUsize::new(0),
+        }
+    }
+
+    /// The app's name (a bounded metrics label).
+    pub fn app(&self) -> &Arc<str> {
+        &self.app
+    }
+
+    /// The replica addresses.
+    pub fn upstreams(&self) -> &[SocketAddr] {
+        &self.upstreams
+    }
+
+    /// Starts a round-robin turn: the index of the first replica to try.
+    pub fn start(&self) -> usize {
+        self.cursor.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The replica for try number `attempt` (0-based) of a turn that began at
+    /// `start`; each try of a turn gets a different replica until all were tried.
+    pub fn pick(&self, start: usize, attempt: usize) -> Option<SocketAddr> {
+        if attempt >= self.upstreams.len() {
+            return None;
+        }
+        let i = start.wrapping_add(attempt) % self.upstreams.len();
+        Some(self.upstreams[i])
+    }
+}
+
+/// One route: the part of a host that belongs to one app.
+#[derive(Debug, Clone)]
+pub struct Route {
+    prefix: Arc<str>,
+    strip_prefix: bool,
+    backend: Arc<Backend>,
+}
+
+impl Route {
+    /// The path prefix (`/` or `/x/y` without trailing slash).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Whether the prefix is removed before forwarding.
+    pub fn strip_prefix(&self) -> bool {
+        self.strip_prefix
+    }
+
+    /// Where the route goes.
+    pub fn backend(&self) -> &Arc<Backend> {
+        &self.backend
+    }
+
+    fn matches(&self, path: &str) -> bool {
+        prefix_matches(&self.prefix, path)
+    }
+}
+
+/// Whether `path` lies under `prefix`, on a segment boundary: `/api`
+/// matches `/api` and `/api/x` but not `/apix`.
+pub(crate) fn prefix_matches(prefix: &str, path: &str) -> bool {
+    if prefix == "/" {
+        return true;
+    }
+    match path.strip_prefix(prefix) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
+}
+
+/// Input to [`RouteTable::build`]: one (host, prefix) owned by a backend.
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    /// Normalized host (lowercase, no port); `*.example.com` for a wildcard.
+    pub host: String,
+    /// Normalized path prefix.
+    pub path_prefix: String,
+    /// Whether to strip the prefix.
+    pub strip_prefix: bool,
+    /// The app's backend.
+    pub backend: Arc<Backend>,
+}
+
+/// An immutable routing snapshot.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    exact: HashMap<Box<str>, Box<[Route]>>,
+    wildcard: HashMap<Box<str>, Box<[Route]>>,
+    routes: usize,
+}
+
+impl RouteTable {
+    /// Builds a table. When two specs claim the same host and prefix, the
+    /// first one wins (the store never lets that happen).
+    pub fn build(specs: impl IntoIterator<Item = RouteSpec>) -> Self {
+        let mut exact: HashMap<Box<str>, Vec<Route>> = HashMap::new();
+        let mut wildcard: HashMap<Box<str>, Vec<Route>> = HashMap::new();
+        for spec in specs {
+            let (map, host) = match spec.host.strip_prefix("*.") {
+                Some(suffix) => (&mut wildcard, suffix.to_string()),
+                None => (&mut exact, spec.host),
+            };
+            let routes = map.entry(host.into_boxed_str()).or_default();
+            if routes.iter().any(|r| *r.prefix == *spec.path_prefix) {
+                continue;
+            }
+            routes.push(Route {
+                prefix: spec.path_prefix.into(),
+                strip_prefix: spec.strip_prefix,
+                backend: spec.backend,
+            });
+        }
+        let freeze = |map: HashMap<Box<str>, Vec<Route>>| {
+            map.into_iter()
+                .map(|(host, mut routes)| {
+                    // Longest prefix first, so the first match is the best.
+                    routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+                    (host, routes.into_boxed_slice())
+                })
+                .collect::<HashMap<_, _>>()
+        };
+        let exact = freeze(exact);
+        let wildcard = freeze(wildcard);
+        let routes = exact.values().chain(wildcard.values()).map(|r| r.len()).sum();
+        Self {
+            exact,
+            wildcard,
+            routes,
+        }
+    }
+
+    /// The route for a normalized host and a request path: exact host with
+    /// the longest matching prefix, else the wildcard of the parent domain.
+    pub fn lookup(&self, host: &str, path: &str) -> Option<&Route> {
+        if let Some(route) = self.exact.get(host).and_then(|r| best_match(r, path)) {
+            return Some(route);
+        }
+        let (_, parent) = host.split_once('.')?;
+        self.wildcard.get(parent).and_then(|r| best_match(r, path))
+    }
+
+    /// Number of (host, prefix) routes.
+    pub fn len(&self) -> usize {
+        self.routes
+    }
+
+    /// Whether the table has no routes.
+    pub fn is_empty(&self) -> bool {
+        self.routes == 0
+    }
+}
+
+/// The first (longest) route whose prefix covers `path`.
+fn best_match<'t>(routes: &'t [Route], path: &str) -> Option<&'t Route> {
+    routes.iter().find(|r| r.matches(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(host: &str, prefix: &str, app: &str) -> RouteSpec {
+        RouteSpec {
+            host: host.into(),
+            path_prefix: prefix.into(),
+            strip_prefix: false,
+            backend: Arc::new(Backend::new(app, vec![])),
+        }
+    }
+
+    fn app_of<'a>(t: &'a RouteTable, host: &str, path: &str) -> Option<&'a str> {
+        t.lookup(host, path).map(|r| &**r.backend().app())
+    }
+
+    #[test]
+    fn longest_prefix_wins_on_segment_boundaries() {
+        let t = RouteTable::build([
+            spec("a.com", "/", "root"),
+            spec("a.com", "/api", "api"),
+            spec("a.com", "/api/v2", "v2"),
+        ]);
+        assert_eq!(app_of(&t, "a.com", "/"), Some("root"));
+        assert_eq!(app_of(&t, "a.com", "/api"), Some("api"));
+        assert_eq!(app_of(&t, "a.com", "/api/x"), Some("api"));
+        assert_eq!(app_of(&t, "a.com", "/apix"), Some("root"));
+        assert_eq!(app_of(&t, "a.com", "/api/v2/users"), Some("v2"));
+        assert_eq!(app_of(&t, "b.com", "/"), None);
+        assert_eq!(t.len(), 3);
+    }
+
+    #[test]
+    fn wildcards_cover_one_label_after_exact_hosts() {
+        let t = RouteTable::build([spec("*.a.com", "/", "wild"), spec("x.a.com", "/", "x")]);
+        assert_eq!(app_of(&t, "x.a.com", "/"), Some("x"));
+        assert_eq!(app_of(&t, "y.a.com", "/"), Some("wild"));
+        assert_eq!(app_of(&t, "a.com", "/"), None);
+        assert_eq!(app_of(&t, "z.y.a.com", "/"), None);
+    }
+
+    #[test]
+    fn first_claim_of_a_route_wins() {
+        let t = RouteTable::build([spec("a.com", "/", "one"), spec("a.com", "/", "two")]);
+        assert_eq!(app_of(&t, "a.com", "/"), Some("one"));
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn round_robin_tries_each_replica_once_per_turn() {
+        let addrs: Vec<SocketAddr> = (1..=3)
+            .map(|i| SocketAddr::from(([10, 0, 0, i], 80)))
+            .collect();
+        let b = Backend::new("a", addrs.clone());
+        let start = b.start();
+        let picked: Vec<_> = (0..4).map(|a| b.pick(start, a)).collect();
+        assert_eq!(picked[3], None);
+        let mut seen: Vec<_> = picked[..3].iter().flatten().copied().collect();
+        seen.sort();
+        assert_eq!(seen, addrs);
+        let next = b.start();
+        assert_ne!(b.pick(start, 0), b.pick(next, 0));
+        assert_eq!(Backend::new("e", vec![]).pick(0, 0), None);
+    }
+}

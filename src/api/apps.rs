@@ -1,0 +1,167 @@
+//! `/api/v1/apps`: create, list, read, change, delete, stop and start apps,
+//! and read their containers' logs.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use berth_config::{AppInput, AppPatch};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use utoipa::IntoParams;
+
+use super::error::{ApiError, ErrorBody};
+use super::json::ApiJson;
+use super::views::{AppView, DeploymentView, LogsView};
+use super::ApiState;
+use crate::orchestrator::StartOutcome;
+use crate::store::{AppRecord, StoreError};
+
+/// Default and largest `tail` of the logs endpoint.
+const DEFAULT_TAIL: usize = 100;
+const MAX_TAIL: usize = 10_000;
+
+/// Creates an app. Its domains route at once (503 until a deployment serves).
+#[utoipa::path(post, path = "/api/v1/apps", tag = "apps", request_body = AppInput,
+    responses((status = 201, body = AppView), (status = 400, body = ErrorBody),
+              (status = 404, body = ErrorBody, description = "unknown project"),
+              (status = 409, body = ErrorBody, description = "name or route taken")))]
+pub async fn create(
+    State(state): State<ApiState>,
+    ApiJson(input): ApiJson<AppInput>,
+) -> Result<(StatusCode, Json<AppView>), ApiError> {
+    let now = OffsetDateTime::now_utc();
+    let record = AppRecord {
+        spec: input.validate()?,
+        created_at: now,
+        updated_at: now,
+        active_deployment: None,
+        stopped: false,
+    };
+    let orchestrator = &state.orchestrator;
+    orchestrator.store().create_app(&record)?;
+    orchestrator.rebuild_routes()?;
+    Ok((StatusCode::CREATED, Json(AppView::new(record, orchestrator))))
+}
+
+/// Lists apps.
+#[utoipa::path(get, path = "/api/v1/apps", tag = "apps", responses((status = 200, body = [AppView])))]
+pub async fn list(State(state): State<ApiState>) -> Result<Json<Vec<AppView>>, ApiError> {
+    let orchestrator = &state.orchestrator;
+    let apps = orchestrator.store().apps()?;
+    Ok(Json(
+        apps.into_iter()
+            .map(|a| AppView::new(a, orchestrator))
+            .collect(),
+    ))
+}
+
+/// Reads an app.
+#[utoipa::path(get, path = "/api/v1/apps/{name}", tag = "apps",
+    params(("name" = String, Path, description = "App name")),
+    responses((status = 200, body = AppView), (status = 404, body = ErrorBody)))]
+pub async fn get_one(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Json<AppView>, ApiError> {
+    let orchestrator = &state.orchestrator;
+    Ok(Json(AppView::new(orchestrator.store().app(&name)?, orchestrator)))
+}
+
+/// Changes an app. Domains apply at once; image, port, replicas, env,
+/// command and limits apply at the next deployment.
+#[utoipa::path(patch, path = "/api/v1/apps/{name}", tag = "apps", request_body = AppPatch,
+    params(("name" = String, Path, description = "App name")),
+    responses((status = 200, body = AppView), (status = 400, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn patch(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    ApiJson(patch): ApiJson<AppPatch>,
+) -> Result<Json<AppView>, ApiError> {
+    let orchestrator = &state.orchestrator;
+    let record = orchestrator.store().update_app(&name, |r| {
+        r.spec = r.spec.patched(patch).map_err(StoreError::Invalid)?;
+        r.updated_at = OffsetDateTime::now_utc();
+        Ok(())
+    })?;
+    orchestrator.rebuild_routes()?;
+    Ok(Json(AppView::new(record, orchestrator)))
+}
+
+/// Deletes an app with its containers, routes and deployment records.
+#[utoipa::path(delete, path = "/api/v1/apps/{name}", tag = "apps",
+    params(("name" = String, Path, description = "App name")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.orchestrator.delete(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Stops an app: its routes answer 503, its containers stop (and stay).
+#[utoipa::path(post, path = "/api/v1/apps/{name}/stop", tag = "apps",
+    params(("name" = String, Path, description = "App name")),
+    responses((status = 200, body = AppView), (status = 404, body = ErrorBody)))]
+pub async fn stop(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Json<AppView>, ApiError> {
+    let orchestrator = &state.orchestrator;
+    let record = orchestrator.stop(&name).await?;
+    Ok(Json(AppView::new(record, orchestrator)))
+}
+
+/// Starts a stopped app. 200 when its containers serve again; 202 with a
+/// deployment when they were gone and a new deployment was queued.
+#[utoipa::path(post, path = "/api/v1/apps/{name}/start", tag = "apps",
+    params(("name" = String, Path, description = "App name")),
+    responses((status = 200, body = AppView), (status = 202, body = DeploymentView),
+              (status = 404, body = ErrorBody)))]
+pub async fn start(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let orchestrator = &state.orchestrator;
+    Ok(match orchestrator.start(&name).await? {
+        StartOutcome::Started(record) => Json(AppView::new(record, orchestrator)).into_response(),
+        StartOutcome::Deploying(d) => {
+            (StatusCode::ACCEPTED, Json(DeploymentView::from(d))).into_response()
+        }
+    })
+}
+
+/// Query of the logs endpoint.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LogsQuery {
+    /// Lines per container, 1-10000; default 100.
+    tail: Option<usize>,
+}
+
+/// The last lines of each of the app's containers.
+#[utoipa::path(get, path = "/api/v1/apps/{name}/logs", tag = "apps",
+    params(("name" = String, Path, description = "App name"), LogsQuery),
+    responses((status = 200, body = LogsView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn logs(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    query: Result<Query<LogsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<LogsView>, ApiError> {
+    let Query(query) = query.map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()).with_field("tail")
+    })?;
+    let tail = query.tail.unwrap_or(DEFAULT_TAIL);
+    if tail == 0 || tail > MAX_TAIL {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            format!("{tail} is out of range; give 1-{MAX_TAIL}"),
+        )
+        .with_field("tail"));
+    }
+    let containers = state.orchestrator.logs(&name, tail).await?;
+    Ok(Json(LogsView { containers }))
+}

@@ -1,0 +1,141 @@
+//! The API's one error type: a status, a stable code, a message that names
+//! the problem and the fix, and the field when one is at fault. Messages
+//! never carry secrets; internal details go to the log only.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use berth_config::FieldError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::orchestrator::OpError;
+use crate::store::StoreError;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    field: Option<String>,
+}
+
+/// Body of every error answer: `{"error": {...}}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `invalid_field`, `not_found`, `conflict`.
+    code: &'static str,
+    /// What is wrong and how to fix it.
+    message: String,
+    /// The offending field, e.g. `domains[0].host`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+}
+
+impl ApiError {
+    /// A new error.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    /// The same error, naming `field`.
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// 401 for a missing or wrong token.
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send the admin token as 'Authorization: Bearer <token>'; it is in <data-dir>/admin-token",
+        )
+    }
+
+    /// 404 for a path that is not part of the API.
+    pub fn no_route() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such endpoint; see /api/v1/openapi.json",
+        )
+    }
+
+    fn internal(err: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%err, "internal error in the admin API");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; the berth log has the details",
+        )
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_field", e.message).with_field(e.field)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound { kind, name } => Self::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("{kind} {name:?} does not exist"),
+            ),
+            StoreError::Invalid(f) => f.into(),
+            StoreError::Conflict(f) => {
+                Self::new(StatusCode::CONFLICT, "conflict", f.message).with_field(f.field)
+            }
+            other => Self::internal(&other),
+        }
+    }
+}
+
+impl From<OpError> for ApiError {
+    fn from(e: OpError) -> Self {
+        match e {
+            OpError::Store(s) => s.into(),
+            OpError::Engine(err) => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "docker",
+                format!("the Docker engine refused: {err}"),
+            ),
+            OpError::Busy => Self::new(StatusCode::CONFLICT, "busy", OpError::Busy.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+                field: self.field,
+            },
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

@@ -1,0 +1,158 @@
+//! The admin API (JSON under `/api/v1`) on the admin address. Every route
+//! but `/api/v1/health` needs the admin bearer token; the OpenAPI document
+//! is generated from the handlers' annotations.
+
+mod apps;
+mod deployments;
+mod error;
+mod json;
+mod projects;
+mod views;
+
+use axum::extract::{Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use crate::auth::AdminAuth;
+use crate::orchestrator::Orchestrator;
+
+pub use error::ApiError;
+
+/// State shared by the handlers.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The orchestrator (and through it the store).
+    pub orchestrator: Orchestrator,
+}
+
+/// Answer of `GET /api/v1/health`.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` when berth answers.
+    status: &'static str,
+    /// berth's version.
+    version: &'static str,
+}
+
+/// Liveness and version; needs no token.
+#[utoipa::path(get, path = "/api/v1/health", tag = "system",
+    responses((status = 200, body = Health)), security(()))]
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "berth admin API", description = "Deploy and route apps on one server."),
+    paths(
+        health,
+        openapi_json,
+        projects::create, projects::list, projects::get_one, projects::patch, projects::delete,
+        apps::create, apps::list, apps::get_one, apps::patch, apps::delete,
+        apps::stop, apps::start, apps::logs,
+        deployments::create, deployments::list_for_app, deployments::get_one,
+    ),
+    modifiers(&BearerAuth),
+    security(("admin_token" = [])),
+)]
+struct ApiDoc;
+
+/// The OpenAPI 3.1 document of this API.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "system",
+    responses((status = 200, description = "OpenAPI document")))]
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+async fn require_token(State(auth): State<AdminAuth>, req: Request, next: Next) -> Response {
+    let ok = req
+        .headers()
+        .get(AUTHORIZATION)
+        .is_some_and(|v| auth.verify_header(v.as_bytes()));
+    if ok {
+        next.run(req).await
+    } else {
+        ApiError::unauthorized().into_response()
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::no_route()
+}
+
+/// The admin API's router.
+pub fn router(state: ApiState, auth: AdminAuth) -> Router {
+    let protected = Router::new()
+        .route("/openapi.json", get(openapi_json))
+        .route("/projects", post(projects::create).get(projects::list))
+        .route(
+            "/projects/{name}",
+            get(projects::get_one)
+                .patch(projects::patch)
+                .delete(projects::delete),
+        )
+        .route("/apps", post(apps::create).get(apps::list))
+        .route(
+            "/apps/{name}",
+            get(apps::get_one).patch(apps::patch).delete(apps::delete),
+        )
+        .route("/apps/{name}/stop", post(apps::stop))
+        .route("/apps/{name}/start", post(apps::start))
+        .route("/apps/{name}/logs", get(apps::logs))
+        .route(
+            "/apps/{name}/deployments",
+            post(deployments::create).get(deployments::list_for_app),
+        )
+        .route("/deployments/{id}", get(deployments::get_one))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(auth, require_token))
+        .with_state(state);
+    Router::new()
+        .route("/api/v1/health", get(health))
+        .nest("/api/v1", protected)
+        .fallback(not_found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openapi_lists_every_route() {
+        let doc = ApiDoc::openapi();
+        let paths: Vec<_> = doc.paths.paths.keys().cloned().collect();
+        for p in [
+            "/api/v1/health",
+            "/api/v1/apps",
+            "/api/v1/apps/{name}",
+            "/api/v1/apps/{name}/deployments",
+            "/api/v1/deployments/{id}",
+            "/api/v1/projects/{name}",
+            "/api/v1/apps/{name}/logs",
+        ] {
+            assert!(paths.iter().any(|x| x == p), "{p} missing from {paths:?}");
+        }
+        assert!(serde_json::to_string(&doc).unwrap().contains("admin_token"));
+    }
+}

@@ -1,0 +1,192 @@
+//! What the API returns: views of the stored records. Secrets (environment
+//! values) are redacted; timestamps are RFC 3339.
+
+use std::collections::BTreeMap;
+
+use berth_config::Domain;
+use serde::Serialize;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use crate::orchestrator::{ContainerLogs, Orchestrator};
+use crate::store::{AppRecord, DeploymentRecord, DeploymentStatus, ProjectRecord, Trigger};
+
+/// Shown instead of an environment value.
+pub const REDACTED: &str = "<redacted>";
+
+/// A project.
+#[derive(Serialize, ToSchema)]
+pub struct ProjectView {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<ProjectRecord> for ProjectView {
+    fn from(r: ProjectRecord) -> Self {
+        Self {
+            name: r.spec.name,
+            description: r.spec.description,
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// Whether an app serves.
+#[derive(Serialize, ToSchema, PartialEq, Eq, Debug)]
+#[serde(rename_all = "snake_case")]
+pub enum AppStatus {
+    /// Never deployed successfully.
+    NotDeployed,
+    /// Every replica serves.
+    Running,
+    /// Some replicas serve.
+    Degraded,
+    /// No replica serves although it should.
+    Down,
+    /// Stopped by the user.
+    Stopped,
+}
+
+/// An app and its state.
+#[derive(Serialize, ToSchema)]
+pub struct AppView {
+    /// Name.
+    pub name: String,
+    /// Project, if any.
+    pub project: Option<String>,
+    /// Image of the next deployment.
+    pub image: String,
+    /// Container port.
+    pub port: u16,
+    /// Replicas wanted.
+    pub replicas: u32,
+    /// Environment variable names; values are redacted.
+    pub env: BTreeMap<String, String>,
+    /// Command override.
+    pub command: Option<Vec<String>>,
+    /// CPU limit in cores.
+    pub cpus: Option<f64>,
+    /// Memory limit in MiB.
+    pub memory_mb: Option<u64>,
+    /// Routes.
+    pub domains: Vec<Domain>,
+    /// Whether it serves.
+    pub status: AppStatus,
+    /// Replicas serving now.
+    pub serving_replicas: usize,
+    /// Deployment whose replicas serve.
+    pub active_deployment: Option<String>,
+    /// Creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+}
+
+impl AppView {
+    /// The view of `record` with its live state.
+    pub fn new(record: AppRecord, orchestrator: &Orchestrator) -> Self {
+        let serving = orchestrator.serving_replicas(&record.spec.name);
+        let status = if record.stopped {
+            AppStatus::Stopped
+        } else if record.active_deployment.is_none() {
+            AppStatus::NotDeployed
+        } else if serving == 0 {
+            AppStatus::Down
+        } else if serving < record.spec.replicas as usize {
+            AppStatus::Degraded
+        } else {
+            AppStatus::Running
+        };
+        let spec = record.spec;
+        Self {
+            name: spec.name,
+            project: spec.project,
+            image: spec.image,
+            port: spec.port,
+            replicas: spec.replicas,
+            env: spec
+                .env
+                .into_keys()
+                .map(|k| (k, REDACTED.to_string()))
+                .collect(),
+            command: spec.command,
+            cpus: spec.cpus,
+            memory_mb: spec.memory_mb,
+            domains: spec.domains,
+            status,
+            serving_replicas: serving,
+            active_deployment: record.active_deployment,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+        }
+    }
+}
+
+/// A deployment.
+#[derive(Serialize, ToSchema)]
+pub struct DeploymentView {
+    /// Id (sortable by time).
+    pub id: String,
+    /// App.
+    pub app: String,
+    /// queued, running, succeeded, failed or cancelled.
+    pub status: DeploymentStatus,
+    /// What started it.
+    pub trigger: Trigger,
+    /// Why it failed or was cancelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Image reference.
+    pub image: String,
+    /// Image id, once resolved.
+    pub image_id: Option<String>,
+    /// Replicas it starts.
+    pub replicas: u32,
+    /// Queued at.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// Started running at.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub started_at: Option<OffsetDateTime>,
+    /// Ended at.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+impl From<DeploymentRecord> for DeploymentView {
+    fn from(d: DeploymentRecord) -> Self {
+        Self {
+            id: d.id,
+            app: d.app,
+            status: d.status,
+            trigger: d.trigger,
+            error: d.error,
+            image: d.image,
+            image_id: d.image_id,
+            replicas: d.spec.replicas,
+            created_at: d.created_at,
+            started_at: d.started_at,
+            finished_at: d.finished_at,
+        }
+    }
+}
+
+/// Logs of an app's containers.
+#[derive(Serialize, ToSchema)]
+pub struct LogsView {
+    /// One entry per container.
+    pub containers: Vec<ContainerLogs>,
+}

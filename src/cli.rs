@@ -1,0 +1,63 @@
+//! The command line: `berth serve` and its flags, each also settable by a
+//! `BERTH_*` environment variable (flag > env > config file > default).
+
+use std::path::PathBuf;
+
+use berth_config::Overrides;
+use clap::{Args, Parser, Subcommand};
+
+/// berth: a self-hosted PaaS in one process.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the edge proxy, the orchestrator and the admin API.
+    Serve(ServeArgs),
+}
+
+/// Flags of `berth serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML config file.
+    #[arg(long, env = "BERTH_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory of the store and the admin token [default: /var/lib/berth].
+    #[arg(long, env = "BERTH_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Instance name: names the Docker network and labels [default: berth].
+    #[arg(long, env = "BERTH_INSTANCE")]
+    pub instance: Option<String>,
+    /// Edge HTTP address [default: 0.0.0.0:80].
+    #[arg(long, env = "BERTH_HTTP_ADDR")]
+    pub http_addr: Option<String>,
+    /// Edge HTTPS address [default: 0.0.0.0:443].
+    #[arg(long, env = "BERTH_HTTPS_ADDR")]
+    pub https_addr: Option<String>,
+    /// Admin API address [default: 0.0.0.0:3000].
+    #[arg(long, env = "BERTH_ADMIN_ADDR")]
+    pub admin_addr: Option<String>,
+    /// Prometheus metrics address [default: 0.0.0.0:4500].
+    #[arg(long, env = "BERTH_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
+}
+
+impl From<ServeArgs> for Overrides {
+    fn from(a: ServeArgs) -> Self {
+        Overrides {
+            config: a.config,
+            data_dir: a.data_dir,
+            instance: a.instance,
+            http_addr: a.http_addr,
+            https_addr: a.https_addr,
+            admin_addr: a.admin_addr,
+            metrics_addr: a.metrics_addr,
+        }
+    }
+}

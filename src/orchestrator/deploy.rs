@@ -1,0 +1,293 @@
+//! One deployment, from queue to serving: wait for the app's turn, start
+//! the new replicas, gate them on health, commit, swap routes, remove the
+//! previous replicas. On failure or cancel the new replicas are removed and
+//! the previous version keeps serving.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::engine::{HealthVerdict, ReplicaConfig, ReplicaState, LABEL_REPLICA};
+use super::{lock, EngineError, Orchestrator, Replica, LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE};
+use crate::store::{DeploymentRecord, DeploymentStatus};
+
+/// How often a starting replica is probed.
+const PROBE_INTERVAL: Duration = Duration::from_millis(250);
+/// Deadline of one TCP probe.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Log lines quoted when a replica exits during its gate.
+const EXIT_LOG_LINES: usize = 20;
+
+/// Why a deployment did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// The engine refused (pull, create, start).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// A replica did not become healthy.
+    #[error("{0}")]
+    Unhealthy(String),
+    /// Cancelled by the user, a newer operation or shutdown.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl Orchestrator {
+    /// Queues the job of a recorded deployment.
+    pub(super) fn spawn_job(&self, record: DeploymentRecord) {
+        let token = self.inner.shutdown.child_token();
+        lock(&self.inner.jobs).insert(record.id.clone(), (record.app.clone(), token.clone()));
+        let this = self.clone();
+        self.inner.tracker.spawn(async move {
+            let id = record.id.clone();
+            this.run_job(record, token).await;
+            lock(&this.inner.jobs).remove(&id);
+        });
+    }
+
+    async fn run_job(&self, record: DeploymentRecord, cancel: CancellationToken) {
+        let id = record.id.as_str();
+        let mutex = lock(&self.inner.app_locks)
+            .entry(record.app.clone())
+            .or_default()
+            .clone();
+        let _turn = tokio::select! {
+            _ = cancel.cancelled() => {
+                return self.finish_deployment(id, DeploymentStatus::Cancelled, Some("cancelled while queued".into()));
+            }
+            guard = mutex.lock_owned() => guard,
+        };
+        let _permit = tokio::select! {
+            _ = cancel.cancelled() => {
+                return self.finish_deployment(id, DeploymentStatus::Cancelled, Some("cancelled while queued".into()));
+            }
+            permit = self.inner.permits.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let started = self.inner.store.update_deployment(id, |d| {
+            d.status = DeploymentStatus::Running;
+            d.started_at = Some(time::OffsetDateTime::now_utc());
+        });
+        if let Err(err) = started {
+            tracing::debug!(deployment = id, %err, "deployment vanished before it ran");
+            return;
+        }
+        tracing::info!(app = %record.app, deployment = id, image = %record.image, "deploying");
+        let mut created = Vec::new();
+        match self.execute(&record, &mut created, &cancel).await {
+            Ok(replicas) => self.commit(&record, replicas).await,
+            Err(err) => {
+                let grace = self.inner.settings.stop_grace;
+                for container in &created {
+                    if let Err(e) = self.inner.engine.remove(container, grace).await {
+                        tracing::warn!(container, %e, "could not remove a replica of a failed deployment");
+                    }
+                }
+                let status = match err {
+                    DeployError::Cancelled => DeploymentStatus::Cancelled,
+                    _ => DeploymentStatus::Failed,
+                };
+                tracing::warn!(app = %record.app, deployment = id, %err, "deployment did not succeed; the previous version keeps serving");
+                self.finish_deployment(id, status, Some(err.to_string()));
+            }
+        }
+    }
+
+    /// Pulls, starts and gates the new replicas; `created` collects the ids
+    /// of containers to clean up if this fails.
+    async fn execute(
+        &self,
+        record: &DeploymentRecord,
+        created: &mut Vec<String>,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<Replica>, DeployError> {
+        let engine = &self.inner.engine;
+        let settings = &self.inner.settings;
+        engine.ensure_network().await?;
+        let image_id = engine
+            .ensure_image(&record.image, settings.pull_timeout, cancel)
+            .await
+            .map_err(|e| match e {
+                EngineError::Cancelled => DeployError::Cancelled,
+                e => DeployError::Engine(e),
+            })?;
+        let _ = self
+            .inner
+            .store
+            .update_deployment(&record.id, |d| d.image_id = Some(image_id.clone()));
+        let spec = &record.spec;
+        let env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let suffix = &record.id[record.id.len().saturating_sub(8)..];
+        for i in 0..spec.replicas {
+            if cancel.is_cancelled() {
+                return Err(DeployError::Cancelled);
+            }
+            let labels = HashMap::from([
+                (LABEL_INSTANCE.to_string(), self.instance().to_string()),
+                (LABEL_APP.to_string(), spec.name.clone()),
+                (LABEL_DEPLOYMENT.to_string(), record.id.clone()),
+                (LABEL_REPLICA.to_string(), i.to_string()),
+            ]);
+            let config = ReplicaConfig {
+                name: format!("berth-{}-{}-{suffix}-{i}", self.instance(), spec.name),
+                image: &image_id,
+                env: env.clone(),
+                command: spec.command.clone(),
+                cpus: spec.cpus,
+                memory_mb: spec.memory_mb,
+                labels,
+            };
+            match engine.start_replica(config).await {
+                Ok(id) => created.push(id),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.wait_all_healthy(created, spec.port, cancel).await
+    }
+
+    /// Gates every replica on health within the health deadline.
+    pub(super) async fn wait_all_healthy(
+        &self,
+        containers: &[String],
+        port: u16,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<Replica>, DeployError> {
+        let deadline = Instant::now() + self.inner.settings.health_timeout;
+        let gates = containers
+            .iter()
+            .map(|id| self.wait_healthy(id, port, deadline, cancel));
+        let addrs = futures_util::future::try_join_all(gates).await?;
+        Ok(containers
+            .iter()
+            .zip(addrs)
+            .map(|(id, addr)| Replica {
+                container: id.clone(),
+                addr,
+            })
+            .collect())
+    }
+
+    /// Waits until one replica is healthy: the image's Docker healthcheck
+    /// if it has one, else a TCP connect to the container port.
+    async fn wait_healthy(
+        &self,
+        container: &str,
+        port: u16,
+        deadline: Instant,
+        cancel: &CancellationToken,
+    ) -> Result<SocketAddr, DeployError> {
+        let engine = &self.inner.engine;
+        loop {
+            let last = match engine.replica_state(container).await? {
+                ReplicaState::Exited(code) => {
+                    let logs = engine
+                        .logs(container, EXIT_LOG_LINES)
+                        .await
+                        .map(|lines| {
+                            lines
+                                .into_iter()
+                                .map(|l| l.text)
+                                .collect::<Vec<_>>()
+                                .join("\n")
+                        })
+                        .unwrap_or_default();
+                    let code = code.map_or("unknown".to_string(), |c| c.to_string());
+                    return Err(DeployError::Unhealthy(format!(
+                        "replica exited with code {code} before it became healthy; last output:\n{logs}"
+                    )));
+                }
+                ReplicaState::Running { addr: None, .. } => {
+                    format!("replica has no address on network {}", engine.network())
+                }
+                ReplicaState::Running {
+                    health: Some(HealthVerdict::Unhealthy(output)),
+                    ..
+                } => {
+                    return Err(DeployError::Unhealthy(format!(
+                        "the image's healthcheck reported unhealthy: {output}"
+                    )));
+                }
+                ReplicaState::Running {
+                    addr: Some(ip),
+                    health: Some(HealthVerdict::Healthy),
+                } => return Ok(SocketAddr::new(ip, port)),
+                ReplicaState::Running {
+                    health: Some(HealthVerdict::Starting),
+                    ..
+                } => "the image's healthcheck has not passed yet".to_string(),
+                ReplicaState::Running {
+                    addr: Some(ip),
+                    health: None,
+                } => {
+                    let addr = SocketAddr::new(ip, port);
+                    match tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
+                        Ok(Ok(_)) => return Ok(addr),
+                        Ok(Err(e)) => format!("nothing accepts connections on port {port}: {e}"),
+                        Err(_) => format!("connecting to port {port} timed out"),
+                    }
+                }
+            };
+            if Instant::now() >= deadline {
+                return Err(DeployError::Unhealthy(format!(
+                    "replica not healthy within {}s: {last}",
+                    self.inner.settings.health_timeout.as_secs()
+                )));
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return Err(DeployError::Cancelled),
+                _ = tokio::time::sleep(PROBE_INTERVAL) => {}
+            }
+        }
+    }
+
+    /// Makes a gated deployment the app's active one: store first, then
+    /// the route table, then the previous replicas go.
+    async fn commit(&self, record: &DeploymentRecord, replicas: Vec<Replica>) {
+        let id = record.id.as_str();
+        if let Err(err) = self.inner.store.activate_deployment(id) {
+            // The app was deleted meanwhile: its new replicas go too.
+            tracing::warn!(deployment = id, %err, "could not activate the deployment");
+            for r in &replicas {
+                let _ = self.inner.engine.remove(&r.container, self.inner.settings.stop_grace).await;
+            }
+            self.finish_deployment(id, DeploymentStatus::Failed, Some(err.to_string()));
+            return;
+        }
+        self.inner.metrics.deployment_finished(DeploymentStatus::Succeeded);
+        lock(&self.inner.live).insert(record.app.clone(), replicas);
+        if let Err(err) = self.rebuild_routes() {
+            tracing::error!(%err, "could not rebuild routes");
+        }
+        tracing::info!(app = %record.app, deployment = id, "deployment serves");
+        let old = match self.containers_of(&record.app, None).await {
+            Ok(ids) => ids,
+            Err(err) => {
+                tracing::warn!(%err, "could not list the previous replicas; reconcile will remove them");
+                return;
+            }
+        };
+        let current: Vec<String> = lock(&self.inner.live)
+            .get(&record.app)
+            .map(|rs| rs.iter().map(|r| r.container.clone()).collect())
+            .unwrap_or_default();
+        let grace = self.inner.settings.stop_grace;
+        let removals = old
+            .iter()
+            .filter(|c| !current.contains(c))
+            .map(|c| self.inner.engine.remove(c, grace));
+        for result in futures_util::future::join_all(removals).await {
+            if let Err(err) = result {
+                tracing::warn!(%err, "could not remove a previous replica");
+            }
+        }
+    }
+
+    fn instance(&self) -> &str {
+        self.inner.engine.instance()
+    }
+}

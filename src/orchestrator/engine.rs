@@ -1,0 +1,387 @@
+//! The Docker engine as berth uses it: the instance's network, images,
+//! replica containers (labelled `berth.*`, no published ports) and their
+//! logs. Errors carry the engine's own message.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use bollard::errors::Error as BollardError;
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary,
+    HealthStatusEnum, HostConfig, HostConfigLogConfig, NetworkCreateRequest, RestartPolicy,
+    RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, ListContainersOptions, LogsOptions,
+    RemoveContainerOptions, StopContainerOptions,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+/// Label naming the berth instance that owns a container or network.
+pub const LABEL_INSTANCE: &str = "berth.instance";
+/// Label naming the app of a container.
+pub const LABEL_APP: &str = "berth.app";
+/// Label naming the deployment that created a container.
+pub const LABEL_DEPLOYMENT: &str = "berth.deployment";
+/// Label with the replica's index within its deployment.
+pub const LABEL_REPLICA: &str = "berth.replica";
+
+/// An engine operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The engine answered with an error; the message is the engine's.
+    #[error("{0}")]
+    Docker(String),
+    /// The operation ran past its deadline.
+    #[error("{what} did not finish within {secs}s")]
+    Timeout {
+        /// The operation.
+        what: String,
+        /// The deadline in seconds.
+        secs: u64,
+    },
+    /// The deployment was cancelled.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl From<BollardError> for EngineError {
+    fn from(e: BollardError) -> Self {
+        match e {
+            BollardError::DockerResponseServerError { message, .. } => EngineError::Docker(message),
+            other => EngineError::Docker(other.to_string()),
+        }
+    }
+}
+
+fn is_not_found(e: &BollardError) -> bool {
+    matches!(
+        e,
+        BollardError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// What a replica container should look like.
+pub struct ReplicaConfig<'a> {
+    /// Container name.
+    pub name: String,
+    /// Image reference or id.
+    pub image: &'a str,
+    /// `KEY=value` pairs.
+    pub env: Vec<String>,
+    /// Command override.
+    pub command: Option<Vec<String>>,
+    /// CPU limit in cores.
+    pub cpus: Option<f64>,
+    /// Memory limit in MiB.
+    pub memory_mb: Option<u64>,
+    /// `berth.*` labels.
+    pub labels: HashMap<String, String>,
+}
+
+/// Health of a replica as the engine sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReplicaState {
+    /// Not running; the exit code if known.
+    Exited(Option<i64>),
+    /// Running; whether the image has a healthcheck and its verdict.
+    Running {
+        /// Address on the instance network.
+        addr: Option<IpAddr>,
+        /// `None`: no healthcheck; otherwise healthy (true) / unhealthy (false) / starting (None inside).
+        health: Option<HealthVerdict>,
+    },
+}
+
+/// A Docker healthcheck's current verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HealthVerdict {
+    /// Still in the start period or not yet checked.
+    Starting,
+    /// Passed.
+    Healthy,
+    /// Failed; the last probe output.
+    Unhealthy(String),
+}
+
+/// Handle to the Docker engine for one berth instance.
+#[derive(Clone)]
+pub struct Engine {
+    docker: Docker,
+    instance: String,
+    network: String,
+}
+
+impl Engine {
+    /// Connects to the local engine (`DOCKER_HOST` or the default socket)
+    /// and agrees on an API version the engine speaks.
+    pub async fn connect(instance: &str) -> Result<Engine, EngineError> {
+        let docker = Docker::connect_with_local_defaults()?;
+        let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
+            .await
+            .map_err(|_| EngineError::Timeout {
+                what: "connecting to the Docker engine".into(),
+                secs: 10,
+            })??;
+        Ok(Engine {
+            docker,
+            instance: instance.to_string(),
+            network: format!("berth-{instance}"),
+        })
+    }
+
+    /// The name of the instance's bridge network.
+    pub fn network(&self) -> &str {
+        &self.network
+    }
+
+    /// Creates the instance's bridge network if it is missing.
+    pub async fn ensure_network(&self) -> Result<(), EngineError> {
+        match self.docker.inspect_network(&self.network, None).await {
+            Ok(_) => return Ok(()),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let request = NetworkCreateRequest {
+            name: self.network.clone(),
+            driver: Some("bridge".into()),
+            labels: Some(HashMap::from([(LABEL_INSTANCE.to_string(), self.instance.clone())])),
+            ..Default::default()
+        };
+        match self.docker.create_network(request).await {
+            Ok(_) => Ok(()),
+            // Created concurrently by another deployment: fine.
+            Err(BollardError::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Returns the image's id, pulling it first if it is not local.
+    pub async fn ensure_image(
+        &self,
+        reference: &str,
+        deadline: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<String, EngineError> {
+        match self.docker.inspect_image(reference).await {
+            Ok(image) => return image.id.ok_or_else(|| EngineError::Docker("image has no id".into())),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let options = CreateImageOptions {
+            from_image: Some(reference.to_string()),
+            ..Default::default()
+        };
+        let pull = async {
+            let mut stream = self.docker.create_image(Some(options), None, None);
+            while let Some(progress) = stream.next().await {
+                let progress = progress?;
+                if let Some(detail) = progress.error_detail.and_then(|d| d.message) {
+                    return Err(EngineError::Docker(detail));
+                }
+            }
+            Ok(())
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => return Err(EngineError::Cancelled),
+            r = tokio::time::timeout(deadline, pull) => r.map_err(|_| EngineError::Timeout {
+                what: format!("pulling {reference}"),
+                secs: deadline.as_secs(),
+            })??,
+        }
+        let image = self.docker.inspect_image(reference).await?;
+        image
+            .id
+            .ok_or_else(|| EngineError::Docker("image has no id".into()))
+    }
+
+    /// Creates and starts one replica on the instance network; returns its id.
+    pub async fn start_replica(&self, config: ReplicaConfig<'_>) -> Result<String, EngineError> {
+        let host_config = HostConfig {
+            network_mode: Some(self.network.clone()),
+            nano_cpus: config.cpus.map(|c| (c * 1e9) as i64),
+            memory: config.memory_mb.map(|m| (m * 1024 * 1024) as i64),
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                maximum_retry_count: None,
+            }),
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("json-file".into()),
+                config: Some(HashMap::from([
+                    ("max-size".to_string(), "10m".to_string()),
+                    ("max-file".to_string(), "3".to_string()),
+                ])),
+            }),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(config.image.to_string()),
+            env: Some(config.env),
+            cmd: config.command,
+            labels: Some(config.labels),
+            host_config: Some(host_config),
+            ..Default::default()
+        };
+        let options = CreateContainerOptions {
+            name: Some(config.name),
+            ..Default::default()
+        };
+        let created = self.docker.create_container(Some(options), body).await?;
+        self.docker.start_container(&created.id, None).await?;
+        Ok(created.id)
+    }
+
+    /// Starts a stopped container.
+    pub async fn start(&self, id: &str) -> Result<(), EngineError> {
+        match self.docker.start_container(id, None).await {
+            Ok(()) => Ok(()),
+            // 304: already running.
+            Err(BollardError::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Stops a container, giving it `grace` before it is killed.
+    pub async fn stop(&self, id: &str, grace: Duration) -> Result<(), EngineError> {
+        let options = StopContainerOptions {
+            t: Some(grace.as_secs() as i32),
+            ..Default::default()
+        };
+        match self.docker.stop_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 304 | 404,
+                ..
+            }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Stops (with `grace`) and removes a container; gone already is fine.
+    pub async fn remove(&self, id: &str, grace: Duration) -> Result<(), EngineError> {
+        self.stop(id, grace).await?;
+        let options = RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        };
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404 | 409,
+                ..
+            }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The state of a replica: running or not, its address, its health.
+    pub async fn replica_state(&self, id: &str) -> Result<ReplicaState, EngineError> {
+        let info: ContainerInspectResponse = self.docker.inspect_container(id, None).await?;
+        let state = info.state.unwrap_or_default();
+        let running = matches!(
+            state.status,
+            Some(ContainerStateStatusEnum::RUNNING)
+        );
+        if !running {
+            // Restarting after a crash counts as not running.
+            return Ok(ReplicaState::Exited(state.exit_code));
+        }
+        let addr = info
+            .network_settings
+            .and_then(|n| n.networks)
+            .and_then(|mut nets| nets.remove(&self.network))
+            .and_then(|ep| ep.ip_address)
+            .and_then(|ip| ip.parse().ok());
+        let has_check = info
+            .config
+            .and_then(|c| c.healthcheck)
+            .and_then(|h| h.test)
+            .is_some_and(|t| !t.is_empty() && t[0] != "NONE");
+        let health = if has_check {
+            let h = state.health.unwrap_or_default();
+            Some(match h.status {
+                Some(HealthStatusEnum::HEALTHY) => HealthVerdict::Healthy,
+                Some(HealthStatusEnum::UNHEALTHY) => {
+                    let output = h
+                        .log
+                        .and_then(|log| log.into_iter().last())
+                        .and_then(|r| r.output)
+                        .unwrap_or_default();
+                    HealthVerdict::Unhealthy(output.trim().chars().take(500).collect())
+                }
+                _ => HealthVerdict::Starting,
+            })
+        } else {
+            None
+        };
+        Ok(ReplicaState::Running { addr, health })
+    }
+
+    /// All containers of this instance, running or not.
+    pub async fn instance_containers(&self) -> Result<Vec<ContainerSummary>, EngineError> {
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([(
+                "label".to_string(),
+                vec![format!("{LABEL_INSTANCE}={}", self.instance)],
+            )])),
+            ..Default::default()
+        };
+        Ok(self.docker.list_containers(Some(options)).await?)
+    }
+
+    /// The last `tail` log lines of a container (stdout and stderr).
+    pub async fn logs(&self, id: &str, tail: usize) -> Result<Vec<LogLine>, EngineError> {
+        let options = LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: tail.to_string(),
+            timestamps: true,
+            ..Default::default()
+        };
+        let mut stream = self.docker.logs(id, Some(options));
+        let mut lines = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            let stream_name = match &chunk {
+                bollard::container::LogOutput::StdErr { .. } => "stderr",
+                _ => "stdout",
+            };
+            let text = String::from_utf8_lossy(chunk.as_ref());
+            for line in text.lines() {
+                lines.push(LogLine {
+                    stream: stream_name,
+                    text: line.to_string(),
+                });
+            }
+        }
+        Ok(lines)
+    }
+}
+
+/// One log line of a container.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct LogLine {
+    /// `stdout` or `stderr`.
+    pub stream: &'static str,
+    /// The line, starting with its RFC 3339 timestamp.
+    pub text: String,
+}
+
+impl Engine {
+    /// The instance name.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+}

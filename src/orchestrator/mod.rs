@@ -1,0 +1,360 @@
+//! The orchestrator: turns the desired state in the store into containers
+//! on the Docker engine and into the route table the edge reads.
+//!
+//! Deployments run as tracked, cancellable tasks: one at a time per app,
+//! at most `concurrency` at once. A deployment starts new replicas, gates
+//! them on health with a deadline, commits itself in the store, swaps the
+//! route table, then removes the previous replicas. A failed gate leaves
+//! the previous version serving.
+
+mod deploy;
+mod engine;
+mod metrics;
+mod reconcile;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use berth_config::AppSpec;
+use berth_proxy::{Backend, RouteSpec, RouteTable, Router};
+use prometheus_client::registry::Registry;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use engine::{Engine, EngineError, LogLine, LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE};
+use metrics::OrchestratorMetrics;
+
+use crate::store::{AppRecord, DeploymentRecord, DeploymentStatus, Store, StoreError, Trigger};
+
+/// Deadlines and bounds of deployments.
+#[derive(Debug, Clone)]
+pub struct DeploySettings {
+    /// Time new replicas have to become healthy.
+    pub health_timeout: Duration,
+    /// Grace period of `docker stop`.
+    pub stop_grace: Duration,
+    /// Time an image pull may take.
+    pub pull_timeout: Duration,
+    /// Deployments running at once.
+    pub concurrency: usize,
+}
+
+/// Why an orchestrator operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The engine failed.
+    #[error("docker: {0}")]
+    Engine(#[from] EngineError),
+    /// Waiting for the app's running deployment took too long.
+    #[error("the app is busy with a deployment; try again when it has finished")]
+    Busy,
+}
+
+/// A replica serving an app.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replica {
+    /// Container id.
+    pub container: String,
+    /// Where the proxy sends requests.
+    pub addr: SocketAddr,
+}
+
+/// Logs of one container of an app.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ContainerLogs {
+    /// Container name.
+    pub container: String,
+    /// Deployment that created it.
+    pub deployment: String,
+    /// Last lines, oldest first.
+    pub lines: Vec<LogLine>,
+}
+
+/// What `start` did.
+pub enum StartOutcome {
+    /// The app's stopped containers run again and serve.
+    Started(AppRecord),
+    /// The containers were gone; a deployment was queued.
+    Deploying(DeploymentRecord),
+}
+
+/// Handle to the orchestrator; cheap to clone.
+#[derive(Clone)]
+pub struct Orchestrator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    store: Store,
+    router: Arc<Router>,
+    settings: DeploySettings,
+    /// Serving replicas by app; the source of the route table's backends.
+    live: Mutex<HashMap<String, Vec<Replica>>>,
+    /// Serializes route table rebuilds so snapshots are swapped in order.
+    rebuild: Mutex<()>,
+    app_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    permits: Arc<Semaphore>,
+    /// Cancellation of queued and running deployments, by id.
+    jobs: Mutex<HashMap<String, (String, CancellationToken)>>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+    metrics: OrchestratorMetrics,
+}
+
+/// Locks a std mutex; a poisoned lock still holds consistent data here
+/// because no critical section can panic halfway through an update.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Orchestrator {
+    /// An orchestrator over `engine` and `store`, publishing to `router`.
+    pub fn new(
+        engine: Engine,
+        store: Store,
+        router: Arc<Router>,
+        settings: DeploySettings,
+        registry: &mut Registry,
+    ) -> Self {
+        let permits = Arc::new(Semaphore::new(settings.concurrency));
+        Self {
+            inner: Arc::new(Inner {
+                engine,
+                store,
+                router,
+                settings,
+                live: Mutex::new(HashMap::new()),
+                rebuild: Mutex::new(()),
+                app_locks: Mutex::new(HashMap::new()),
+                permits,
+                jobs: Mutex::new(HashMap::new()),
+                tracker: TaskTracker::new(),
+                shutdown: CancellationToken::new(),
+                metrics: OrchestratorMetrics::register(registry),
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Queues a deployment of the app's current spec.
+    pub fn deploy(&self, app: &str, trigger: Trigger) -> Result<DeploymentRecord, OpError> {
+        let record = self.inner.store.app(app)?;
+        self.enqueue(&record.spec, trigger)
+    }
+
+    /// Records and queues a deployment of `spec`.
+    fn enqueue(&self, spec: &AppSpec, trigger: Trigger) -> Result<DeploymentRecord, OpError> {
+        let deployment = DeploymentRecord::queued(spec, trigger);
+        self.inner.store.insert_deployment(&deployment)?;
+        self.spawn_job(deployment.clone());
+        Ok(deployment)
+    }
+
+    /// Number of replicas serving the app now.
+    pub fn serving_replicas(&self, app: &str) -> usize {
+        lock(&self.inner.live).get(app).map_or(0, Vec::len)
+    }
+
+    /// Stops the app: its routes answer 503 and its containers stop.
+    pub async fn stop(&self, app: &str) -> Result<AppRecord, OpError> {
+        self.cancel_jobs_of(app);
+        let _guard = self.lock_app(app).await?;
+        let record = self.inner.store.update_app(app, |r| {
+            r.stopped = true;
+            Ok(())
+        })?;
+        let replicas = lock(&self.inner.live).remove(app).unwrap_or_default();
+        self.rebuild_routes()?;
+        let grace = self.inner.settings.stop_grace;
+        let stops = replicas.iter().map(|r| self.inner.engine.stop(&r.container, grace));
+        for result in futures_util::future::join_all(stops).await {
+            result?;
+        }
+        Ok(record)
+    }
+
+    /// Starts a stopped app again, or queues a deployment when its
+    /// containers are gone or do not come back healthy.
+    pub async fn start(&self, app: &str) -> Result<StartOutcome, OpError> {
+        let guard = self.lock_app(app).await?;
+        let record = self.inner.store.app(app)?;
+        let Some(active) = record.active_deployment.clone() else {
+            drop(guard);
+            return Ok(StartOutcome::Deploying(self.deploy(app, Trigger::Api)?));
+        };
+        let deployment = self.inner.store.deployment(&active)?;
+        let containers = self.containers_of(app, Some(&active)).await?;
+        if containers.len() < deployment.spec.replicas as usize {
+            drop(guard);
+            return Ok(StartOutcome::Deploying(self.deploy(app, Trigger::Api)?));
+        }
+        for id in &containers {
+            self.inner.engine.start(id).await?;
+        }
+        let cancel = self.inner.shutdown.child_token();
+        let gate = self
+            .wait_all_healthy(&containers, deployment.spec.port, &cancel)
+            .await;
+        match gate {
+            Ok(replicas) => {
+                let record = self.inner.store.update_app(app, |r| {
+                    r.stopped = false;
+                    Ok(())
+                })?;
+                lock(&self.inner.live).insert(app.to_string(), replicas);
+                self.rebuild_routes()?;
+                Ok(StartOutcome::Started(record))
+            }
+            Err(err) => {
+                tracing::warn!(app, %err, "stopped replicas did not come back; redeploying");
+                drop(guard);
+                Ok(StartOutcome::Deploying(self.deploy(app, Trigger::Api)?))
+            }
+        }
+    }
+
+    /// Deletes the app: cancels its deployments, removes its containers,
+    /// its routes and its records.
+    pub async fn delete(&self, app: &str) -> Result<(), OpError> {
+        self.inner.store.app(app)?;
+        self.cancel_jobs_of(app);
+        let _guard = self.lock_app(app).await?;
+        self.inner.store.delete_app(app)?;
+        lock(&self.inner.live).remove(app);
+        self.rebuild_routes()?;
+        let grace = self.inner.settings.stop_grace;
+        for id in self.containers_of(app, None).await? {
+            self.inner.engine.remove(&id, grace).await?;
+        }
+        lock(&self.inner.app_locks).remove(app);
+        Ok(())
+    }
+
+    /// The last `tail` lines of each of the app's containers.
+    pub async fn logs(&self, app: &str, tail: usize) -> Result<Vec<ContainerLogs>, OpError> {
+        self.inner.store.app(app)?;
+        let mut out = Vec::new();
+        for c in self.inner.engine.instance_containers().await? {
+            let labels = c.labels.unwrap_or_default();
+            if labels.get(LABEL_APP).map(String::as_str) != Some(app) {
+                continue;
+            }
+            let Some(id) = c.id else { continue };
+            let name = c
+                .names
+                .and_then(|n| n.into_iter().next())
+                .unwrap_or_else(|| id.clone());
+            out.push(ContainerLogs {
+                container: name.trim_start_matches('/').to_string(),
+                deployment: labels.get(LABEL_DEPLOYMENT).cloned().unwrap_or_default(),
+                lines: self.inner.engine.logs(&id, tail).await?,
+            });
+        }
+        out.sort_by(|a, b| a.container.cmp(&b.container));
+        Ok(out)
+    }
+
+    /// Rebuilds the route table from the store's apps and the live
+    /// replicas, and swaps it in.
+    pub fn rebuild_routes(&self) -> Result<(), StoreError> {
+        let _order = lock(&self.inner.rebuild);
+        let apps = self.inner.store.apps()?;
+        let live = lock(&self.inner.live);
+        let mut specs = Vec::new();
+        for app in &apps {
+            if app.spec.domains.is_empty() {
+                continue;
+            }
+            let addrs = live
+                .get(&app.spec.name)
+                .map(|rs| rs.iter().map(|r| r.addr).collect())
+                .unwrap_or_default();
+            let backend = Arc::new(Backend::new(app.spec.name.as_str(), addrs));
+            for d in &app.spec.domains {
+                specs.push(RouteSpec {
+                    host: d.host.clone(),
+                    path_prefix: d.path_prefix.clone(),
+                    strip_prefix: d.strip_prefix,
+                    backend: backend.clone(),
+                });
+            }
+        }
+        let running = live.values().map(Vec::len).sum::<usize>();
+        drop(live);
+        self.inner.router.swap(RouteTable::build(specs));
+        self.inner.metrics.set_state(apps.len(), running);
+        Ok(())
+    }
+
+    /// Cancels running deployments and waits for them to clean up, at most
+    /// `deadline`. Containers that serve keep running for the next start.
+    pub async fn shutdown(&self, deadline: Duration) {
+        self.inner.shutdown.cancel();
+        self.inner.tracker.close();
+        if tokio::time::timeout(deadline, self.inner.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("deployments did not finish cleaning up before the shutdown deadline");
+        }
+    }
+
+    fn cancel_jobs_of(&self, app: &str) {
+        for (owner, token) in lock(&self.inner.jobs).values() {
+            if owner == app {
+                token.cancel();
+            }
+        }
+    }
+
+    /// Takes the app's lock, waiting at most the health deadline plus the
+    /// stop grace (the longest a deployment holds it after a cancel).
+    async fn lock_app(&self, app: &str) -> Result<tokio::sync::OwnedMutexGuard<()>, OpError> {
+        let mutex = lock(&self.inner.app_locks)
+            .entry(app.to_string())
+            .or_default()
+            .clone();
+        let wait = self.inner.settings.stop_grace + Duration::from_secs(30);
+        tokio::time::timeout(wait, mutex.lock_owned())
+            .await
+            .map_err(|_| OpError::Busy)
+    }
+
+    /// Ids of the app's containers, optionally of one deployment only.
+    async fn containers_of(&self, app: &str, deployment: Option<&str>) -> Result<Vec<String>, OpError> {
+        let mut ids = Vec::new();
+        for c in self.inner.engine.instance_containers().await? {
+            let labels = c.labels.unwrap_or_default();
+            let same_app = labels.get(LABEL_APP).map(String::as_str) == Some(app);
+            let same_dep = deployment
+                .is_none_or(|d| labels.get(LABEL_DEPLOYMENT).map(String::as_str) == Some(d));
+            if same_app && same_dep {
+                ids.extend(c.id);
+            }
+        }
+        Ok(ids)
+    }
+
+    fn finish_deployment(&self, id: &str, status: DeploymentStatus, error: Option<String>) {
+        self.inner.metrics.deployment_finished(status);
+        if let Err(err) = self
+            .inner
+            .store
+            .update_deployment(id, |d| d.finish(status, error))
+        {
+            // The app (and with it the record) may have been deleted.
+            tracing::debug!(deployment = id, %err, "could not record the deployment's end");
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Reconcile at start-up: compare the store's desired state with the
+//! containers the engine reports (by label) and repair both ways.
+
+use std::collections::HashMap;
+
+use super::engine::ReplicaState;
+use super::{lock, OpError, Orchestrator, Replica, LABEL_APP, LABEL_DEPLOYMENT};
+use crate::store::{DeploymentStatus, Trigger};
+
+impl Orchestrator {
+    /// Adopts the running replicas of active deployments, removes
+    /// containers of this instance that belong to no app or to an old
+    /// deployment, ends deployments a previous process left unfinished,
+    /// and redeploys apps whose replicas vanished.
+    pub async fn reconcile(&self) -> Result<(), OpError> {
+        let store = &self.inner.store;
+        let engine = &self.inner.engine;
+        let grace = self.inner.settings.stop_grace;
+        for d in store.deployments_with_status(&[DeploymentStatus::Queued, DeploymentStatus::Running])? {
+            store.update_deployment(&d.id, |d| {
+                d.finish(
+                    DeploymentStatus::Failed,
+                    Some("interrupted: berth stopped before the deployment finished".into()),
+                )
+            })?;
+        }
+        let apps: HashMap<String, _> = store
+            .apps()?
+            .into_iter()
+            .map(|a| (a.spec.name.clone(), a))
+            .collect();
+        let mut adopted: HashMap<String, Vec<String>> = HashMap::new();
+        for c in engine.instance_containers().await? {
+            let Some(id) = c.id else { continue };
+            let labels = c.labels.unwrap_or_default();
+            let app = labels.get(LABEL_APP);
+            let deployment = labels.get(LABEL_DEPLOYMENT);
+            let active = app
+                .and_then(|a| apps.get(a))
+                .and_then(|a| a.active_deployment.as_ref());
+            match (app, active) {
+                (Some(app), Some(active)) if Some(active) == deployment => {
+                    adopted.entry(app.clone()).or_default().push(id);
+                }
+                _ => {
+                    tracing::info!(container = %id, app = ?app, "removing a container no app owns");
+                    engine.remove(&id, grace).await?;
+                }
+            }
+        }
+        let mut redeploy = Vec::new();
+        for app in apps.values() {
+            let Some(active) = &app.active_deployment else { continue };
+            if app.stopped {
+                continue;
+            }
+            let deployment = store.deployment(active)?;
+            let mut replicas = Vec::new();
+            for id in adopted.remove(&app.spec.name).unwrap_or_default() {
+                if let Ok(ReplicaState::Exited(_)) = engine.replica_state(&id).await {
+                    engine.start(&id).await?;
+                }
+                if let ReplicaState::Running { addr: Some(ip), .. } = engine.replica_state(&id).await? {
+                    replicas.push(Replica {
+                        container: id,
+                        addr: std::net::SocketAddr::new(ip, deployment.spec.port),
+                    });
+                }
+            }
+            if replicas.len() < deployment.spec.replicas as usize {
+                redeploy.push(deployment.spec.clone());
+            }
+            tracing::info!(app = %app.spec.name, replicas = replicas.len(), "adopted running replicas");
+            lock(&self.inner.live).insert(app.spec.name.clone(), replicas);
+        }
+        self.rebuild_routes()?;
+        for spec in redeploy {
+            // The version that served before, not edits made since.
+            tracing::info!(app = %spec.name, "replicas are missing; redeploying");
+            self.enqueue(&spec, Trigger::Restart)?;
+        }
+        Ok(())
+    }
+}

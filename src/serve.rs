@@ -1,0 +1,164 @@
+//! `berth serve`: bind every listener first (so a taken port fails before
+//! anything starts), open the store, make sure an admin token exists,
+//! connect to Docker, reconcile, then serve the edge, the admin API and the
+//! metrics until SIGTERM/SIGINT, and shut down gracefully.
+
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use berth_config::Settings;
+use berth_proxy::{EdgeOptions, EdgeProxy, ProxyMetrics, Router};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{ensure_admin_token, TokenOrigin};
+use crate::orchestrator::{DeploySettings, Engine, Orchestrator};
+use crate::store::Store;
+
+/// File in the data directory that tells where berth listens.
+pub const ADDRESSES_FILE: &str = "addresses.json";
+
+/// Runs berth until a shutdown signal.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+        format!("creating the data directory {}", settings.data_dir.display())
+    })?;
+    let http = std::net::TcpListener::bind(settings.http_addr)
+        .with_context(|| format!("binding http_addr {}", settings.http_addr))?;
+    let admin = tokio::net::TcpListener::bind(settings.admin_addr)
+        .await
+        .with_context(|| format!("binding admin_addr {}", settings.admin_addr))?;
+    let metrics_listener = tokio::net::TcpListener::bind(settings.metrics_addr)
+        .await
+        .with_context(|| format!("binding metrics_addr {}", settings.metrics_addr))?;
+
+    let store_path = settings.data_dir.join("berth.redb");
+    let store = Store::open(&store_path).with_context(|| {
+        format!(
+            "opening the store {} (is another berth using this data directory?)",
+            store_path.display()
+        )
+    })?;
+    let (auth, origin) = ensure_admin_token(&store, &settings.data_dir)?;
+    match origin {
+        TokenOrigin::Created(path) => {
+            tracing::info!(path = %path.display(), "created the admin token; send it as 'Authorization: Bearer <token>'")
+        }
+        TokenOrigin::Existing => tracing::info!("admin token loaded from the store"),
+    }
+
+    let engine = Engine::connect(&settings.instance)
+        .await
+        .context("connecting to the Docker engine (is it running, and may this user use its socket?)")?;
+    let mut registry = crate::metrics::registry();
+    let router = Arc::new(Router::default());
+    let proxy_metrics = ProxyMetrics::register(&mut registry);
+    let orchestrator = Orchestrator::new(
+        engine,
+        store,
+        router.clone(),
+        DeploySettings {
+            health_timeout: settings.health_timeout,
+            stop_grace: settings.stop_grace,
+            pull_timeout: settings.pull_timeout,
+            concurrency: settings.deploy_concurrency,
+        },
+        &mut registry,
+    );
+    orchestrator
+        .reconcile()
+        .await
+        .context("reconciling the store with Docker")?;
+
+    let shutdown = CancellationToken::new();
+    let (edge_stop, edge_watch) = tokio::sync::watch::channel(false);
+    let http_addr = http.local_addr()?;
+    let edge = EdgeProxy::new(
+        router,
+        proxy_metrics.clone(),
+        EdgeOptions {
+            tls: false,
+            connect_timeout: settings.connect_timeout,
+        },
+    );
+    let edge_task = tokio::spawn(berth_proxy::serve(http, edge, edge_watch));
+
+    let admin_addr = admin.local_addr()?;
+    let api = crate::api::router(
+        crate::api::ApiState {
+            orchestrator: orchestrator.clone(),
+        },
+        auth,
+    );
+    let admin_task = tokio::spawn(
+        axum::serve(admin, api.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .into_future(),
+    );
+    let metrics_addr = metrics_listener.local_addr()?;
+    let metrics_task = tokio::spawn(
+        axum::serve(metrics_listener, crate::metrics::router(Arc::new(registry)))
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .into_future(),
+    );
+    write_addresses(&settings.data_dir, http_addr, admin_addr, metrics_addr)?;
+    tracing::info!(%http_addr, %admin_addr, %metrics_addr, instance = %settings.instance, "berth is serving");
+
+    wait_for_signal().await?;
+    tracing::info!("shutting down: no new connections; finishing requests in flight");
+    let _ = edge_stop.send(true);
+    shutdown.cancel();
+    let deadline = tokio::time::Instant::now() + settings.shutdown_grace;
+    while proxy_metrics.in_flight_now() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if proxy_metrics.in_flight_now() > 0 {
+        tracing::warn!(
+            requests = proxy_metrics.in_flight_now(),
+            "shutdown deadline reached with requests in flight"
+        );
+    }
+    orchestrator.shutdown(settings.stop_grace + Duration::from_secs(5)).await;
+    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now()) + Duration::from_secs(1);
+    let _ = tokio::time::timeout(remaining, async {
+        let _ = edge_task.await;
+        let _ = admin_task.await;
+        let _ = metrics_task.await;
+    })
+    .await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+/// Writes where berth listens (useful with `:0` ports), atomically.
+fn write_addresses(
+    dir: &Path,
+    http: SocketAddr,
+    admin: SocketAddr,
+    metrics: SocketAddr,
+) -> anyhow::Result<()> {
+    let body = serde_json::json!({
+        "pid": std::process::id(),
+        "http": http.to_string(),
+        "admin": admin.to_string(),
+        "metrics": metrics.to_string(),
+    });
+    let tmp = dir.join(format!("{ADDRESSES_FILE}.tmp"));
+    std::fs::write(&tmp, body.to_string())?;
+    std::fs::rename(&tmp, dir.join(ADDRESSES_FILE))?;
+    Ok(())
+}

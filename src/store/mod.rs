@@ -1,0 +1,412 @@
+//! The store: berth's desired state in one redb file (projects, apps,
+//! deployments, the admin token's hash). Every table is declared in
+//! [`schema`]; values are versioned JSON. Writes are `Durability::Immediate`
+//! transactions, so a commit that returned survives a crash.
+
+mod records;
+mod schema;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use berth_config::{FieldError, ProjectSpec};
+use redb::{Database, ReadableDatabase, ReadableTable};
+
+pub use records::{AppRecord, DeploymentRecord, DeploymentStatus, ProjectRecord, Trigger};
+use schema::{decode, encode, APPS, APP_DEPLOYMENTS, DEPLOYMENTS, META, PROJECTS};
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The named thing does not exist.
+    #[error("{kind} {name:?} not found")]
+    NotFound {
+        /// `app`, `project` or `deployment`.
+        kind: &'static str,
+        /// Its name or id.
+        name: String,
+    },
+    /// The change makes a field invalid.
+    #[error("{0}")]
+    Invalid(FieldError),
+    /// The write conflicts with existing state.
+    #[error("{0}")]
+    Conflict(FieldError),
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(#[from] redb::Error),
+    /// A value could not be decoded or the file has a newer schema.
+    #[error("store is corrupt or from a newer berth: {0}")]
+    Corrupt(String),
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Db(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+fn not_found(kind: &'static str, name: &str) -> StoreError {
+    StoreError::NotFound {
+        kind,
+        name: name.to_string(),
+    }
+}
+
+/// Handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+}
+
+impl Store {
+    /// Opens (or creates) the store file, creating tables and checking the
+    /// schema version.
+    pub fn open(path: &Path) -> Result<Store> {
+        let db = Database::create(path)?;
+        let store = Store { db: Arc::new(db) };
+        schema::init(&store.db)?;
+        Ok(store)
+    }
+
+    /// The SHA-256 of the admin token, if one was created.
+    pub fn admin_token_hash(&self) -> Result<Option<[u8; 32]>> {
+        let tx = self.db.begin_read()?;
+        let meta = tx.open_table(META)?;
+        let value = meta.get(schema::ADMIN_TOKEN_HASH)?;
+        Ok(value.and_then(|v| <[u8; 32]>::try_from(v.value()).ok()))
+    }
+
+    /// Stores the admin token's hash.
+    pub fn set_admin_token_hash(&self, hash: &[u8; 32]) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(META)?
+            .insert(schema::ADMIN_TOKEN_HASH, hash.as_slice())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    // ---- projects ----
+
+    /// Creates a project; 409 if the name is taken.
+    pub fn create_project(&self, record: &ProjectRecord) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut projects = tx.open_table(PROJECTS)?;
+            if projects.get(record.spec.name.as_str())?.is_some() {
+                return Err(StoreError::Conflict(FieldError::new(
+                    "name",
+                    format!("a project named {:?} already exists; pick another name", record.spec.name),
+                )));
+            }
+            projects.insert(record.spec.name.as_str(), encode(record)?.as_slice())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// One project.
+    pub fn project(&self, name: &str) -> Result<ProjectRecord> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(PROJECTS)?;
+        let value = table.get(name)?.ok_or_else(|| not_found("project", name))?;
+        decode(value.value())
+    }
+
+    /// All projects, by name.
+    pub fn projects(&self) -> Result<Vec<ProjectRecord>> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(PROJECTS)?;
+        table
+            .iter()?
+            .map(|row| decode(row?.1.value()))
+            .collect()
+    }
+
+    /// Replaces a project's spec.
+    pub fn update_project(&self, spec: ProjectSpec) -> Result<ProjectRecord> {
+        let tx = self.db.begin_write()?;
+        let record = {
+            let mut table = tx.open_table(PROJECTS)?;
+            let mut record: ProjectRecord = decode(
+                table
+                    .get(spec.name.as_str())?
+                    .ok_or_else(|| not_found("project", &spec.name))?
+                    .value(),
+            )?;
+            record.spec = spec;
+            table.insert(record.spec.name.as_str(), encode(&record)?.as_slice())?;
+            record
+        };
+        tx.commit()?;
+        Ok(record)
+    }
+
+    /// Deletes a project; 409 while apps belong to it.
+    pub fn delete_project(&self, name: &str) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let apps = tx.open_table(APPS)?;
+            for row in apps.iter()? {
+                let app: AppRecord = decode(row?.1.value())?;
+                if app.spec.project.as_deref() == Some(name) {
+                    return Err(StoreError::Conflict(FieldError::new(
+                        "name",
+                        format!(
+                            "project {name:?} still has app {:?}; delete or move its apps first",
+                            app.spec.name
+                        ),
+                    )));
+                }
+            }
+            let mut projects = tx.open_table(PROJECTS)?;
+            if projects.remove(name)?.is_none() {
+                return Err(not_found("project", name));
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    // ---- apps ----
+
+    /// Creates an app; 409 if the name or one of its routes is taken, 404
+    /// if its project does not exist.
+    pub fn create_app(&self, record: &AppRecord) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut apps = tx.open_table(APPS)?;
+            if apps.get(record.spec.name.as_str())?.is_some() {
+                return Err(StoreError::Conflict(FieldError::new(
+                    "name",
+                    format!("an app named {:?} already exists; pick another name or PATCH it", record.spec.name),
+                )));
+            }
+            check_project(&tx, record)?;
+            check_routes(&apps, record)?;
+            apps.insert(record.spec.name.as_str(), encode(record)?.as_slice())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// One app.
+    pub fn app(&self, name: &str) -> Result<AppRecord> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(APPS)?;
+        let value = table.get(name)?.ok_or_else(|| not_found("app", name))?;
+        decode(value.value())
+    }
+
+    /// All apps, by name.
+    pub fn apps(&self) -> Result<Vec<AppRecord>> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(APPS)?;
+        table.iter()?.map(|row| decode(row?.1.value())).collect()
+    }
+
+    /// Changes an app in one transaction: `change` edits a copy, which is
+    /// checked (project, routes) and written back.
+    pub fn update_app<F>(&self, name: &str, change: F) -> Result<AppRecord>
+    where
+        F: FnOnce(&mut AppRecord) -> Result<()>,
+    {
+        let tx = self.db.begin_write()?;
+        let record = {
+            let mut apps = tx.open_table(APPS)?;
+            let mut record: AppRecord =
+                decode(apps.get(name)?.ok_or_else(|| not_found("app", name))?.value())?;
+            change(&mut record)?;
+            check_project(&tx, &record)?;
+            check_routes(&apps, &record)?;
+            apps.insert(name, encode(&record)?.as_slice())?;
+            record
+        };
+        tx.commit()?;
+        Ok(record)
+    }
+
+    /// Deletes an app and its deployment records.
+    pub fn delete_app(&self, name: &str) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut apps = tx.open_table(APPS)?;
+            if apps.remove(name)?.is_none() {
+                return Err(not_found("app", name));
+            }
+            let mut index = tx.open_multimap_table(APP_DEPLOYMENTS)?;
+            let mut deployments = tx.open_table(DEPLOYMENTS)?;
+            for id in index.remove_all(name)? {
+                deployments.remove(id?.value())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    // ---- deployments ----
+
+    /// Records a new deployment.
+    pub fn insert_deployment(&self, record: &DeploymentRecord) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let apps = tx.open_table(APPS)?;
+            if apps.get(record.app.as_str())?.is_none() {
+                return Err(not_found("app", &record.app));
+            }
+            tx.open_table(DEPLOYMENTS)?
+                .insert(record.id.as_str(), encode(record)?.as_slice())?;
+            tx.open_multimap_table(APP_DEPLOYMENTS)?
+                .insert(record.app.as_str(), record.id.as_str())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// One deployment.
+    pub fn deployment(&self, id: &str) -> Result<DeploymentRecord> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(DEPLOYMENTS)?;
+        let value = table.get(id)?.ok_or_else(|| not_found("deployment", id))?;
+        decode(value.value())
+    }
+
+    /// Changes a deployment in one transaction.
+    pub fn update_deployment<F>(&self, id: &str, change: F) -> Result<DeploymentRecord>
+    where
+        F: FnOnce(&mut DeploymentRecord),
+    {
+        let tx = self.db.begin_write()?;
+        let record = {
+            let mut table = tx.open_table(DEPLOYMENTS)?;
+            let mut record: DeploymentRecord =
+                decode(table.get(id)?.ok_or_else(|| not_found("deployment", id))?.value())?;
+            change(&mut record);
+            table.insert(id, encode(&record)?.as_slice())?;
+            record
+        };
+        tx.commit()?;
+        Ok(record)
+    }
+
+    /// Marks a deployment succeeded and makes it the app's active one, in
+    /// one transaction.
+    pub fn activate_deployment(&self, id: &str) -> Result<DeploymentRecord> {
+        let tx = self.db.begin_write()?;
+        let record = {
+            let mut deployments = tx.open_table(DEPLOYMENTS)?;
+            let mut record: DeploymentRecord = decode(
+                deployments
+                    .get(id)?
+                    .ok_or_else(|| not_found("deployment", id))?
+                    .value(),
+            )?;
+            let mut apps = tx.open_table(APPS)?;
+            let mut app: AppRecord = decode(
+                apps.get(record.app.as_str())?
+                    .ok_or_else(|| not_found("app", &record.app))?
+                    .value(),
+            )?;
+            record.finish(DeploymentStatus::Succeeded, None);
+            app.active_deployment = Some(record.id.clone());
+            app.stopped = false;
+            deployments.insert(id, encode(&record)?.as_slice())?;
+            apps.insert(record.app.as_str(), encode(&app)?.as_slice())?;
+            record
+        };
+        tx.commit()?;
+        Ok(record)
+    }
+
+    /// Deployments of one app, newest first.
+    pub fn app_deployments(&self, app: &str) -> Result<Vec<DeploymentRecord>> {
+        let tx = self.db.begin_read()?;
+        let index = tx.open_multimap_table(APP_DEPLOYMENTS)?;
+        let table = tx.open_table(DEPLOYMENTS)?;
+        let mut out = Vec::new();
+        for id in index.get(app)? {
+            let id = id?;
+            if let Some(v) = table.get(id.value())? {
+                out.push(decode::<DeploymentRecord>(v.value())?);
+            }
+        }
+        out.sort_by(|a, b| b.id.cmp(&a.id));
+        Ok(out)
+    }
+
+    /// All deployments with one of `statuses`, oldest first.
+    pub fn deployments_with_status(
+        &self,
+        statuses: &[DeploymentStatus],
+    ) -> Result<Vec<DeploymentRecord>> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(DEPLOYMENTS)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let record: DeploymentRecord = decode(row?.1.value())?;
+            if statuses.contains(&record.status) {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn check_project(tx: &redb::WriteTransaction, record: &AppRecord) -> Result<()> {
+    if let Some(project) = &record.spec.project {
+        if tx.open_table(PROJECTS)?.get(project.as_str())?.is_none() {
+            return Err(StoreError::NotFound {
+                kind: "project",
+                name: project.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// 409 if another app already owns one of the record's host + prefix pairs.
+fn check_routes(apps: &redb::Table<&str, &[u8]>, record: &AppRecord) -> Result<()> {
+    if record.spec.domains.is_empty() {
+        return Ok(());
+    }
+    for row in apps.iter()? {
+        let (_, value) = row?;
+        let other: AppRecord = decode(value.value())?;
+        if other.spec.name == record.spec.name {
+            continue;
+        }
+        for (i, d) in record.spec.domains.iter().enumerate() {
+            if other
+                .spec
+                .domains
+                .iter()
+                .any(|o| o.host == d.host && o.path_prefix == d.path_prefix)
+            {
+                return Err(StoreError::Conflict(FieldError::new(
+                    format!("domains[{i}]"),
+                    format!(
+                        "{}{} is already routed to app {:?}; choose another host or path prefix",
+                        d.host, d.path_prefix, other.spec.name
+                    ),
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

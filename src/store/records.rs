@@ -1,0 +1,130 @@
+//! The records kept in the store: projects, apps with their state, and
+//! deployments.
+
+use berth_config::{AppSpec, ProjectSpec};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// A stored project.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProjectRecord {
+    /// The validated spec.
+    pub spec: ProjectSpec,
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// A stored app: its spec and what berth has made of it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppRecord {
+    /// The validated spec; image and resources apply at the next deployment.
+    pub spec: AppSpec,
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When it was last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// The deployment whose containers serve the app, if any.
+    pub active_deployment: Option<String>,
+    /// Stopped by the user: containers stay stopped and routes answer 503.
+    pub stopped: bool,
+}
+
+/// Where a deployment is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentStatus {
+    /// Waiting for its turn.
+    Queued,
+    /// Pulling, starting or health-checking.
+    Running,
+    /// Serving traffic.
+    Succeeded,
+    /// Did not become healthy or could not start; see `error`.
+    Failed,
+    /// Stopped before it finished.
+    Cancelled,
+}
+
+impl DeploymentStatus {
+    /// The status as written in the API and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// What started a deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// `POST /api/v1/apps/{name}/deployments`.
+    Api,
+    /// Reconcile found the app's containers gone.
+    Restart,
+}
+
+/// A stored deployment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeploymentRecord {
+    /// Sortable id: 12 hex digits of milliseconds, then 8 random.
+    pub id: String,
+    /// The app.
+    pub app: String,
+    /// Current status.
+    pub status: DeploymentStatus,
+    /// What started it.
+    pub trigger: Trigger,
+    /// Why it failed or was cancelled.
+    pub error: Option<String>,
+    /// The image reference deployed.
+    pub image: String,
+    /// The image id it resolved to, once known.
+    pub image_id: Option<String>,
+    /// The app's spec at the time of the deployment.
+    pub spec: AppSpec,
+    /// When it was queued.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When it started running.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub started_at: Option<OffsetDateTime>,
+    /// When it ended.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+impl DeploymentRecord {
+    /// A new queued deployment of `spec`.
+    pub fn queued(spec: &AppSpec, trigger: Trigger) -> Self {
+        let now = OffsetDateTime::now_utc();
+        let millis = (now.unix_timestamp_nanos() / 1_000_000) as u64;
+        Self {
+            id: format!("{millis:012x}{:08x}", rand::random::<u32>()),
+            app: spec.name.clone(),
+            status: DeploymentStatus::Queued,
+            trigger,
+            error: None,
+            image: spec.image.clone(),
+            image_id: None,
+            spec: spec.clone(),
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
+    /// Ends the deployment with `status` and an optional reason.
+    pub fn finish(&mut self, status: DeploymentStatus, error: Option<String>) {
+        self.status = status;
+        self.error = error;
+        self.finished_at = Some(OffsetDateTime::now_utc());
+    }
+}

@@ -1,0 +1,79 @@
+//! Every redb table of berth, the schema version, and the value encoding.
+//! Saved formats are contracts: change them only with a new version and a
+//! migration, and keep the test that opens a file of the previous format.
+
+use redb::{Database, MultimapTableDefinition, ReadableDatabase, TableDefinition};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::StoreError;
+
+/// Schema version written into `meta`; bump with a migration.
+pub const SCHEMA_VERSION: u32 = 1;
+/// First byte of every encoded value: JSON, format 1.
+const VALUE_FORMAT_JSON_V1: u8 = 1;
+
+/// `meta`: key → raw bytes (schema version, admin token hash).
+pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// `projects`: name → [`super::ProjectRecord`].
+pub const PROJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("projects");
+/// `apps`: name → [`super::AppRecord`].
+pub const APPS: TableDefinition<&str, &[u8]> = TableDefinition::new("apps");
+/// `deployments`: id → [`super::DeploymentRecord`]; ids sort by time.
+pub const DEPLOYMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("deployments");
+/// `app_deployments`: app name → deployment ids.
+pub const APP_DEPLOYMENTS: MultimapTableDefinition<&str, &str> =
+    MultimapTableDefinition::new("app_deployments");
+
+/// Key of the schema version in `meta` (u32, little endian).
+pub const SCHEMA_KEY: &str = "schema_version";
+/// Key of the admin token's SHA-256 in `meta`.
+pub const ADMIN_TOKEN_HASH: &str = "admin_token_sha256";
+
+/// Creates missing tables and checks (or writes) the schema version.
+pub fn init(db: &Database) -> Result<(), StoreError> {
+    {
+        let tx = db.begin_read()?;
+        if let Ok(meta) = tx.open_table(META) {
+            if let Some(v) = meta.get(SCHEMA_KEY)? {
+                let bytes = <[u8; 4]>::try_from(v.value())
+                    .map_err(|_| StoreError::Corrupt("schema version is not 4 bytes".into()))?;
+                let version = u32::from_le_bytes(bytes);
+                if version > SCHEMA_VERSION {
+                    return Err(StoreError::Corrupt(format!(
+                        "schema version {version}, this berth knows up to {SCHEMA_VERSION}; run a newer berth"
+                    )));
+                }
+            }
+        }
+    }
+    let tx = db.begin_write()?;
+    {
+        let mut meta = tx.open_table(META)?;
+        meta.insert(SCHEMA_KEY, SCHEMA_VERSION.to_le_bytes().as_slice())?;
+        tx.open_table(PROJECTS)?;
+        tx.open_table(APPS)?;
+        tx.open_table(DEPLOYMENTS)?;
+        tx.open_multimap_table(APP_DEPLOYMENTS)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Encodes a value: format byte + JSON.
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    let mut out = vec![VALUE_FORMAT_JSON_V1];
+    serde_json::to_writer(&mut out, value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(out)
+}
+
+/// Decodes a value written by [`encode`].
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    match bytes.split_first() {
+        Some((&VALUE_FORMAT_JSON_V1, json)) => {
+            serde_json::from_slice(json).map_err(|e| StoreError::Corrupt(e.to_string()))
+        }
+        Some((format, _)) => Err(StoreError::Corrupt(format!("unknown value format {format}"))),
+        None => Err(StoreError::Corrupt("empty value".into())),
+    }
+}

@@ -1,0 +1,129 @@
+use super::*;
+use berth_config::{AppInput, ProjectInput};
+use time::OffsetDateTime;
+
+fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("berth.redb")).unwrap();
+    (dir, store)
+}
+
+fn app(json: &str) -> AppRecord {
+    let spec = serde_json::from_str::<AppInput>(json).unwrap().validate().unwrap();
+    let now = OffsetDateTime::now_utc();
+    AppRecord {
+        spec,
+        created_at: now,
+        updated_at: now,
+        active_deployment: None,
+        stopped: false,
+    }
+}
+
+#[test]
+fn apps_round_trip_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("berth.redb");
+    {
+        let store = Store::open(&path).unwrap();
+        store
+            .create_app(&app(r#"{"name":"web","image":"x","port":80}"#))
+            .unwrap();
+        store.set_admin_token_hash(&[7; 32]).unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.app("web").unwrap().spec.image, "x");
+    assert_eq!(store.admin_token_hash().unwrap(), Some([7; 32]));
+}
+
+#[test]
+fn route_and_name_conflicts_are_refused() {
+    let (_dir, store) = open();
+    store
+        .create_app(&app(
+            r#"{"name":"a","image":"x","port":80,"domains":[{"host":"a.com"}]}"#,
+        ))
+        .unwrap();
+    let err = store
+        .create_app(&app(
+            r#"{"name":"b","image":"x","port":80,"domains":[{"host":"x.com"},{"host":"A.com","path_prefix":"/"}]}"#,
+        ))
+        .unwrap_err();
+    match err {
+        StoreError::Conflict(f) => assert_eq!(f.field, "domains[1]"),
+        other => panic!("{other}"),
+    }
+    assert!(matches!(
+        store.create_app(&app(r#"{"name":"a","image":"y","port":80}"#)),
+        Err(StoreError::Conflict(_))
+    ));
+    // Another prefix on the same host is fine.
+    store
+        .create_app(&app(
+            r#"{"name":"c","image":"x","port":80,"domains":[{"host":"a.com","path_prefix":"/api"}]}"#,
+        ))
+        .unwrap();
+}
+
+#[test]
+fn projects_with_apps_cannot_be_deleted() {
+    let (_dir, store) = open();
+    let spec = ProjectInput {
+        name: "p".into(),
+        description: None,
+    }
+    .validate()
+    .unwrap();
+    store
+        .create_project(&ProjectRecord {
+            spec,
+            created_at: OffsetDateTime::now_utc(),
+        })
+        .unwrap();
+    assert!(matches!(
+        store.create_app(&app(r#"{"name":"a","image":"x","port":80,"project":"nope"}"#)),
+        Err(StoreError::NotFound { .. })
+    ));
+    store
+        .create_app(&app(r#"{"name":"a","image":"x","port":80,"project":"p"}"#))
+        .unwrap();
+    assert!(matches!(store.delete_project("p"), Err(StoreError::Conflict(_))));
+    store.delete_app("a").unwrap();
+    store.delete_project("p").unwrap();
+}
+
+#[test]
+fn deployments_are_listed_newest_first_and_deleted_with_their_app() {
+    let (_dir, store) = open();
+    let a = app(r#"{"name":"a","image":"x","port":80}"#);
+    store.create_app(&a).unwrap();
+    let first = DeploymentRecord::queued(&a.spec, Trigger::Api);
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    let second = DeploymentRecord::queued(&a.spec, Trigger::Api);
+    store.insert_deployment(&first).unwrap();
+    store.insert_deployment(&second).unwrap();
+    let ids: Vec<_> = store
+        .app_deployments("a")
+        .unwrap()
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(ids, [second.id.clone(), first.id.clone()]);
+    store.activate_deployment(&second.id).unwrap();
+    assert_eq!(store.app("a").unwrap().active_deployment, Some(second.id.clone()));
+    assert_eq!(
+        store.deployments_with_status(&[DeploymentStatus::Queued]).unwrap().len(),
+        1
+    );
+    store.delete_app("a").unwrap();
+    assert!(matches!(store.deployment(&first.id), Err(StoreError::NotFound { .. })));
+}
+
+#[test]
+fn values_carry_their_format() {
+    let bytes = schema::encode(&42u32).unwrap();
+    assert_eq!(bytes[0], 1);
+    assert_eq!(schema::decode::<u32>(&bytes).unwrap(), 42);
+    assert!(schema::decode::<u32>(&[9, b'1']).is_err());
+    assert!(schema::decode::<u32>(&[]).is_err());
+}
