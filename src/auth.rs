@@ -60,7 +60,10 @@ pub enum TokenOrigin {
 }
 
 /// Loads the admin token's hash, creating a token on first start.
-pub fn ensure_admin_token(store: &Store, data_dir: &Path) -> anyhow::Result<(AdminAuth, TokenOrigin)> {
+pub fn ensure_admin_token(
+    store: &Store,
+    data_dir: &Path,
+) -> anyhow::Result<(AdminAuth, TokenOrigin)> {
     if let Some(hash) = store.admin_token_hash()? {
         return Ok((AdminAuth { hash }, TokenOrigin::Existing));
     }

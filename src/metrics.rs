@@ -44,7 +44,9 @@ async fn metrics(State(registry): State<Arc<Registry>>, headers: HeaderMap) -> R
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/openmetrics-text"));
     match prometheus_client::encoding::text::encode(&mut body, &registry) {
-        Ok(()) if wants_openmetrics => ([(header::CONTENT_TYPE, OPENMETRICS)], body).into_response(),
+        Ok(()) if wants_openmetrics => {
+            ([(header::CONTENT_TYPE, OPENMETRICS)], body).into_response()
+        }
         Ok(()) => (
             [(header::CONTENT_TYPE, PROMETHEUS_TEXT)],
             to_prometheus_text(&body),
@@ -77,7 +79,11 @@ fn to_prometheus_text(openmetrics: &str) -> String {
         match meta {
             Some((prefix, rest)) => {
                 let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
-                let tail = if prefix == "# TYPE " && tail == "unknown" { "untyped" } else { tail };
+                let tail = if prefix == "# TYPE " && tail == "unknown" {
+                    "untyped"
+                } else {
+                    tail
+                };
                 out.push_str(prefix);
                 out.push_str(name);
                 if counters.contains(name) {

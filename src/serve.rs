@@ -25,7 +25,10 @@ pub const ADDRESSES_FILE: &str = "addresses.json";
 /// Runs berth until a shutdown signal.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     std::fs::create_dir_all(&settings.data_dir).with_context(|| {
-        format!("creating the data directory {}", settings.data_dir.display())
+        format!(
+            "creating the data directory {}",
+            settings.data_dir.display()
+        )
     })?;
     let http = std::net::TcpListener::bind(settings.http_addr)
         .with_context(|| format!("binding http_addr {}", settings.http_addr))?;
@@ -51,9 +54,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         TokenOrigin::Existing => tracing::info!("admin token loaded from the store"),
     }
 
-    let engine = Engine::connect(&settings.instance)
-        .await
-        .context("connecting to the Docker engine (is it running, and may this user use its socket?)")?;
+    let engine = Engine::connect(&settings.instance).await.context(
+        "connecting to the Docker engine (is it running, and may this user use its socket?)",
+    )?;
     let mut registry = crate::metrics::registry();
     let router = Arc::new(Router::default());
     let proxy_metrics = ProxyMetrics::register(&mut registry);
@@ -95,9 +98,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         auth,
     );
     let admin_task = tokio::spawn(
-        axum::serve(admin, api.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .into_future(),
+        axum::serve(
+            admin,
+            api.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .into_future(),
     );
     let metrics_addr = metrics_listener.local_addr()?;
     let metrics_task = tokio::spawn(
@@ -122,8 +128,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             "shutdown deadline reached with requests in flight"
         );
     }
-    orchestrator.shutdown(settings.stop_grace + Duration::from_secs(5)).await;
-    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now()) + Duration::from_secs(1);
+    orchestrator
+        .shutdown(settings.stop_grace + Duration::from_secs(5))
+        .await;
+    let remaining =
+        deadline.saturating_duration_since(tokio::time::Instant::now()) + Duration::from_secs(1);
     let _ = tokio::time::timeout(remaining, async {
         let _ = edge_task.await;
         let _ = admin_task.await;

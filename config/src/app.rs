@@ -210,7 +210,10 @@ impl AppInput {
             .ok_or_else(|| {
                 FieldError::new(
                     "port",
-                    format!("{} is out of range; give the container port, 1-65535", self.port),
+                    format!(
+                        "{} is out of range; give the container port, 1-65535",
+                        self.port
+                    ),
                 )
             })?;
         let replicas = match self.replicas {
@@ -257,7 +260,10 @@ impl AppInput {
         if self.domains.len() > MAX_DOMAINS {
             return Err(FieldError::new(
                 "domains",
-                format!("has {} entries; an app may have at most {MAX_DOMAINS}", self.domains.len()),
+                format!(
+                    "has {} entries; an app may have at most {MAX_DOMAINS}",
+                    self.domains.len()
+                ),
             ));
         }
         let mut domains: Vec<Domain> = Vec::with_capacity(self.domains.len());
@@ -321,7 +327,7 @@ impl AppSpec {
                 None => self.command.clone(),
             },
             cpus: match patch.cpus {
-                Some(c) if c == 0.0 => None,
+                Some(0.0) => None,
                 Some(c) => Some(c),
                 None => self.cpus,
             },
@@ -358,7 +364,10 @@ fn validate_image(image: &str) -> Result<(), FieldError> {
     if valid {
         Ok(())
     } else {
-        Err(FieldError::new("image", format!("{image:?} is not a valid image reference; {fix}")))
+        Err(FieldError::new(
+            "image",
+            format!("{image:?} is not a valid image reference; {fix}"),
+        ))
     }
 }
 
@@ -366,9 +375,7 @@ fn validate_env(key: &str, value: &str) -> Result<(), FieldError> {
     let field = format!("env.{key}");
     let key_ok = !key.is_empty()
         && key.len() <= 256
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
         && !key.as_bytes()[0].is_ascii_digit();
     if !key_ok {
         return Err(FieldError::new(
@@ -410,11 +417,26 @@ mod tests {
             (r#"{"name":"web","image":"ng inx","port":80}"#, "image"),
             (r#"{"name":"web","image":"nginx","port":70000}"#, "port"),
             (r#"{"name":"web","image":"nginx","port":0}"#, "port"),
-            (r#"{"name":"web","image":"nginx","port":80,"replicas":0}"#, "replicas"),
-            (r#"{"name":"web","image":"nginx","port":80,"cpus":-1}"#, "cpus"),
-            (r#"{"name":"web","image":"nginx","port":80,"memory_mb":1}"#, "memory_mb"),
-            (r#"{"name":"web","image":"nginx","port":80,"env":{"1A":"x"}}"#, "env.1A"),
-            (r#"{"name":"web","image":"nginx","port":80,"command":[]}"#, "command"),
+            (
+                r#"{"name":"web","image":"nginx","port":80,"replicas":0}"#,
+                "replicas",
+            ),
+            (
+                r#"{"name":"web","image":"nginx","port":80,"cpus":-1}"#,
+                "cpus",
+            ),
+            (
+                r#"{"name":"web","image":"nginx","port":80,"memory_mb":1}"#,
+                "memory_mb",
+            ),
+            (
+                r#"{"name":"web","image":"nginx","port":80,"env":{"1A":"x"}}"#,
+                "env.1A",
+            ),
+            (
+                r#"{"name":"web","image":"nginx","port":80,"command":[]}"#,
+                "command",
+            ),
             (
                 r#"{"name":"web","image":"nginx","port":80,"domains":[{"host":"a..b"}]}"#,
                 "domains[0].host",

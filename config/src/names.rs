@@ -16,7 +16,8 @@ const MAX_PREFIX: usize = 1024;
 /// with a letter and not ending with `-`. App and project names follow this
 /// so they can appear in container names, host names and labels unchanged.
 pub fn validate_name(field: &str, name: &str) -> Result<(), FieldError> {
-    let fix = "use 1-63 lowercase letters, digits or '-', starting with a letter and not ending with '-'";
+    let fix =
+        "use 1-63 lowercase letters, digits or '-', starting with a letter and not ending with '-'";
     if name.is_empty() || name.len() > MAX_LABEL {
         return Err(FieldError::new(
             field,
@@ -62,7 +63,8 @@ pub fn normalize_host(raw: &str) -> Option<Cow<'_, str>> {
 /// Validates the host of a domain and returns it normalized (lowercase, no
 /// trailing dot). A leading `*.` makes a wildcard for one label.
 pub fn validate_host(field: &str, raw: &str) -> Result<String, FieldError> {
-    let fix = "give a host name such as app.example.com or *.example.com, without scheme, port or path";
+    let fix =
+        "give a host name such as app.example.com or *.example.com, without scheme, port or path";
     let trimmed = raw.trim();
     if trimmed.contains("://") || trimmed.contains('/') || trimmed.contains(':') {
         return Err(FieldError::new(
@@ -70,7 +72,10 @@ pub fn validate_host(field: &str, raw: &str) -> Result<String, FieldError> {
             format!("{raw:?} is not a host name; {fix}"),
         ));
     }
-    let host = trimmed.strip_suffix('.').unwrap_or(trimmed).to_ascii_lowercase();
+    let host = trimmed
+        .strip_suffix('.')
+        .unwrap_or(trimmed)
+        .to_ascii_lowercase();
     if host.is_empty() || host.len() > MAX_HOST {
         return Err(FieldError::new(
             field,
@@ -143,18 +148,39 @@ mod tests {
 
     #[test]
     fn hosts_are_normalized_and_checked() {
-        assert_eq!(validate_host("h", "App.Example.COM.").unwrap(), "app.example.com");
-        assert_eq!(validate_host("h", "*.example.com").unwrap(), "*.example.com");
+        assert_eq!(
+            validate_host("h", "App.Example.COM.").unwrap(),
+            "app.example.com"
+        );
+        assert_eq!(
+            validate_host("h", "*.example.com").unwrap(),
+            "*.example.com"
+        );
         assert_eq!(validate_host("h", "localhost").unwrap(), "localhost");
-        for bad in ["", "http://x.com", "x.com:80", "x.com/a", "a..b", "-a.com", "a b.com", "*"] {
+        for bad in [
+            "",
+            "http://x.com",
+            "x.com:80",
+            "x.com/a",
+            "a..b",
+            "-a.com",
+            "a b.com",
+            "*",
+        ] {
             assert!(validate_host("h", bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn host_headers_lose_port_and_case() {
-        assert_eq!(normalize_host("Example.com:8080").as_deref(), Some("example.com"));
-        assert_eq!(normalize_host("example.com.").as_deref(), Some("example.com"));
+        assert_eq!(
+            normalize_host("Example.com:8080").as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(
+            normalize_host("example.com.").as_deref(),
+            Some("example.com")
+        );
         assert_eq!(normalize_host("[::1]:80").as_deref(), Some("::1"));
         assert_eq!(normalize_host(":80"), None);
         assert_eq!(normalize_host(""), None);

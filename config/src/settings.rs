@@ -135,7 +135,10 @@ impl Settings {
             raw.trim().parse::<SocketAddr>().map_err(|_| {
                 invalid(FieldError::new(
                     key,
-                    format!("{raw:?} is not an address; write IP:PORT, e.g. 0.0.0.0:{}", default.rsplit(':').next().unwrap_or("80")),
+                    format!(
+                        "{raw:?} is not an address; write IP:PORT, e.g. 0.0.0.0:{}",
+                        default.rsplit(':').next().unwrap_or("80")
+                    ),
                 ))
             })
         };
@@ -158,7 +161,12 @@ impl Settings {
             http_addr: addr("http_addr", o.http_addr, f.http_addr, "0.0.0.0:80")?,
             https_addr: addr("https_addr", o.https_addr, f.https_addr, "0.0.0.0:443")?,
             admin_addr: addr("admin_addr", o.admin_addr, f.admin_addr, "0.0.0.0:3000")?,
-            metrics_addr: addr("metrics_addr", o.metrics_addr, f.metrics_addr, "0.0.0.0:4500")?,
+            metrics_addr: addr(
+                "metrics_addr",
+                o.metrics_addr,
+                f.metrics_addr,
+                "0.0.0.0:4500",
+            )?,
             health_timeout: Duration::from_secs(secs(
                 "deploy.health_timeout_secs",
                 f.deploy.health_timeout_secs,

@@ -15,5 +15,5 @@ mod table;
 
 pub use metrics::ProxyMetrics;
 pub use router::Router;
-pub use service::{serve, EdgeProxy, EdgeOptions};
+pub use service::{serve, EdgeOptions, EdgeProxy};
 pub use table::{Backend, Route, RouteSpec, RouteTable};

@@ -154,9 +154,15 @@ mod tests {
             decide(&t, Some("App.Example.com:8080"), "/api/x"),
             Decision::Forward(_)
         ));
-        assert!(matches!(decide(&t, Some("other.com"), "/api"), Decision::UnknownHost));
+        assert!(matches!(
+            decide(&t, Some("other.com"), "/api"),
+            Decision::UnknownHost
+        ));
         assert!(matches!(decide(&t, None, "/api"), Decision::UnknownHost));
-        assert!(matches!(decide(&t, Some("app.example.com"), "/"), Decision::UnknownHost));
+        assert!(matches!(
+            decide(&t, Some("app.example.com"), "/"),
+            Decision::UnknownHost
+        ));
         let empty = table(false, 0);
         assert!(matches!(
             decide(&empty, Some("app.example.com"), "/api"),

@@ -79,7 +79,9 @@ async fn respond(session: &mut Session, page: ErrorPage, request_id: &str) -> Re
     resp.insert_header(header::CACHE_CONTROL, "no-store")?;
     resp.insert_header(X_REQUEST_ID, request_id)?;
     let head_only = session.req_header().method == http::Method::HEAD;
-    session.write_response_header(Box::new(resp), head_only).await?;
+    session
+        .write_response_header(Box::new(resp), head_only)
+        .await?;
     if !head_only {
         session
             .write_response_body(Some(Bytes::from_static(page.body.as_bytes())), true)
@@ -106,8 +108,8 @@ impl ProxyHttp for EdgeProxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let req = session.req_header();
-        ctx.request_id = policy::request_id(req.headers.get(X_REQUEST_ID).map(|v| v.as_bytes()))
-            .into_owned();
+        ctx.request_id =
+            policy::request_id(req.headers.get(X_REQUEST_ID).map(|v| v.as_bytes())).into_owned();
         let page = {
             let table = self.router.load();
             match policy::decide(&table, request_host(req), req.uri.path()) {
@@ -268,9 +270,7 @@ impl ProxyHttp for EdgeProxy {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
-        let status = session
-            .response_written()
-            .map_or(0, |r| r.status.as_u16());
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
         self.metrics.observe_request(ctx.app.as_deref(), status);
     }
 }
@@ -279,7 +279,11 @@ impl ProxyHttp for EdgeProxy {
 /// The caller binds, so bind errors surface before anything starts and
 /// `:0` ports work. Returns when the listener has stopped accepting;
 /// requests in flight go on and are awaited by the caller.
-pub async fn serve(listener: TcpListener, proxy: EdgeProxy, shutdown: ShutdownWatch) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    proxy: EdgeProxy,
+    shutdown: ShutdownWatch,
+) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?.to_string();
     let conf = Arc::new(ServerConf::default());

@@ -139,14 +139,18 @@ impl RouteTable {
             map.into_iter()
                 .map(|(host, mut routes)| {
                     // Longest prefix first, so the first match is the best.
-                    routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+                    routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
                     (host, routes.into_boxed_slice())
                 })
                 .collect::<HashMap<_, _>>()
         };
         let exact = freeze(exact);
         let wildcard = freeze(wildcard);
-        let routes = exact.values().chain(wildcard.values()).map(|r| r.len()).sum();
+        let routes = exact
+            .values()
+            .chain(wildcard.values())
+            .map(|r| r.len())
+            .sum();
         Self {
             exact,
             wildcard,

@@ -152,7 +152,10 @@ async fn forwards_with_forwarding_headers_and_request_id() {
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["path"], "/hello?x=1");
     let h = &body["headers"];
-    assert_eq!(h["x-forwarded-for"], "127.0.0.1", "client-sent XFF must be replaced");
+    assert_eq!(
+        h["x-forwarded-for"], "127.0.0.1",
+        "client-sent XFF must be replaced"
+    );
     assert_eq!(h["x-forwarded-proto"], "http");
     assert_eq!(h["x-forwarded-host"], "APP.test:8080");
     assert_eq!(h["x-request-id"], request_id.as_str());
@@ -178,7 +181,11 @@ async fn longest_prefix_wins_and_prefixes_can_be_stripped() {
         route("site.test", "/api", true, &api),
     ])
     .await;
-    let body: serde_json::Value = get(&edge, "site.test", "/api/users?q=1").await.json().await.unwrap();
+    let body: serde_json::Value = get(&edge, "site.test", "/api/users?q=1")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(body["name"], "api");
     assert_eq!(body["path"], "/users?q=1");
     let body: serde_json::Value = get(&edge, "site.test", "/api").await.json().await.unwrap();
@@ -211,8 +218,9 @@ async fn connect_failures_retry_another_replica_and_all_dead_is_502() {
         assert_eq!(body["name"], "live");
     }
     let dead = Arc::new(Backend::new("dead", vec![dead_addr(), dead_addr()]));
-    edge.router
-        .swap(RouteTable::build(vec![route("app.test", "/", false, &dead)]));
+    edge.router.swap(RouteTable::build(vec![route(
+        "app.test", "/", false, &dead,
+    )]));
     let resp = get(&edge, "app.test", "/").await;
     assert_eq!(resp.status(), 502);
     assert!(resp.text().await.unwrap().contains("could not be reached"));
@@ -227,7 +235,9 @@ async fn round_robin_spreads_requests() {
     let mut names = std::collections::HashMap::new();
     for _ in 0..10 {
         let body: serde_json::Value = get(&edge, "app.test", "/").await.json().await.unwrap();
-        *names.entry(body["name"].as_str().unwrap().to_string()).or_insert(0) += 1;
+        *names
+            .entry(body["name"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
     }
     assert_eq!(names.get("a"), Some(&5));
     assert_eq!(names.get("b"), Some(&5));
@@ -239,7 +249,8 @@ async fn large_bodies_stream_through() {
     let edge = start_edge(vec![route("app.test", "/", false, &backend)]).await;
     // 64 MiB sent as a chunked stream: the upstream counts what arrives.
     let chunk = Bytes::from(vec![b'x'; 1 << 20]);
-    let stream = futures_util::stream::iter((0..64).map(move |_| Ok::<_, Infallible>(chunk.clone())));
+    let stream =
+        futures_util::stream::iter((0..64).map(move |_| Ok::<_, Infallible>(chunk.clone())));
     let resp = client()
         .post(format!("http://{}/upload", edge.addr))
         .header("host", "app.test")
@@ -260,8 +271,7 @@ async fn websocket_upgrades_pass_through() {
         format!("ws://{}/socket", edge.addr),
     )
     .map(|mut r| {
-        r.headers_mut()
-            .insert("host", "ws.test".parse().unwrap());
+        r.headers_mut().insert("host", "ws.test".parse().unwrap());
         r
     })
     .unwrap();

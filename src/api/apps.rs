@@ -41,7 +41,10 @@ pub async fn create(
     let orchestrator = &state.orchestrator;
     orchestrator.store().create_app(&record)?;
     orchestrator.rebuild_routes()?;
-    Ok((StatusCode::CREATED, Json(AppView::new(record, orchestrator))))
+    Ok((
+        StatusCode::CREATED,
+        Json(AppView::new(record, orchestrator)),
+    ))
 }
 
 /// Lists apps.
@@ -65,7 +68,10 @@ pub async fn get_one(
     Path(name): Path<String>,
 ) -> Result<Json<AppView>, ApiError> {
     let orchestrator = &state.orchestrator;
-    Ok(Json(AppView::new(orchestrator.store().app(&name)?, orchestrator)))
+    Ok(Json(AppView::new(
+        orchestrator.store().app(&name)?,
+        orchestrator,
+    )))
 }
 
 /// Changes an app. Domains apply at once; image, port, replicas, env,

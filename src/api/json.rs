@@ -21,9 +21,9 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text())
-        })?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text()))?;
         parse(&bytes).map(ApiJson)
     }
 }
@@ -42,9 +42,13 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
+/// The field's full path: serde_path_to_error already ends the path with
+/// an unknown field's name, but not with a missing one's.
 fn join(path: &str, name: &str) -> String {
     if path.is_empty() || path == "." {
         name.to_string()
+    } else if path == name || path.ends_with(&format!(".{name}")) {
+        path.to_string()
     } else {
         format!("{path}.{name}")
     }
@@ -111,17 +115,34 @@ mod tests {
     #[tokio::test]
     async fn errors_name_the_field() {
         let cases = [
-            (r#"{"name":"a","image":"x","port":80,"colour":1}"#, "unknown_field", Some("colour")),
+            (
+                r#"{"name":"a","image":"x","port":80,"colour":1}"#,
+                "unknown_field",
+                Some("colour"),
+            ),
             (r#"{"name":"a","image":"x"}"#, "missing_field", Some("port")),
-            (r#"{"name":"a","image":"x","port":"80"}"#, "invalid_field", Some("port")),
+            (
+                r#"{"name":"a","image":"x","port":80,"domains":[{"path_prefix":"/"}]}"#,
+                "missing_field",
+                Some("domains[0].host"),
+            ),
+            (
+                r#"{"name":"a","image":"x","port":"80"}"#,
+                "invalid_field",
+                Some("port"),
+            ),
             (
                 r#"{"name":"a","image":"x","port":80,"domains":[{"host":"a.com","strip":true}]}"#,
                 "unknown_field",
                 Some("domains[0].strip"),
             ),
             (r#"{"name":"a","#, "invalid_json", None),
-            (r#"{"name":"a","image":"x","port":80} x"#, "invalid_json", None),
-            (r#"[1]"#, "invalid_field", None),
+            (
+                r#"{"name":"a","image":"x","port":80} x"#,
+                "invalid_json",
+                None,
+            ),
+            (r#""just text""#, "invalid_field", None),
         ];
         for (json, code, field) in cases {
             let err = parse::<AppInput>(json.as_bytes()).err().unwrap();

@@ -11,7 +11,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::engine::{HealthVerdict, ReplicaConfig, ReplicaState, LABEL_REPLICA};
-use super::{lock, EngineError, Orchestrator, Replica, LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE};
+use super::{
+    lock, EngineError, Orchestrator, Replica, LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE,
+};
 use crate::store::{DeploymentRecord, DeploymentStatus};
 
 /// How often a starting replica is probed.
@@ -225,7 +227,9 @@ impl Orchestrator {
                     health: None,
                 } => {
                     let addr = SocketAddr::new(ip, port);
-                    match tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
+                    match tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr))
+                        .await
+                    {
                         Ok(Ok(_)) => return Ok(addr),
                         Ok(Err(e)) => format!("nothing accepts connections on port {port}: {e}"),
                         Err(_) => format!("connecting to port {port} timed out"),
@@ -253,12 +257,18 @@ impl Orchestrator {
             // The app was deleted meanwhile: its new replicas go too.
             tracing::warn!(deployment = id, %err, "could not activate the deployment");
             for r in &replicas {
-                let _ = self.inner.engine.remove(&r.container, self.inner.settings.stop_grace).await;
+                let _ = self
+                    .inner
+                    .engine
+                    .remove(&r.container, self.inner.settings.stop_grace)
+                    .await;
             }
             self.finish_deployment(id, DeploymentStatus::Failed, Some(err.to_string()));
             return;
         }
-        self.inner.metrics.deployment_finished(DeploymentStatus::Succeeded);
+        self.inner
+            .metrics
+            .deployment_finished(DeploymentStatus::Succeeded);
         lock(&self.inner.live).insert(record.app.clone(), replicas);
         if let Err(err) = self.rebuild_routes() {
             tracing::error!(%err, "could not rebuild routes");

@@ -151,7 +151,10 @@ impl Engine {
         let request = NetworkCreateRequest {
             name: self.network.clone(),
             driver: Some("bridge".into()),
-            labels: Some(HashMap::from([(LABEL_INSTANCE.to_string(), self.instance.clone())])),
+            labels: Some(HashMap::from([(
+                LABEL_INSTANCE.to_string(),
+                self.instance.clone(),
+            )])),
             ..Default::default()
         };
         match self.docker.create_network(request).await {
@@ -172,7 +175,11 @@ impl Engine {
         cancel: &CancellationToken,
     ) -> Result<String, EngineError> {
         match self.docker.inspect_image(reference).await {
-            Ok(image) => return image.id.ok_or_else(|| EngineError::Docker("image has no id".into())),
+            Ok(image) => {
+                return image
+                    .id
+                    .ok_or_else(|| EngineError::Docker("image has no id".into()))
+            }
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(e.into()),
         }
@@ -289,10 +296,7 @@ impl Engine {
     pub async fn replica_state(&self, id: &str) -> Result<ReplicaState, EngineError> {
         let info: ContainerInspectResponse = self.docker.inspect_container(id, None).await?;
         let state = info.state.unwrap_or_default();
-        let running = matches!(
-            state.status,
-            Some(ContainerStateStatusEnum::RUNNING)
-        );
+        let running = matches!(state.status, Some(ContainerStateStatusEnum::RUNNING));
         if !running {
             // Restarting after a crash counts as not running.
             return Ok(ReplicaState::Exited(state.exit_code));

@@ -177,7 +177,9 @@ impl Orchestrator {
         let replicas = lock(&self.inner.live).remove(app).unwrap_or_default();
         self.rebuild_routes()?;
         let grace = self.inner.settings.stop_grace;
-        let stops = replicas.iter().map(|r| self.inner.engine.stop(&r.container, grace));
+        let stops = replicas
+            .iter()
+            .map(|r| self.inner.engine.stop(&r.container, grace));
         for result in futures_util::future::join_all(stops).await {
             result?;
         }
@@ -332,7 +334,11 @@ impl Orchestrator {
     }
 
     /// Ids of the app's containers, optionally of one deployment only.
-    async fn containers_of(&self, app: &str, deployment: Option<&str>) -> Result<Vec<String>, OpError> {
+    async fn containers_of(
+        &self,
+        app: &str,
+        deployment: Option<&str>,
+    ) -> Result<Vec<String>, OpError> {
         let mut ids = Vec::new();
         for c in self.inner.engine.instance_containers().await? {
             let labels = c.labels.unwrap_or_default();

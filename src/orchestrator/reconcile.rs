@@ -16,7 +16,9 @@ impl Orchestrator {
         let store = &self.inner.store;
         let engine = &self.inner.engine;
         let grace = self.inner.settings.stop_grace;
-        for d in store.deployments_with_status(&[DeploymentStatus::Queued, DeploymentStatus::Running])? {
+        for d in
+            store.deployments_with_status(&[DeploymentStatus::Queued, DeploymentStatus::Running])?
+        {
             store.update_deployment(&d.id, |d| {
                 d.finish(
                     DeploymentStatus::Failed,
@@ -50,7 +52,9 @@ impl Orchestrator {
         }
         let mut redeploy = Vec::new();
         for app in apps.values() {
-            let Some(active) = &app.active_deployment else { continue };
+            let Some(active) = &app.active_deployment else {
+                continue;
+            };
             if app.stopped {
                 continue;
             }
@@ -60,7 +64,9 @@ impl Orchestrator {
                 if let Ok(ReplicaState::Exited(_)) = engine.replica_state(&id).await {
                     engine.start(&id).await?;
                 }
-                if let ReplicaState::Running { addr: Some(ip), .. } = engine.replica_state(&id).await? {
+                if let ReplicaState::Running { addr: Some(ip), .. } =
+                    engine.replica_state(&id).await?
+                {
                     replicas.push(Replica {
                         container: id,
                         addr: std::net::SocketAddr::new(ip, deployment.spec.port),

@@ -109,7 +109,10 @@ impl Store {
             if projects.get(record.spec.name.as_str())?.is_some() {
                 return Err(StoreError::Conflict(FieldError::new(
                     "name",
-                    format!("a project named {:?} already exists; pick another name", record.spec.name),
+                    format!(
+                        "a project named {:?} already exists; pick another name",
+                        record.spec.name
+                    ),
                 )));
             }
             projects.insert(record.spec.name.as_str(), encode(record)?.as_slice())?;
@@ -130,10 +133,7 @@ impl Store {
     pub fn projects(&self) -> Result<Vec<ProjectRecord>> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(PROJECTS)?;
-        table
-            .iter()?
-            .map(|row| decode(row?.1.value()))
-            .collect()
+        table.iter()?.map(|row| decode(row?.1.value())).collect()
     }
 
     /// Replaces a project's spec.
@@ -192,7 +192,10 @@ impl Store {
             if apps.get(record.spec.name.as_str())?.is_some() {
                 return Err(StoreError::Conflict(FieldError::new(
                     "name",
-                    format!("an app named {:?} already exists; pick another name or PATCH it", record.spec.name),
+                    format!(
+                        "an app named {:?} already exists; pick another name or PATCH it",
+                        record.spec.name
+                    ),
                 )));
             }
             check_project(&tx, record)?;
@@ -227,8 +230,11 @@ impl Store {
         let tx = self.db.begin_write()?;
         let record = {
             let mut apps = tx.open_table(APPS)?;
-            let mut record: AppRecord =
-                decode(apps.get(name)?.ok_or_else(|| not_found("app", name))?.value())?;
+            let mut record: AppRecord = decode(
+                apps.get(name)?
+                    .ok_or_else(|| not_found("app", name))?
+                    .value(),
+            )?;
             change(&mut record)?;
             check_project(&tx, &record)?;
             check_routes(&apps, &record)?;
@@ -292,8 +298,12 @@ impl Store {
         let tx = self.db.begin_write()?;
         let record = {
             let mut table = tx.open_table(DEPLOYMENTS)?;
-            let mut record: DeploymentRecord =
-                decode(table.get(id)?.ok_or_else(|| not_found("deployment", id))?.value())?;
+            let mut record: DeploymentRecord = decode(
+                table
+                    .get(id)?
+                    .ok_or_else(|| not_found("deployment", id))?
+                    .value(),
+            )?;
             change(&mut record);
             table.insert(id, encode(&record)?.as_slice())?;
             record

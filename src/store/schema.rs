@@ -73,7 +73,9 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
         Some((&VALUE_FORMAT_JSON_V1, json)) => {
             serde_json::from_slice(json).map_err(|e| StoreError::Corrupt(e.to_string()))
         }
-        Some((format, _)) => Err(StoreError::Corrupt(format!("unknown value format {format}"))),
+        Some((format, _)) => Err(StoreError::Corrupt(format!(
+            "unknown value format {format}"
+        ))),
         None => Err(StoreError::Corrupt("empty value".into())),
     }
 }

@@ -9,7 +9,10 @@ fn open() -> (tempfile::TempDir, Store) {
 }
 
 fn app(json: &str) -> AppRecord {
-    let spec = serde_json::from_str::<AppInput>(json).unwrap().validate().unwrap();
+    let spec = serde_json::from_str::<AppInput>(json)
+        .unwrap()
+        .validate()
+        .unwrap();
     let now = OffsetDateTime::now_utc();
     AppRecord {
         spec,
@@ -81,13 +84,18 @@ fn projects_with_apps_cannot_be_deleted() {
         })
         .unwrap();
     assert!(matches!(
-        store.create_app(&app(r#"{"name":"a","image":"x","port":80,"project":"nope"}"#)),
+        store.create_app(&app(
+            r#"{"name":"a","image":"x","port":80,"project":"nope"}"#
+        )),
         Err(StoreError::NotFound { .. })
     ));
     store
         .create_app(&app(r#"{"name":"a","image":"x","port":80,"project":"p"}"#))
         .unwrap();
-    assert!(matches!(store.delete_project("p"), Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store.delete_project("p"),
+        Err(StoreError::Conflict(_))
+    ));
     store.delete_app("a").unwrap();
     store.delete_project("p").unwrap();
 }
@@ -110,13 +118,22 @@ fn deployments_are_listed_newest_first_and_deleted_with_their_app() {
         .collect();
     assert_eq!(ids, [second.id.clone(), first.id.clone()]);
     store.activate_deployment(&second.id).unwrap();
-    assert_eq!(store.app("a").unwrap().active_deployment, Some(second.id.clone()));
     assert_eq!(
-        store.deployments_with_status(&[DeploymentStatus::Queued]).unwrap().len(),
+        store.app("a").unwrap().active_deployment,
+        Some(second.id.clone())
+    );
+    assert_eq!(
+        store
+            .deployments_with_status(&[DeploymentStatus::Queued])
+            .unwrap()
+            .len(),
         1
     );
     store.delete_app("a").unwrap();
-    assert!(matches!(store.deployment(&first.id), Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        store.deployment(&first.id),
+        Err(StoreError::NotFound { .. })
+    ));
 }
 
 #[test]

@@ -1,0 +1,345 @@
+//! Test harness: builds the test images from Debian's static busybox
+//! (no registry is reachable), starts the real `berth` binary on `:0`
+//! ports with a temp data dir and a unique instance, and removes every
+//! container, network and image the test made, even when it fails.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Busybox from Debian's `busybox-static`.
+const BUSYBOX: &str = "/bin/busybox";
+
+/// Runs a docker CLI command, returning stdout; panics with stderr on failure.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI");
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Like [`docker`], ignoring failure (cleanup).
+fn docker_quiet(args: &[&str]) {
+    let _ = Command::new("docker")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// The kinds of test image.
+#[derive(Clone, Copy)]
+pub enum Image {
+    /// busybox httpd on 8080 answering `<version> <hostname>`.
+    Web(&'static str),
+    /// Serves, but its Docker healthcheck always fails.
+    Unhealthy,
+}
+
+/// One test's berth instance and everything it owns.
+pub struct Berth {
+    pub instance: String,
+    pub dir: tempfile::TempDir,
+    pub child: Option<Child>,
+    pub admin: String,
+    pub http: String,
+    pub metrics: String,
+    pub token: String,
+    images: Vec<String>,
+    client: reqwest::Client,
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}{:08x}", rand_u32())
+}
+
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    h.finish() as u32
+}
+
+impl Berth {
+    /// Starts berth with a fresh data dir and instance.
+    pub async fn start() -> Berth {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("berth.toml"),
+            "[deploy]\nhealth_timeout_secs = 20\nstop_grace_secs = 1\n[proxy]\nshutdown_grace_secs = 5\n",
+        )
+        .unwrap();
+        let mut berth = Berth {
+            instance: unique("t"),
+            dir,
+            child: None,
+            admin: String::new(),
+            http: String::new(),
+            metrics: String::new(),
+            token: String::new(),
+            images: Vec::new(),
+            client: reqwest::Client::new(),
+        };
+        berth.launch().await;
+        berth
+    }
+
+    /// Path of the data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// (Re)starts the process on the same data dir and instance.
+    pub async fn launch(&mut self) {
+        let addresses = self.data_dir().join("addresses.json");
+        let _ = std::fs::remove_file(&addresses);
+        let log = std::fs::File::create(self.data_dir().join("berth.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(["serve", "--instance", &self.instance])
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .arg("--config")
+            .arg(self.data_dir().join("berth.toml"))
+            .args(["--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
+            .args(["--metrics-addr", "127.0.0.1:0"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start berth");
+        let pid = child.id();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&addresses) {
+                let v: Value = serde_json::from_str(&text).unwrap();
+                if v["pid"] == pid {
+                    self.admin = v["admin"].as_str().unwrap().to_string();
+                    self.http = v["http"].as_str().unwrap().to_string();
+                    self.metrics = v["metrics"].as_str().unwrap().to_string();
+                    break;
+                }
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("berth exited with {status}:\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "berth did not start:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.token = std::fs::read_to_string(self.data_dir().join("admin-token"))
+            .unwrap()
+            .trim()
+            .to_string();
+    }
+
+    /// berth's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir().join("berth.log")).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns whether it exited 0.
+    pub async fn terminate(&mut self) -> bool {
+        let mut child = self.child.take().expect("running");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.success();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "berth did not stop:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Builds a test image tagged for this instance; returns the tag.
+    pub fn image(&mut self, kind: Image) -> String {
+        let (tag, version, health) = match kind {
+            Image::Web(v) => (format!("berth-test-{}:{v}", self.instance), v, ""),
+            Image::Unhealthy => (
+                format!("berth-test-{}:unhealthy", self.instance),
+                "sick",
+                "HEALTHCHECK --interval=1s --timeout=1s --retries=1 CMD [\"/bin/busybox\", \"false\"]\n",
+            ),
+        };
+        let ctx = tempfile::tempdir().unwrap();
+        std::fs::copy(BUSYBOX, ctx.path().join("busybox")).expect("busybox-static is installed");
+        std::fs::create_dir(ctx.path().join("www")).unwrap();
+        std::fs::write(ctx.path().join("www/.keep"), "").unwrap();
+        let dockerfile = format!(
+            "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nENV VERSION={version}\n{health}\
+             CMD [\"/bin/busybox\", \"sh\", \"-c\", \"echo \\\"$VERSION $(/bin/busybox hostname)\\\" > /www/index.html && exec /bin/busybox httpd -f -p 8080 -h /www\"]\n"
+        );
+        std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+        docker(&["build", "-q", "-t", &tag, ctx.path().to_str().unwrap()]);
+        self.images.push(tag.clone());
+        tag
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}/api/v1{path}", self.admin)
+    }
+
+    /// An admin API call with the token; returns status and JSON body.
+    pub async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.api_raw(method, path, body.map(|b| b.to_string()), Some(&self.token))
+            .await
+    }
+
+    /// An admin API call with a raw body and an optional token.
+    pub async fn api_raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+        token: Option<&str>,
+    ) -> (u16, Value) {
+        let mut req = self.client.request(method.parse().unwrap(), self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, json)
+    }
+
+    /// Creates an app; panics unless 201.
+    pub async fn create_app(&self, spec: Value) {
+        let (status, body) = self.api("POST", "/apps", Some(spec)).await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    /// Queues a deployment and waits for its end; returns the record.
+    pub async fn deploy(&self, app: &str) -> Value {
+        let (status, body) = self
+            .api("POST", &format!("/apps/{app}/deployments"), None)
+            .await;
+        assert_eq!(status, 202, "{body}");
+        self.wait_deployment(body["id"].as_str().unwrap()).await
+    }
+
+    /// Waits until a deployment has ended.
+    pub async fn wait_deployment(&self, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let (status, body) = self.api("GET", &format!("/deployments/{id}"), None).await;
+            assert_eq!(status, 200, "{body}");
+            if !matches!(body["status"].as_str(), Some("queued" | "running")) {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "deployment {id} never ended:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A GET through the edge for `host`; returns status and body.
+    pub async fn get(&self, host: &str, path: &str) -> (u16, String) {
+        let resp = self
+            .client
+            .get(format!("http://{}{path}", self.http))
+            .header("host", host)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
+    /// Waits until the instance has exactly `n` containers.
+    pub async fn wait_containers(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let names = self.containers();
+            if names.len() == n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {n} containers, have {names:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Names of this instance's containers (running or not).
+    pub fn containers(&self) -> Vec<String> {
+        let out = docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=berth.instance={}", self.instance),
+            "--format",
+            "{{.Names}}",
+        ]);
+        out.lines()
+            .map(str::to_string)
+            .filter(|l| !l.is_empty())
+            .collect()
+    }
+}
+
+impl Drop for Berth {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let filter = format!("label=berth.instance={}", self.instance);
+        if let Ok(out) = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &filter])
+            .output()
+        {
+            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                docker_quiet(&["rm", "-f", "-v", id]);
+            }
+        }
+        docker_quiet(&["network", "rm", &format!("berth-{}", self.instance)]);
+        for image in &self.images {
+            docker_quiet(&["rmi", "-f", image]);
+        }
+    }
+}
+
+/// Path of a data file (for config tests).
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
