@@ -1,1 +1,124 @@
-fn main() {}
+//! Route table at scale: lookups in a table of 10,000 hosts (each with a
+//! root route and an `/api` prefix, plus wildcard hosts), and the cost of
+//! building and swapping in a new table of that size, which is what every
+//! deployment and domain change does.
+//!
+//! Run: `cargo bench --bench routes`
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use berth_proxy::policy::{decide, Decision};
+use berth_proxy::{Backend, RouteSpec, RouteTable, Router};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+
+const HOSTS: usize = 10_000;
+
+fn specs() -> Vec<RouteSpec> {
+    let mut specs = Vec::with_capacity(HOSTS * 2 + 100);
+    for i in 0..HOSTS {
+        let backend = Arc::new(Backend::new(
+            format!("app{i}"),
+            vec![SocketAddr::from(([10, (i >> 8) as u8, i as u8, 1], 8080))],
+        ));
+        for prefix in ["/", "/api"] {
+            specs.push(RouteSpec {
+                host: format!("app{i}.example.com"),
+                path_prefix: prefix.to_string(),
+                strip_prefix: prefix != "/",
+                backend: backend.clone(),
+            });
+        }
+    }
+    for i in 0..100 {
+        specs.push(RouteSpec {
+            host: format!("*.tenant{i}.example.net"),
+            path_prefix: "/".into(),
+            strip_prefix: false,
+            backend: Arc::new(Backend::new(format!("tenant{i}"), vec![])),
+        });
+    }
+    specs
+}
+
+fn lookups(c: &mut Criterion) {
+    let router = Router::new(RouteTable::build(specs()));
+    let hosts: Vec<String> = (0..1024)
+        .map(|i| format!("app{}.example.com", (i * 7919) % HOSTS))
+        .collect();
+    let mut g = c.benchmark_group("lookup_10k_hosts");
+    let mut i = 0usize;
+    g.bench_function("exact_host_prefix", |b| {
+        b.iter(|| {
+            i = (i + 1) & 1023;
+            let table = router.load();
+            let hit = matches!(
+                decide(
+                    &table,
+                    Some(black_box(&hosts[i])),
+                    black_box("/api/users/42")
+                ),
+                Decision::Forward(_)
+            );
+            black_box(hit)
+        })
+    });
+    g.bench_function("mixed_case_host_with_port", |b| {
+        b.iter(|| {
+            let table = router.load();
+            black_box(matches!(
+                decide(
+                    &table,
+                    Some(black_box("App42.Example.COM:80")),
+                    black_box("/")
+                ),
+                Decision::Forward(_)
+            ))
+        })
+    });
+    g.bench_function("wildcard_host", |b| {
+        b.iter(|| {
+            let table = router.load();
+            black_box(matches!(
+                decide(
+                    &table,
+                    Some(black_box("shop.tenant7.example.net")),
+                    black_box("/")
+                ),
+                Decision::NoReplica(_)
+            ))
+        })
+    });
+    g.bench_function("unknown_host", |b| {
+        b.iter(|| {
+            let table = router.load();
+            black_box(matches!(
+                decide(
+                    &table,
+                    Some(black_box("nobody.example.org")),
+                    black_box("/")
+                ),
+                Decision::UnknownHost
+            ))
+        })
+    });
+    g.finish();
+}
+
+fn rebuild(c: &mut Criterion) {
+    let router = Router::new(RouteTable::build(specs()));
+    let mut g = c.benchmark_group("rebuild_10k_hosts");
+    g.sample_size(20);
+    g.bench_function("build_and_swap", |b| {
+        b.iter_batched(
+            specs,
+            |specs| router.swap(RouteTable::build(specs)),
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, lookups, rebuild);
+criterion_main!(benches);

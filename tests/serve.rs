@@ -226,6 +226,39 @@ async fn stop_answers_503_and_start_serves_again() {
 }
 
 #[tokio::test]
+async fn sigterm_lets_requests_in_flight_finish() {
+    let mut berth = Berth::start().await;
+    let v1 = berth.image(Image::Web("v1"));
+    berth
+        .create_app(
+            json!({"name": "web", "image": v1, "port": 8080, "domains": [{"host": "web.test"}]}),
+        )
+        .await;
+    assert_eq!(berth.deploy("web").await["status"], "succeeded");
+    let client = reqwest::Client::new();
+    let slow = tokio::spawn(
+        client
+            .get(format!("http://{}/cgi-bin/slow", berth.http))
+            .header("host", "web.test")
+            .send(),
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    berth.signal_term();
+    let resp = slow
+        .await
+        .unwrap()
+        .expect("the request in flight completes");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap().trim(), "slow done");
+    assert!(berth.wait_exit().await, "exit 0:\n{}", berth.log());
+    assert_eq!(
+        berth.containers().len(),
+        1,
+        "serving containers stay for the next start"
+    );
+}
+
+#[tokio::test]
 async fn admin_api_needs_the_token_and_names_bad_fields() {
     let berth = Berth::start().await;
     let (status, health) = berth.api_raw("GET", "/health", None, None).await;

@@ -40,7 +40,8 @@ fn docker_quiet(args: &[&str]) {
 /// The kinds of test image.
 #[derive(Clone, Copy)]
 pub enum Image {
-    /// busybox httpd on 8080 answering `<version> <hostname>`.
+    /// busybox httpd on 8080 answering `<version> <hostname>` at `/` and
+    /// `slow done` after 2 s at `/cgi-bin/slow`.
     Web(&'static str),
     /// Serves, but its Docker healthcheck always fails.
     Unhealthy,
@@ -157,12 +158,23 @@ impl Berth {
 
     /// Sends SIGTERM and waits for the exit; returns whether it exited 0.
     pub async fn terminate(&mut self) -> bool {
-        let mut child = self.child.take().expect("running");
+        self.signal_term();
+        self.wait_exit().await
+    }
+
+    /// Sends SIGTERM.
+    pub fn signal_term(&self) {
+        let child = self.child.as_ref().expect("running");
         let status = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// Waits for the process to exit; returns whether it exited 0.
+    pub async fn wait_exit(&mut self) -> bool {
+        let mut child = self.child.take().expect("running");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -191,6 +203,16 @@ impl Berth {
         std::fs::copy(BUSYBOX, ctx.path().join("busybox")).expect("busybox-static is installed");
         std::fs::create_dir(ctx.path().join("www")).unwrap();
         std::fs::write(ctx.path().join("www/.keep"), "").unwrap();
+        // /cgi-bin/slow answers after 2 s: an in-flight request to wait for.
+        std::fs::create_dir(ctx.path().join("www/cgi-bin")).unwrap();
+        let slow = ctx.path().join("www/cgi-bin/slow");
+        std::fs::write(
+            &slow,
+            "#!/bin/busybox sh\n/bin/busybox sleep 2\necho 'Content-Type: text/plain'\necho\necho slow done\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&slow, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
         let dockerfile = format!(
             "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nENV VERSION={version}\n{health}\
              CMD [\"/bin/busybox\", \"sh\", \"-c\", \"echo \\\"$VERSION $(/bin/busybox hostname)\\\" > /www/index.html && exec /bin/busybox httpd -f -p 8080 -h /www\"]\n"
