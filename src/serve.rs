@@ -68,6 +68,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             health_timeout: settings.health_timeout,
             stop_grace: settings.stop_grace,
             pull_timeout: settings.pull_timeout,
+            drain_timeout: settings.drain_timeout,
             concurrency: settings.deploy_concurrency,
         },
         &mut registry,

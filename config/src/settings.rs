@@ -50,6 +50,8 @@ pub struct FileDeploy {
     pub stop_grace_secs: Option<u64>,
     /// Seconds an image pull may take; default 600.
     pub pull_timeout_secs: Option<u64>,
+    /// Seconds requests in flight on a leaving replica get; default 30.
+    pub drain_timeout_secs: Option<u64>,
     /// Deployments running at once across all apps; default 2.
     pub concurrency: Option<u64>,
 }
@@ -104,6 +106,8 @@ pub struct Settings {
     pub stop_grace: Duration,
     /// Deadline for an image pull.
     pub pull_timeout: Duration,
+    /// Deadline for requests in flight on a leaving replica.
+    pub drain_timeout: Duration,
     /// Deployments running at once.
     pub deploy_concurrency: usize,
     /// Deadline to connect to a replica.
@@ -184,6 +188,12 @@ impl Settings {
                 f.deploy.pull_timeout_secs,
                 600,
                 86400,
+            )?),
+            drain_timeout: Duration::from_secs(secs(
+                "deploy.drain_timeout_secs",
+                f.deploy.drain_timeout_secs,
+                30,
+                3600,
             )?),
             deploy_concurrency: secs("deploy.concurrency", f.deploy.concurrency, 2, 64)? as usize,
             connect_timeout: Duration::from_millis(secs(

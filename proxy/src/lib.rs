@@ -12,8 +12,10 @@ pub mod policy;
 mod router;
 mod service;
 mod table;
+mod upstream;
 
 pub use metrics::ProxyMetrics;
 pub use router::Router;
 pub use service::{serve, EdgeOptions, EdgeProxy};
 pub use table::{Backend, Route, RouteSpec, RouteTable};
+pub use upstream::{Upstream, UpstreamGuard, UpstreamState};

@@ -20,6 +20,7 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::metrics::InFlight;
 use crate::policy::{self, Decision, ErrorPage};
+use crate::UpstreamGuard;
 use crate::{ProxyMetrics, Route, Router};
 
 const X_REQUEST_ID: &str = "x-request-id";
@@ -60,6 +61,10 @@ pub struct RequestCtx {
     app: Option<Arc<str>>,
     turn: usize,
     attempt: usize,
+    /// Whether the route was looked up again after its replicas ran out.
+    rerouted: bool,
+    /// The replica serving this request, counted until the request ends.
+    upstream: Option<UpstreamGuard>,
     request_id: String,
     upstream_started: Option<Instant>,
     _in_flight: InFlight,
@@ -100,6 +105,8 @@ impl ProxyHttp for EdgeProxy {
             app: None,
             turn: 0,
             attempt: 0,
+            rerouted: false,
+            upstream: None,
             request_id: String::new(),
             upstream_started: None,
             _in_flight: self.metrics.in_flight(),
@@ -132,22 +139,42 @@ impl ProxyHttp for EdgeProxy {
 
     async fn upstream_peer(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        let route = ctx
-            .route
-            .as_ref()
-            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route chosen"))?;
-        let addr = route
-            .backend()
-            .pick(ctx.turn, ctx.attempt)
-            .ok_or_else(|| Error::new_up(ErrorType::ConnectNoRoute))?;
-        ctx.attempt += 1;
-        ctx.upstream_started.get_or_insert_with(Instant::now);
-        let mut peer = HttpPeer::new(addr, false, String::new());
-        peer.options.connection_timeout = Some(self.options.connect_timeout);
-        Ok(Box::new(peer))
+        loop {
+            let route = ctx
+                .route
+                .as_ref()
+                .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route chosen"))?;
+            // Next replica of this turn that is not draining.
+            while let Some(upstream) = route.backend().pick(ctx.turn, ctx.attempt) {
+                ctx.attempt += 1;
+                if let Some(guard) = upstream.acquire() {
+                    ctx.upstream = Some(guard);
+                    ctx.upstream_started.get_or_insert_with(Instant::now);
+                    let mut peer = HttpPeer::new(upstream.addr(), false, String::new());
+                    peer.options.connection_timeout = Some(self.options.connect_timeout);
+                    return Ok(Box::new(peer));
+                }
+            }
+            // Every replica of the route this request saw is draining or
+            // failed: a deploy switched the table meanwhile. Look once more.
+            if ctx.rerouted {
+                return Err(Error::new_up(ErrorType::ConnectNoRoute));
+            }
+            ctx.rerouted = true;
+            let req = session.req_header();
+            let table = self.router.load();
+            match policy::decide(&table, request_host(req), req.uri.path()) {
+                Decision::Forward(route) => {
+                    ctx.turn = route.backend().start();
+                    ctx.attempt = 0;
+                    ctx.route = Some(route.clone());
+                }
+                _ => return Err(Error::new_up(ErrorType::ConnectNoRoute)),
+            }
+        }
     }
 
     fn fail_to_connect(
@@ -157,12 +184,14 @@ impl ProxyHttp for EdgeProxy {
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
+        ctx.upstream = None;
         let replicas = ctx
             .route
             .as_ref()
             .map_or(0, |r| r.backend().upstreams().len());
-        // Nothing was sent yet: another replica is always safe to try.
-        if ctx.attempt < replicas {
+        // Nothing was sent yet: another replica (or, once, the current
+        // route table) is always safe to try.
+        if ctx.attempt < replicas || !ctx.rerouted {
             e.set_retry(true);
         }
         e

@@ -8,17 +8,24 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crate::Upstream;
+
 /// The live replicas of one app, shared by all routes of the app.
 #[derive(Debug)]
 pub struct Backend {
     app: Arc<str>,
-    upstreams: Box<[SocketAddr]>,
+    upstreams: Box<[Upstream]>,
     cursor: AtomicUsize,
 }
 
 impl Backend {
-    /// A backend for `app` with these replica addresses (may be empty).
-    pub fn new(app: impl Into<Arc<str>>, upstreams: Vec<SocketAddr>) -> Self {
+    /// A backend for `app` with fresh replicas at these addresses (may be empty).
+    pub fn new(app: impl Into<Arc<str>>, addrs: Vec<SocketAddr>) -> Self {
+        Self::with_upstreams(app, addrs.into_iter().map(Upstream::new).collect())
+    }
+
+    /// A backend for `app` over replicas whose state outlives this table.
+    pub fn with_upstreams(app: impl Into<Arc<str>>, upstreams: Vec<Upstream>) -> Self {
         Self {
             app: app.into(),
             upstreams: upstreams.into_boxed_slice(),
@@ -31,8 +38,8 @@ impl Backend {
         &self.app
     }
 
-    /// The replica addresses.
-    pub fn upstreams(&self) -> &[SocketAddr] {
+    /// The replicas.
+    pub fn upstreams(&self) -> &[Upstream] {
         &self.upstreams
     }
 
@@ -43,12 +50,12 @@ impl Backend {
 
     /// The replica for try number `attempt` (0-based) of a turn that began at
     /// `start`; each try of a turn gets a different replica until all were tried.
-    pub fn pick(&self, start: usize, attempt: usize) -> Option<SocketAddr> {
+    pub fn pick(&self, start: usize, attempt: usize) -> Option<&Upstream> {
         if attempt >= self.upstreams.len() {
             return None;
         }
         let i = start.wrapping_add(attempt) % self.upstreams.len();
-        Some(self.upstreams[i])
+        Some(&self.upstreams[i])
     }
 }
 
@@ -240,13 +247,16 @@ mod tests {
             .collect();
         let b = Backend::new("a", addrs.clone());
         let start = b.start();
-        let picked: Vec<_> = (0..4).map(|a| b.pick(start, a)).collect();
+        let picked: Vec<_> = (0..4).map(|a| b.pick(start, a).map(|u| u.addr())).collect();
         assert_eq!(picked[3], None);
         let mut seen: Vec<_> = picked[..3].iter().flatten().copied().collect();
         seen.sort();
         assert_eq!(seen, addrs);
         let next = b.start();
-        assert_ne!(b.pick(start, 0), b.pick(next, 0));
-        assert_eq!(Backend::new("e", vec![]).pick(0, 0), None);
+        assert_ne!(
+            b.pick(start, 0).map(|u| u.addr()),
+            b.pick(next, 0).map(|u| u.addr())
+        );
+        assert!(Backend::new("e", vec![]).pick(0, 0).is_none());
     }
 }

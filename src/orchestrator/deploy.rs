@@ -167,10 +167,7 @@ impl Orchestrator {
         Ok(containers
             .iter()
             .zip(addrs)
-            .map(|(id, addr)| Replica {
-                container: id.clone(),
-                addr,
-            })
+            .map(|(id, addr)| Replica::new(id.clone(), addr))
             .collect())
     }
 
@@ -269,11 +266,16 @@ impl Orchestrator {
         self.inner
             .metrics
             .deployment_finished(DeploymentStatus::Succeeded);
-        lock(&self.inner.live).insert(record.app.clone(), replicas);
+        let current: Vec<String> = replicas.iter().map(|r| r.container.clone()).collect();
+        let previous = lock(&self.inner.live)
+            .insert(record.app.clone(), replicas)
+            .unwrap_or_default();
         if let Err(err) = self.rebuild_routes() {
             tracing::error!(%err, "could not rebuild routes");
         }
-        tracing::info!(app = %record.app, deployment = id, "deployment serves");
+        tracing::info!(app = %record.app, deployment = id, "deployment serves; draining the previous replicas");
+        self.drain(&previous).await;
+        // Every other container of the app goes, tracked or not.
         let old = match self.containers_of(&record.app, None).await {
             Ok(ids) => ids,
             Err(err) => {
@@ -281,10 +283,6 @@ impl Orchestrator {
                 return;
             }
         };
-        let current: Vec<String> = lock(&self.inner.live)
-            .get(&record.app)
-            .map(|rs| rs.iter().map(|r| r.container.clone()).collect())
-            .unwrap_or_default();
         let grace = self.inner.settings.stop_grace;
         let removals = old
             .iter()

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use berth_config::AppSpec;
-use berth_proxy::{Backend, RouteSpec, RouteTable, Router};
+use berth_proxy::{Backend, RouteSpec, RouteTable, Router, Upstream, UpstreamState};
 use prometheus_client::registry::Registry;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -38,6 +38,8 @@ pub struct DeploySettings {
     pub stop_grace: Duration,
     /// Time an image pull may take.
     pub pull_timeout: Duration,
+    /// Time requests in flight on a leaving replica get before it stops.
+    pub drain_timeout: Duration,
     /// Deployments running at once.
     pub concurrency: usize,
 }
@@ -57,12 +59,25 @@ pub enum OpError {
 }
 
 /// A replica serving an app.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Replica {
     /// Container id.
     pub container: String,
     /// Where the proxy sends requests.
     pub addr: SocketAddr,
+    /// In-flight count and drain flag, shared with every route table.
+    pub state: Arc<UpstreamState>,
+}
+
+impl Replica {
+    /// A replica that has not served yet.
+    pub fn new(container: String, addr: SocketAddr) -> Self {
+        Self {
+            container,
+            addr,
+            state: UpstreamState::new(),
+        }
+    }
 }
 
 /// Logs of one container of an app.
@@ -83,6 +98,9 @@ pub enum StartOutcome {
     /// The containers were gone; a deployment was queued.
     Deploying(DeploymentRecord),
 }
+
+/// How often a draining replica's in-flight count is read.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
 
 /// Handle to the orchestrator; cheap to clone.
 #[derive(Clone)]
@@ -176,6 +194,7 @@ impl Orchestrator {
         })?;
         let replicas = lock(&self.inner.live).remove(app).unwrap_or_default();
         self.rebuild_routes()?;
+        self.drain(&replicas).await;
         let grace = self.inner.settings.stop_grace;
         let stops = replicas
             .iter()
@@ -233,8 +252,9 @@ impl Orchestrator {
         self.cancel_jobs_of(app);
         let _guard = self.lock_app(app).await?;
         self.inner.store.delete_app(app)?;
-        lock(&self.inner.live).remove(app);
+        let replicas = lock(&self.inner.live).remove(app).unwrap_or_default();
         self.rebuild_routes()?;
+        self.drain(&replicas).await;
         let grace = self.inner.settings.stop_grace;
         for id in self.containers_of(app, None).await? {
             self.inner.engine.remove(&id, grace).await?;
@@ -278,11 +298,15 @@ impl Orchestrator {
             if app.spec.domains.is_empty() {
                 continue;
             }
-            let addrs = live
+            let upstreams = live
                 .get(&app.spec.name)
-                .map(|rs| rs.iter().map(|r| r.addr).collect())
+                .map(|rs| {
+                    rs.iter()
+                        .map(|r| Upstream::with_state(r.addr, r.state.clone()))
+                        .collect()
+                })
                 .unwrap_or_default();
-            let backend = Arc::new(Backend::new(app.spec.name.as_str(), addrs));
+            let backend = Arc::new(Backend::with_upstreams(app.spec.name.as_str(), upstreams));
             for d in &app.spec.domains {
                 specs.push(RouteSpec {
                     host: d.host.clone(),
@@ -309,6 +333,30 @@ impl Orchestrator {
             .is_err()
         {
             tracing::warn!("deployments did not finish cleaning up before the shutdown deadline");
+        }
+    }
+
+    /// Takes replicas out of service without cutting requests: they are
+    /// marked draining (new requests go elsewhere), then awaited until
+    /// their in-flight count is zero or the drain deadline passes.
+    async fn drain(&self, replicas: &[Replica]) {
+        for r in replicas {
+            r.state.drain();
+        }
+        let deadline = tokio::time::Instant::now() + self.inner.settings.drain_timeout;
+        loop {
+            let busy: usize = replicas.iter().map(|r| r.state.in_flight()).sum();
+            if busy == 0 {
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    requests = busy,
+                    "drain deadline reached; stopping replicas with requests in flight"
+                );
+                return;
+            }
+            tokio::time::sleep(DRAIN_POLL).await;
         }
     }
 

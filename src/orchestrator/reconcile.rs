@@ -67,10 +67,10 @@ impl Orchestrator {
                 if let ReplicaState::Running { addr: Some(ip), .. } =
                     engine.replica_state(&id).await?
                 {
-                    replicas.push(Replica {
-                        container: id,
-                        addr: std::net::SocketAddr::new(ip, deployment.spec.port),
-                    });
+                    replicas.push(Replica::new(
+                        id,
+                        std::net::SocketAddr::new(ip, deployment.spec.port),
+                    ));
                 }
             }
             if replicas.len() < deployment.spec.replicas as usize {

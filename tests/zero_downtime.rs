@@ -1,0 +1,161 @@
+//! Zero-downtime deploys against the real Docker engine: a bounded load on
+//! loopback runs through the edge while the app is redeployed and scaled;
+//! not one request may fail, and long requests started before a switch
+//! finish on the replica they started on.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use support::{Berth, Image};
+
+/// Counts of a load run.
+#[derive(Default)]
+struct Tally {
+    ok: AtomicUsize,
+    slow_ok: AtomicUsize,
+    failures: Mutex<Vec<String>>,
+}
+
+/// Starts `workers` loops of short GETs and one loop of 2-second GETs
+/// through the edge until `stop` is set.
+fn start_load(
+    berth: &Berth,
+    workers: usize,
+    stop: Arc<AtomicBool>,
+    tally: Arc<Tally>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    for w in 0..=workers {
+        let slow = w == workers;
+        let url = if slow {
+            format!("http://{}/cgi-bin/slow", berth.http)
+        } else {
+            format!("http://{}/", berth.http)
+        };
+        let (stop, tally) = (stop.clone(), tally.clone());
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                let result = client.get(&url).header("host", "web.test").send().await;
+                match result {
+                    Ok(resp) if resp.status() == 200 => {
+                        let body = resp.text().await.unwrap_or_default();
+                        if slow && body.trim() == "slow done" {
+                            tally.slow_ok.fetch_add(1, Ordering::Relaxed);
+                        } else if !slow && body.starts_with('v') {
+                            tally.ok.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            tally
+                                .failures
+                                .lock()
+                                .unwrap()
+                                .push(format!("bad body {body:?}"));
+                        }
+                    }
+                    Ok(resp) => {
+                        let status = resp.status();
+                        tally
+                            .failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("status {status}"));
+                    }
+                    Err(e) => tally.failures.lock().unwrap().push(format!("error {e}")),
+                }
+            }
+        }));
+    }
+    tasks
+}
+
+async fn finish_load(tasks: Vec<tokio::task::JoinHandle<()>>, stop: &AtomicBool) {
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn ten_redeploys_under_load_fail_no_request() {
+    let mut berth = Berth::start().await;
+    let images = [berth.image(Image::Web("v1")), berth.image(Image::Web("v2"))];
+    let sick = berth.image(Image::Unhealthy);
+    berth
+        .create_app(
+            json!({"name": "web", "image": images[0], "port": 8080, "replicas": 2,
+            "domains": [{"host": "web.test"}]}),
+        )
+        .await;
+    assert_eq!(berth.deploy("web").await["status"], "succeeded");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
+    let load = start_load(&berth, 4, stop.clone(), tally.clone());
+    for i in 0..10 {
+        let (image, expect) = if i == 5 {
+            (sick.as_str(), "failed")
+        } else {
+            (images[i % 2].as_str(), "succeeded")
+        };
+        let (status, _) = berth
+            .api("PATCH", "/apps/web", Some(json!({"image": image})))
+            .await;
+        assert_eq!(status, 200);
+        let d = berth.deploy("web").await;
+        assert_eq!(d["status"], expect, "deploy {i}: {d}");
+    }
+    // Let the last switch drain, then stop the load.
+    berth.wait_containers(2).await;
+    finish_load(load, &stop).await;
+
+    let failures = tally.failures.lock().unwrap().clone();
+    assert!(
+        failures.is_empty(),
+        "{} failed requests: {failures:?}\n{}",
+        failures.len(),
+        berth.log()
+    );
+    let ok = tally.ok.load(Ordering::Relaxed);
+    let slow = tally.slow_ok.load(Ordering::Relaxed);
+    println!("requests served during 10 redeploys: {ok} short, {slow} long");
+    assert!(
+        ok > 100 && slow > 3,
+        "the load ran: {ok} short, {slow} long"
+    );
+}
+
+#[tokio::test]
+async fn scaling_under_load_fails_no_request() {
+    let mut berth = Berth::start().await;
+    let v1 = berth.image(Image::Web("v1"));
+    berth
+        .create_app(
+            json!({"name": "web", "image": v1, "port": 8080, "replicas": 1,
+            "domains": [{"host": "web.test"}]}),
+        )
+        .await;
+    assert_eq!(berth.deploy("web").await["status"], "succeeded");
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
+    let load = start_load(&berth, 4, stop.clone(), tally.clone());
+    for replicas in [4, 2] {
+        berth
+            .api("PATCH", "/apps/web", Some(json!({"replicas": replicas})))
+            .await;
+        assert_eq!(berth.deploy("web").await["status"], "succeeded");
+        berth.wait_containers(replicas).await;
+        let (_, app) = berth.api("GET", "/apps/web", None).await;
+        assert_eq!(app["serving_replicas"], replicas);
+    }
+    finish_load(load, &stop).await;
+    let failures = tally.failures.lock().unwrap().clone();
+    assert!(failures.is_empty(), "{failures:?}\n{}", berth.log());
+    assert!(tally.ok.load(Ordering::Relaxed) > 50);
+}
