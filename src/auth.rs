@@ -4,7 +4,7 @@
 
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -77,6 +77,8 @@ pub fn ensure_admin_token(
         .truncate(true)
         .mode(0o600)
         .open(&path)?;
+    // `mode` applies only to a new file; an old one may be wider.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     file.write_all(token.as_bytes())?;
     file.write_all(b"\n")?;
     file.sync_all()?;
@@ -88,7 +90,6 @@ pub fn ensure_admin_token(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn token_is_created_once_and_verified() {

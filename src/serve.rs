@@ -5,6 +5,7 @@
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +31,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             settings.data_dir.display()
         )
     })?;
+    // The store holds app environments: only berth's user may read it.
+    std::fs::set_permissions(&settings.data_dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("restricting {} to mode 0700", settings.data_dir.display()))?;
     let http = std::net::TcpListener::bind(settings.http_addr)
         .with_context(|| format!("binding http_addr {}", settings.http_addr))?;
     let admin = tokio::net::TcpListener::bind(settings.admin_addr)

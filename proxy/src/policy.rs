@@ -119,14 +119,51 @@ pub const BAD_GATEWAY: ErrorPage = ErrorPage {
     body: "<!doctype html><title>502 Bad Gateway</title><h1>502 Bad Gateway</h1><p>The app could not be reached.</p>\n",
 };
 
-/// The error page for a status berth produces itself.
+/// The request could not be parsed.
+pub const BAD_REQUEST: ErrorPage = ErrorPage {
+    status: 400,
+    body: "<!doctype html><title>400 Bad Request</title><h1>400 Bad Request</h1><p>The request could not be understood.</p>\n",
+};
+
+/// Something failed inside berth.
+pub const INTERNAL_ERROR: ErrorPage = ErrorPage {
+    status: 500,
+    body: "<!doctype html><title>500 Internal Server Error</title><h1>500 Internal Server Error</h1><p>The edge could not handle this request.</p>\n",
+};
+
+/// The app did not answer in time.
+pub const GATEWAY_TIMEOUT: ErrorPage = ErrorPage {
+    status: 504,
+    body: "<!doctype html><title>504 Gateway Timeout</title><h1>504 Gateway Timeout</h1><p>The app did not answer in time.</p>\n",
+};
+
+/// The error page for a status berth produces itself; statuses without a
+/// page of their own get the page of their class.
 pub fn error_page(status: u16) -> ErrorPage {
     match status {
         404 => NOT_FOUND,
         503 => NO_REPLICA,
-        _ => BAD_GATEWAY,
+        502 => BAD_GATEWAY,
+        504 => GATEWAY_TIMEOUT,
+        400..=499 => ErrorPage {
+            status,
+            ..BAD_REQUEST
+        },
+        _ => ErrorPage {
+            status,
+            ..INTERNAL_ERROR
+        },
     }
 }
+
+/// Forwarding headers a client may send that berth never passes on: the
+/// edge is the first hop, so only the values it sets itself can be trusted.
+pub const UNTRUSTED_FORWARDING_HEADERS: [&str; 4] = [
+    "forwarded",
+    "x-real-ip",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+];
 
 #[cfg(test)]
 mod tests {
@@ -202,7 +239,7 @@ mod tests {
 
     #[test]
     fn error_pages_match_their_status() {
-        for s in [404, 502, 503] {
+        for s in [400, 404, 413, 500, 502, 503, 504] {
             assert_eq!(error_page(s).status, s);
         }
     }

@@ -63,6 +63,8 @@ pub struct RequestCtx {
     attempt: usize,
     /// Whether the route was looked up again after its replicas ran out.
     rerouted: bool,
+    /// Whether connecting to some replica failed.
+    connect_failed: bool,
     /// The replica serving this request, counted until the request ends.
     upstream: Option<UpstreamGuard>,
     request_id: String,
@@ -106,6 +108,7 @@ impl ProxyHttp for EdgeProxy {
             turn: 0,
             attempt: 0,
             rerouted: false,
+            connect_failed: false,
             upstream: None,
             request_id: String::new(),
             upstream_started: None,
@@ -170,6 +173,7 @@ impl ProxyHttp for EdgeProxy {
                 Decision::Forward(route) => {
                     ctx.turn = route.backend().start();
                     ctx.attempt = 0;
+                    ctx.app = Some(route.backend().app().clone());
                     ctx.route = Some(route.clone());
                 }
                 _ => return Err(Error::new_up(ErrorType::ConnectNoRoute)),
@@ -185,6 +189,7 @@ impl ProxyHttp for EdgeProxy {
         mut e: Box<Error>,
     ) -> Box<Error> {
         ctx.upstream = None;
+        ctx.connect_failed = true;
         let replicas = ctx
             .route
             .as_ref()
@@ -193,6 +198,30 @@ impl ProxyHttp for EdgeProxy {
         // route table) is always safe to try.
         if ctx.attempt < replicas || !ctx.rerouted {
             e.set_retry(true);
+        }
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
+        {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        if e.retry() {
+            // A pooled connection the replica had closed: the replica itself
+            // is fine, so the retry goes to it again on a fresh connection.
+            ctx.attempt = ctx.attempt.saturating_sub(1);
+            ctx.upstream = None;
         }
         e
     }
@@ -239,6 +268,9 @@ impl ProxyHttp for EdgeProxy {
             }
         }
         upstream.insert_header(X_REQUEST_ID, ctx.request_id.as_str())?;
+        for name in policy::UNTRUSTED_FORWARDING_HEADERS {
+            upstream.remove_header(name);
+        }
         Ok(())
     }
 
@@ -273,22 +305,22 @@ impl ProxyHttp for EdgeProxy {
     ) -> FailToProxy {
         let code = match e.etype() {
             ErrorType::HTTPStatus(code) => *code,
+            // Replicas ran out: unreachable (502) or all draining (503).
+            ErrorType::ConnectNoRoute if ctx.connect_failed => 502,
+            ErrorType::ConnectNoRoute => 503,
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => 504,
             _ => match e.esource() {
                 ErrorSource::Upstream => 502,
                 ErrorSource::Downstream => match e.etype() {
                     ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
                     _ => 400,
                 },
-                ErrorSource::Internal | ErrorSource::Unset => 502,
+                ErrorSource::Internal | ErrorSource::Unset => 500,
             },
         };
         // Only answer if nothing was sent yet; otherwise the connection is cut.
         if code > 0 && session.response_written().is_none() {
-            let page = ErrorPage {
-                status: code,
-                ..policy::error_page(code)
-            };
-            if let Err(err) = respond(session, page, &ctx.request_id).await {
+            if let Err(err) = respond(session, policy::error_page(code), &ctx.request_id).await {
                 tracing::debug!(%err, "could not send error page");
             }
         }

@@ -143,6 +143,8 @@ async fn forwards_with_forwarding_headers_and_request_id() {
         .header("host", "APP.test:8080")
         .header("x-forwarded-for", "6.6.6.6")
         .header("x-forwarded-proto", "https")
+        .header("forwarded", "for=6.6.6.6")
+        .header("x-real-ip", "6.6.6.6")
         .send()
         .await
         .unwrap();
@@ -160,6 +162,10 @@ async fn forwards_with_forwarding_headers_and_request_id() {
     assert_eq!(h["x-forwarded-host"], "APP.test:8080");
     assert_eq!(h["x-request-id"], request_id.as_str());
     assert_eq!(h["host"], "APP.test:8080");
+    assert!(
+        h.get("forwarded").is_none() && h.get("x-real-ip").is_none(),
+        "{h}"
+    );
 
     // A sane client request id is kept end to end.
     let resp = client()
@@ -299,4 +305,36 @@ async fn route_swaps_apply_to_the_next_request() {
         .swap(RouteTable::build(vec![route("app.test", "/", false, &b)]));
     let body: serde_json::Value = get(&edge, "app.test", "/").await.json().await.unwrap();
     assert_eq!(body["name"], "b");
+}
+
+#[tokio::test]
+async fn draining_replicas_get_no_new_requests() {
+    use berth_proxy::{Upstream, UpstreamState};
+    let leaving = UpstreamState::new();
+    let backend = Arc::new(Backend::with_upstreams(
+        "app",
+        vec![
+            Upstream::with_state(echo_upstream("old").await, leaving.clone()),
+            Upstream::new(echo_upstream("new").await),
+        ],
+    ));
+    let edge = start_edge(vec![route("app.test", "/", false, &backend)]).await;
+    leaving.drain();
+    for _ in 0..6 {
+        let body: serde_json::Value = get(&edge, "app.test", "/").await.json().await.unwrap();
+        assert_eq!(body["name"], "new");
+    }
+    assert_eq!(leaving.in_flight(), 0);
+
+    // Only draining replicas left: 503, the app has none to offer.
+    let gone = UpstreamState::new();
+    gone.drain();
+    let only = Arc::new(Backend::with_upstreams(
+        "app",
+        vec![Upstream::with_state(echo_upstream("x").await, gone)],
+    ));
+    edge.router.swap(RouteTable::build(vec![route(
+        "app.test", "/", false, &only,
+    )]));
+    assert_eq!(get(&edge, "app.test", "/").await.status(), 503);
 }

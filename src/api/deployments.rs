@@ -1,13 +1,76 @@
-//! Deployments: queue one for an app, list an app's, read one.
+//! Deployments: queue one for an app, list an app's or all by status,
+//! read one, cancel one.
 
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::error::{ApiError, ErrorBody};
 use super::views::DeploymentView;
 use super::ApiState;
-use crate::store::Trigger;
+use crate::store::{DeploymentStatus, Trigger};
+
+/// Most deployments one listing returns.
+const LIST_LIMIT: usize = 200;
+
+/// Query of the deployments listing.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only deployments with this status: queued, running, succeeded, failed or cancelled.
+    status: Option<DeploymentStatus>,
+}
+
+/// Deployments of all apps, newest first (at most 200), optionally by status.
+#[utoipa::path(get, path = "/api/v1/deployments", tag = "deployments", params(ListQuery),
+    responses((status = 200, body = [DeploymentView]), (status = 400, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<ApiState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Vec<DeploymentView>>, ApiError> {
+    let Query(query) = query.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            format!(
+                "{}; status is one of queued, running, succeeded, failed, cancelled",
+                e.body_text()
+            ),
+        )
+        .with_field("status")
+    })?;
+    let all = [
+        DeploymentStatus::Queued,
+        DeploymentStatus::Running,
+        DeploymentStatus::Succeeded,
+        DeploymentStatus::Failed,
+        DeploymentStatus::Cancelled,
+    ];
+    let statuses = query.status.map_or(all.to_vec(), |s| vec![s]);
+    let mut list = state
+        .orchestrator
+        .store()
+        .deployments_with_status(&statuses)?;
+    list.reverse();
+    list.truncate(LIST_LIMIT);
+    Ok(Json(list.into_iter().map(Into::into).collect()))
+}
+
+/// Cancels a queued or running deployment; its new replicas are removed and
+/// the previous version keeps serving. 409 if it has already ended.
+#[utoipa::path(post, path = "/api/v1/deployments/{id}/cancel", tag = "deployments",
+    params(("id" = String, Path, description = "Deployment id")),
+    responses((status = 202, body = DeploymentView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn cancel(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<DeploymentView>), ApiError> {
+    let record = state.orchestrator.cancel(&id)?;
+    Ok((StatusCode::ACCEPTED, Json(record.into())))
+}
 
 /// Queues a deployment of the app's current spec.
 #[utoipa::path(post, path = "/api/v1/apps/{name}/deployments", tag = "deployments",

@@ -117,6 +117,7 @@ impl From<OpError> for ApiError {
                 format!("the Docker engine refused: {err}"),
             ),
             OpError::Busy => Self::new(StatusCode::CONFLICT, "busy", OpError::Busy.to_string()),
+            e @ OpError::Ended(_) => Self::new(StatusCode::CONFLICT, "ended", e.to_string()),
         }
     }
 }

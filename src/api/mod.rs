@@ -72,6 +72,7 @@ impl Modify for BearerAuth {
         apps::create, apps::list, apps::get_one, apps::patch, apps::delete,
         apps::stop, apps::start, apps::logs,
         deployments::create, deployments::list_for_app, deployments::get_one,
+        deployments::list, deployments::cancel,
     ),
     modifiers(&BearerAuth),
     security(("admin_token" = [])),
@@ -124,7 +125,9 @@ pub fn router(state: ApiState, auth: AdminAuth) -> Router {
             "/apps/{name}/deployments",
             post(deployments::create).get(deployments::list_for_app),
         )
+        .route("/deployments", get(deployments::list))
         .route("/deployments/{id}", get(deployments::get_one))
+        .route("/deployments/{id}/cancel", post(deployments::cancel))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(auth, require_token))
         .with_state(state);

@@ -5,6 +5,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -12,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::engine::{HealthVerdict, ReplicaConfig, ReplicaState, LABEL_REPLICA};
 use super::{
-    lock, EngineError, Orchestrator, Replica, LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE,
+    lock, EngineError, Job, Orchestrator, Replica, LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE,
 };
 use crate::store::{DeploymentRecord, DeploymentStatus};
 
@@ -40,37 +42,53 @@ pub enum DeployError {
 impl Orchestrator {
     /// Queues the job of a recorded deployment.
     pub(super) fn spawn_job(&self, record: DeploymentRecord) {
-        let token = self.inner.shutdown.child_token();
-        lock(&self.inner.jobs).insert(record.id.clone(), (record.app.clone(), token.clone()));
+        let job = Job {
+            app: record.app.clone(),
+            cancel: self.inner.shutdown.child_token(),
+            reason: Arc::new(OnceLock::new()),
+            running: Arc::new(AtomicBool::new(false)),
+        };
+        lock(&self.inner.jobs).insert(record.id.clone(), job.clone());
         let this = self.clone();
         self.inner.tracker.spawn(async move {
             let id = record.id.clone();
-            this.run_job(record, token).await;
+            this.run_job(record, &job).await;
             lock(&this.inner.jobs).remove(&id);
         });
     }
 
-    async fn run_job(&self, record: DeploymentRecord, cancel: CancellationToken) {
+    async fn run_job(&self, record: DeploymentRecord, job: &Job) {
         let id = record.id.as_str();
+        let cancel = &job.cancel;
+        let why = || {
+            job.reason
+                .get()
+                .cloned()
+                .unwrap_or_else(|| "cancelled: berth is shutting down".to_string())
+        };
         let mutex = lock(&self.inner.app_locks)
             .entry(record.app.clone())
             .or_default()
             .clone();
         let _turn = tokio::select! {
             _ = cancel.cancelled() => {
-                return self.finish_deployment(id, DeploymentStatus::Cancelled, Some("cancelled while queued".into()));
+                return self.finish_deployment(id, DeploymentStatus::Cancelled, Some(why()));
             }
             guard = mutex.lock_owned() => guard,
         };
         let _permit = tokio::select! {
             _ = cancel.cancelled() => {
-                return self.finish_deployment(id, DeploymentStatus::Cancelled, Some("cancelled while queued".into()));
+                return self.finish_deployment(id, DeploymentStatus::Cancelled, Some(why()));
             }
             permit = self.inner.permits.clone().acquire_owned() => match permit {
                 Ok(p) => p,
                 Err(_) => return,
             },
         };
+        job.running.store(true, Ordering::SeqCst);
+        if cancel.is_cancelled() {
+            return self.finish_deployment(id, DeploymentStatus::Cancelled, Some(why()));
+        }
         let started = self.inner.store.update_deployment(id, |d| {
             d.status = DeploymentStatus::Running;
             d.started_at = Some(time::OffsetDateTime::now_utc());
@@ -81,21 +99,22 @@ impl Orchestrator {
         }
         tracing::info!(app = %record.app, deployment = id, image = %record.image, "deploying");
         let mut created = Vec::new();
-        match self.execute(&record, &mut created, &cancel).await {
+        match self.execute(&record, &mut created, cancel).await {
             Ok(replicas) => self.commit(&record, replicas).await,
             Err(err) => {
                 let grace = self.inner.settings.stop_grace;
-                for container in &created {
-                    if let Err(e) = self.inner.engine.remove(container, grace).await {
-                        tracing::warn!(container, %e, "could not remove a replica of a failed deployment");
+                let removals = created.iter().map(|c| self.inner.engine.remove(c, grace));
+                for result in futures_util::future::join_all(removals).await {
+                    if let Err(e) = result {
+                        tracing::warn!(%e, "could not remove a replica of a failed deployment");
                     }
                 }
-                let status = match err {
-                    DeployError::Cancelled => DeploymentStatus::Cancelled,
-                    _ => DeploymentStatus::Failed,
+                let (status, message) = match err {
+                    DeployError::Cancelled => (DeploymentStatus::Cancelled, why()),
+                    err => (DeploymentStatus::Failed, err.to_string()),
                 };
-                tracing::warn!(app = %record.app, deployment = id, %err, "deployment did not succeed; the previous version keeps serving");
-                self.finish_deployment(id, status, Some(err.to_string()));
+                tracing::warn!(app = %record.app, deployment = id, %message, "deployment did not succeed; the previous version keeps serving");
+                self.finish_deployment(id, status, Some(message));
             }
         }
     }

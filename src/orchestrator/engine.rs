@@ -183,8 +183,9 @@ impl Engine {
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(e.into()),
         }
+        // Without a tag Docker would pull every tag of the repository.
         let options = CreateImageOptions {
-            from_image: Some(reference.to_string()),
+            from_image: Some(with_default_tag(reference)),
             ..Default::default()
         };
         let pull = async {
@@ -242,7 +243,11 @@ impl Engine {
             ..Default::default()
         };
         let created = self.docker.create_container(Some(options), body).await?;
-        self.docker.start_container(&created.id, None).await?;
+        if let Err(e) = self.docker.start_container(&created.id, None).await {
+            // Not started means not tracked by the caller: remove it here.
+            let _ = self.remove(&created.id, Duration::ZERO).await;
+            return Err(e.into());
+        }
         Ok(created.id)
     }
 
@@ -374,6 +379,17 @@ impl Engine {
     }
 }
 
+/// The reference with `:latest` added when it names neither a tag nor a
+/// digest (a `:` after the last `/` is a tag; before it, a registry port).
+pub fn with_default_tag(reference: &str) -> String {
+    let last = reference.rsplit('/').next().unwrap_or(reference);
+    if last.contains(':') || last.contains('@') {
+        reference.to_string()
+    } else {
+        format!("{reference}:latest")
+    }
+}
+
 /// One log line of a container.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct LogLine {
@@ -387,5 +403,21 @@ impl Engine {
     /// The instance name.
     pub fn instance(&self) -> &str {
         &self.instance
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_default_tag;
+
+    #[test]
+    fn untagged_references_pull_latest_only() {
+        assert_eq!(with_default_tag("nginx"), "nginx:latest");
+        assert_eq!(with_default_tag("nginx:1.27"), "nginx:1.27");
+        assert_eq!(
+            with_default_tag("reg.example.com:5000/team/app"),
+            "reg.example.com:5000/team/app:latest"
+        );
+        assert_eq!(with_default_tag("app@sha256:abc"), "app@sha256:abc");
     }
 }

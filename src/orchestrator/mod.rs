@@ -14,7 +14,8 @@ mod reconcile;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use berth_config::AppSpec;
@@ -53,6 +54,9 @@ pub enum OpError {
     /// The engine failed.
     #[error("docker: {0}")]
     Engine(#[from] EngineError),
+    /// The deployment has already ended.
+    #[error("the deployment has already ended ({}); only queued or running ones can be cancelled", .0.as_str())]
+    Ended(DeploymentStatus),
     /// Waiting for the app's running deployment took too long.
     #[error("the app is busy with a deployment; try again when it has finished")]
     Busy,
@@ -99,6 +103,24 @@ pub enum StartOutcome {
     Deploying(DeploymentRecord),
 }
 
+/// The handle of a queued or running deployment.
+#[derive(Clone)]
+struct Job {
+    app: String,
+    cancel: CancellationToken,
+    /// Why it was cancelled, recorded in the deployment's `error`.
+    reason: Arc<OnceLock<String>>,
+    /// Set once it holds its app's turn and a permit.
+    running: Arc<AtomicBool>,
+}
+
+impl Job {
+    fn cancel(&self, reason: impl Into<String>) {
+        let _ = self.reason.set(reason.into());
+        self.cancel.cancel();
+    }
+}
+
 /// How often a draining replica's in-flight count is read.
 const DRAIN_POLL: Duration = Duration::from_millis(20);
 
@@ -120,7 +142,7 @@ struct Inner {
     app_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     permits: Arc<Semaphore>,
     /// Cancellation of queued and running deployments, by id.
-    jobs: Mutex<HashMap<String, (String, CancellationToken)>>,
+    jobs: Mutex<HashMap<String, Job>>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
     metrics: OrchestratorMetrics,
@@ -175,6 +197,12 @@ impl Orchestrator {
     fn enqueue(&self, spec: &AppSpec, trigger: Trigger) -> Result<DeploymentRecord, OpError> {
         let deployment = DeploymentRecord::queued(spec, trigger);
         self.inner.store.insert_deployment(&deployment)?;
+        // A newer deployment of the same app makes queued ones pointless.
+        for job in lock(&self.inner.jobs).values() {
+            if job.app == spec.name && !job.running.load(Ordering::SeqCst) {
+                job.cancel(format!("superseded by deployment {}", deployment.id));
+            }
+        }
         self.spawn_job(deployment.clone());
         Ok(deployment)
     }
@@ -239,6 +267,10 @@ impl Orchestrator {
             }
             Err(err) => {
                 tracing::warn!(app, %err, "stopped replicas did not come back; redeploying");
+                let grace = self.inner.settings.stop_grace;
+                for id in &containers {
+                    let _ = self.inner.engine.stop(id, grace).await;
+                }
                 drop(guard);
                 Ok(StartOutcome::Deploying(self.deploy(app, Trigger::Api)?))
             }
@@ -251,14 +283,19 @@ impl Orchestrator {
         self.inner.store.app(app)?;
         self.cancel_jobs_of(app);
         let _guard = self.lock_app(app).await?;
-        self.inner.store.delete_app(app)?;
         let replicas = lock(&self.inner.live).remove(app).unwrap_or_default();
         self.rebuild_routes()?;
         self.drain(&replicas).await;
+        // Containers first: if removing one fails, the app still exists and
+        // the delete can be retried; reconcile removes leftovers anyway.
         let grace = self.inner.settings.stop_grace;
-        for id in self.containers_of(app, None).await? {
-            self.inner.engine.remove(&id, grace).await?;
+        let ids = self.containers_of(app, None).await?;
+        let removals = ids.iter().map(|id| self.inner.engine.remove(id, grace));
+        for result in futures_util::future::join_all(removals).await {
+            result?;
         }
+        self.inner.store.delete_app(app)?;
+        self.rebuild_routes()?;
         lock(&self.inner.app_locks).remove(app);
         Ok(())
     }
@@ -361,21 +398,36 @@ impl Orchestrator {
     }
 
     fn cancel_jobs_of(&self, app: &str) {
-        for (owner, token) in lock(&self.inner.jobs).values() {
-            if owner == app {
-                token.cancel();
+        for job in lock(&self.inner.jobs).values() {
+            if job.app == app {
+                job.cancel("the app was stopped or deleted");
             }
         }
     }
 
-    /// Takes the app's lock, waiting at most the health deadline plus the
-    /// stop grace (the longest a deployment holds it after a cancel).
+    /// Cancels a queued or running deployment: the work in progress is
+    /// aborted, its new replicas removed; the previous version keeps serving.
+    pub fn cancel(&self, id: &str) -> Result<DeploymentRecord, OpError> {
+        let record = self.inner.store.deployment(id)?;
+        let job = lock(&self.inner.jobs).get(id).cloned();
+        match job {
+            Some(job) if !record.status.is_final() => {
+                job.cancel("cancelled by the user");
+                Ok(record)
+            }
+            _ => Err(OpError::Ended(record.status)),
+        }
+    }
+
+    /// Takes the app's lock, waiting at most as long as a deployment can
+    /// hold it: its health gate, the drain and the stop of old replicas.
     async fn lock_app(&self, app: &str) -> Result<tokio::sync::OwnedMutexGuard<()>, OpError> {
         let mutex = lock(&self.inner.app_locks)
             .entry(app.to_string())
             .or_default()
             .clone();
-        let wait = self.inner.settings.stop_grace + Duration::from_secs(30);
+        let s = &self.inner.settings;
+        let wait = s.health_timeout + s.drain_timeout + s.stop_grace + Duration::from_secs(30);
         tokio::time::timeout(wait, mutex.lock_owned())
             .await
             .map_err(|_| OpError::Busy)
@@ -408,7 +460,7 @@ impl Orchestrator {
             .update_deployment(id, |d| d.finish(status, error))
         {
             // The app (and with it the record) may have been deleted.
-            tracing::debug!(deployment = id, %err, "could not record the deployment's end");
+            tracing::warn!(deployment = id, %err, "could not record the deployment's end");
         }
     }
 }

@@ -16,9 +16,9 @@ impl Orchestrator {
         let store = &self.inner.store;
         let engine = &self.inner.engine;
         let grace = self.inner.settings.stop_grace;
-        for d in
-            store.deployments_with_status(&[DeploymentStatus::Queued, DeploymentStatus::Running])?
-        {
+        for d in store.deployments_with_status(&[DeploymentStatus::Running])? {
+            // Its new replicas are not active, so they are removed below
+            // and the last good version serves.
             store.update_deployment(&d.id, |d| {
                 d.finish(
                     DeploymentStatus::Failed,
@@ -26,6 +26,8 @@ impl Orchestrator {
                 )
             })?;
         }
+        // Queued deployments survive a restart: they run now.
+        let queued = store.deployments_with_status(&[DeploymentStatus::Queued])?;
         let apps: HashMap<String, _> = store
             .apps()?
             .into_iter()
@@ -46,7 +48,9 @@ impl Orchestrator {
                 }
                 _ => {
                     tracing::info!(container = %id, app = ?app, "removing a container no app owns");
-                    engine.remove(&id, grace).await?;
+                    if let Err(err) = engine.remove(&id, grace).await {
+                        tracing::warn!(container = %id, %err, "could not remove a stray container");
+                    }
                 }
             }
         }
@@ -58,14 +62,24 @@ impl Orchestrator {
             if app.stopped {
                 continue;
             }
-            let deployment = store.deployment(active)?;
+            let deployment = match store.deployment(active) {
+                Ok(d) => d,
+                Err(err) => {
+                    tracing::warn!(app = %app.spec.name, %err, "active deployment unreadable; redeploying");
+                    redeploy.push(app.spec.clone());
+                    continue;
+                }
+            };
             let mut replicas = Vec::new();
             for id in adopted.remove(&app.spec.name).unwrap_or_default() {
                 if let Ok(ReplicaState::Exited(_)) = engine.replica_state(&id).await {
-                    engine.start(&id).await?;
+                    if let Err(err) = engine.start(&id).await {
+                        tracing::warn!(container = %id, %err, "could not restart a replica");
+                        continue;
+                    }
                 }
-                if let ReplicaState::Running { addr: Some(ip), .. } =
-                    engine.replica_state(&id).await?
+                if let Ok(ReplicaState::Running { addr: Some(ip), .. }) =
+                    engine.replica_state(&id).await
                 {
                     replicas.push(Replica::new(
                         id,
@@ -81,9 +95,16 @@ impl Orchestrator {
         }
         self.rebuild_routes()?;
         for spec in redeploy {
+            if queued.iter().any(|d| d.app == spec.name) {
+                continue; // a queued deployment will replace them anyway
+            }
             // The version that served before, not edits made since.
             tracing::info!(app = %spec.name, "replicas are missing; redeploying");
             self.enqueue(&spec, Trigger::Restart)?;
+        }
+        for d in queued {
+            tracing::info!(app = %d.app, deployment = %d.id, "resuming a queued deployment");
+            self.spawn_job(d);
         }
         Ok(())
     }

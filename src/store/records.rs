@@ -59,6 +59,11 @@ impl DeploymentStatus {
             Self::Cancelled => "cancelled",
         }
     }
+
+    /// Whether the deployment has ended.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
 }
 
 /// What started a deployment.

@@ -1,3 +1,5 @@
+//! Store tests: round trips, conflicts, and reopening a file.
+
 use super::*;
 use berth_config::{AppInput, ProjectInput};
 use time::OffsetDateTime;

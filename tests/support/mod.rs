@@ -45,6 +45,8 @@ pub enum Image {
     Web(&'static str),
     /// Serves, but its Docker healthcheck always fails.
     Unhealthy,
+    /// Runs but never listens: stuck in the health gate until its deadline.
+    Silent,
 }
 
 /// One test's berth instance and everything it owns.
@@ -193,6 +195,7 @@ impl Berth {
     pub fn image(&mut self, kind: Image) -> String {
         let (tag, version, health) = match kind {
             Image::Web(v) => (format!("berth-test-{}:{v}", self.instance), v, ""),
+            Image::Silent => (format!("berth-test-{}:silent", self.instance), "silent", ""),
             Image::Unhealthy => (
                 format!("berth-test-{}:unhealthy", self.instance),
                 "sick",
@@ -213,9 +216,12 @@ impl Berth {
         .unwrap();
         std::fs::set_permissions(&slow, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
+        let cmd = match kind {
+            Image::Silent => "CMD [\"/bin/busybox\", \"sleep\", \"3600\"]\n".to_string(),
+            _ => "CMD [\"/bin/busybox\", \"sh\", \"-c\", \"echo \\\"$VERSION $(/bin/busybox hostname)\\\" > /www/index.html && exec /bin/busybox httpd -f -p 8080 -h /www\"]\n".to_string(),
+        };
         let dockerfile = format!(
-            "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nENV VERSION={version}\n{health}\
-             CMD [\"/bin/busybox\", \"sh\", \"-c\", \"echo \\\"$VERSION $(/bin/busybox hostname)\\\" > /www/index.html && exec /bin/busybox httpd -f -p 8080 -h /www\"]\n"
+            "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nENV VERSION={version}\n{health}{cmd}"
         );
         std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
         docker(&["build", "-q", "-t", &tag, ctx.path().to_str().unwrap()]);
@@ -272,6 +278,38 @@ impl Berth {
             .await;
         assert_eq!(status, 202, "{body}");
         self.wait_deployment(body["id"].as_str().unwrap()).await
+    }
+
+    /// Sends SIGKILL: no cleanup, no shutdown.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// Waits until a deployment has `status`.
+    pub async fn wait_status(&self, id: &str, status: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, body) = self.api("GET", &format!("/deployments/{id}"), None).await;
+            if body["status"] == status {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "deployment {id} never got {status}: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Queues a deployment; returns its id.
+    pub async fn queue_deploy(&self, app: &str) -> String {
+        let (status, body) = self
+            .api("POST", &format!("/apps/{app}/deployments"), None)
+            .await;
+        assert_eq!(status, 202, "{body}");
+        body["id"].as_str().unwrap().to_string()
     }
 
     /// Waits until a deployment has ended.
