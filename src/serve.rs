@@ -73,6 +73,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             stop_grace: settings.stop_grace,
             pull_timeout: settings.pull_timeout,
             drain_timeout: settings.drain_timeout,
+            rollback_window: settings.rollback_window,
             concurrency: settings.deploy_concurrency,
         },
         &mut registry,

@@ -123,3 +123,71 @@ async fn kill_9_mid_deploy_keeps_the_last_good_version() {
     answers_with(&berth, "v2 ").await;
     berth.wait_containers(2).await;
 }
+
+#[tokio::test]
+async fn manual_rollback_within_the_window_without_a_registry() {
+    // The harness sets rollback_window = 2.
+    let mut berth = Berth::start().await;
+    let images: Vec<String> = ["v1", "v2", "v3"]
+        .into_iter()
+        .map(|v| berth.image(Image::Web(v)))
+        .collect();
+    berth
+        .create_app(json!({"name": "web", "image": images[0], "port": 8080, "domains": [{"host": "web.test"}]}))
+        .await;
+    let mut ids = Vec::new();
+    for image in &images {
+        set_image(&berth, image).await;
+        let d = berth.deploy("web").await;
+        assert_eq!(d["status"], "succeeded", "{d}");
+        ids.push(d["id"].as_str().unwrap().to_string());
+    }
+    answers_with(&berth, "v3 ").await;
+    // v2's tag moves to another image: only the id pins v2's image now.
+    support::docker(&["tag", &images[2], &images[1]]);
+
+    let (status, d) = berth
+        .api(
+            "POST",
+            "/apps/web/rollback",
+            Some(json!({"deployment_id": ids[1]})),
+        )
+        .await;
+    assert_eq!(status, 202, "{d}");
+    assert_eq!(d["trigger"], "rollback");
+    assert_eq!(d["rollback_of"], ids[1].as_str());
+    let d = berth.wait_deployment(d["id"].as_str().unwrap()).await;
+    assert_eq!(d["status"], "succeeded", "{d}");
+    answers_with(&berth, "v2 ").await;
+
+    // v1 fell out of the window of 2: refused, and its image was pruned.
+    let (status, body) = berth
+        .api(
+            "POST",
+            "/apps/web/rollback",
+            Some(json!({"deployment_id": ids[0]})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (409, Some("deployment_id")),
+        "{body}"
+    );
+    let inspect = std::process::Command::new("docker")
+        .args(["image", "inspect", &images[0]])
+        .output()
+        .unwrap();
+    assert!(!inspect.status.success(), "v1's image was pruned");
+    let (status, _) = berth
+        .api(
+            "POST",
+            "/apps/web/rollback",
+            Some(json!({"deployment_id": "nope"})),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = berth
+        .api("POST", "/apps/web/rollback", Some(json!({})))
+        .await;
+    assert_eq!(status, 400);
+}

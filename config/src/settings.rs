@@ -52,6 +52,8 @@ pub struct FileDeploy {
     pub pull_timeout_secs: Option<u64>,
     /// Seconds requests in flight on a leaving replica get; default 30.
     pub drain_timeout_secs: Option<u64>,
+    /// Successful deployments per app kept for rollback; default 5.
+    pub rollback_window: Option<u64>,
     /// Deployments running at once across all apps; default 2.
     pub concurrency: Option<u64>,
 }
@@ -108,6 +110,8 @@ pub struct Settings {
     pub pull_timeout: Duration,
     /// Deadline for requests in flight on a leaving replica.
     pub drain_timeout: Duration,
+    /// Successful deployments per app one can roll back to.
+    pub rollback_window: usize,
     /// Deployments running at once.
     pub deploy_concurrency: usize,
     /// Deadline to connect to a replica.
@@ -195,6 +199,8 @@ impl Settings {
                 30,
                 3600,
             )?),
+            rollback_window: secs("deploy.rollback_window", f.deploy.rollback_window, 5, 100)?
+                as usize,
             deploy_concurrency: secs("deploy.concurrency", f.deploy.concurrency, 2, 64)? as usize,
             connect_timeout: Duration::from_millis(secs(
                 "proxy.connect_timeout_ms",

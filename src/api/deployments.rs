@@ -9,6 +9,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::error::{ApiError, ErrorBody};
+use super::json::ApiJson;
 use super::views::DeploymentView;
 use super::ApiState;
 use crate::store::{DeploymentStatus, Trigger};
@@ -57,6 +58,29 @@ pub async fn list(
     list.reverse();
     list.truncate(LIST_LIMIT);
     Ok(Json(list.into_iter().map(Into::into).collect()))
+}
+
+/// Which deployment to return to.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackInput {
+    /// One of the app's last successful deployments (the rollback window, default 5).
+    deployment_id: String,
+}
+
+/// Queues a rollback: a new deployment (trigger `rollback`) of an earlier
+/// successful deployment's spec with its image pinned by id.
+#[utoipa::path(post, path = "/api/v1/apps/{name}/rollback", tag = "deployments", request_body = RollbackInput,
+    params(("name" = String, Path, description = "App name")),
+    responses((status = 202, body = DeploymentView), (status = 400, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "outside the rollback window")))]
+pub async fn rollback(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    ApiJson(input): ApiJson<RollbackInput>,
+) -> Result<(StatusCode, Json<DeploymentView>), ApiError> {
+    let deployment = state.orchestrator.rollback(&name, &input.deployment_id)?;
+    Ok((StatusCode::ACCEPTED, Json(deployment.into())))
 }
 
 /// Cancels a queued or running deployment; its new replicas are removed and

@@ -72,7 +72,7 @@ impl Modify for BearerAuth {
         apps::create, apps::list, apps::get_one, apps::patch, apps::delete,
         apps::stop, apps::start, apps::logs,
         deployments::create, deployments::list_for_app, deployments::get_one,
-        deployments::list, deployments::cancel,
+        deployments::list, deployments::cancel, deployments::rollback,
     ),
     modifiers(&BearerAuth),
     security(("admin_token" = [])),
@@ -121,6 +121,7 @@ pub fn router(state: ApiState, auth: AdminAuth) -> Router {
         .route("/apps/{name}/stop", post(apps::stop))
         .route("/apps/{name}/start", post(apps::start))
         .route("/apps/{name}/logs", get(apps::logs))
+        .route("/apps/{name}/rollback", post(deployments::rollback))
         .route(
             "/apps/{name}/deployments",
             post(deployments::create).get(deployments::list_for_app),

@@ -152,6 +152,9 @@ pub struct DeploymentView {
     pub image_id: Option<String>,
     /// Replicas it starts.
     pub replicas: u32,
+    /// The deployment a rollback returns to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<String>,
     /// Queued at.
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
@@ -177,6 +180,7 @@ impl From<DeploymentRecord> for DeploymentView {
             image: d.image,
             image_id: d.image_id,
             replicas: d.spec.replicas,
+            rollback_of: d.rollback_of,
             created_at: d.created_at,
             started_at: d.started_at,
             finished_at: d.finished_at,

@@ -130,13 +130,22 @@ impl Orchestrator {
         let engine = &self.inner.engine;
         let settings = &self.inner.settings;
         engine.ensure_network().await?;
-        let image_id = engine
-            .ensure_image(&record.image, settings.pull_timeout, cancel)
-            .await
-            .map_err(|e| match e {
-                EngineError::Cancelled => DeployError::Cancelled,
-                e => DeployError::Engine(e),
-            })?;
+        let image_id = match &record.image_id {
+            // A rollback runs the exact image it served before.
+            Some(pinned) => engine.local_image(pinned).await?.ok_or_else(|| {
+                DeployError::Unhealthy(format!(
+                    "image {pinned} of {} is no longer on this machine",
+                    record.image
+                ))
+            })?,
+            None => engine
+                .ensure_image(&record.image, settings.pull_timeout, cancel)
+                .await
+                .map_err(|e| match e {
+                    EngineError::Cancelled => DeployError::Cancelled,
+                    e => DeployError::Engine(e),
+                })?,
+        };
         let _ = self
             .inner
             .store
@@ -311,6 +320,9 @@ impl Orchestrator {
             if let Err(err) = result {
                 tracing::warn!(%err, "could not remove a previous replica");
             }
+        }
+        if let Err(err) = self.prune_images(&record.app).await {
+            tracing::warn!(%err, "could not prune old images");
         }
     }
 

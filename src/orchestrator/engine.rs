@@ -379,6 +379,35 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// The id of a local image, if present.
+    pub async fn local_image(&self, reference: &str) -> Result<Option<String>, EngineError> {
+        match self.docker.inspect_image(reference).await {
+            Ok(image) => Ok(image.id),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes an image by id unless a container or another tag still uses
+    /// it; gone already is fine.
+    pub async fn remove_image(&self, id: &str) -> Result<(), EngineError> {
+        let options = bollard::query_parameters::RemoveImageOptions {
+            force: false,
+            noprune: false,
+            ..Default::default()
+        };
+        match self.docker.remove_image(id, Some(options), None).await {
+            Ok(_) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404 | 409,
+                ..
+            }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
 /// The reference with `:latest` added when it names neither a tag nor a
 /// digest (a `:` after the last `/` is a tag; before it, a registry port).
 pub fn with_default_tag(reference: &str) -> String {

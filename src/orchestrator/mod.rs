@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use berth_config::AppSpec;
+use berth_config::{AppSpec, FieldError};
 use berth_proxy::{Backend, RouteSpec, RouteTable, Router, Upstream, UpstreamState};
 use prometheus_client::registry::Registry;
 use tokio::sync::Semaphore;
@@ -43,6 +43,8 @@ pub struct DeploySettings {
     pub drain_timeout: Duration,
     /// Deployments running at once.
     pub concurrency: usize,
+    /// Successful deployments per app one can roll back to (their images stay).
+    pub rollback_window: usize,
 }
 
 /// Why an orchestrator operation failed.
@@ -195,7 +197,12 @@ impl Orchestrator {
 
     /// Records and queues a deployment of `spec`.
     fn enqueue(&self, spec: &AppSpec, trigger: Trigger) -> Result<DeploymentRecord, OpError> {
-        let deployment = DeploymentRecord::queued(spec, trigger);
+        self.enqueue_record(DeploymentRecord::queued(spec, trigger))
+    }
+
+    /// Records and queues a prepared deployment.
+    fn enqueue_record(&self, deployment: DeploymentRecord) -> Result<DeploymentRecord, OpError> {
+        let spec = &deployment.spec;
         self.inner.store.insert_deployment(&deployment)?;
         // A newer deployment of the same app makes queued ones pointless.
         for job in lock(&self.inner.jobs).values() {
@@ -205,6 +212,84 @@ impl Orchestrator {
         }
         self.spawn_job(deployment.clone());
         Ok(deployment)
+    }
+
+    /// Queues a return to one of the app's last `rollback_window`
+    /// successful deployments: its spec, with its image pinned by id (no
+    /// registry needed).
+    pub fn rollback(&self, app: &str, target: &str) -> Result<DeploymentRecord, OpError> {
+        self.inner.store.app(app)?;
+        let record = self.inner.store.deployment(target)?;
+        let field = "deployment_id";
+        if record.app != app {
+            return Err(StoreError::Invalid(FieldError::new(
+                field,
+                format!(
+                    "deployment {target} belongs to app {:?}; give one of {app:?}'s deployments",
+                    record.app
+                ),
+            ))
+            .into());
+        }
+        let window = self.inner.settings.rollback_window;
+        let in_window = self
+            .inner
+            .store
+            .app_deployments(app)?
+            .into_iter()
+            .filter(|d| d.status == DeploymentStatus::Succeeded)
+            .take(window)
+            .any(|d| d.id == target);
+        let Some(image_id) = record.image_id.clone().filter(|_| in_window) else {
+            return Err(StoreError::Conflict(FieldError::new(
+                field,
+                format!(
+                    "deployment {target} is not among the app's last {window} successful deployments; roll back to one of those"
+                ),
+            ))
+            .into());
+        };
+        let mut deployment = DeploymentRecord::queued(&record.spec, Trigger::Rollback);
+        deployment.image = record.image.clone();
+        deployment.image_id = Some(image_id);
+        deployment.rollback_of = Some(record.id);
+        self.enqueue_record(deployment)
+    }
+
+    /// Removes the app's images that fell out of the rollback window and
+    /// that no app serves from.
+    async fn prune_images(&self, app: &str) -> Result<(), OpError> {
+        let window = self.inner.settings.rollback_window;
+        let succeeded: Vec<DeploymentRecord> = self
+            .inner
+            .store
+            .app_deployments(app)?
+            .into_iter()
+            .filter(|d| d.status == DeploymentStatus::Succeeded)
+            .collect();
+        let mut keep: Vec<String> = succeeded
+            .iter()
+            .take(window)
+            .filter_map(|d| d.image_id.clone())
+            .collect();
+        for other in self.inner.store.apps()? {
+            if let Some(active) = other.active_deployment {
+                if let Some(id) = self.inner.store.deployment(&active)?.image_id {
+                    keep.push(id);
+                }
+            }
+        }
+        let mut old: Vec<String> = succeeded
+            .iter()
+            .skip(window)
+            .filter_map(|d| d.image_id.clone())
+            .filter(|id| !keep.contains(id))
+            .collect();
+        old.dedup();
+        for id in old {
+            self.inner.engine.remove_image(&id).await?;
+        }
+        Ok(())
     }
 
     /// Number of replicas serving the app now.

@@ -74,6 +74,8 @@ pub enum Trigger {
     Api,
     /// Reconcile found the app's containers gone.
     Restart,
+    /// `POST /api/v1/apps/{name}/rollback`.
+    Rollback,
 }
 
 /// A stored deployment.
@@ -91,8 +93,12 @@ pub struct DeploymentRecord {
     pub error: Option<String>,
     /// The image reference deployed.
     pub image: String,
-    /// The image id it resolved to, once known.
+    /// The image id it resolved to, once known; set from the start (pinned)
+    /// for a rollback.
     pub image_id: Option<String>,
+    /// The deployment a rollback returns to.
+    #[serde(default)]
+    pub rollback_of: Option<String>,
     /// The app's spec at the time of the deployment.
     pub spec: AppSpec,
     /// When it was queued.
@@ -119,6 +125,7 @@ impl DeploymentRecord {
             error: None,
             image: spec.image.clone(),
             image_id: None,
+            rollback_of: None,
             spec: spec.clone(),
             created_at: now,
             started_at: None,

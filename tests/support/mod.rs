@@ -84,7 +84,8 @@ impl Berth {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("berth.toml"),
-            "[deploy]\nhealth_timeout_secs = 20\nstop_grace_secs = 1\n[proxy]\nshutdown_grace_secs = 5\n",
+            "[deploy]\nhealth_timeout_secs = 20\nstop_grace_secs = 1\nrollback_window = 2\n\
+             [proxy]\nshutdown_grace_secs = 5\n",
         )
         .unwrap();
         let mut berth = Berth {
@@ -221,7 +222,9 @@ impl Berth {
             _ => "CMD [\"/bin/busybox\", \"sh\", \"-c\", \"echo \\\"$VERSION $(/bin/busybox hostname)\\\" > /www/index.html && exec /bin/busybox httpd -f -p 8080 -h /www\"]\n".to_string(),
         };
         let dockerfile = format!(
-            "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nENV VERSION={version}\n{health}{cmd}"
+            "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nENV VERSION={version}\n\
+             LABEL berth.test={instance}\n{health}{cmd}",
+            instance = self.instance
         );
         std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
         docker(&["build", "-q", "-t", &tag, ctx.path().to_str().unwrap()]);
@@ -393,6 +396,15 @@ impl Drop for Berth {
         docker_quiet(&["network", "rm", &format!("berth-{}", self.instance)]);
         for image in &self.images {
             docker_quiet(&["rmi", "-f", image]);
+        }
+        // Untagged leftovers (a tag moved by a test) carry the test's label.
+        if let Ok(out) = Command::new("docker")
+            .args(["images", "-q", "--filter", &format!("label=berth.test={}", self.instance)])
+            .output()
+        {
+            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                docker_quiet(&["rmi", "-f", id]);
+            }
         }
     }
 }
