@@ -82,6 +82,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .reconcile()
         .await
         .context("reconciling the store with Docker")?;
+    orchestrator.supervise();
 
     let shutdown = CancellationToken::new();
     let (edge_stop, edge_watch) = tokio::sync::watch::channel(false);

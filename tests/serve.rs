@@ -203,6 +203,45 @@ async fn vanished_replicas_are_redeployed_at_start() {
 }
 
 #[tokio::test]
+async fn a_crashed_replica_leaves_the_routes_and_comes_back() {
+    let mut berth = Berth::start().await;
+    let v1 = berth.image(Image::Web("v1"));
+    berth
+        .create_app(
+            json!({"name": "web", "image": v1, "port": 8080, "replicas": 2,
+            "domains": [{"host": "web.test"}]}),
+        )
+        .await;
+    assert_eq!(berth.deploy("web").await["status"], "succeeded");
+    let victim = berth.containers()[0].clone();
+    // The server process dies; Docker's restart policy brings it back.
+    // Kill every process but PID 1 (the shell) and the killer itself: the
+    // server dies, the shell exits, the container stops with an error.
+    docker(&[
+        "exec", &victim, "/bin/busybox", "sh", "-c",
+        "for p in $(/bin/busybox pidof busybox); do [ $p != 1 ] && [ $p != $$ ] && /bin/busybox kill $p; done; true",
+    ]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let log = berth.log();
+        if log.contains("a replica left service")
+            && log.contains("a restarted replica is back in service")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no eviction and return:\n{log}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (_, app) = berth.api("GET", "/apps/web", None).await;
+    assert_eq!(app["serving_replicas"], 2, "{app}");
+    let replicas: HashSet<_> = answers(&berth, "web.test", 10).await.into_iter().collect();
+    assert_eq!(replicas.len(), 2, "both replicas serve again: {replicas:?}");
+}
+
+#[tokio::test]
 async fn stop_answers_503_and_start_serves_again() {
     let mut berth = Berth::start().await;
     let v1 = berth.image(Image::Web("v1"));

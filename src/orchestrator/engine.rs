@@ -379,7 +379,59 @@ impl Engine {
     }
 }
 
+/// A lifecycle event of one of the instance's containers.
+#[derive(Debug, Clone)]
+pub struct ContainerEvent {
+    /// `die`, `oom`, `start`, `health_status: healthy`, ...
+    pub action: String,
+    /// Container id.
+    pub container: String,
+    /// Its `berth.app` label.
+    pub app: String,
+    /// Its `berth.deployment` label.
+    pub deployment: String,
+}
+
 impl Engine {
+    /// The engine's stream of lifecycle events of this instance's
+    /// containers; ends when the connection to the engine does.
+    pub fn container_events(
+        &self,
+    ) -> impl futures_util::Stream<Item = Result<ContainerEvent, EngineError>> + '_ {
+        let options = bollard::query_parameters::EventsOptions {
+            filters: Some(HashMap::from([
+                ("type".to_string(), vec!["container".to_string()]),
+                (
+                    "label".to_string(),
+                    vec![format!("{LABEL_INSTANCE}={}", self.instance)],
+                ),
+                (
+                    "event".to_string(),
+                    ["die", "oom", "start", "health_status"]
+                        .map(String::from)
+                        .to_vec(),
+                ),
+            ])),
+            ..Default::default()
+        };
+        self.docker
+            .events(Some(options))
+            .filter_map(|event| async move {
+                let event = match event {
+                    Ok(e) => e,
+                    Err(e) => return Some(Err(e.into())),
+                };
+                let actor = event.actor?;
+                let attributes = actor.attributes.unwrap_or_default();
+                Some(Ok(ContainerEvent {
+                    action: event.action?,
+                    container: actor.id?,
+                    app: attributes.get(LABEL_APP)?.clone(),
+                    deployment: attributes.get(LABEL_DEPLOYMENT)?.clone(),
+                }))
+            })
+    }
+
     /// The id of a local image, if present.
     pub async fn local_image(&self, reference: &str) -> Result<Option<String>, EngineError> {
         match self.docker.inspect_image(reference).await {

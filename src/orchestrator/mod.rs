@@ -11,6 +11,7 @@ mod deploy;
 mod engine;
 mod metrics;
 mod reconcile;
+mod supervise;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

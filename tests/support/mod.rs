@@ -40,7 +40,8 @@ fn docker_quiet(args: &[&str]) {
 /// The kinds of test image.
 #[derive(Clone, Copy)]
 pub enum Image {
-    /// busybox httpd on 8080 answering `<version> <hostname>` at `/` and
+    /// busybox httpd on 8080 (a child of the shell, so killing it crashes
+    /// the container) answering `<version> <hostname>` at `/` and
     /// `slow done` after 2 s at `/cgi-bin/slow`.
     Web(&'static str),
     /// Serves, but its Docker healthcheck always fails.
@@ -219,7 +220,7 @@ impl Berth {
             .unwrap();
         let cmd = match kind {
             Image::Silent => "CMD [\"/bin/busybox\", \"sleep\", \"3600\"]\n".to_string(),
-            _ => "CMD [\"/bin/busybox\", \"sh\", \"-c\", \"echo \\\"$VERSION $(/bin/busybox hostname)\\\" > /www/index.html && exec /bin/busybox httpd -f -p 8080 -h /www\"]\n".to_string(),
+            _ => "CMD [\"/bin/busybox\", \"sh\", \"-c\", \"echo \\\"$VERSION $(/bin/busybox hostname)\\\" > /www/index.html && /bin/busybox httpd -f -p 8080 -h /www; echo httpd exited\"]\n".to_string(),
         };
         let dockerfile = format!(
             "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nENV VERSION={version}\n\
@@ -399,7 +400,12 @@ impl Drop for Berth {
         }
         // Untagged leftovers (a tag moved by a test) carry the test's label.
         if let Ok(out) = Command::new("docker")
-            .args(["images", "-q", "--filter", &format!("label=berth.test={}", self.instance)])
+            .args([
+                "images",
+                "-q",
+                "--filter",
+                &format!("label=berth.test={}", self.instance),
+            ])
             .output()
         {
             for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {

@@ -1,0 +1,121 @@
+//! Runtime supervision: follow the engine's events for this instance's
+//! containers. A serving replica that dies, is killed for memory or turns
+//! unhealthy leaves the route table the moment the event arrives; when
+//! Docker's restart policy brings it back (with its own exponential
+//! backoff for crash loops), it passes the health gate and rejoins.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use super::engine::ContainerEvent;
+use super::{lock, Orchestrator};
+
+/// Pause before reconnecting to a broken event stream.
+const RECONNECT: Duration = Duration::from_secs(1);
+
+impl Orchestrator {
+    /// Starts following container events until shutdown.
+    pub fn supervise(&self) {
+        let this = self.clone();
+        self.inner.tracker.spawn(async move {
+            let shutdown = this.inner.shutdown.clone();
+            loop {
+                let engine = this.inner.engine.clone();
+                let mut events = Box::pin(engine.container_events());
+                loop {
+                    let next = tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        next = events.next() => next,
+                    };
+                    match next {
+                        Some(Ok(event)) => this.on_event(event),
+                        Some(Err(err)) => {
+                            tracing::warn!(%err, "docker event stream failed; reconnecting");
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(RECONNECT) => {}
+                }
+            }
+        });
+    }
+
+    fn on_event(&self, event: ContainerEvent) {
+        let action = event.action.as_str();
+        let leaves = action == "die" || action == "oom" || action == "health_status: unhealthy";
+        let returns = action == "start" || action == "health_status: healthy";
+        if leaves {
+            self.evict(&event, action);
+        } else if returns {
+            self.readmit(event);
+        }
+    }
+
+    /// Takes a replica out of the route table at once.
+    fn evict(&self, event: &ContainerEvent, why: &str) {
+        let removed = {
+            let mut live = lock(&self.inner.live);
+            let Some(replicas) = live.get_mut(&event.app) else {
+                return;
+            };
+            let before = replicas.len();
+            replicas.retain(|r| r.container != event.container);
+            before != replicas.len()
+        };
+        if removed {
+            tracing::warn!(app = %event.app, container = %event.container, event = why, "a replica left service");
+            if let Err(err) = self.rebuild_routes() {
+                tracing::error!(%err, "could not rebuild routes");
+            }
+        }
+    }
+
+    /// Brings a restarted replica of the active deployment back once it
+    /// passes the health gate.
+    fn readmit(&self, event: ContainerEvent) {
+        let this = self.clone();
+        self.inner.tracker.spawn(async move {
+            let is_current = |this: &Orchestrator| {
+                this.inner.store.app(&event.app).is_ok_and(|app| {
+                    !app.stopped && app.active_deployment.as_deref() == Some(&event.deployment)
+                })
+            };
+            let serving = |this: &Orchestrator| {
+                lock(&this.inner.live)
+                    .get(&event.app)
+                    .is_some_and(|rs| rs.iter().any(|r| r.container == event.container))
+            };
+            if !is_current(&this) || serving(&this) {
+                return;
+            }
+            let Ok(deployment) = this.inner.store.deployment(&event.deployment) else {
+                return;
+            };
+            let cancel = this.inner.shutdown.child_token();
+            let gate = this
+                .wait_all_healthy(std::slice::from_ref(&event.container), deployment.spec.port, &cancel)
+                .await;
+            let Ok(mut replicas) = gate else { return };
+            if !is_current(&this) {
+                return;
+            }
+            {
+                let mut live = lock(&this.inner.live);
+                let serving = live.entry(event.app.clone()).or_default();
+                if serving.iter().any(|r| r.container == event.container) {
+                    return;
+                }
+                serving.append(&mut replicas);
+            }
+            tracing::info!(app = %event.app, container = %event.container, "a restarted replica is back in service");
+            if let Err(err) = this.rebuild_routes() {
+                tracing::error!(%err, "could not rebuild routes");
+            }
+        });
+    }
+}
