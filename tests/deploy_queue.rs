@@ -126,8 +126,7 @@ async fn kill_9_mid_deploy_keeps_the_last_good_version() {
 
 #[tokio::test]
 async fn manual_rollback_within_the_window_without_a_registry() {
-    // The harness sets rollback_window = 2.
-    let mut berth = Berth::start().await;
+    let mut berth = Berth::start_with("rollback_window = 2").await;
     let images: Vec<String> = ["v1", "v2", "v3"]
         .into_iter()
         .map(|v| berth.image(Image::Web(v)))

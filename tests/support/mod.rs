@@ -82,11 +82,18 @@ fn rand_u32() -> u32 {
 impl Berth {
     /// Starts berth with a fresh data dir and instance.
     pub async fn start() -> Berth {
+        Self::start_with("").await
+    }
+
+    /// Like [`Berth::start`], with extra `[deploy]` settings (TOML lines).
+    pub async fn start_with(deploy: &str) -> Berth {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("berth.toml"),
-            "[deploy]\nhealth_timeout_secs = 20\nstop_grace_secs = 1\nrollback_window = 2\n\
-             [proxy]\nshutdown_grace_secs = 5\n",
+            format!(
+                "[deploy]\nhealth_timeout_secs = 20\nstop_grace_secs = 1\n{deploy}\n\
+                 [proxy]\nshutdown_grace_secs = 5\n"
+            ),
         )
         .unwrap();
         let mut berth = Berth {
