@@ -133,6 +133,49 @@ async fn redeploys_switch_versions_and_failed_gates_keep_the_old_one() {
 }
 
 #[tokio::test]
+async fn http_health_checks_gate_deploys() {
+    let mut berth = Berth::start().await;
+    let v1 = berth.image(Image::Web("v1"));
+    berth
+        .create_app(json!({"name": "web", "image": v1, "port": 8080,
+            "health_check": {"type": "http", "path": "/", "expected_status": 200, "interval_ms": 100},
+            "domains": [{"host": "web.test"}]}))
+        .await;
+    assert_eq!(berth.deploy("web").await["status"], "succeeded");
+    // A path the app does not serve fails the gate after 3 tries, fast.
+    let (status, app) = berth
+        .api(
+            "PATCH",
+            "/apps/web",
+            Some(json!({"health_check": {"type": "http", "path": "/ready", "retries": 3}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{app}");
+    let d = berth.deploy("web").await;
+    assert_eq!(d["status"], "failed", "{d}");
+    let error = d["error"].as_str().unwrap();
+    assert!(
+        error.contains("GET /ready answered 404, expected 200") && error.contains("3 times"),
+        "{error}"
+    );
+    assert!(answers(&berth, "web.test", 2)
+        .await
+        .iter()
+        .all(|b| b.starts_with("v1 ")));
+    let (status, body) = berth
+        .api(
+            "PATCH",
+            "/apps/web",
+            Some(json!({"health_check": {"expected_status": 700}})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("health_check.expected_status"))
+    );
+}
+
+#[tokio::test]
 async fn restart_keeps_routing_and_delete_removes_everything() {
     let mut berth = Berth::start().await;
     let v1 = berth.image(Image::Web("v1"));

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::health::{HealthCheck, HealthCheckInput};
 use crate::names::{validate_host, validate_name, validate_path_prefix};
 use crate::FieldError;
 
@@ -134,6 +135,9 @@ pub struct AppInput {
     /// Host names and path prefixes routed to the app.
     #[serde(default)]
     pub domains: Vec<DomainInput>,
+    /// How new replicas prove they are ready; default `auto`.
+    #[serde(default)]
+    pub health_check: Option<HealthCheckInput>,
 }
 
 /// Changes to an app (`PATCH /api/v1/apps/{name}`); absent fields stay.
@@ -168,6 +172,9 @@ pub struct AppPatch {
     /// Replaces all domains; takes effect at once.
     #[serde(default)]
     pub domains: Option<Vec<DomainInput>>,
+    /// Replaces the health check; takes effect at the next deployment.
+    #[serde(default)]
+    pub health_check: Option<HealthCheckInput>,
 }
 
 /// A validated app.
@@ -194,6 +201,9 @@ pub struct AppSpec {
     pub memory_mb: Option<u64>,
     /// Routes to the app.
     pub domains: Vec<Domain>,
+    /// How new replicas prove they are ready.
+    #[serde(default)]
+    pub health_check: HealthCheck,
 }
 
 impl AppInput {
@@ -296,6 +306,10 @@ impl AppInput {
             cpus,
             memory_mb,
             domains,
+            health_check: match &self.health_check {
+                Some(h) => h.validate().map_err(|e| e.within("health_check"))?,
+                None => HealthCheck::default(),
+            },
         })
     }
 }
@@ -336,6 +350,11 @@ impl AppSpec {
                 Some(m) => Some(m),
                 None => self.memory_mb.map(|m| m as i64),
             },
+            health_check: Some(
+                patch
+                    .health_check
+                    .unwrap_or_else(|| HealthCheckInput::from(&self.health_check)),
+            ),
             domains: patch.domains.unwrap_or_else(|| {
                 self.domains
                     .iter()

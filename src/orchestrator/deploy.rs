@@ -4,26 +4,16 @@
 //! the previous version keeps serving.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::engine::{HealthVerdict, ReplicaConfig, ReplicaState, LABEL_REPLICA};
+use super::engine::{ReplicaConfig, LABEL_REPLICA};
 use super::{
     lock, EngineError, Job, Orchestrator, Replica, LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE,
 };
 use crate::store::{DeploymentRecord, DeploymentStatus};
-
-/// How often a starting replica is probed.
-const PROBE_INTERVAL: Duration = Duration::from_millis(250);
-/// Deadline of one TCP probe.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-/// Log lines quoted when a replica exits during its gate.
-const EXIT_LOG_LINES: usize = 20;
 
 /// Why a deployment did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -177,101 +167,8 @@ impl Orchestrator {
                 Err(e) => return Err(e.into()),
             }
         }
-        self.wait_all_healthy(created, spec.port, cancel).await
-    }
-
-    /// Gates every replica on health within the health deadline.
-    pub(super) async fn wait_all_healthy(
-        &self,
-        containers: &[String],
-        port: u16,
-        cancel: &CancellationToken,
-    ) -> Result<Vec<Replica>, DeployError> {
-        let deadline = Instant::now() + self.inner.settings.health_timeout;
-        let gates = containers
-            .iter()
-            .map(|id| self.wait_healthy(id, port, deadline, cancel));
-        let addrs = futures_util::future::try_join_all(gates).await?;
-        Ok(containers
-            .iter()
-            .zip(addrs)
-            .map(|(id, addr)| Replica::new(id.clone(), addr))
-            .collect())
-    }
-
-    /// Waits until one replica is healthy: the image's Docker healthcheck
-    /// if it has one, else a TCP connect to the container port.
-    async fn wait_healthy(
-        &self,
-        container: &str,
-        port: u16,
-        deadline: Instant,
-        cancel: &CancellationToken,
-    ) -> Result<SocketAddr, DeployError> {
-        let engine = &self.inner.engine;
-        loop {
-            let last = match engine.replica_state(container).await? {
-                ReplicaState::Exited(code) => {
-                    let logs = engine
-                        .logs(container, EXIT_LOG_LINES)
-                        .await
-                        .map(|lines| {
-                            lines
-                                .into_iter()
-                                .map(|l| l.text)
-                                .collect::<Vec<_>>()
-                                .join("\n")
-                        })
-                        .unwrap_or_default();
-                    let code = code.map_or("unknown".to_string(), |c| c.to_string());
-                    return Err(DeployError::Unhealthy(format!(
-                        "replica exited with code {code} before it became healthy; last output:\n{logs}"
-                    )));
-                }
-                ReplicaState::Running { addr: None, .. } => {
-                    format!("replica has no address on network {}", engine.network())
-                }
-                ReplicaState::Running {
-                    health: Some(HealthVerdict::Unhealthy(output)),
-                    ..
-                } => {
-                    return Err(DeployError::Unhealthy(format!(
-                        "the image's healthcheck reported unhealthy: {output}"
-                    )));
-                }
-                ReplicaState::Running {
-                    addr: Some(ip),
-                    health: Some(HealthVerdict::Healthy),
-                } => return Ok(SocketAddr::new(ip, port)),
-                ReplicaState::Running {
-                    health: Some(HealthVerdict::Starting),
-                    ..
-                } => "the image's healthcheck has not passed yet".to_string(),
-                ReplicaState::Running {
-                    addr: Some(ip),
-                    health: None,
-                } => {
-                    let addr = SocketAddr::new(ip, port);
-                    match tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr))
-                        .await
-                    {
-                        Ok(Ok(_)) => return Ok(addr),
-                        Ok(Err(e)) => format!("nothing accepts connections on port {port}: {e}"),
-                        Err(_) => format!("connecting to port {port} timed out"),
-                    }
-                }
-            };
-            if Instant::now() >= deadline {
-                return Err(DeployError::Unhealthy(format!(
-                    "replica not healthy within {}s: {last}",
-                    self.inner.settings.health_timeout.as_secs()
-                )));
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => return Err(DeployError::Cancelled),
-                _ = tokio::time::sleep(PROBE_INTERVAL) => {}
-            }
-        }
+        self.wait_all_healthy(created, spec.port, &spec.health_check, cancel)
+            .await
     }
 
     /// Makes a gated deployment the app's active one: store first, then

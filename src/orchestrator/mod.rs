@@ -9,6 +9,7 @@
 
 mod deploy;
 mod engine;
+mod health;
 mod metrics;
 mod reconcile;
 mod supervise;
@@ -339,7 +340,12 @@ impl Orchestrator {
         }
         let cancel = self.inner.shutdown.child_token();
         let gate = self
-            .wait_all_healthy(&containers, deployment.spec.port, &cancel)
+            .wait_all_healthy(
+                &containers,
+                deployment.spec.port,
+                &deployment.spec.health_check,
+                &cancel,
+            )
             .await;
         match gate {
             Ok(replicas) => {

@@ -98,7 +98,12 @@ impl Orchestrator {
             };
             let cancel = this.inner.shutdown.child_token();
             let gate = this
-                .wait_all_healthy(std::slice::from_ref(&event.container), deployment.spec.port, &cancel)
+                .wait_all_healthy(
+                    std::slice::from_ref(&event.container),
+                    deployment.spec.port,
+                    &deployment.spec.health_check,
+                    &cancel,
+                )
                 .await;
             let Ok(mut replicas) = gate else { return };
             if !is_current(&this) {
