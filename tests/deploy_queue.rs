@@ -42,6 +42,31 @@ async fn cancel_running_supersede_queued() {
     berth.wait_containers(2).await;
     answers_with(&berth, "v1 ").await;
 
+    // Follow d1's log live (Server-Sent Events) while it is stuck.
+    let follow = reqwest::Client::new()
+        .get(format!(
+            "http://{}/api/v1/deployments/{d1}/logs?follow=true",
+            berth.admin
+        ))
+        .bearer_auth(&berth.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(follow.status(), 200);
+    assert!(follow.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let follower = tokio::spawn(async move {
+        use futures_util::StreamExt;
+        let mut text = String::new();
+        let mut body = follow.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        }
+        text
+    });
+
     // d2 waits behind d1; d3 supersedes it.
     set_image(&berth, &v2).await;
     let d2 = berth.queue_deploy("web").await;
@@ -63,9 +88,42 @@ async fn cancel_running_supersede_queued() {
         .api("POST", &format!("/deployments/{d1}/cancel"), None)
         .await;
     assert_eq!(status, 202, "{body}");
+    let d1_id = d1.clone();
     let d1 = berth.wait_status(&d1, "cancelled").await;
     assert_eq!(d1["error"], "cancelled by the user");
+    // The live stream saw the phases and ended with the deployment.
+    let streamed = tokio::time::timeout(std::time::Duration::from_secs(20), follower)
+        .await
+        .expect("the stream ends when the deployment does")
+        .unwrap();
+    for needle in [
+        "data: ",
+        "queued: deploy",
+        "starting replica 0",
+        "waiting up to",
+        "cancelled: cancelled by the user",
+    ] {
+        assert!(
+            streamed.contains(needle),
+            "{needle} missing in:\n{streamed}"
+        );
+    }
+    // Ended logs are kept.
+    let (status, kept) = berth
+        .api("GET", &format!("/deployments/{d1_id}/logs"), None)
+        .await;
+    assert_eq!(status, 200);
+    assert!(kept["lines"].as_array().unwrap().len() >= 4, "{kept}");
     assert_eq!(berth.wait_deployment(&d3).await["status"], "succeeded");
+    berth.wait_containers(1).await;
+    let (_, kept) = berth
+        .api("GET", &format!("/deployments/{d3}/logs"), None)
+        .await;
+    let text = kept["lines"].to_string();
+    assert!(
+        text.contains("routes switched") && text.contains("deployment succeeded"),
+        "{text}"
+    );
     answers_with(&berth, "v2 ").await;
     berth.wait_containers(1).await;
 

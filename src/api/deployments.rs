@@ -3,15 +3,22 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+use std::convert::Infallible;
+
 use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast::error::RecvError;
 use utoipa::IntoParams;
 
 use super::error::{ApiError, ErrorBody};
 use super::json::ApiJson;
 use super::views::DeploymentView;
 use super::ApiState;
+use crate::orchestrator::DeploymentLog;
 use crate::store::{DeploymentStatus, Trigger};
 
 /// Most deployments one listing returns.
@@ -58,6 +65,70 @@ pub async fn list(
     list.reverse();
     list.truncate(LIST_LIMIT);
     Ok(Json(list.into_iter().map(Into::into).collect()))
+}
+
+/// Query of the deployment log endpoint.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LogQuery {
+    /// Stream as Server-Sent Events, live until the deployment ends; default false.
+    follow: Option<bool>,
+}
+
+/// The lines of a deployment's log.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DeploymentLogView {
+    /// Timestamped lines, oldest first (at most 2000; older ones dropped).
+    lines: Vec<String>,
+}
+
+/// A deployment's log: JSON, or with `follow=true` a Server-Sent Events
+/// stream (one `data:` line per log line) that ends with the deployment.
+#[utoipa::path(get, path = "/api/v1/deployments/{id}/logs", tag = "deployments",
+    params(("id" = String, Path, description = "Deployment id"), LogQuery),
+    responses((status = 200, body = DeploymentLogView, description = "JSON, or text/event-stream with follow=true"),
+              (status = 404, body = ErrorBody)))]
+pub async fn logs(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    query: Result<Query<LogQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", e.body_text()).with_field("follow")
+    })?;
+    let log = state.orchestrator.deployment_log(&id)?;
+    if !query.follow.unwrap_or(false) {
+        let lines = match log {
+            DeploymentLog::Live(log) => log.lines(),
+            DeploymentLog::Ended(lines) => lines,
+        };
+        return Ok(Json(DeploymentLogView { lines }).into_response());
+    }
+    let (past, live) = match log {
+        DeploymentLog::Live(log) => {
+            let (past, rx) = log.follow();
+            (past, Some(rx))
+        }
+        DeploymentLog::Ended(lines) => (lines, None),
+    };
+    let past = futures_util::stream::iter(past.into_iter().map(|l| Ok(Event::default().data(l))));
+    let live = futures_util::stream::unfold(live, |rx| async move {
+        let mut rx = rx?;
+        loop {
+            match rx.recv().await {
+                Ok(line) => return Some((Ok(Event::default().data(line)), Some(rx))),
+                Err(RecvError::Lagged(n)) => {
+                    let note = format!("[{n} lines skipped: the reader was too slow]");
+                    return Some((Ok(Event::default().data(note)), Some(rx)));
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    let stream = past.chain(live);
+    Ok(Sse::new(stream.map(|e: Result<Event, Infallible>| e))
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
 /// Which deployment to return to.

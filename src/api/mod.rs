@@ -72,7 +72,7 @@ impl Modify for BearerAuth {
         apps::create, apps::list, apps::get_one, apps::patch, apps::delete,
         apps::stop, apps::start, apps::logs,
         deployments::create, deployments::list_for_app, deployments::get_one,
-        deployments::list, deployments::cancel, deployments::rollback,
+        deployments::list, deployments::cancel, deployments::rollback, deployments::logs,
     ),
     modifiers(&BearerAuth),
     security(("admin_token" = [])),
@@ -129,6 +129,7 @@ pub fn router(state: ApiState, auth: AdminAuth) -> Router {
         .route("/deployments", get(deployments::list))
         .route("/deployments/{id}", get(deployments::get_one))
         .route("/deployments/{id}/cancel", post(deployments::cancel))
+        .route("/deployments/{id}/logs", get(deployments::logs))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(auth, require_token))
         .with_state(state);

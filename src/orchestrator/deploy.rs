@@ -39,6 +39,10 @@ impl Orchestrator {
             running: Arc::new(AtomicBool::new(false)),
         };
         lock(&self.inner.jobs).insert(record.id.clone(), job.clone());
+        self.inner.logs.open(&record.id).push(&format!(
+            "queued: deploy {} ({:?}, {} replica(s))",
+            record.image, record.trigger, record.spec.replicas
+        ));
         let this = self.clone();
         self.inner.tracker.spawn(async move {
             let id = record.id.clone();
@@ -88,6 +92,7 @@ impl Orchestrator {
             return;
         }
         tracing::info!(app = %record.app, deployment = id, image = %record.image, "deploying");
+        self.inner.logs.open(id).push("running");
         let mut created = Vec::new();
         match self.execute(&record, &mut created, cancel).await {
             Ok(replicas) => self.commit(&record, replicas).await,
@@ -119,7 +124,15 @@ impl Orchestrator {
     ) -> Result<Vec<Replica>, DeployError> {
         let engine = &self.inner.engine;
         let settings = &self.inner.settings;
+        let log = self.inner.logs.open(&record.id);
         engine.ensure_network().await?;
+        match &record.image_id {
+            Some(pinned) => log.push(&format!("using pinned image {pinned} ({})", record.image)),
+            None => log.push(&format!(
+                "resolving image {} (pulled if not local)",
+                record.image
+            )),
+        }
         let image_id = match &record.image_id {
             // A rollback runs the exact image it served before.
             Some(pinned) => engine.local_image(pinned).await?.ok_or_else(|| {
@@ -136,6 +149,7 @@ impl Orchestrator {
                     e => DeployError::Engine(e),
                 })?,
         };
+        log.push(&format!("image {image_id}"));
         let _ = self
             .inner
             .store
@@ -153,8 +167,10 @@ impl Orchestrator {
                 (LABEL_DEPLOYMENT.to_string(), record.id.clone()),
                 (LABEL_REPLICA.to_string(), i.to_string()),
             ]);
+            let name = format!("berth-{}-{}-{suffix}-{i}", self.instance(), spec.name);
+            log.push(&format!("starting replica {i} as {name}"));
             let config = ReplicaConfig {
-                name: format!("berth-{}-{}-{suffix}-{i}", self.instance(), spec.name),
+                name,
                 image: &image_id,
                 env: env.clone(),
                 command: spec.command.clone(),
@@ -167,8 +183,23 @@ impl Orchestrator {
                 Err(e) => return Err(e.into()),
             }
         }
-        self.wait_all_healthy(created, spec.port, &spec.health_check, cancel)
-            .await
+        log.push(&format!(
+            "waiting up to {}s for {} replica(s) to pass the {:?} health check",
+            settings.health_timeout.as_secs(),
+            created.len(),
+            spec.health_check.kind
+        ));
+        let replicas = self
+            .wait_all_healthy(created, spec.port, &spec.health_check, cancel)
+            .await?;
+        for r in &replicas {
+            log.push(&format!(
+                "replica {} is healthy at {}",
+                short(&r.container),
+                r.addr
+            ));
+        }
+        Ok(replicas)
     }
 
     /// Makes a gated deployment the app's active one: store first, then
@@ -195,16 +226,26 @@ impl Orchestrator {
         let previous = lock(&self.inner.live)
             .insert(record.app.clone(), replicas)
             .unwrap_or_default();
+        let switch = std::time::Instant::now();
         if let Err(err) = self.rebuild_routes() {
             tracing::error!(%err, "could not rebuild routes");
         }
+        let log = self.inner.logs.open(id);
+        log.push(&format!(
+            "routes switched to the new replicas in {} µs; draining {} previous replica(s)",
+            switch.elapsed().as_micros(),
+            previous.len()
+        ));
         tracing::info!(app = %record.app, deployment = id, "deployment serves; draining the previous replicas");
+        let drain = std::time::Instant::now();
         self.drain(&previous).await;
+        log.push(&format!("drained in {} ms", drain.elapsed().as_millis()));
         // Every other container of the app goes, tracked or not.
         let old = match self.containers_of(&record.app, None).await {
             Ok(ids) => ids,
             Err(err) => {
                 tracing::warn!(%err, "could not list the previous replicas; reconcile will remove them");
+                self.close_log(id);
                 return;
             }
         };
@@ -218,12 +259,19 @@ impl Orchestrator {
                 tracing::warn!(%err, "could not remove a previous replica");
             }
         }
+        log.push("previous replicas removed; deployment succeeded");
         if let Err(err) = self.prune_images(&record.app).await {
             tracing::warn!(%err, "could not prune old images");
         }
+        self.close_log(id);
     }
 
     fn instance(&self) -> &str {
         self.inner.engine.instance()
     }
+}
+
+/// The first 12 characters of a container id, as `docker ps` shows it.
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
 }

@@ -10,6 +10,7 @@
 mod deploy;
 mod engine;
 mod health;
+mod logbook;
 mod metrics;
 mod reconcile;
 mod supervise;
@@ -28,6 +29,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use engine::{Engine, EngineError, LogLine, LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE};
+use logbook::DeployLog;
+use logbook::Logbook;
 use metrics::OrchestratorMetrics;
 
 use crate::store::{AppRecord, DeploymentRecord, DeploymentStatus, Store, StoreError, Trigger};
@@ -99,6 +102,14 @@ pub struct ContainerLogs {
     pub lines: Vec<LogLine>,
 }
 
+/// Where a deployment's log comes from.
+pub enum DeploymentLog {
+    /// Still being written: lines so far plus a live feed.
+    Live(Arc<DeployLog>),
+    /// Ended: the kept lines.
+    Ended(Vec<String>),
+}
+
 /// What `start` did.
 pub enum StartOutcome {
     /// The app's stopped containers run again and serve.
@@ -150,6 +161,8 @@ struct Inner {
     tracker: TaskTracker,
     shutdown: CancellationToken,
     metrics: OrchestratorMetrics,
+    /// Logs of queued and running deployments.
+    logs: Logbook,
 }
 
 /// Locks a std mutex; a poisoned lock still holds consistent data here
@@ -182,6 +195,7 @@ impl Orchestrator {
                 tracker: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
                 metrics: OrchestratorMetrics::register(registry),
+                logs: Logbook::default(),
             }),
         }
     }
@@ -546,6 +560,11 @@ impl Orchestrator {
 
     fn finish_deployment(&self, id: &str, status: DeploymentStatus, error: Option<String>) {
         self.inner.metrics.deployment_finished(status);
+        self.inner.logs.open(id).push(&format!(
+            "{}: {}",
+            status.as_str(),
+            error.as_deref().unwrap_or("done")
+        ));
         if let Err(err) = self
             .inner
             .store
@@ -554,5 +573,23 @@ impl Orchestrator {
             // The app (and with it the record) may have been deleted.
             tracing::warn!(deployment = id, %err, "could not record the deployment's end");
         }
+        self.close_log(id);
+    }
+
+    /// Ends a deployment's log: followers' streams end, the lines are kept.
+    fn close_log(&self, id: &str) {
+        let lines = self.inner.logs.close(id);
+        if let Err(err) = self.inner.store.save_deployment_log(id, &lines) {
+            tracing::debug!(deployment = id, %err, "deployment log not kept");
+        }
+    }
+
+    /// A deployment's log: live while it is queued or running, else kept.
+    pub fn deployment_log(&self, id: &str) -> Result<DeploymentLog, OpError> {
+        self.inner.store.deployment(id)?;
+        Ok(match self.inner.logs.get(id) {
+            Some(log) => DeploymentLog::Live(log),
+            None => DeploymentLog::Ended(self.inner.store.deployment_log(id)?),
+        })
     }
 }

@@ -13,7 +13,7 @@ use berth_config::{FieldError, ProjectSpec};
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 pub use records::{AppRecord, DeploymentRecord, DeploymentStatus, ProjectRecord, Trigger};
-use schema::{decode, encode, APPS, APP_DEPLOYMENTS, DEPLOYMENTS, META, PROJECTS};
+use schema::{decode, encode, APPS, APP_DEPLOYMENTS, DEPLOYMENTS, DEPLOYMENT_LOGS, META, PROJECTS};
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -255,8 +255,11 @@ impl Store {
             }
             let mut index = tx.open_multimap_table(APP_DEPLOYMENTS)?;
             let mut deployments = tx.open_table(DEPLOYMENTS)?;
+            let mut logs = tx.open_table(DEPLOYMENT_LOGS)?;
             for id in index.remove_all(name)? {
-                deployments.remove(id?.value())?;
+                let id = id?;
+                deployments.remove(id.value())?;
+                logs.remove(id.value())?;
             }
         }
         tx.commit()?;
@@ -339,6 +342,30 @@ impl Store {
         };
         tx.commit()?;
         Ok(record)
+    }
+
+    /// Keeps the log of an ended deployment (if it still exists).
+    pub fn save_deployment_log(&self, id: &str, lines: &[String]) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            if tx.open_table(DEPLOYMENTS)?.get(id)?.is_none() {
+                return Err(not_found("deployment", id));
+            }
+            tx.open_table(DEPLOYMENT_LOGS)?
+                .insert(id, encode(&lines)?.as_slice())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The kept log of an ended deployment; empty if none was kept.
+    pub fn deployment_log(&self, id: &str) -> Result<Vec<String>> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(DEPLOYMENT_LOGS)?;
+        match table.get(id)? {
+            Some(v) => decode(v.value()),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Deployments of one app, newest first.

@@ -21,6 +21,8 @@ pub const PROJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("project
 pub const APPS: TableDefinition<&str, &[u8]> = TableDefinition::new("apps");
 /// `deployments`: id → [`super::DeploymentRecord`]; ids sort by time.
 pub const DEPLOYMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("deployments");
+/// `deployment_logs`: id → the deployment's log lines (`Vec<String>`).
+pub const DEPLOYMENT_LOGS: TableDefinition<&str, &[u8]> = TableDefinition::new("deployment_logs");
 /// `app_deployments`: app name → deployment ids.
 pub const APP_DEPLOYMENTS: MultimapTableDefinition<&str, &str> =
     MultimapTableDefinition::new("app_deployments");
@@ -54,6 +56,7 @@ pub fn init(db: &Database) -> Result<(), StoreError> {
         tx.open_table(PROJECTS)?;
         tx.open_table(APPS)?;
         tx.open_table(DEPLOYMENTS)?;
+        tx.open_table(DEPLOYMENT_LOGS)?;
         tx.open_multimap_table(APP_DEPLOYMENTS)?;
     }
     tx.commit()?;
