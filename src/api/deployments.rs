@@ -114,16 +114,12 @@ pub async fn logs(
     let past = futures_util::stream::iter(past.into_iter().map(|l| Ok(Event::default().data(l))));
     let live = futures_util::stream::unfold(live, |rx| async move {
         let mut rx = rx?;
-        loop {
-            match rx.recv().await {
-                Ok(line) => return Some((Ok(Event::default().data(line)), Some(rx))),
-                Err(RecvError::Lagged(n)) => {
-                    let note = format!("[{n} lines skipped: the reader was too slow]");
-                    return Some((Ok(Event::default().data(note)), Some(rx)));
-                }
-                Err(RecvError::Closed) => return None,
-            }
-        }
+        let line = match rx.recv().await {
+            Ok(line) => line,
+            Err(RecvError::Lagged(n)) => format!("[{n} lines skipped: the reader was too slow]"),
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok(Event::default().data(line)), Some(rx)))
     });
     let stream = past.chain(live);
     Ok(Sse::new(stream.map(|e: Result<Event, Infallible>| e))
