@@ -114,6 +114,29 @@ async fn ten_redeploys_under_load_fail_no_request() {
     // Let the last switch drain, then stop the load.
     berth.wait_containers(2).await;
     finish_load(load, &stop).await;
+    // What the deployment logs measured: route switch and drain times.
+    let (_, list) = berth.api("GET", "/apps/web/deployments", None).await;
+    for d in list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["status"] == "succeeded")
+        .take(3)
+    {
+        let (_, log) = berth
+            .api(
+                "GET",
+                &format!("/deployments/{}/logs", d["id"].as_str().unwrap()),
+                None,
+            )
+            .await;
+        for line in log["lines"].as_array().unwrap() {
+            let line = line.as_str().unwrap();
+            if line.contains("routes switched") || line.contains("drained in") {
+                println!("{line}");
+            }
+        }
+    }
 
     let failures = tally.failures.lock().unwrap().clone();
     assert!(

@@ -230,8 +230,10 @@ impl Berth {
             _ => "CMD [\"/bin/busybox\", \"sh\", \"-c\", \"echo \\\"$VERSION $(/bin/busybox hostname)\\\" > /www/index.html && /bin/busybox httpd -f -p 8080 -h /www; echo httpd exited\"]\n".to_string(),
         };
         let dockerfile = format!(
-            "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nENV VERSION={version}\n\
-             LABEL berth.test={instance}\n{health}{cmd}",
+            // The label comes first so no two tests share intermediate
+            // images: removing one test's images never breaks another's build.
+            "FROM scratch\nLABEL berth.test={instance}\nCOPY busybox /bin/busybox\nCOPY www /www\n\
+             ENV VERSION={version}\n{health}{cmd}",
             instance = self.instance
         );
         std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
