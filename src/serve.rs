@@ -74,6 +74,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             pull_timeout: settings.pull_timeout,
             drain_timeout: settings.drain_timeout,
             rollback_window: settings.rollback_window,
+            rollback_watch: settings.rollback_watch,
             concurrency: settings.deploy_concurrency,
         },
         &mut registry,

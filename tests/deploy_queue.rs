@@ -248,3 +248,37 @@ async fn manual_rollback_within_the_window_without_a_registry() {
         .await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn a_version_that_dies_after_the_switch_rolls_back_by_itself() {
+    let mut berth = Berth::start_with("rollback_watch_secs = 60").await;
+    let v1 = berth.image(Image::Web("v1"));
+    let flaky = berth.image(Image::Flaky);
+    berth
+        .create_app(
+            json!({"name": "web", "image": v1, "port": 8080, "domains": [{"host": "web.test"}]}),
+        )
+        .await;
+    let good = berth.deploy("web").await;
+    assert_eq!(good["status"], "succeeded");
+    set_image(&berth, &flaky).await;
+    // It passes its gate (it listens), then dies a few seconds later.
+    let bad = berth.deploy("web").await;
+    assert_eq!(bad["status"], "succeeded", "{bad}");
+    let bad = berth
+        .wait_status(bad["id"].as_str().unwrap(), "rolled_back")
+        .await;
+    assert!(
+        bad["error"].as_str().unwrap().contains("watch window"),
+        "{bad}"
+    );
+    let (_, list) = berth.api("GET", "/apps/web/deployments", None).await;
+    let rollback = list[0].clone();
+    assert_eq!(rollback["trigger"], "rollback", "{list}");
+    assert_eq!(rollback["rollback_of"], good["id"]);
+    let rollback = berth
+        .wait_deployment(rollback["id"].as_str().unwrap())
+        .await;
+    assert_eq!(rollback["status"], "succeeded", "{rollback}");
+    answers_with(&berth, "v1 ").await;
+}

@@ -54,6 +54,9 @@ pub struct FileDeploy {
     pub drain_timeout_secs: Option<u64>,
     /// Successful deployments per app kept for rollback; default 5.
     pub rollback_window: Option<u64>,
+    /// Seconds after a switch during which a dying or unhealthy new replica
+    /// rolls the app back automatically; default 30, 0 turns it off.
+    pub rollback_watch_secs: Option<u64>,
     /// Deployments running at once across all apps; default 2.
     pub concurrency: Option<u64>,
 }
@@ -112,6 +115,8 @@ pub struct Settings {
     pub drain_timeout: Duration,
     /// Successful deployments per app one can roll back to.
     pub rollback_window: usize,
+    /// Window after a switch in which a failing new version rolls back.
+    pub rollback_watch: Duration,
     /// Deployments running at once.
     pub deploy_concurrency: usize,
     /// Deadline to connect to a replica.
@@ -199,6 +204,10 @@ impl Settings {
                 30,
                 3600,
             )?),
+            rollback_watch: Duration::from_secs(match f.deploy.rollback_watch_secs {
+                Some(0) => 0,
+                other => secs("deploy.rollback_watch_secs", other, 30, 3600)?,
+            }),
             rollback_window: secs("deploy.rollback_window", f.deploy.rollback_window, 5, 100)?
                 as usize,
             deploy_concurrency: secs("deploy.concurrency", f.deploy.concurrency, 2, 64)? as usize,

@@ -28,7 +28,7 @@ const LIST_LIMIT: usize = 200;
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
-    /// Only deployments with this status: queued, running, succeeded, failed or cancelled.
+    /// Only deployments with this status: queued, running, succeeded, failed, cancelled or rolled_back.
     status: Option<DeploymentStatus>,
 }
 
@@ -44,7 +44,7 @@ pub async fn list(
             StatusCode::BAD_REQUEST,
             "invalid_field",
             format!(
-                "{}; status is one of queued, running, succeeded, failed, cancelled",
+                "{}; status is one of queued, running, succeeded, failed, cancelled, rolled_back",
                 e.body_text()
             ),
         )
@@ -56,6 +56,7 @@ pub async fn list(
         DeploymentStatus::Succeeded,
         DeploymentStatus::Failed,
         DeploymentStatus::Cancelled,
+        DeploymentStatus::RolledBack,
     ];
     let statuses = query.status.map_or(all.to_vec(), |s| vec![s]);
     let mut list = state

@@ -230,6 +230,7 @@ impl Orchestrator {
         if let Err(err) = self.rebuild_routes() {
             tracing::error!(%err, "could not rebuild routes");
         }
+        self.watch(&record.app, id);
         let log = self.inner.logs.open(id);
         log.push(&format!(
             "routes switched to the new replicas in {} µs; draining {} previous replica(s)",

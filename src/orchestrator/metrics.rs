@@ -46,6 +46,7 @@ impl OrchestratorMetrics {
             DeploymentStatus::Succeeded,
             DeploymentStatus::Failed,
             DeploymentStatus::Cancelled,
+            DeploymentStatus::RolledBack,
         ] {
             let _ = deployments.get_or_create(&OutcomeLabels {
                 outcome: status.as_str(),

@@ -50,6 +50,8 @@ pub struct DeploySettings {
     pub concurrency: usize,
     /// Successful deployments per app one can roll back to (their images stay).
     pub rollback_window: usize,
+    /// Window after a switch in which a failing new version rolls back; zero: off.
+    pub rollback_watch: Duration,
 }
 
 /// Why an orchestrator operation failed.
@@ -163,6 +165,8 @@ struct Inner {
     metrics: OrchestratorMetrics,
     /// Logs of queued and running deployments.
     logs: Logbook,
+    /// Deployments in their watch window after the switch: app → (id, until).
+    watches: Mutex<HashMap<String, (String, tokio::time::Instant)>>,
 }
 
 /// Locks a std mutex; a poisoned lock still holds consistent data here
@@ -196,6 +200,7 @@ impl Orchestrator {
                 shutdown: CancellationToken::new(),
                 metrics: OrchestratorMetrics::register(registry),
                 logs: Logbook::default(),
+                watches: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -270,6 +275,59 @@ impl Orchestrator {
         deployment.image_id = Some(image_id);
         deployment.rollback_of = Some(record.id);
         self.enqueue_record(deployment)
+    }
+
+    /// Starts the watch window of a deployment that just switched.
+    fn watch(&self, app: &str, deployment: &str) {
+        let window = self.inner.settings.rollback_watch;
+        if window.is_zero() {
+            return;
+        }
+        let until = tokio::time::Instant::now() + window;
+        lock(&self.inner.watches).insert(app.to_string(), (deployment.to_string(), until));
+    }
+
+    /// A replica of `deployment` failed: if that deployment is still in
+    /// its watch window, mark it rolled back and queue a rollback to the
+    /// app's previous successful deployment.
+    pub(super) fn replica_failed(&self, app: &str, deployment: &str, why: &str) {
+        let watched = {
+            let mut watches = lock(&self.inner.watches);
+            match watches.get(app) {
+                Some((id, until)) if id == deployment && tokio::time::Instant::now() < *until => {
+                    watches.remove(app);
+                    true
+                }
+                _ => false,
+            }
+        };
+        if !watched {
+            return;
+        }
+        let previous = self.inner.store.app_deployments(app).ok().and_then(|list| {
+            list.into_iter()
+                .find(|d| d.status == DeploymentStatus::Succeeded && d.id != deployment)
+        });
+        let reason =
+            format!("a new replica failed ({why}) within the watch window after the switch");
+        let Some(previous) = previous else {
+            tracing::warn!(app, deployment, %reason, "no earlier version to roll back to");
+            return;
+        };
+        let _ = self.inner.store.update_deployment(deployment, |d| {
+            d.status = DeploymentStatus::RolledBack;
+            d.error = Some(format!(
+                "{reason}; rolling back to deployment {}",
+                previous.id
+            ));
+        });
+        self.inner
+            .metrics
+            .deployment_finished(DeploymentStatus::RolledBack);
+        tracing::warn!(app, deployment, %reason, to = %previous.id, "rolling back automatically");
+        if let Err(err) = self.rollback(app, &previous.id) {
+            tracing::error!(app, %err, "automatic rollback could not be queued");
+        }
     }
 
     /// Removes the app's images that fell out of the rollback window and

@@ -50,18 +50,20 @@ impl Orchestrator {
         let leaves = action == "die" || action == "oom" || action == "health_status: unhealthy";
         let returns = action == "start" || action == "health_status: healthy";
         if leaves {
-            self.evict(&event, action);
+            if self.evict(&event, action) {
+                self.replica_failed(&event.app, &event.deployment, action);
+            }
         } else if returns {
             self.readmit(event);
         }
     }
 
-    /// Takes a replica out of the route table at once.
-    fn evict(&self, event: &ContainerEvent, why: &str) {
+    /// Takes a replica out of the route table at once; whether it served.
+    fn evict(&self, event: &ContainerEvent, why: &str) -> bool {
         let removed = {
             let mut live = lock(&self.inner.live);
             let Some(replicas) = live.get_mut(&event.app) else {
-                return;
+                return false;
             };
             let before = replicas.len();
             replicas.retain(|r| r.container != event.container);
@@ -73,6 +75,7 @@ impl Orchestrator {
                 tracing::error!(%err, "could not rebuild routes");
             }
         }
+        removed
     }
 
     /// Brings a restarted replica of the active deployment back once it

@@ -46,6 +46,9 @@ pub enum DeploymentStatus {
     Failed,
     /// Stopped before it finished.
     Cancelled,
+    /// Served, then failed within the watch window after the switch; a
+    /// rollback to the previous version was queued.
+    RolledBack,
 }
 
 impl DeploymentStatus {
@@ -57,12 +60,16 @@ impl DeploymentStatus {
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
+            Self::RolledBack => "rolled_back",
         }
     }
 
     /// Whether the deployment has ended.
     pub fn is_final(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+        matches!(
+            self,
+            Self::Succeeded | Self::Failed | Self::Cancelled | Self::RolledBack
+        )
     }
 }
 

@@ -48,6 +48,8 @@ pub enum Image {
     Unhealthy,
     /// Runs but never listens: stuck in the health gate until its deadline.
     Silent,
+    /// Serves for about 4 s, then the container exits with code 3.
+    Flaky,
 }
 
 /// One test's berth instance and everything it owns.
@@ -205,6 +207,7 @@ impl Berth {
         let (tag, version, health) = match kind {
             Image::Web(v) => (format!("berth-test-{}:{v}", self.instance), v, ""),
             Image::Silent => (format!("berth-test-{}:silent", self.instance), "silent", ""),
+            Image::Flaky => (format!("berth-test-{}:flaky", self.instance), "flaky", ""),
             Image::Unhealthy => (
                 format!("berth-test-{}:unhealthy", self.instance),
                 "sick",
@@ -227,6 +230,7 @@ impl Berth {
             .unwrap();
         let cmd = match kind {
             Image::Silent => "CMD [\"/bin/busybox\", \"sleep\", \"3600\"]\n".to_string(),
+            Image::Flaky => "CMD [\"/bin/busybox\", \"sh\", \"-c\", \"echo flaky > /www/index.html; /bin/busybox httpd -p 8080 -h /www; /bin/busybox sleep 4; exit 3\"]\n".to_string(),
             _ => "CMD [\"/bin/busybox\", \"sh\", \"-c\", \"echo \\\"$VERSION $(/bin/busybox hostname)\\\" > /www/index.html && /bin/busybox httpd -f -p 8080 -h /www; echo httpd exited\"]\n".to_string(),
         };
         let dockerfile = format!(
