@@ -8,9 +8,7 @@ use serde_json::json;
 use support::{Berth, Image};
 
 async fn answers_with(berth: &Berth, prefix: &str) {
-    for _ in 0..4 {
-        let (status, body) = berth.get("web.test", "/").await;
-        assert_eq!(status, 200, "{body}");
+    for body in berth.answers("web.test", 4).await {
         assert!(body.starts_with(prefix), "{body}");
     }
 }
@@ -28,12 +26,7 @@ async fn cancel_running_supersede_queued() {
     let v1 = berth.image(Image::Web("v1"));
     let v2 = berth.image(Image::Web("v2"));
     let silent = berth.image(Image::Silent);
-    berth
-        .create_app(
-            json!({"name": "web", "image": v1, "port": 8080, "domains": [{"host": "web.test"}]}),
-        )
-        .await;
-    assert_eq!(berth.deploy("web").await["status"], "succeeded");
+    berth.deploy_web(&v1, 1).await;
 
     // d1 never gets healthy: it stays running in its gate.
     set_image(&berth, &silent).await;
@@ -150,13 +143,7 @@ async fn kill_9_mid_deploy_keeps_the_last_good_version() {
     let v1 = berth.image(Image::Web("v1"));
     let v2 = berth.image(Image::Web("v2"));
     let silent = berth.image(Image::Silent);
-    berth
-        .create_app(
-            json!({"name": "web", "image": v1, "port": 8080, "replicas": 2,
-            "domains": [{"host": "web.test"}]}),
-        )
-        .await;
-    assert_eq!(berth.deploy("web").await["status"], "succeeded");
+    berth.deploy_web(&v1, 2).await;
 
     set_image(&berth, &silent).await;
     let stuck = berth.queue_deploy("web").await;

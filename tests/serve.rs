@@ -10,13 +10,7 @@ use serde_json::json;
 use support::{docker, Berth, Image};
 
 async fn answers(berth: &Berth, host: &str, n: usize) -> Vec<String> {
-    let mut out = Vec::new();
-    for _ in 0..n {
-        let (status, body) = berth.get(host, "/").await;
-        assert_eq!(status, 200, "{body}\n{}", berth.log());
-        out.push(body.trim().to_string());
-    }
-    out
+    berth.answers(host, n).await
 }
 
 #[tokio::test]
@@ -69,13 +63,7 @@ async fn redeploys_switch_versions_and_failed_gates_keep_the_old_one() {
     let v1 = berth.image(Image::Web("v1"));
     let v2 = berth.image(Image::Web("v2"));
     let sick = berth.image(Image::Unhealthy);
-    berth
-        .create_app(json!({
-            "name": "web", "image": v1, "port": 8080, "replicas": 2,
-            "domains": [{"host": "web.test"}]
-        }))
-        .await;
-    assert_eq!(berth.deploy("web").await["status"], "succeeded");
+    berth.deploy_web(&v1, 2).await;
     assert!(answers(&berth, "web.test", 4)
         .await
         .iter()
@@ -179,13 +167,7 @@ async fn http_health_checks_gate_deploys() {
 async fn restart_keeps_routing_and_delete_removes_everything() {
     let mut berth = Berth::start().await;
     let v1 = berth.image(Image::Web("v1"));
-    berth
-        .create_app(json!({
-            "name": "web", "image": v1.clone(), "port": 8080, "replicas": 2,
-            "domains": [{"host": "web.test"}]
-        }))
-        .await;
-    assert_eq!(berth.deploy("web").await["status"], "succeeded");
+    berth.deploy_web(&v1, 2).await;
     let before: HashSet<_> = answers(&berth, "web.test", 6).await.into_iter().collect();
 
     assert!(berth.terminate().await, "graceful exit:\n{}", berth.log());
@@ -223,12 +205,7 @@ async fn restart_keeps_routing_and_delete_removes_everything() {
 async fn vanished_replicas_are_redeployed_at_start() {
     let mut berth = Berth::start().await;
     let v1 = berth.image(Image::Web("v1"));
-    berth
-        .create_app(
-            json!({"name": "web", "image": v1, "port": 8080, "domains": [{"host": "web.test"}]}),
-        )
-        .await;
-    assert_eq!(berth.deploy("web").await["status"], "succeeded");
+    berth.deploy_web(&v1, 1).await;
     assert!(berth.terminate().await);
     for name in berth.containers() {
         docker(&["rm", "-f", &name]);
@@ -249,13 +226,7 @@ async fn vanished_replicas_are_redeployed_at_start() {
 async fn a_crashed_replica_leaves_the_routes_and_comes_back() {
     let mut berth = Berth::start().await;
     let v1 = berth.image(Image::Web("v1"));
-    berth
-        .create_app(
-            json!({"name": "web", "image": v1, "port": 8080, "replicas": 2,
-            "domains": [{"host": "web.test"}]}),
-        )
-        .await;
-    assert_eq!(berth.deploy("web").await["status"], "succeeded");
+    berth.deploy_web(&v1, 2).await;
     let victim = berth.containers()[0].clone();
     // The server process dies; Docker's restart policy brings it back.
     // Kill every process but PID 1 (the shell) and the killer itself: the
@@ -288,12 +259,7 @@ async fn a_crashed_replica_leaves_the_routes_and_comes_back() {
 async fn stop_answers_503_and_start_serves_again() {
     let mut berth = Berth::start().await;
     let v1 = berth.image(Image::Web("v1"));
-    berth
-        .create_app(
-            json!({"name": "web", "image": v1, "port": 8080, "domains": [{"host": "web.test"}]}),
-        )
-        .await;
-    assert_eq!(berth.deploy("web").await["status"], "succeeded");
+    berth.deploy_web(&v1, 1).await;
     let (status, app) = berth.api("POST", "/apps/web/stop", None).await;
     assert_eq!(status, 200, "{app}");
     assert_eq!(app["status"], "stopped");
@@ -311,12 +277,7 @@ async fn stop_answers_503_and_start_serves_again() {
 async fn sigterm_lets_requests_in_flight_finish() {
     let mut berth = Berth::start().await;
     let v1 = berth.image(Image::Web("v1"));
-    berth
-        .create_app(
-            json!({"name": "web", "image": v1, "port": 8080, "domains": [{"host": "web.test"}]}),
-        )
-        .await;
-    assert_eq!(berth.deploy("web").await["status"], "succeeded");
+    berth.deploy_web(&v1, 1).await;
     let client = reqwest::Client::new();
     let slow = tokio::spawn(
         client
@@ -512,12 +473,7 @@ async fn admin_api_needs_the_token_and_names_bad_fields() {
 async fn metrics_pass_promtool() {
     let mut berth = Berth::start().await;
     let v1 = berth.image(Image::Web("v1"));
-    berth
-        .create_app(
-            json!({"name": "web", "image": v1, "port": 8080, "domains": [{"host": "web.test"}]}),
-        )
-        .await;
-    assert_eq!(berth.deploy("web").await["status"], "succeeded");
+    berth.deploy_web(&v1, 1).await;
     answers(&berth, "web.test", 3).await;
     assert_eq!(berth.get("unknown.test", "/").await.0, 404);
     let text = reqwest::get(format!("http://{}/metrics", berth.metrics))

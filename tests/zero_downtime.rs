@@ -87,13 +87,7 @@ async fn ten_redeploys_under_load_fail_no_request() {
     let mut berth = Berth::start().await;
     let images = [berth.image(Image::Web("v1")), berth.image(Image::Web("v2"))];
     let sick = berth.image(Image::Unhealthy);
-    berth
-        .create_app(
-            json!({"name": "web", "image": images[0], "port": 8080, "replicas": 2,
-            "domains": [{"host": "web.test"}]}),
-        )
-        .await;
-    assert_eq!(berth.deploy("web").await["status"], "succeeded");
+    berth.deploy_web(&images[0], 2).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Tally::default());
@@ -158,13 +152,7 @@ async fn ten_redeploys_under_load_fail_no_request() {
 async fn scaling_under_load_fails_no_request() {
     let mut berth = Berth::start().await;
     let v1 = berth.image(Image::Web("v1"));
-    berth
-        .create_app(
-            json!({"name": "web", "image": v1, "port": 8080, "replicas": 1,
-            "domains": [{"host": "web.test"}]}),
-        )
-        .await;
-    assert_eq!(berth.deploy("web").await["status"], "succeeded");
+    berth.deploy_web(&v1, 1).await;
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Tally::default());
     let load = start_load(&berth, 4, stop.clone(), tally.clone());

@@ -288,6 +288,30 @@ impl Berth {
         assert_eq!(status, 201, "{body}");
     }
 
+    /// Creates app `web` (port 8080, host `web.test`) from `image` with
+    /// `replicas` and deploys it; panics unless the deployment succeeds.
+    pub async fn deploy_web(&self, image: &str, replicas: u32) {
+        self.create_app(serde_json::json!({
+            "name": "web", "image": image, "port": 8080, "replicas": replicas,
+            "domains": [{"host": "web.test"}]
+        }))
+        .await;
+        let d = self.deploy("web").await;
+        assert_eq!(d["status"], "succeeded", "{d}\n{}", self.log());
+    }
+
+    /// `n` GETs of `/` through the edge for `host`; each must be 200.
+    /// Returns the trimmed bodies.
+    pub async fn answers(&self, host: &str, n: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let (status, body) = self.get(host, "/").await;
+            assert_eq!(status, 200, "{body}\n{}", self.log());
+            out.push(body.trim().to_string());
+        }
+        out
+    }
+
     /// Queues a deployment and waits for its end; returns the record.
     pub async fn deploy(&self, app: &str) -> Value {
         let (status, body) = self
