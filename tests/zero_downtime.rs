@@ -170,3 +170,73 @@ async fn scaling_under_load_fails_no_request() {
     assert!(failures.is_empty(), "{failures:?}\n{}", berth.log());
     assert!(tally.ok.load(Ordering::Relaxed) > 50);
 }
+
+#[tokio::test]
+async fn rolling_batches_under_load_and_a_failed_middle_batch_rolls_back() {
+    let mut berth = Berth::start().await;
+    let v1 = berth.image(Image::Web("v1"));
+    let v2 = berth.image(Image::Web("v2"));
+    let first_only = berth.image(Image::ReadyOnFirst);
+    berth
+        .create_app(
+            json!({"name": "web", "image": v1, "port": 8080, "replicas": 3,
+            "batch_size": 1, "domains": [{"host": "web.test"}]}),
+        )
+        .await;
+    assert_eq!(berth.deploy("web").await["status"], "succeeded");
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
+    let load = start_load(&berth, 4, stop.clone(), tally.clone());
+
+    // Three steps of one replica each.
+    berth
+        .api("PATCH", "/apps/web", Some(json!({"image": v2})))
+        .await;
+    let d = berth.deploy("web").await;
+    assert_eq!(d["status"], "succeeded", "{d}");
+    let (_, log) = berth
+        .api(
+            "GET",
+            &format!("/deployments/{}/logs", d["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    let steps = log["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l.as_str().unwrap().contains("retiring 1 old one(s)"))
+        .count();
+    assert_eq!(
+        steps, 2,
+        "two intermediate steps, then the final switch: {log}"
+    );
+    berth.wait_containers(3).await;
+
+    // The second batch fails its gate after the first already serves and one
+    // v2 replica was retired: rolled back, and v2 returns at full count.
+    let (status, body) = berth
+        .api(
+            "PATCH",
+            "/apps/web",
+            Some(json!({"image": first_only,
+            "health_check": {"type": "http", "path": "/ready", "retries": 2}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let d = berth.deploy("web").await;
+    assert_eq!(d["status"], "rolled_back", "{d}");
+    let (_, list) = berth.api("GET", "/apps/web/deployments", None).await;
+    let rollback = berth.wait_deployment(list[0]["id"].as_str().unwrap()).await;
+    assert_eq!(rollback["trigger"], "rollback");
+    assert_eq!(rollback["status"], "succeeded", "{rollback}");
+    berth.wait_containers(3).await;
+    finish_load(load, &stop).await;
+
+    let failures = tally.failures.lock().unwrap().clone();
+    assert!(failures.is_empty(), "{failures:?}\n{}", berth.log());
+    let bodies = berth.answers("web.test", 6).await;
+    assert!(bodies.iter().all(|b| b.starts_with("v2 ")), "{bodies:?}");
+    let (_, app) = berth.api("GET", "/apps/web", None).await;
+    assert_eq!(app["serving_replicas"], 3, "{app}");
+}

@@ -138,6 +138,10 @@ pub struct AppInput {
     /// How new replicas prove they are ready; default `auto`.
     #[serde(default)]
     pub health_check: Option<HealthCheckInput>,
+    /// Replicas started (and old ones retired) per step of a rolling
+    /// deployment; default: all at once.
+    #[serde(default)]
+    pub batch_size: Option<i64>,
 }
 
 /// Changes to an app (`PATCH /api/v1/apps/{name}`); absent fields stay.
@@ -175,6 +179,9 @@ pub struct AppPatch {
     /// Replaces the health check; takes effect at the next deployment.
     #[serde(default)]
     pub health_check: Option<HealthCheckInput>,
+    /// New batch size; 0 returns to all at once.
+    #[serde(default)]
+    pub batch_size: Option<i64>,
 }
 
 /// A validated app.
@@ -204,6 +211,9 @@ pub struct AppSpec {
     /// How new replicas prove they are ready.
     #[serde(default)]
     pub health_check: HealthCheck,
+    /// Replicas per step of a rolling deployment; `None`: all at once.
+    #[serde(default)]
+    pub batch_size: Option<u32>,
 }
 
 impl AppInput {
@@ -310,6 +320,16 @@ impl AppInput {
                 Some(h) => h.validate().map_err(|e| e.within("health_check"))?,
                 None => HealthCheck::default(),
             },
+            batch_size: match self.batch_size {
+                None => None,
+                Some(b) if (1..=i64::from(MAX_REPLICAS)).contains(&b) => Some(b as u32),
+                Some(b) => {
+                    return Err(FieldError::new(
+                        "batch_size",
+                        format!("{b} is out of range; give 1-{MAX_REPLICAS}, or omit it to start all replicas at once"),
+                    ))
+                }
+            },
         })
     }
 }
@@ -349,6 +369,11 @@ impl AppSpec {
                 Some(0) => None,
                 Some(m) => Some(m),
                 None => self.memory_mb.map(|m| m as i64),
+            },
+            batch_size: match patch.batch_size {
+                Some(0) => None,
+                Some(b) => Some(b),
+                None => self.batch_size.map(i64::from),
             },
             health_check: Some(
                 patch

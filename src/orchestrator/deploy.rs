@@ -93,20 +93,51 @@ impl Orchestrator {
         }
         tracing::info!(app = %record.app, deployment = id, image = %record.image, "deploying");
         self.inner.logs.open(id).push("running");
-        let mut created = Vec::new();
-        match self.execute(&record, &mut created, cancel).await {
+        let mut progress = Progress::default();
+        match self.execute(&record, &mut progress, cancel).await {
             Ok(replicas) => self.commit(&record, replicas).await,
             Err(err) => {
+                // New replicas that already serve (earlier batches) leave
+                // the routes and drain before they go.
+                let serving_new = {
+                    let mut live = lock(&self.inner.live);
+                    let current = live.entry(record.app.clone()).or_default();
+                    let (new, old): (Vec<Replica>, Vec<Replica>) = current
+                        .drain(..)
+                        .partition(|r| progress.created.contains(&r.container));
+                    *current = old;
+                    new
+                };
+                if !serving_new.is_empty() {
+                    if let Err(e) = self.rebuild_routes() {
+                        tracing::error!(%e, "could not rebuild routes");
+                    }
+                    self.drain(&serving_new).await;
+                }
                 let grace = self.inner.settings.stop_grace;
-                let removals = created.iter().map(|c| self.inner.engine.remove(c, grace));
+                let removals = progress
+                    .created
+                    .iter()
+                    .map(|c| self.inner.engine.remove(c, grace));
                 for result in futures_util::future::join_all(removals).await {
                     if let Err(e) = result {
                         tracing::warn!(%e, "could not remove a replica of a failed deployment");
                     }
                 }
-                let (status, message) = match err {
-                    DeployError::Cancelled => (DeploymentStatus::Cancelled, why()),
-                    err => (DeploymentStatus::Failed, err.to_string()),
+                let message = match err {
+                    DeployError::Cancelled => why(),
+                    err => err.to_string(),
+                };
+                if progress.retired > 0 {
+                    // Old replicas were already retired: bring the previous
+                    // version back to its full count.
+                    self.abort_rollout(&record, &message);
+                    return;
+                }
+                let status = if cancel.is_cancelled() {
+                    DeploymentStatus::Cancelled
+                } else {
+                    DeploymentStatus::Failed
                 };
                 tracing::warn!(app = %record.app, deployment = id, %message, "deployment did not succeed; the previous version keeps serving");
                 self.finish_deployment(id, status, Some(message));
@@ -114,12 +145,37 @@ impl Orchestrator {
         }
     }
 
-    /// Pulls, starts and gates the new replicas; `created` collects the ids
-    /// of containers to clean up if this fails.
+    /// Ends a rollout that failed after some old replicas were retired:
+    /// `rolled_back`, and the previous successful deployment is queued.
+    fn abort_rollout(&self, record: &DeploymentRecord, message: &str) {
+        let id = record.id.as_str();
+        let previous = self
+            .inner
+            .store
+            .app_deployments(&record.app)
+            .ok()
+            .and_then(|list| {
+                list.into_iter()
+                    .find(|d| d.status == DeploymentStatus::Succeeded && d.id != id)
+            });
+        let Some(previous) = previous else {
+            return self.finish_deployment(id, DeploymentStatus::Failed, Some(message.to_string()));
+        };
+        let reason = format!("{message}; rolling back to deployment {}", previous.id);
+        tracing::warn!(app = %record.app, deployment = id, %reason, "rollout failed midway");
+        self.finish_deployment(id, DeploymentStatus::RolledBack, Some(reason));
+        if let Err(err) = self.rollback(&record.app, &previous.id) {
+            tracing::error!(app = %record.app, %err, "rollback could not be queued");
+        }
+    }
+
+    /// Pulls, starts and gates the new replicas, batch by batch; after each
+    /// batch but the last, the batch joins the routes and as many old
+    /// replicas are retired. `progress` tells the caller what to undo.
     async fn execute(
         &self,
         record: &DeploymentRecord,
-        created: &mut Vec<String>,
+        progress: &mut Progress,
         cancel: &CancellationToken,
     ) -> Result<Vec<Replica>, DeployError> {
         let engine = &self.inner.engine;
@@ -157,49 +213,107 @@ impl Orchestrator {
         let spec = &record.spec;
         let env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let suffix = &record.id[record.id.len().saturating_sub(8)..];
-        for i in 0..spec.replicas {
-            if cancel.is_cancelled() {
-                return Err(DeployError::Cancelled);
+        let batch = spec.batch_size.unwrap_or(spec.replicas).max(1);
+        let mut ready: Vec<Replica> = Vec::new();
+        let mut next = 0;
+        while next < spec.replicas {
+            let end = (next + batch).min(spec.replicas);
+            let mut batch_ids = Vec::new();
+            for i in next..end {
+                if cancel.is_cancelled() {
+                    return Err(DeployError::Cancelled);
+                }
+                let labels = HashMap::from([
+                    (LABEL_INSTANCE.to_string(), self.instance().to_string()),
+                    (LABEL_APP.to_string(), spec.name.clone()),
+                    (LABEL_DEPLOYMENT.to_string(), record.id.clone()),
+                    (LABEL_REPLICA.to_string(), i.to_string()),
+                ]);
+                let name = format!("berth-{}-{}-{suffix}-{i}", self.instance(), spec.name);
+                log.push(&format!("starting replica {i} as {name}"));
+                let config = ReplicaConfig {
+                    name,
+                    image: &image_id,
+                    env: env.clone(),
+                    command: spec.command.clone(),
+                    cpus: spec.cpus,
+                    memory_mb: spec.memory_mb,
+                    labels,
+                };
+                // The replica's identity, unless the app sets these itself.
+                let mut env = env.clone();
+                for (key, value) in [
+                    ("BERTH_APP", spec.name.clone()),
+                    ("BERTH_DEPLOYMENT", record.id.clone()),
+                    ("BERTH_REPLICA", i.to_string()),
+                ] {
+                    if !spec.env.contains_key(key) {
+                        env.push(format!("{key}={value}"));
+                    }
+                }
+                let config = ReplicaConfig { env, ..config };
+                let id = engine.start_replica(config).await?;
+                progress.created.push(id.clone());
+                batch_ids.push(id);
             }
-            let labels = HashMap::from([
-                (LABEL_INSTANCE.to_string(), self.instance().to_string()),
-                (LABEL_APP.to_string(), spec.name.clone()),
-                (LABEL_DEPLOYMENT.to_string(), record.id.clone()),
-                (LABEL_REPLICA.to_string(), i.to_string()),
-            ]);
-            let name = format!("berth-{}-{}-{suffix}-{i}", self.instance(), spec.name);
-            log.push(&format!("starting replica {i} as {name}"));
-            let config = ReplicaConfig {
-                name,
-                image: &image_id,
-                env: env.clone(),
-                command: spec.command.clone(),
-                cpus: spec.cpus,
-                memory_mb: spec.memory_mb,
-                labels,
-            };
-            match engine.start_replica(config).await {
-                Ok(id) => created.push(id),
-                Err(e) => return Err(e.into()),
-            }
-        }
-        log.push(&format!(
-            "waiting up to {}s for {} replica(s) to pass the {:?} health check",
-            settings.health_timeout.as_secs(),
-            created.len(),
-            spec.health_check.kind
-        ));
-        let replicas = self
-            .wait_all_healthy(created, spec.port, &spec.health_check, cancel)
-            .await?;
-        for r in &replicas {
             log.push(&format!(
-                "replica {} is healthy at {}",
-                short(&r.container),
-                r.addr
+                "waiting up to {}s for {} replica(s) to pass the {:?} health check",
+                settings.health_timeout.as_secs(),
+                batch_ids.len(),
+                spec.health_check.kind
             ));
+            let mut healthy = self
+                .wait_all_healthy(&batch_ids, spec.port, &spec.health_check, cancel)
+                .await?;
+            for r in &healthy {
+                log.push(&format!(
+                    "replica {} is healthy at {}",
+                    short(&r.container),
+                    r.addr
+                ));
+            }
+            ready.append(&mut healthy);
+            next = end;
+            if next < spec.replicas {
+                progress.retired += self.step(record, &ready, batch_ids.len()).await;
+            }
         }
-        Ok(replicas)
+        Ok(ready)
+    }
+
+    /// One step of a rolling deployment: the new replicas ready so far
+    /// serve beside the old ones, and up to `retire` old ones drain and go.
+    /// Returns how many old replicas were retired.
+    async fn step(&self, record: &DeploymentRecord, ready: &[Replica], retire: usize) -> usize {
+        let retired: Vec<Replica> = {
+            let mut live = lock(&self.inner.live);
+            let current = live.entry(record.app.clone()).or_default();
+            let is_new = |r: &Replica| ready.iter().any(|n| n.container == r.container);
+            let mut old: Vec<Replica> = current.iter().filter(|r| !is_new(r)).cloned().collect();
+            let retired: Vec<Replica> = old.drain(..retire.min(old.len())).collect();
+            *current = ready.iter().cloned().chain(old).collect();
+            retired
+        };
+        if let Err(err) = self.rebuild_routes() {
+            tracing::error!(%err, "could not rebuild routes");
+        }
+        let log = self.inner.logs.open(&record.id);
+        log.push(&format!(
+            "{} new replica(s) serve; retiring {} old one(s)",
+            ready.len(),
+            retired.len()
+        ));
+        self.drain(&retired).await;
+        let grace = self.inner.settings.stop_grace;
+        let removals = retired
+            .iter()
+            .map(|r| self.inner.engine.remove(&r.container, grace));
+        for result in futures_util::future::join_all(removals).await {
+            if let Err(err) = result {
+                tracing::warn!(%err, "could not remove a retired replica");
+            }
+        }
+        retired.len()
     }
 
     /// Makes a gated deployment the app's active one: store first, then
@@ -223,9 +337,11 @@ impl Orchestrator {
             .metrics
             .deployment_finished(DeploymentStatus::Succeeded);
         let current: Vec<String> = replicas.iter().map(|r| r.container.clone()).collect();
-        let previous = lock(&self.inner.live)
+        let mut previous = lock(&self.inner.live)
             .insert(record.app.clone(), replicas)
             .unwrap_or_default();
+        // New replicas of earlier batches already serve: they stay.
+        previous.retain(|r| !current.contains(&r.container));
         let switch = std::time::Instant::now();
         if let Err(err) = self.rebuild_routes() {
             tracing::error!(%err, "could not rebuild routes");
@@ -270,6 +386,15 @@ impl Orchestrator {
     fn instance(&self) -> &str {
         self.inner.engine.instance()
     }
+}
+
+/// What a deployment has done so far, for undoing it.
+#[derive(Default)]
+pub(super) struct Progress {
+    /// Containers it created.
+    created: Vec<String>,
+    /// Old replicas it already retired (rolling batches).
+    retired: usize,
 }
 
 /// The first 12 characters of a container id, as `docker ps` shows it.

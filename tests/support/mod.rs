@@ -50,6 +50,9 @@ pub enum Image {
     Silent,
     /// Serves for about 4 s, then the container exits with code 3.
     Flaky,
+    /// Like `Web("vfirst")`, but only replica 0 (by `BERTH_REPLICA`)
+    /// serves `/ready`: a rollout in batches fails at its second batch.
+    ReadyOnFirst,
 }
 
 /// One test's berth instance and everything it owns.
@@ -208,6 +211,7 @@ impl Berth {
             Image::Web(v) => (format!("berth-test-{}:{v}", self.instance), v, ""),
             Image::Silent => (format!("berth-test-{}:silent", self.instance), "silent", ""),
             Image::Flaky => (format!("berth-test-{}:flaky", self.instance), "flaky", ""),
+            Image::ReadyOnFirst => (format!("berth-test-{}:vfirst", self.instance), "vfirst", ""),
             Image::Unhealthy => (
                 format!("berth-test-{}:unhealthy", self.instance),
                 "sick",
@@ -230,6 +234,7 @@ impl Berth {
             .unwrap();
         let cmd = match kind {
             Image::Silent => "CMD [\"/bin/busybox\", \"sleep\", \"3600\"]\n".to_string(),
+            Image::ReadyOnFirst => "CMD [\"/bin/busybox\", \"sh\", \"-c\", \"echo \\\"$VERSION $(/bin/busybox hostname)\\\" > /www/index.html; [ \\\"$BERTH_REPLICA\\\" = 0 ] && echo ok > /www/ready; /bin/busybox httpd -f -p 8080 -h /www; echo httpd exited\"]\n".to_string(),
             Image::Flaky => "CMD [\"/bin/busybox\", \"sh\", \"-c\", \"echo flaky > /www/index.html; /bin/busybox httpd -p 8080 -h /www; /bin/busybox sleep 4; exit 3\"]\n".to_string(),
             _ => "CMD [\"/bin/busybox\", \"sh\", \"-c\", \"echo \\\"$VERSION $(/bin/busybox hostname)\\\" > /www/index.html && /bin/busybox httpd -f -p 8080 -h /www; echo httpd exited\"]\n".to_string(),
         };
