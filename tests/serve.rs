@@ -28,6 +28,35 @@ async fn deploys_routes_and_balances_across_replicas() {
     let d = berth.deploy("web").await;
     assert_eq!(d["status"], "succeeded", "{d}");
     assert!(d["image_id"].as_str().unwrap().starts_with("sha256:"));
+    // Every phase is timestamped, in order, once the old replicas are gone.
+    let id = d["id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let d = loop {
+        let (_, d) = berth.api("GET", &format!("/deployments/{id}"), None).await;
+        if d["phases"].to_string().contains("finished") || std::time::Instant::now() > deadline {
+            break d;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let phases: Vec<&str> = d["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            "queued",
+            "running",
+            "image_ready",
+            "healthy",
+            "switched",
+            "drained",
+            "finished"
+        ],
+        "{d}"
+    );
 
     let bodies = answers(&berth, "WEB.test:80", 30).await;
     assert!(bodies.iter().all(|b| b.starts_with("v1 ")), "{bodies:?}");

@@ -9,7 +9,9 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::orchestrator::{ContainerLogs, Orchestrator};
-use crate::store::{AppRecord, DeploymentRecord, DeploymentStatus, ProjectRecord, Trigger};
+use crate::store::{
+    AppRecord, DeploymentRecord, DeploymentStatus, PhaseTime, ProjectRecord, Trigger,
+};
 
 /// Shown instead of an environment value.
 pub const REDACTED: &str = "<redacted>";
@@ -155,6 +157,8 @@ pub struct DeploymentView {
     /// The deployment a rollback returns to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback_of: Option<String>,
+    /// When each phase was reached, in order.
+    pub phases: Vec<PhaseTime>,
     /// Queued at.
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
@@ -181,6 +185,7 @@ impl From<DeploymentRecord> for DeploymentView {
             image_id: d.image_id,
             replicas: d.spec.replicas,
             rollback_of: d.rollback_of,
+            phases: d.phases,
             created_at: d.created_at,
             started_at: d.started_at,
             finished_at: d.finished_at,

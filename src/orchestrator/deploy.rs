@@ -13,7 +13,7 @@ use super::engine::{ReplicaConfig, LABEL_REPLICA};
 use super::{
     lock, EngineError, Job, Orchestrator, Replica, LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE,
 };
-use crate::store::{DeploymentRecord, DeploymentStatus};
+use crate::store::{DeploymentRecord, DeploymentStatus, Phase};
 
 /// Why a deployment did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +86,7 @@ impl Orchestrator {
         let started = self.inner.store.update_deployment(id, |d| {
             d.status = DeploymentStatus::Running;
             d.started_at = Some(time::OffsetDateTime::now_utc());
+            d.reached(Phase::Running);
         });
         if let Err(err) = started {
             tracing::debug!(deployment = id, %err, "deployment vanished before it ran");
@@ -206,10 +207,10 @@ impl Orchestrator {
                 })?,
         };
         log.push(&format!("image {image_id}"));
-        let _ = self
-            .inner
-            .store
-            .update_deployment(&record.id, |d| d.image_id = Some(image_id.clone()));
+        let _ = self.inner.store.update_deployment(&record.id, |d| {
+            d.image_id = Some(image_id.clone());
+            d.reached(Phase::ImageReady);
+        });
         let spec = &record.spec;
         let env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let suffix = &record.id[record.id.len().saturating_sub(8)..];
@@ -278,7 +279,15 @@ impl Orchestrator {
                 progress.retired += self.step(record, &ready, batch_ids.len()).await;
             }
         }
+        self.reached(&record.id, Phase::Healthy);
         Ok(ready)
+    }
+
+    /// Records a phase of a deployment in the store.
+    fn reached(&self, id: &str, phase: Phase) {
+        if let Err(err) = self.inner.store.update_deployment(id, |d| d.reached(phase)) {
+            tracing::debug!(deployment = id, %err, "could not record a phase");
+        }
     }
 
     /// One step of a rolling deployment: the new replicas ready so far
@@ -347,6 +356,7 @@ impl Orchestrator {
             tracing::error!(%err, "could not rebuild routes");
         }
         self.watch(&record.app, id);
+        self.reached(id, Phase::Switched);
         let log = self.inner.logs.open(id);
         log.push(&format!(
             "routes switched to the new replicas in {} µs; draining {} previous replica(s)",
@@ -356,6 +366,7 @@ impl Orchestrator {
         tracing::info!(app = %record.app, deployment = id, "deployment serves; draining the previous replicas");
         let drain = std::time::Instant::now();
         self.drain(&previous).await;
+        self.reached(id, Phase::Drained);
         log.push(&format!("drained in {} ms", drain.elapsed().as_millis()));
         // Every other container of the app goes, tracked or not.
         let old = match self.containers_of(&record.app, None).await {
@@ -377,6 +388,7 @@ impl Orchestrator {
             }
         }
         log.push("previous replicas removed; deployment succeeded");
+        self.reached(id, Phase::Finished);
         if let Err(err) = self.prune_images(&record.app).await {
             tracing::warn!(%err, "could not prune old images");
         }

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use berth_config::{FieldError, ProjectSpec};
 use redb::{Database, ReadableDatabase, ReadableTable};
 
-pub use records::{AppRecord, DeploymentRecord, DeploymentStatus, ProjectRecord, Trigger};
+pub use records::{
+    AppRecord, DeploymentRecord, DeploymentStatus, Phase, PhaseTime, ProjectRecord, Trigger,
+};
 use schema::{decode, encode, APPS, APP_DEPLOYMENTS, DEPLOYMENTS, DEPLOYMENT_LOGS, META, PROJECTS};
 
 /// What can go wrong in the store.
@@ -333,7 +335,11 @@ impl Store {
                     .ok_or_else(|| not_found("app", &record.app))?
                     .value(),
             )?;
-            record.finish(DeploymentStatus::Succeeded, None);
+            // Succeeded from the switch on; its Finished phase comes once
+            // the previous replicas are gone.
+            record.status = DeploymentStatus::Succeeded;
+            record.error = None;
+            record.finished_at = Some(time::OffsetDateTime::now_utc());
             app.active_deployment = Some(record.id.clone());
             app.stopped = false;
             deployments.insert(id, encode(&record)?.as_slice())?;

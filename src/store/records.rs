@@ -106,6 +106,9 @@ pub struct DeploymentRecord {
     /// The deployment a rollback returns to.
     #[serde(default)]
     pub rollback_of: Option<String>,
+    /// When each phase was reached, in order.
+    #[serde(default)]
+    pub phases: Vec<PhaseTime>,
     /// The app's spec at the time of the deployment.
     pub spec: AppSpec,
     /// When it was queued.
@@ -117,6 +120,37 @@ pub struct DeploymentRecord {
     /// When it ended.
     #[serde(with = "time::serde::rfc3339::option")]
     pub finished_at: Option<OffsetDateTime>,
+}
+
+/// A step of a deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Recorded and waiting for its turn.
+    Queued,
+    /// Holds its app's turn and a permit.
+    Running,
+    /// The image is local (pulled if needed).
+    ImageReady,
+    /// Every new replica passed its health gate.
+    Healthy,
+    /// The route table sends traffic to the new replicas.
+    Switched,
+    /// The previous replicas have no requests in flight (or hit the deadline).
+    Drained,
+    /// The deployment ended (any status).
+    Finished,
+}
+
+/// When a deployment reached a phase.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PhaseTime {
+    /// The phase.
+    pub phase: Phase,
+    /// When it was reached.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: OffsetDateTime,
 }
 
 impl DeploymentRecord {
@@ -133,6 +167,10 @@ impl DeploymentRecord {
             image: spec.image.clone(),
             image_id: None,
             rollback_of: None,
+            phases: vec![PhaseTime {
+                phase: Phase::Queued,
+                at: now,
+            }],
             spec: spec.clone(),
             created_at: now,
             started_at: None,
@@ -142,8 +180,21 @@ impl DeploymentRecord {
 
     /// Ends the deployment with `status` and an optional reason.
     pub fn finish(&mut self, status: DeploymentStatus, error: Option<String>) {
+        let now = OffsetDateTime::now_utc();
         self.status = status;
         self.error = error;
-        self.finished_at = Some(OffsetDateTime::now_utc());
+        self.finished_at = Some(now);
+        self.phases.push(PhaseTime {
+            phase: Phase::Finished,
+            at: now,
+        });
+    }
+
+    /// Records that the deployment reached `phase` now.
+    pub fn reached(&mut self, phase: Phase) {
+        self.phases.push(PhaseTime {
+            phase,
+            at: OffsetDateTime::now_utc(),
+        });
     }
 }
