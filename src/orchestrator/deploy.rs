@@ -115,15 +115,9 @@ impl Orchestrator {
                     }
                     self.drain(&serving_new).await;
                 }
-                let grace = self.inner.settings.stop_grace;
-                let removals = progress
-                    .created
-                    .iter()
-                    .map(|c| self.inner.engine.remove(c, grace));
-                for result in futures_util::future::join_all(removals).await {
-                    if let Err(e) = result {
-                        tracing::warn!(%e, "could not remove a replica of a failed deployment");
-                    }
+                let created = progress.created.iter().map(String::as_str);
+                if let Err(e) = self.remove_containers(created).await {
+                    tracing::warn!(%e, "could not remove a replica of a failed deployment");
                 }
                 let message = match err {
                     DeployError::Cancelled => why(),
@@ -150,24 +144,16 @@ impl Orchestrator {
     /// `rolled_back`, and the previous successful deployment is queued.
     fn abort_rollout(&self, record: &DeploymentRecord, message: &str) {
         let id = record.id.as_str();
-        let previous = self
-            .inner
-            .store
-            .app_deployments(&record.app)
-            .ok()
-            .and_then(|list| {
-                list.into_iter()
-                    .find(|d| d.status == DeploymentStatus::Succeeded && d.id != id)
-            });
-        let Some(previous) = previous else {
+        let Some(previous) = self.previous_success(&record.app, id) else {
             return self.finish_deployment(id, DeploymentStatus::Failed, Some(message.to_string()));
         };
         let reason = format!("{message}; rolling back to deployment {}", previous.id);
         tracing::warn!(app = %record.app, deployment = id, %reason, "rollout failed midway");
-        self.finish_deployment(id, DeploymentStatus::RolledBack, Some(reason));
-        if let Err(err) = self.rollback(&record.app, &previous.id) {
+        // Queue first, so whoever sees `rolled_back` also sees the rollback.
+        if let Err(err) = self.queue_rollback(previous) {
             tracing::error!(app = %record.app, %err, "rollback could not be queued");
         }
+        self.finish_deployment(id, DeploymentStatus::RolledBack, Some(reason));
     }
 
     /// Pulls, starts and gates the new replicas, batch by batch; after each
@@ -313,14 +299,9 @@ impl Orchestrator {
             retired.len()
         ));
         self.drain(&retired).await;
-        let grace = self.inner.settings.stop_grace;
-        let removals = retired
-            .iter()
-            .map(|r| self.inner.engine.remove(&r.container, grace));
-        for result in futures_util::future::join_all(removals).await {
-            if let Err(err) = result {
-                tracing::warn!(%err, "could not remove a retired replica");
-            }
+        let ids = retired.iter().map(|r| r.container.as_str());
+        if let Err(err) = self.remove_containers(ids).await {
+            tracing::warn!(%err, "could not remove a retired replica");
         }
         retired.len()
     }
@@ -332,12 +313,9 @@ impl Orchestrator {
         if let Err(err) = self.inner.store.activate_deployment(id) {
             // The app was deleted meanwhile: its new replicas go too.
             tracing::warn!(deployment = id, %err, "could not activate the deployment");
-            for r in &replicas {
-                let _ = self
-                    .inner
-                    .engine
-                    .remove(&r.container, self.inner.settings.stop_grace)
-                    .await;
+            let ids = replicas.iter().map(|r| r.container.as_str());
+            if let Err(e) = self.remove_containers(ids).await {
+                tracing::warn!(%e, "could not remove a replica of a deleted app");
             }
             self.finish_deployment(id, DeploymentStatus::Failed, Some(err.to_string()));
             return;
@@ -377,15 +355,12 @@ impl Orchestrator {
                 return;
             }
         };
-        let grace = self.inner.settings.stop_grace;
-        let removals = old
+        let leaving = old
             .iter()
             .filter(|c| !current.contains(c))
-            .map(|c| self.inner.engine.remove(c, grace));
-        for result in futures_util::future::join_all(removals).await {
-            if let Err(err) = result {
-                tracing::warn!(%err, "could not remove a previous replica");
-            }
+            .map(String::as_str);
+        if let Err(err) = self.remove_containers(leaving).await {
+            tracing::warn!(%err, "could not remove a previous replica");
         }
         log.push("previous replicas removed; deployment succeeded");
         self.reached(id, Phase::Finished);

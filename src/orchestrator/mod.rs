@@ -261,7 +261,7 @@ impl Orchestrator {
             .filter(|d| d.status == DeploymentStatus::Succeeded)
             .take(window)
             .any(|d| d.id == target);
-        let Some(image_id) = record.image_id.clone().filter(|_| in_window) else {
+        if !in_window || record.image_id.is_none() {
             return Err(StoreError::Conflict(FieldError::new(
                 field,
                 format!(
@@ -269,11 +269,16 @@ impl Orchestrator {
                 ),
             ))
             .into());
-        };
-        let mut deployment = DeploymentRecord::queued(&record.spec, Trigger::Rollback);
-        deployment.image = record.image.clone();
-        deployment.image_id = Some(image_id);
-        deployment.rollback_of = Some(record.id);
+        }
+        self.queue_rollback(record)
+    }
+
+    /// Queues a deployment of `target`'s spec with its image pinned by id.
+    fn queue_rollback(&self, target: DeploymentRecord) -> Result<DeploymentRecord, OpError> {
+        let mut deployment = DeploymentRecord::queued(&target.spec, Trigger::Rollback);
+        deployment.image = target.image.clone();
+        deployment.image_id = target.image_id.clone();
+        deployment.rollback_of = Some(target.id);
         self.enqueue_record(deployment)
     }
 
@@ -304,30 +309,52 @@ impl Orchestrator {
         if !watched {
             return;
         }
-        let previous = self.inner.store.app_deployments(app).ok().and_then(|list| {
-            list.into_iter()
-                .find(|d| d.status == DeploymentStatus::Succeeded && d.id != deployment)
-        });
+        let previous = self.previous_success(app, deployment);
         let reason =
             format!("a new replica failed ({why}) within the watch window after the switch");
         let Some(previous) = previous else {
             tracing::warn!(app, deployment, %reason, "no earlier version to roll back to");
             return;
         };
+        let to = previous.id.clone();
+        tracing::warn!(app, deployment, %reason, %to, "rolling back automatically");
+        // Queue first, so whoever sees `rolled_back` also sees the rollback.
+        if let Err(err) = self.queue_rollback(previous) {
+            tracing::error!(app, %err, "automatic rollback could not be queued");
+        }
         let _ = self.inner.store.update_deployment(deployment, |d| {
             d.status = DeploymentStatus::RolledBack;
-            d.error = Some(format!(
-                "{reason}; rolling back to deployment {}",
-                previous.id
-            ));
+            d.error = Some(format!("{reason}; rolling back to deployment {to}"));
         });
         self.inner
             .metrics
             .deployment_finished(DeploymentStatus::RolledBack);
-        tracing::warn!(app, deployment, %reason, to = %previous.id, "rolling back automatically");
-        if let Err(err) = self.rollback(app, &previous.id) {
-            tracing::error!(app, %err, "automatic rollback could not be queued");
-        }
+    }
+
+    /// The app's newest successful deployment other than `except`.
+    fn previous_success(&self, app: &str, except: &str) -> Option<DeploymentRecord> {
+        self.inner
+            .store
+            .app_deployments(app)
+            .ok()?
+            .into_iter()
+            .find(|d| d.status == DeploymentStatus::Succeeded && d.id != except)
+    }
+
+    /// Stops (with the grace period) and removes containers, all at once.
+    /// Every removal is attempted; the first error is returned.
+    async fn remove_containers<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), EngineError> {
+        let grace = self.inner.settings.stop_grace;
+        let removals = ids
+            .into_iter()
+            .map(|id| self.inner.engine.remove(id, grace));
+        futures_util::future::join_all(removals)
+            .await
+            .into_iter()
+            .collect()
     }
 
     /// Removes the app's images that fell out of the rollback window and
@@ -452,12 +479,9 @@ impl Orchestrator {
         self.drain(&replicas).await;
         // Containers first: if removing one fails, the app still exists and
         // the delete can be retried; reconcile removes leftovers anyway.
-        let grace = self.inner.settings.stop_grace;
         let ids = self.containers_of(app, None).await?;
-        let removals = ids.iter().map(|id| self.inner.engine.remove(id, grace));
-        for result in futures_util::future::join_all(removals).await {
-            result?;
-        }
+        self.remove_containers(ids.iter().map(String::as_str))
+            .await?;
         self.inner.store.delete_app(app)?;
         self.rebuild_routes()?;
         lock(&self.inner.app_locks).remove(app);
