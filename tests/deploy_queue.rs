@@ -269,3 +269,32 @@ async fn a_version_that_dies_after_the_switch_rolls_back_by_itself() {
     assert_eq!(rollback["status"], "succeeded", "{rollback}");
     answers_with(&berth, "v1 ").await;
 }
+
+#[tokio::test]
+async fn a_crash_loop_shows_in_the_app_status() {
+    let mut berth = Berth::start().await;
+    let flaky = berth.image(Image::Flaky);
+    berth
+        .create_app(
+            json!({"name": "web", "image": flaky, "port": 8080, "domains": [{"host": "web.test"}]}),
+        )
+        .await;
+    // It passes its gate, then exits with code 3 every few seconds; Docker
+    // restarts it with growing delays.
+    assert_eq!(berth.deploy("web").await["status"], "succeeded");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let app = loop {
+        let (_, app) = berth.api("GET", "/apps/web", None).await;
+        if app["status"] == "crash_loop" {
+            break app;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no crash loop seen: {app}\n{}",
+            berth.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    assert!(app["restarts"].as_u64().unwrap() >= 3, "{app}");
+    assert_eq!(app["last_exit"], "exited with code 3", "{app}");
+}

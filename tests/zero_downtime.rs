@@ -17,7 +17,68 @@ use support::{Berth, Image};
 struct Tally {
     ok: AtomicUsize,
     slow_ok: AtomicUsize,
+    /// WebSocket frames received.
+    ws_frames: AtomicUsize,
+    /// WebSockets that ended because the server side closed them.
+    ws_closed: AtomicUsize,
     failures: Mutex<Vec<String>>,
+}
+
+impl Tally {
+    fn fail(&self, what: String) {
+        self.failures.lock().unwrap().push(what);
+    }
+}
+
+/// One loop of WebSockets through the edge: each stays open, counting its
+/// frames, until the server side closes it (a drain deadline does), then the
+/// next one opens. A refused upgrade or a socket that closes before its
+/// first frame is a failure.
+fn start_websockets(
+    berth: &Berth,
+    stop: Arc<AtomicBool>,
+    tally: Arc<Tally>,
+) -> tokio::task::JoinHandle<()> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+    let url = format!("ws://{}/cgi-bin/ws", berth.http);
+    tokio::spawn(async move {
+        while !stop.load(Ordering::Relaxed) {
+            let mut request = url.as_str().into_client_request().unwrap();
+            request
+                .headers_mut()
+                .insert("host", "web.test".parse().unwrap());
+            let connect = tokio_tungstenite::connect_async(request);
+            let mut ws = match tokio::time::timeout(Duration::from_secs(10), connect).await {
+                Ok(Ok((ws, _))) => ws,
+                Ok(Err(e)) => return tally.fail(format!("websocket upgrade: {e}")),
+                Err(_) => return tally.fail("websocket upgrade timed out".into()),
+            };
+            let mut frames = 0;
+            loop {
+                let next = tokio::select! {
+                    next = ws.next() => next,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                        if stop.load(Ordering::Relaxed) { break } else { continue }
+                    }
+                };
+                match next {
+                    Some(Ok(Message::Text(t))) if t.starts_with('v') => frames += 1,
+                    Some(Ok(Message::Text(t))) => tally.fail(format!("websocket frame {t:?}")),
+                    Some(Ok(_)) => {}
+                    // The server went away: a clean close or a reset.
+                    Some(Err(_)) | None => {
+                        tally.ws_closed.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
+                }
+            }
+            if frames == 0 && !stop.load(Ordering::Relaxed) {
+                tally.fail("a websocket closed before its first frame".into());
+            }
+            tally.ws_frames.fetch_add(frames, Ordering::Relaxed);
+        }
+    })
 }
 
 /// Starts `workers` loops of short GETs and one loop of 2-second GETs
@@ -52,22 +113,11 @@ fn start_load(
                         } else if !slow && body.starts_with('v') {
                             tally.ok.fetch_add(1, Ordering::Relaxed);
                         } else {
-                            tally
-                                .failures
-                                .lock()
-                                .unwrap()
-                                .push(format!("bad body {body:?}"));
+                            tally.fail(format!("bad body {body:?}"));
                         }
                     }
-                    Ok(resp) => {
-                        let status = resp.status();
-                        tally
-                            .failures
-                            .lock()
-                            .unwrap()
-                            .push(format!("status {status}"));
-                    }
-                    Err(e) => tally.failures.lock().unwrap().push(format!("error {e}")),
+                    Ok(resp) => tally.fail(format!("status {}", resp.status())),
+                    Err(e) => tally.fail(format!("error {e}")),
                 }
             }
         }));
@@ -84,15 +134,35 @@ async fn finish_load(tasks: Vec<tokio::task::JoinHandle<()>>, stop: &AtomicBool)
 
 #[tokio::test]
 async fn ten_redeploys_under_load_fail_no_request() {
-    let mut berth = Berth::start().await;
+    // Long requests take 2 s: the drain deadline gives them that, and closes
+    // the WebSockets that would otherwise hold an old replica forever.
+    let mut berth = Berth::start_with("drain_timeout_secs = 4").await;
     let images = [berth.image(Image::Web("v1")), berth.image(Image::Web("v2"))];
     let sick = berth.image(Image::Unhealthy);
     berth.deploy_web(&images[0], 2).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Tally::default());
-    let load = start_load(&berth, 4, stop.clone(), tally.clone());
+    let mut load = start_load(&berth, 4, stop.clone(), tally.clone());
+    load.push(start_websockets(&berth, stop.clone(), tally.clone()));
+    let mut v2_deployment = String::new();
     for i in 0..10 {
+        if i == 9 {
+            // The last one is a manual rollback from v1 (deploy 8) to the v2
+            // of deploy 7.
+            let to = v2_deployment.as_str();
+            let (status, d) = berth
+                .api(
+                    "POST",
+                    "/apps/web/rollback",
+                    Some(json!({"deployment_id": to})),
+                )
+                .await;
+            assert_eq!(status, 202, "{d}");
+            let d = berth.wait_deployment(d["id"].as_str().unwrap()).await;
+            assert_eq!(d["status"], "succeeded", "rollback: {d}");
+            continue;
+        }
         let (image, expect) = if i == 5 {
             (sick.as_str(), "failed")
         } else {
@@ -104,6 +174,9 @@ async fn ten_redeploys_under_load_fail_no_request() {
         assert_eq!(status, 200);
         let d = berth.deploy("web").await;
         assert_eq!(d["status"], expect, "deploy {i}: {d}");
+        if i == 7 {
+            v2_deployment = d["id"].as_str().unwrap().to_string();
+        }
     }
     // Let the last switch drain, then stop the load.
     berth.wait_containers(2).await;
@@ -141,11 +214,25 @@ async fn ten_redeploys_under_load_fail_no_request() {
     );
     let ok = tally.ok.load(Ordering::Relaxed);
     let slow = tally.slow_ok.load(Ordering::Relaxed);
-    println!("requests served during 10 redeploys: {ok} short, {slow} long");
-    assert!(
-        ok > 100 && slow > 3,
-        "the load ran: {ok} short, {slow} long"
+    let frames = tally.ws_frames.load(Ordering::Relaxed);
+    let closed = tally.ws_closed.load(Ordering::Relaxed);
+    println!(
+        "served during 10 redeploys: {ok} short, {slow} long, \
+         {frames} websocket frames over {closed} closed websockets"
     );
+    assert!(
+        ok > 100 && slow > 3 && frames > 20,
+        "the load ran: {ok} short, {slow} long, {frames} frames"
+    );
+    // Each switch retired the replica a websocket was on: the drain
+    // deadline closed it instead of waiting for it.
+    assert!(
+        closed >= 5,
+        "websockets closed at drain deadlines: {closed}"
+    );
+    // And the v2 replicas the rollback brought back serve.
+    let bodies = berth.answers("web.test", 4).await;
+    assert!(bodies.iter().all(|b| b.starts_with("v2 ")), "{bodies:?}");
 }
 
 #[tokio::test]

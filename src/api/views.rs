@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::orchestrator::{ContainerLogs, Orchestrator};
 use crate::store::{
-    AppRecord, DeploymentRecord, DeploymentStatus, PhaseTime, ProjectRecord, Trigger,
+    AppRecord, DeploymentRecord, DeploymentStatus, PhaseTime, ProjectRecord, Timing, Trigger,
 };
 
 /// Shown instead of an environment value.
@@ -51,6 +51,9 @@ pub enum AppStatus {
     Degraded,
     /// No replica serves although it should.
     Down,
+    /// Replicas keep dying (3 exits within 5 minutes, the last one less
+    /// than 2 minutes ago); Docker restarts them with exponential backoff.
+    CrashLoop,
     /// Stopped by the user.
     Stopped,
 }
@@ -82,6 +85,10 @@ pub struct AppView {
     pub status: AppStatus,
     /// Replicas serving now.
     pub serving_replicas: usize,
+    /// Exits of the serving version's replicas that berth did not ask for.
+    pub restarts: u32,
+    /// How the last of those ended, e.g. `exited with code 3`.
+    pub last_exit: Option<String>,
     /// Deployment whose replicas serve.
     pub active_deployment: Option<String>,
     /// Creation time.
@@ -98,10 +105,14 @@ impl AppView {
     /// The view of `record` with its live state.
     pub fn new(record: AppRecord, orchestrator: &Orchestrator) -> Self {
         let serving = orchestrator.serving_replicas(&record.spec.name);
+        let crashes =
+            orchestrator.crash_state(&record.spec.name, record.active_deployment.as_deref());
         let status = if record.stopped {
             AppStatus::Stopped
         } else if record.active_deployment.is_none() {
             AppStatus::NotDeployed
+        } else if crashes.crash_loop {
+            AppStatus::CrashLoop
         } else if serving == 0 {
             AppStatus::Down
         } else if serving < record.spec.replicas as usize {
@@ -127,6 +138,8 @@ impl AppView {
             domains: spec.domains,
             status,
             serving_replicas: serving,
+            restarts: crashes.restarts,
+            last_exit: crashes.last_exit,
             active_deployment: record.active_deployment,
             created_at: record.created_at,
             updated_at: record.updated_at,
@@ -159,6 +172,9 @@ pub struct DeploymentView {
     pub rollback_of: Option<String>,
     /// When each phase was reached, in order.
     pub phases: Vec<PhaseTime>,
+    /// Where its time went (Docker calls, waiting on the app, berth), once
+    /// it ran to its end.
+    pub timing: Option<Timing>,
     /// Queued at.
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
@@ -186,6 +202,7 @@ impl From<DeploymentRecord> for DeploymentView {
             replicas: d.spec.replicas,
             rollback_of: d.rollback_of,
             phases: d.phases,
+            timing: d.timing,
             created_at: d.created_at,
             started_at: d.started_at,
             finished_at: d.finished_at,

@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 
 use tokio_util::sync::CancellationToken;
 
+use super::clock;
 use super::engine::{ReplicaConfig, LABEL_REPLICA};
 use super::{
     lock, EngineError, Job, Orchestrator, Replica, LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE,
@@ -94,9 +95,28 @@ impl Orchestrator {
         }
         tracing::info!(app = %record.app, deployment = id, image = %record.image, "deploying");
         self.inner.logs.open(id).push("running");
+        let ((), timing) = clock::measure(self.run(&record, cancel, why)).await;
+        tracing::info!(deployment = id, ?timing, "deployment ended");
+        if let Err(err) = self
+            .inner
+            .store
+            .update_deployment(id, |d| d.timing = Some(timing))
+        {
+            tracing::debug!(deployment = id, %err, "could not record the timing");
+        }
+    }
+
+    /// The running part of a deployment, to its end.
+    async fn run(
+        &self,
+        record: &DeploymentRecord,
+        cancel: &CancellationToken,
+        why: impl Fn() -> String,
+    ) {
+        let id = record.id.as_str();
         let mut progress = Progress::default();
-        match self.execute(&record, &mut progress, cancel).await {
-            Ok(replicas) => self.commit(&record, replicas).await,
+        match self.execute(record, &mut progress, cancel).await {
+            Ok(replicas) => self.commit(record, replicas).await,
             Err(err) => {
                 // New replicas that already serve (earlier batches) leave
                 // the routes and drain before they go.
@@ -126,7 +146,7 @@ impl Orchestrator {
                 if progress.retired > 0 {
                     // Old replicas were already retired: bring the previous
                     // version back to its full count.
-                    self.abort_rollout(&record, &message);
+                    self.abort_rollout(record, &message);
                     return;
                 }
                 let status = if cancel.is_cancelled() {

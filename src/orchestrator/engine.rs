@@ -20,6 +20,8 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+use super::clock;
+
 /// Label naming the berth instance that owns a container or network.
 pub const LABEL_INSTANCE: &str = "berth.instance";
 /// Label naming the app of a container.
@@ -143,7 +145,7 @@ impl Engine {
 
     /// Creates the instance's bridge network if it is missing.
     pub async fn ensure_network(&self) -> Result<(), EngineError> {
-        match self.docker.inspect_network(&self.network, None).await {
+        match clock::docker(self.docker.inspect_network(&self.network, None)).await {
             Ok(_) => return Ok(()),
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(e.into()),
@@ -157,7 +159,7 @@ impl Engine {
             )])),
             ..Default::default()
         };
-        match self.docker.create_network(request).await {
+        match clock::docker(self.docker.create_network(request)).await {
             Ok(_) => Ok(()),
             // Created concurrently by another deployment: fine.
             Err(BollardError::DockerResponseServerError {
@@ -174,7 +176,7 @@ impl Engine {
         deadline: Duration,
         cancel: &CancellationToken,
     ) -> Result<String, EngineError> {
-        match self.docker.inspect_image(reference).await {
+        match clock::docker(self.docker.inspect_image(reference)).await {
             Ok(image) => {
                 return image
                     .id
@@ -200,12 +202,12 @@ impl Engine {
         };
         tokio::select! {
             _ = cancel.cancelled() => return Err(EngineError::Cancelled),
-            r = tokio::time::timeout(deadline, pull) => r.map_err(|_| EngineError::Timeout {
+            r = clock::docker(tokio::time::timeout(deadline, pull)) => r.map_err(|_| EngineError::Timeout {
                 what: format!("pulling {reference}"),
                 secs: deadline.as_secs(),
             })??,
         }
-        let image = self.docker.inspect_image(reference).await?;
+        let image = clock::docker(self.docker.inspect_image(reference)).await?;
         image
             .id
             .ok_or_else(|| EngineError::Docker("image has no id".into()))
@@ -242,8 +244,8 @@ impl Engine {
             name: Some(config.name),
             ..Default::default()
         };
-        let created = self.docker.create_container(Some(options), body).await?;
-        if let Err(e) = self.docker.start_container(&created.id, None).await {
+        let created = clock::docker(self.docker.create_container(Some(options), body)).await?;
+        if let Err(e) = clock::docker(self.docker.start_container(&created.id, None)).await {
             // Not started means not tracked by the caller: remove it here.
             let _ = self.remove(&created.id, Duration::ZERO).await;
             return Err(e.into());
@@ -253,7 +255,7 @@ impl Engine {
 
     /// Starts a stopped container.
     pub async fn start(&self, id: &str) -> Result<(), EngineError> {
-        match self.docker.start_container(id, None).await {
+        match clock::docker(self.docker.start_container(id, None)).await {
             Ok(()) => Ok(()),
             // 304: already running.
             Err(BollardError::DockerResponseServerError {
@@ -269,7 +271,7 @@ impl Engine {
             t: Some(grace.as_secs() as i32),
             ..Default::default()
         };
-        match self.docker.stop_container(id, Some(options)).await {
+        match clock::docker(self.docker.stop_container(id, Some(options))).await {
             Ok(()) => Ok(()),
             Err(BollardError::DockerResponseServerError {
                 status_code: 304 | 404,
@@ -287,7 +289,7 @@ impl Engine {
             v: true,
             ..Default::default()
         };
-        match self.docker.remove_container(id, Some(options)).await {
+        match clock::docker(self.docker.remove_container(id, Some(options))).await {
             Ok(()) => Ok(()),
             Err(BollardError::DockerResponseServerError {
                 status_code: 404 | 409,
@@ -299,7 +301,8 @@ impl Engine {
 
     /// The state of a replica: running or not, its address, its health.
     pub async fn replica_state(&self, id: &str) -> Result<ReplicaState, EngineError> {
-        let info: ContainerInspectResponse = self.docker.inspect_container(id, None).await?;
+        let info: ContainerInspectResponse =
+            clock::docker(self.docker.inspect_container(id, None)).await?;
         let state = info.state.unwrap_or_default();
         let running = matches!(state.status, Some(ContainerStateStatusEnum::RUNNING));
         if !running {
@@ -347,7 +350,7 @@ impl Engine {
             )])),
             ..Default::default()
         };
-        Ok(self.docker.list_containers(Some(options)).await?)
+        Ok(clock::docker(self.docker.list_containers(Some(options))).await?)
     }
 
     /// The last `tail` log lines of a container (stdout and stderr).
@@ -390,6 +393,8 @@ pub struct ContainerEvent {
     pub app: String,
     /// Its `berth.deployment` label.
     pub deployment: String,
+    /// Exit code, on `die`.
+    pub exit_code: Option<String>,
 }
 
 impl Engine {
@@ -428,13 +433,14 @@ impl Engine {
                     container: actor.id?,
                     app: attributes.get(LABEL_APP)?.clone(),
                     deployment: attributes.get(LABEL_DEPLOYMENT)?.clone(),
+                    exit_code: attributes.get("exitCode").cloned(),
                 }))
             })
     }
 
     /// The id of a local image, if present.
     pub async fn local_image(&self, reference: &str) -> Result<Option<String>, EngineError> {
-        match self.docker.inspect_image(reference).await {
+        match clock::docker(self.docker.inspect_image(reference)).await {
             Ok(image) => Ok(image.id),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(e.into()),
@@ -449,7 +455,7 @@ impl Engine {
             noprune: false,
             ..Default::default()
         };
-        match self.docker.remove_image(id, Some(options), None).await {
+        match clock::docker(self.docker.remove_image(id, Some(options), None)).await {
             Ok(_) => Ok(()),
             Err(BollardError::DockerResponseServerError {
                 status_code: 404 | 409,

@@ -43,7 +43,7 @@ impl Orchestrator {
         let gates = containers
             .iter()
             .map(|id| self.wait_healthy(id, port, check, deadline, cancel));
-        let addrs = futures_util::future::try_join_all(gates).await?;
+        let addrs = super::clock::waiting(futures_util::future::try_join_all(gates)).await?;
         Ok(containers
             .iter()
             .zip(addrs)

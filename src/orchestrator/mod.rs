@@ -7,6 +7,8 @@
 //! route table, then removes the previous replicas. A failed gate leaves
 //! the previous version serving.
 
+mod clock;
+mod crashes;
 mod deploy;
 mod engine;
 mod health;
@@ -28,6 +30,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use crashes::CrashState;
+use crashes::Crashes;
 pub use engine::{Engine, EngineError, LogLine, LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE};
 use logbook::DeployLog;
 use logbook::Logbook;
@@ -167,6 +171,8 @@ struct Inner {
     logs: Logbook,
     /// Deployments in their watch window after the switch: app → (id, until).
     watches: Mutex<HashMap<String, (String, tokio::time::Instant)>>,
+    /// Unrequested exits of serving replicas, for the app status.
+    crashes: Crashes,
 }
 
 /// Locks a std mutex; a poisoned lock still holds consistent data here
@@ -201,6 +207,7 @@ impl Orchestrator {
                 metrics: OrchestratorMetrics::register(registry),
                 logs: Logbook::default(),
                 watches: Mutex::new(HashMap::new()),
+                crashes: Crashes::default(),
             }),
         }
     }
@@ -348,13 +355,15 @@ impl Orchestrator {
         ids: impl IntoIterator<Item = &'a str>,
     ) -> Result<(), EngineError> {
         let grace = self.inner.settings.stop_grace;
-        let removals = ids
-            .into_iter()
-            .map(|id| self.inner.engine.remove(id, grace));
-        futures_util::future::join_all(removals)
+        let ids: Vec<&str> = ids.into_iter().collect();
+        self.inner.crashes.expect_exit(ids.iter().copied());
+        let removals = ids.iter().map(|id| self.inner.engine.remove(id, grace));
+        let result = futures_util::future::join_all(removals)
             .await
             .into_iter()
-            .collect()
+            .collect();
+        self.inner.crashes.forget_containers(ids);
+        result
     }
 
     /// Removes the app's images that fell out of the rollback window and
@@ -393,6 +402,11 @@ impl Orchestrator {
         Ok(())
     }
 
+    /// Crashes of the replicas of `deployment`, the one serving `app`.
+    pub fn crash_state(&self, app: &str, deployment: Option<&str>) -> CrashState {
+        self.inner.crashes.state(app, deployment)
+    }
+
     /// Number of replicas serving the app now.
     pub fn serving_replicas(&self, app: &str) -> usize {
         lock(&self.inner.live).get(app).map_or(0, Vec::len)
@@ -410,6 +424,9 @@ impl Orchestrator {
         self.rebuild_routes()?;
         self.drain(&replicas).await;
         let grace = self.inner.settings.stop_grace;
+        self.inner
+            .crashes
+            .expect_exit(replicas.iter().map(|r| r.container.as_str()));
         let stops = replicas
             .iter()
             .map(|r| self.inner.engine.stop(&r.container, grace));
@@ -434,6 +451,9 @@ impl Orchestrator {
             drop(guard);
             return Ok(StartOutcome::Deploying(self.deploy(app, Trigger::Api)?));
         }
+        self.inner
+            .crashes
+            .forget_containers(containers.iter().map(String::as_str));
         for id in &containers {
             self.inner.engine.start(id).await?;
         }
@@ -459,6 +479,9 @@ impl Orchestrator {
             Err(err) => {
                 tracing::warn!(app, %err, "stopped replicas did not come back; redeploying");
                 let grace = self.inner.settings.stop_grace;
+                self.inner
+                    .crashes
+                    .expect_exit(containers.iter().map(String::as_str));
                 for id in &containers {
                     let _ = self.inner.engine.stop(id, grace).await;
                 }
@@ -485,6 +508,7 @@ impl Orchestrator {
         self.inner.store.delete_app(app)?;
         self.rebuild_routes()?;
         lock(&self.inner.app_locks).remove(app);
+        self.inner.crashes.forget_app(app);
         Ok(())
     }
 
@@ -569,20 +593,23 @@ impl Orchestrator {
             r.state.drain();
         }
         let deadline = tokio::time::Instant::now() + self.inner.settings.drain_timeout;
-        loop {
-            let busy: usize = replicas.iter().map(|r| r.state.in_flight()).sum();
-            if busy == 0 {
-                return;
+        clock::waiting(async {
+            loop {
+                let busy: usize = replicas.iter().map(|r| r.state.in_flight()).sum();
+                if busy == 0 {
+                    return;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    tracing::warn!(
+                        requests = busy,
+                        "drain deadline reached; stopping replicas with requests in flight"
+                    );
+                    return;
+                }
+                tokio::time::sleep(DRAIN_POLL).await;
             }
-            if tokio::time::Instant::now() >= deadline {
-                tracing::warn!(
-                    requests = busy,
-                    "drain deadline reached; stopping replicas with requests in flight"
-                );
-                return;
-            }
-            tokio::time::sleep(DRAIN_POLL).await;
-        }
+        })
+        .await;
     }
 
     fn cancel_jobs_of(&self, app: &str) {

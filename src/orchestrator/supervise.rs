@@ -2,7 +2,8 @@
 //! containers. A serving replica that dies, is killed for memory or turns
 //! unhealthy leaves the route table the moment the event arrives; when
 //! Docker's restart policy brings it back (with its own exponential
-//! backoff for crash loops), it passes the health gate and rejoins.
+//! backoff for crash loops), it passes the health gate and rejoins. Exits
+//! berth did not ask for are counted, so the app status shows crash loops.
 
 use std::time::Duration;
 
@@ -49,12 +50,47 @@ impl Orchestrator {
         let action = event.action.as_str();
         let leaves = action == "die" || action == "oom" || action == "health_status: unhealthy";
         let returns = action == "start" || action == "health_status: healthy";
+        if action == "oom" {
+            self.inner.crashes.oom(&event.container);
+        }
+        if action == "die" {
+            self.count_crash(&event);
+        }
         if leaves {
             if self.evict(&event, action) {
                 self.replica_failed(&event.app, &event.deployment, action);
             }
         } else if returns {
             self.readmit(event);
+        }
+    }
+
+    /// Counts the exit of a replica of the serving version that berth did
+    /// not ask for.
+    fn count_crash(&self, event: &ContainerEvent) {
+        let serving = self.inner.store.app(&event.app).is_ok_and(|app| {
+            !app.stopped && app.active_deployment.as_deref() == Some(&event.deployment)
+        });
+        if serving
+            && self.inner.crashes.died(
+                &event.app,
+                &event.deployment,
+                &event.container,
+                event.exit_code.as_deref(),
+            )
+        {
+            let state = self
+                .inner
+                .crashes
+                .state(&event.app, Some(&event.deployment));
+            tracing::warn!(
+                app = %event.app,
+                container = %event.container,
+                exit = state.last_exit.as_deref().unwrap_or("exited"),
+                restarts = state.restarts,
+                crash_loop = state.crash_loop,
+                "a replica crashed; docker restarts it with backoff"
+            );
         }
     }
 

@@ -13,7 +13,7 @@ use berth_config::{FieldError, ProjectSpec};
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 pub use records::{
-    AppRecord, DeploymentRecord, DeploymentStatus, Phase, PhaseTime, ProjectRecord, Trigger,
+    AppRecord, DeploymentRecord, DeploymentStatus, Phase, PhaseTime, ProjectRecord, Timing, Trigger,
 };
 use schema::{decode, encode, APPS, APP_DEPLOYMENTS, DEPLOYMENTS, DEPLOYMENT_LOGS, META, PROJECTS};
 

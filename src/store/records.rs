@@ -109,6 +109,9 @@ pub struct DeploymentRecord {
     /// When each phase was reached, in order.
     #[serde(default)]
     pub phases: Vec<PhaseTime>,
+    /// Where its time went, once it ended.
+    #[serde(default)]
+    pub timing: Option<Timing>,
     /// The app's spec at the time of the deployment.
     pub spec: AppSpec,
     /// When it was queued.
@@ -120,6 +123,19 @@ pub struct DeploymentRecord {
     /// When it ended.
     #[serde(with = "time::serde::rfc3339::option")]
     pub finished_at: Option<OffsetDateTime>,
+}
+
+/// Where the time of one deployment went, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Timing {
+    /// From the start of its run to its end (queue wait excluded).
+    pub total_ms: u64,
+    /// Inside Docker API calls (pull, create, start, inspect, stop, remove).
+    pub docker_ms: u64,
+    /// Waiting on the app: health gates and drains, less Docker calls.
+    pub waiting_ms: u64,
+    /// The rest: berth's own work.
+    pub berth_ms: u64,
 }
 
 /// A step of a deployment.
@@ -171,6 +187,7 @@ impl DeploymentRecord {
                 phase: Phase::Queued,
                 at: now,
             }],
+            timing: None,
             spec: spec.clone(),
             created_at: now,
             started_at: None,

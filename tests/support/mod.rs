@@ -14,6 +14,22 @@ use serde_json::Value;
 /// Busybox from Debian's `busybox-static`.
 const BUSYBOX: &str = "/bin/busybox";
 
+/// A WebSocket endpoint as a busybox CGI: the handshake (SHA-1 + base64 of
+/// the key), then unmasked text frames. busybox httpd passes a response
+/// that starts with `HTTP/1.1` through untouched.
+const WS_CGI: &str = r#"#!/bin/busybox sh
+B=/bin/busybox
+accept=$(printf '%s' "${HTTP_SEC_WEBSOCKET_KEY}258EAFA5-E914-47DA-95CA-C5AB0DC85B11" | $B sha1sum | $B cut -c1-40 | $B xxd -r -p | $B base64)
+printf 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n' "$accept"
+i=0
+while true; do
+  msg="$VERSION $i"
+  printf "\\x81\\x$(printf %02x ${#msg})%s" "$msg" || exit 0
+  i=$((i+1))
+  $B sleep 0.2
+done
+"#;
+
 /// Runs a docker CLI command, returning stdout; panics with stderr on failure.
 pub fn docker(args: &[&str]) -> String {
     let out = Command::new("docker")
@@ -232,6 +248,11 @@ impl Berth {
         .unwrap();
         std::fs::set_permissions(&slow, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
+        // /cgi-bin/ws is a WebSocket that sends `<version> <n>` text frames
+        // every 200 ms until the connection or the container goes away.
+        let ws = ctx.path().join("www/cgi-bin/ws");
+        std::fs::write(&ws, WS_CGI).unwrap();
+        std::fs::set_permissions(&ws, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         let cmd = match kind {
             Image::Silent => "CMD [\"/bin/busybox\", \"sleep\", \"3600\"]\n".to_string(),
             Image::ReadyOnFirst => "CMD [\"/bin/busybox\", \"sh\", \"-c\", \"echo \\\"$VERSION $(/bin/busybox hostname)\\\" > /www/index.html; [ \\\"$BERTH_REPLICA\\\" = 0 ] && echo ok > /www/ready; /bin/busybox httpd -f -p 8080 -h /www; echo httpd exited\"]\n".to_string(),

@@ -1,0 +1,184 @@
+//! The deploy path against the real Docker engine, through the real
+//! `berth` binary: time from the API call to the first request the new
+//! version answers, route-switch latency (from the new replicas passing
+//! their health gate to the first request they serve), and berth's own
+//! share of a deploy of a local image (its total time less Docker calls and
+//! waiting on the app).
+//!
+//! Run: `cargo bench --bench deploy` (rounds: `BERTH_BENCH_ROUNDS`, default 10).
+//! Needs Docker and Debian's `busybox-static`, like the tests.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{json, Value};
+use support::{Berth, Image};
+use time::OffsetDateTime;
+
+/// Moments the answer of the edge changed version, as seen by a client.
+type Changes = Arc<Mutex<Vec<(SystemTime, String)>>>;
+
+/// A client on one keep-alive connection asking the edge as fast as it
+/// answers, noting each change of version.
+fn watch_versions(berth: &Berth) -> (Changes, tokio::task::JoinHandle<()>) {
+    let changes: Changes = Arc::default();
+    let url = format!("http://{}/", berth.http);
+    let seen = changes.clone();
+    let task = tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        let mut last = String::new();
+        loop {
+            let Ok(resp) = client.get(&url).header("host", "web.test").send().await else {
+                continue;
+            };
+            let at = SystemTime::now();
+            let ok = resp.status() == 200;
+            let body = resp.text().await.unwrap_or_default();
+            let version = if ok {
+                body.split(' ').next().unwrap_or("").to_string()
+            } else {
+                String::new()
+            };
+            if version != last {
+                seen.lock().unwrap().push((at, version.clone()));
+                last = version;
+            }
+        }
+    });
+    (changes, task)
+}
+
+fn first_change_to(changes: &Changes, version: &str, after: SystemTime) -> SystemTime {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some((at, _)) = changes
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(at, v)| v == version && *at >= after)
+        {
+            return *at;
+        }
+        assert!(Instant::now() < deadline, "{version} never answered");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn phase_at(d: &Value, phase: &str) -> SystemTime {
+    let at = d["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["phase"] == phase)
+        .unwrap_or_else(|| panic!("no {phase} phase: {d}"))["at"]
+        .as_str()
+        .unwrap();
+    let at = OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).unwrap();
+    SystemTime::from(at)
+}
+
+/// Waits for the deployment's timing, written when its run ends.
+async fn timing(berth: &Berth, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, d) = berth.api("GET", &format!("/deployments/{id}"), None).await;
+        if !d["timing"].is_null() {
+            return d;
+        }
+        assert!(Instant::now() < deadline, "no timing: {d}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+#[derive(Default)]
+struct Samples {
+    api_to_first: Vec<f64>,
+    switch: Vec<f64>,
+    total: Vec<f64>,
+    docker: Vec<f64>,
+    waiting: Vec<f64>,
+    berth: Vec<f64>,
+}
+
+#[tokio::main]
+async fn main() {
+    // `cargo test --benches` passes flags like `--bench`; run only for real.
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return;
+    }
+    let rounds: usize = std::env::var("BERTH_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let mut berth = Berth::start_with("drain_timeout_secs = 5").await;
+    let versions = [berth.image(Image::Web("v1")), berth.image(Image::Web("v2"))];
+    let created = Instant::now();
+    berth.deploy_web(&versions[0], 1).await;
+    let first_deploy = created.elapsed();
+    let (changes, watcher) = watch_versions(&berth);
+
+    let mut s = Samples::default();
+    for round in 0..rounds {
+        let (image, version) = if round % 2 == 0 {
+            (&versions[1], "v2")
+        } else {
+            (&versions[0], "v1")
+        };
+        berth
+            .api("PATCH", "/apps/web", Some(json!({"image": image})))
+            .await;
+        let called = SystemTime::now();
+        let (status, d) = berth.api("POST", "/apps/web/deployments", None).await;
+        assert_eq!(status, 202, "{d}");
+        let id = d["id"].as_str().unwrap().to_string();
+        let served = first_change_to(&changes, version, called);
+        let d = timing(&berth, &id).await;
+        assert_eq!(d["status"], "succeeded", "{d}");
+        let healthy = phase_at(&d, "healthy");
+        let t = &d["timing"];
+        let field = |k: &str| t[k].as_f64().unwrap();
+        s.api_to_first
+            .push(ms(served.duration_since(called).unwrap_or_default()));
+        s.switch
+            .push(ms(served.duration_since(healthy).unwrap_or_default()));
+        s.total.push(field("total_ms"));
+        s.docker.push(field("docker_ms"));
+        s.waiting.push(field("waiting_ms"));
+        s.berth.push(field("berth_ms"));
+    }
+    watcher.abort();
+
+    println!("deploy path, {rounds} redeploys of a local image (1 replica), medians:");
+    println!(
+        "  first deploy, create app to deployment succeeded: {:>8.1} ms",
+        ms(first_deploy)
+    );
+    println!(
+        "  API call to first request served by the new version: {:>8.1} ms",
+        median(s.api_to_first)
+    );
+    println!(
+        "  route switch, health gate passed to first request served: {:>6.2} ms (target < 50 ms)",
+        median(s.switch)
+    );
+    println!(
+        "  deployment run {:>8.1} ms = Docker calls {:.1} ms + waiting on the app {:.1} ms + berth {:.1} ms",
+        median(s.total),
+        median(s.docker),
+        median(s.waiting),
+        median(s.berth)
+    );
+    berth.terminate().await;
+}
