@@ -27,6 +27,8 @@ fn specs() -> Vec<RouteSpec> {
                 host: format!("app{i}.example.com"),
                 path_prefix: prefix.to_string(),
                 strip_prefix: prefix != "/",
+                redirect_https: false,
+                hsts: false,
                 backend: backend.clone(),
             });
         }
@@ -36,6 +38,8 @@ fn specs() -> Vec<RouteSpec> {
             host: format!("*.tenant{i}.example.net"),
             path_prefix: "/".into(),
             strip_prefix: false,
+            redirect_https: false,
+            hsts: false,
             backend: Arc::new(Backend::new(format!("tenant{i}"), vec![])),
         });
     }

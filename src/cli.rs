@@ -46,6 +46,16 @@ pub struct ServeArgs {
     /// Prometheus metrics address [default: 0.0.0.0:4500].
     #[arg(long, env = "BERTH_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
+    /// ACME directory URL, or `letsencrypt` / `letsencrypt-staging`
+    /// [default: letsencrypt].
+    #[arg(long, env = "BERTH_ACME_DIRECTORY")]
+    pub acme_directory: Option<String>,
+    /// Contact email of the ACME account.
+    #[arg(long, env = "BERTH_ACME_EMAIL")]
+    pub acme_email: Option<String>,
+    /// PEM CA root to trust for the ACME server's own HTTPS (test CAs).
+    #[arg(long, env = "BERTH_ACME_CA_ROOT")]
+    pub acme_ca_root: Option<PathBuf>,
 }
 
 impl From<ServeArgs> for Overrides {
@@ -58,6 +68,9 @@ impl From<ServeArgs> for Overrides {
             https_addr: a.https_addr,
             admin_addr: a.admin_addr,
             metrics_addr: a.metrics_addr,
+            acme_directory: a.acme_directory,
+            acme_email: a.acme_email,
+            acme_ca_root: a.acme_ca_root,
         }
     }
 }

@@ -6,9 +6,11 @@
 
 mod api;
 mod auth;
+mod certs;
 mod cli;
 mod metrics;
 mod orchestrator;
+mod secrets;
 mod serve;
 mod store;
 
@@ -19,6 +21,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
+    // One crypto provider for every TLS user in the process (the edge,
+    // HTTP/3, the ACME client); an earlier install is the same provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {

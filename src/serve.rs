@@ -16,8 +16,13 @@ use berth_proxy::{EdgeOptions, EdgeProxy, ProxyMetrics, Router};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
+use berth_acme::{CertStore, Http01Tokens, Resolver, UnknownName};
+use berth_config::UnknownSni;
+
 use crate::auth::{ensure_admin_token, TokenOrigin};
+use crate::certs::Certificates;
 use crate::orchestrator::{DeploySettings, Engine, Orchestrator};
+use crate::secrets::SecretBox;
 use crate::store::Store;
 
 /// File in the data directory that tells where berth listens.
@@ -36,6 +41,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("restricting {} to mode 0700", settings.data_dir.display()))?;
     let http = std::net::TcpListener::bind(settings.http_addr)
         .with_context(|| format!("binding http_addr {}", settings.http_addr))?;
+    let https = std::net::TcpListener::bind(settings.https_addr)
+        .with_context(|| format!("binding https_addr {}", settings.https_addr))?;
     let admin = tokio::net::TcpListener::bind(settings.admin_addr)
         .await
         .with_context(|| format!("binding admin_addr {}", settings.admin_addr))?;
@@ -58,12 +65,31 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         TokenOrigin::Existing => tracing::info!("admin token loaded from the store"),
     }
 
+    let secrets = SecretBox::open_or_create(&settings.data_dir)?;
+    let served = Arc::new(
+        CertStore::new(match settings.unknown_sni {
+            UnknownSni::SelfSigned => UnknownName::SelfSigned,
+            UnknownSni::Refuse => UnknownName::Refuse,
+        })
+        .context("creating the fallback certificate")?,
+    );
+    let challenges = Arc::new(Http01Tokens::default());
+
     let engine = Engine::connect(&settings.instance).await.context(
         "connecting to the Docker engine (is it running, and may this user use its socket?)",
     )?;
     let mut registry = crate::metrics::registry();
     let router = Arc::new(Router::default());
     let proxy_metrics = ProxyMetrics::register(&mut registry);
+    let certs = Certificates::new(
+        store.clone(),
+        secrets,
+        served.clone(),
+        challenges.clone(),
+        settings.acme.clone(),
+        &mut registry,
+    )
+    .context("loading the certificates")?;
     let orchestrator = Orchestrator::new(
         engine,
         store,
@@ -88,20 +114,36 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let (edge_stop, edge_watch) = tokio::sync::watch::channel(false);
     let http_addr = http.local_addr()?;
-    let edge = EdgeProxy::new(
-        router,
-        proxy_metrics.clone(),
-        EdgeOptions {
-            tls: false,
-            connect_timeout: settings.connect_timeout,
-        },
-    );
-    let edge_task = tokio::spawn(berth_proxy::serve(http, edge, edge_watch));
+    let https_addr = https.local_addr()?;
+    let edge = |tls: bool| {
+        EdgeProxy::new(
+            router.clone(),
+            proxy_metrics.clone(),
+            EdgeOptions {
+                tls,
+                connect_timeout: settings.connect_timeout,
+                https_port: https_addr.port(),
+            },
+            challenges.clone(),
+        )
+    };
+    let tls = berth_proxy::tls_config(Arc::new(Resolver(served)));
+    let edge_tasks = [
+        tokio::spawn(berth_proxy::serve(
+            http,
+            edge(false),
+            None,
+            edge_watch.clone(),
+        )),
+        tokio::spawn(berth_proxy::serve(https, edge(true), Some(tls), edge_watch)),
+    ];
+    certs.run(shutdown.clone());
 
     let admin_addr = admin.local_addr()?;
     let api = crate::api::router(
         crate::api::ApiState {
             orchestrator: orchestrator.clone(),
+            certs,
         },
         auth,
     );
@@ -119,8 +161,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .into_future(),
     );
-    write_addresses(&settings.data_dir, http_addr, admin_addr, metrics_addr)?;
-    tracing::info!(%http_addr, %admin_addr, %metrics_addr, instance = %settings.instance, "berth is serving");
+    let addresses = Addresses {
+        http: http_addr,
+        https: https_addr,
+        admin: admin_addr,
+        metrics: metrics_addr,
+    };
+    write_addresses(&settings.data_dir, &addresses)?;
+    tracing::info!(%http_addr, %https_addr, %admin_addr, %metrics_addr, instance = %settings.instance, "berth is serving");
 
     wait_for_signal().await?;
     tracing::info!("shutting down: no new connections; finishing requests in flight");
@@ -142,7 +190,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let remaining =
         deadline.saturating_duration_since(tokio::time::Instant::now()) + Duration::from_secs(1);
     let _ = tokio::time::timeout(remaining, async {
-        let _ = edge_task.await;
+        for task in edge_tasks {
+            let _ = task.await;
+        }
         let _ = admin_task.await;
         let _ = metrics_task.await;
     })
@@ -161,18 +211,22 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes where berth listens (useful with `:0` ports), atomically.
-fn write_addresses(
-    dir: &Path,
+/// Where berth listens.
+struct Addresses {
     http: SocketAddr,
+    https: SocketAddr,
     admin: SocketAddr,
     metrics: SocketAddr,
-) -> anyhow::Result<()> {
+}
+
+/// Writes where berth listens (useful with `:0` ports), atomically.
+fn write_addresses(dir: &Path, a: &Addresses) -> anyhow::Result<()> {
     let body = serde_json::json!({
         "pid": std::process::id(),
-        "http": http.to_string(),
-        "admin": admin.to_string(),
-        "metrics": metrics.to_string(),
+        "http": a.http.to_string(),
+        "https": a.https.to_string(),
+        "admin": a.admin.to_string(),
+        "metrics": a.metrics.to_string(),
     });
     let tmp = dir.join(format!("{ADDRESSES_FILE}.tmp"));
     std::fs::write(&tmp, body.to_string())?;

@@ -1,6 +1,20 @@
-//! berth's certificates (HTTPS, issue #4): the SNI certificate store read
-//! by the TLS listeners and the ACME flows that fill it. This foundation
-//! slice has no TLS listener yet; the crate holds the shared store so the
-//! edge and the ACME client can grow around one type.
+//! berth's certificates: the store the TLS listeners read on every
+//! handshake ([`CertStore`], [`Resolver`]), certificate validation
+//! ([`Certificate`]), HTTP-01 answers ([`Http01Tokens`]) and the ACME client
+//! that fills the store ([`AcmeClient`]). Persistence and scheduling live
+//! with the caller: this crate never touches disk.
 
 #![forbid(unsafe_code)]
+
+mod challenge;
+mod client;
+mod error;
+pub mod names;
+mod pem;
+mod store;
+
+pub use challenge::{Http01Tokens, HTTP01_PREFIX};
+pub use client::{AcmeClient, AcmeConfig, ChallengeKind, Issued};
+pub use error::{AcmeError, CertError};
+pub use pem::Certificate;
+pub use store::{self_signed, CertStore, Installed, Resolver, UnknownName, ACME_TLS_ALPN};

@@ -75,6 +75,31 @@ pub struct DomainInput {
     /// Remove the prefix before forwarding; default false.
     #[serde(default)]
     pub strip_prefix: Option<bool>,
+    /// Where the host's certificate comes from; default `none` (HTTP only).
+    #[serde(default)]
+    pub certificate: Option<CertificateSource>,
+    /// Answer plain HTTP with a 308 to HTTPS (ACME challenges excepted);
+    /// default true when the domain has a certificate.
+    #[serde(default)]
+    pub redirect_https: Option<bool>,
+    /// Send `Strict-Transport-Security` on HTTPS responses; default false.
+    #[serde(default)]
+    pub hsts: Option<bool>,
+}
+
+/// Where a domain's certificate comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum CertificateSource {
+    /// No HTTPS for this domain.
+    #[default]
+    None,
+    /// Issued and renewed by ACME (Let's Encrypt by default).
+    Letsencrypt,
+    /// A certificate uploaded through `POST /api/v1/certificates` that
+    /// covers the host.
+    Custom,
 }
 
 /// A validated domain: requests for `host` whose path starts with
@@ -88,6 +113,15 @@ pub struct Domain {
     pub path_prefix: String,
     /// Whether the prefix is removed before the request is forwarded.
     pub strip_prefix: bool,
+    /// Where the host's certificate comes from.
+    #[serde(default)]
+    pub certificate: CertificateSource,
+    /// Whether plain HTTP is redirected to HTTPS.
+    #[serde(default)]
+    pub redirect_https: bool,
+    /// Whether HTTPS responses carry HSTS.
+    #[serde(default)]
+    pub hsts: bool,
 }
 
 impl DomainInput {
@@ -95,10 +129,36 @@ impl DomainInput {
         let host = validate_host("host", &self.host)?;
         let path_prefix =
             validate_path_prefix("path_prefix", self.path_prefix.as_deref().unwrap_or("/"))?;
+        let certificate = self.certificate.unwrap_or_default();
+        let tls = certificate != CertificateSource::None;
+        if certificate == CertificateSource::Letsencrypt && host.starts_with("*.") {
+            return Err(FieldError::new(
+                "certificate",
+                "wildcard hosts need a DNS-01 challenge, which berth does not do; \
+                 upload a wildcard certificate and use \"custom\"",
+            ));
+        }
+        let redirect_https = self.redirect_https.unwrap_or(tls);
+        if redirect_https && !tls {
+            return Err(FieldError::new(
+                "redirect_https",
+                "needs a certificate; set certificate to \"letsencrypt\" or \"custom\"",
+            ));
+        }
+        let hsts = self.hsts.unwrap_or(false);
+        if hsts && !tls {
+            return Err(FieldError::new(
+                "hsts",
+                "needs a certificate; set certificate to \"letsencrypt\" or \"custom\"",
+            ));
+        }
         Ok(Domain {
             host,
             path_prefix,
             strip_prefix: self.strip_prefix.unwrap_or(false),
+            certificate,
+            redirect_https,
+            hsts,
         })
     }
 }
@@ -387,6 +447,9 @@ impl AppSpec {
                         host: d.host.clone(),
                         path_prefix: Some(d.path_prefix.clone()),
                         strip_prefix: Some(d.strip_prefix),
+                        certificate: Some(d.certificate),
+                        redirect_https: Some(d.redirect_https),
+                        hsts: Some(d.hsts),
                     })
                     .collect()
             }),

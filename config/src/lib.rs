@@ -12,8 +12,13 @@ mod health;
 mod names;
 mod settings;
 
-pub use app::{AppInput, AppPatch, AppSpec, Domain, DomainInput, ProjectInput, ProjectSpec};
+pub use app::{
+    AppInput, AppPatch, AppSpec, CertificateSource, Domain, DomainInput, ProjectInput, ProjectSpec,
+};
 pub use error::{ConfigError, FieldError};
 pub use health::{HealthCheck, HealthCheckInput, HealthKind};
 pub use names::{normalize_host, validate_host, validate_name, validate_path_prefix};
-pub use settings::{FileConfig, Overrides, Settings};
+pub use settings::{
+    AcmeChallenge, AcmeSettings, FileConfig, Overrides, Settings, UnknownSni, LETSENCRYPT,
+    LETSENCRYPT_STAGING,
+};

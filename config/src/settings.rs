@@ -38,6 +38,72 @@ pub struct FileConfig {
     /// `[proxy]` table.
     #[serde(default)]
     pub proxy: FileProxy,
+    /// `[acme]` table.
+    #[serde(default)]
+    pub acme: FileAcme,
+    /// `[tls]` table.
+    #[serde(default)]
+    pub tls: FileTls,
+}
+
+/// `[acme]`: where certificates come from.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAcme {
+    /// Directory URL, or `letsencrypt` / `letsencrypt-staging`; default
+    /// `letsencrypt`.
+    pub directory: Option<String>,
+    /// Contact email of the ACME account.
+    pub email: Option<String>,
+    /// PEM file of a CA root to trust for the ACME server itself.
+    pub ca_root: Option<PathBuf>,
+    /// `http-01` (default) or `tls-alpn-01`.
+    pub challenge: Option<String>,
+}
+
+/// `[tls]`: the HTTPS listener.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTls {
+    /// What a handshake for a name without a certificate gets:
+    /// `self_signed` (default) or `refuse`.
+    pub unknown_sni: Option<String>,
+}
+
+/// Let's Encrypt's production directory.
+pub const LETSENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+/// Let's Encrypt's staging directory.
+pub const LETSENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
+
+/// How the ACME server validates a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcmeChallenge {
+    /// A token served over HTTP on the HTTP address.
+    Http01,
+    /// A challenge certificate served over TLS on the HTTPS address.
+    TlsAlpn01,
+}
+
+/// Validated ACME settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AcmeSettings {
+    /// Directory URL.
+    pub directory: String,
+    /// Contact email.
+    pub email: Option<String>,
+    /// CA root for the ACME server's own certificate.
+    pub ca_root: Option<PathBuf>,
+    /// Challenge type used for new certificates.
+    pub challenge: AcmeChallenge,
+}
+
+/// What a TLS handshake for an unknown name gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownSni {
+    /// A self-signed certificate.
+    SelfSigned,
+    /// No certificate: the handshake fails.
+    Refuse,
 }
 
 /// `[deploy]`: how deployments run.
@@ -88,6 +154,12 @@ pub struct Overrides {
     pub admin_addr: Option<String>,
     /// `--metrics-addr` / `BERTH_METRICS_ADDR`.
     pub metrics_addr: Option<String>,
+    /// `--acme-directory` / `BERTH_ACME_DIRECTORY`.
+    pub acme_directory: Option<String>,
+    /// `--acme-email` / `BERTH_ACME_EMAIL`.
+    pub acme_email: Option<String>,
+    /// `--acme-ca-root` / `BERTH_ACME_CA_ROOT`.
+    pub acme_ca_root: Option<PathBuf>,
 }
 
 /// Validated settings of one berth process.
@@ -123,6 +195,10 @@ pub struct Settings {
     pub connect_timeout: Duration,
     /// Deadline for in-flight requests at shutdown.
     pub shutdown_grace: Duration,
+    /// Where certificates come from.
+    pub acme: AcmeSettings,
+    /// Handshakes for names without a certificate.
+    pub unknown_sni: UnknownSni,
 }
 
 impl Settings {
@@ -165,6 +241,7 @@ impl Settings {
             }
             Ok(v)
         };
+        let acme = acme_settings((o.acme_directory, o.acme_email, o.acme_ca_root), f.acme)?;
         let settings = Settings {
             data_dir: o
                 .data_dir
@@ -223,6 +300,17 @@ impl Settings {
                 10,
                 600,
             )?),
+            acme,
+            unknown_sni: match f.tls.unknown_sni.as_deref().unwrap_or("self_signed") {
+                "self_signed" => UnknownSni::SelfSigned,
+                "refuse" => UnknownSni::Refuse,
+                other => {
+                    return Err(invalid(FieldError::new(
+                        "tls.unknown_sni",
+                        format!("{other:?} is not a policy; give \"self_signed\" or \"refuse\""),
+                    )))
+                }
+            },
         };
         if settings.data_dir.as_os_str().is_empty() {
             return Err(invalid(FieldError::new(
@@ -249,6 +337,73 @@ impl Settings {
         }
         Ok(settings)
     }
+}
+
+/// The `[acme]` settings from the overrides of directory, email and CA
+/// root (flags and environment) over the file's.
+fn acme_settings(
+    (directory, email, ca_root): (Option<String>, Option<String>, Option<PathBuf>),
+    f: FileAcme,
+) -> Result<AcmeSettings, ConfigError> {
+    let invalid = ConfigError::Invalid;
+    let raw = directory
+        .or(f.directory)
+        .unwrap_or_else(|| "letsencrypt".to_string());
+    let directory = match raw.trim() {
+        "letsencrypt" => LETSENCRYPT.to_string(),
+        "letsencrypt-staging" => LETSENCRYPT_STAGING.to_string(),
+        url if url.starts_with("https://") && url.len() > "https://".len() => url.to_string(),
+        other => {
+            return Err(invalid(FieldError::new(
+                "acme.directory",
+                format!(
+                    "{other:?} is not an ACME directory; give an https:// URL, \
+                     \"letsencrypt\" or \"letsencrypt-staging\""
+                ),
+            )))
+        }
+    };
+    let email = email.or(f.email);
+    if let Some(email) = &email {
+        let ok = email
+            .split_once('@')
+            .is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.'))
+            && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !ok {
+            return Err(invalid(FieldError::new(
+                "acme.email",
+                format!("{email:?} is not an email address; give one like ops@example.com"),
+            )));
+        }
+    }
+    let ca_root = ca_root.or(f.ca_root);
+    if let Some(path) = &ca_root {
+        if !path.is_file() {
+            return Err(invalid(FieldError::new(
+                "acme.ca_root",
+                format!(
+                    "{} is not a readable file; give a PEM CA certificate",
+                    path.display()
+                ),
+            )));
+        }
+    }
+    let challenge = match f.challenge.as_deref().unwrap_or("http-01") {
+        "http-01" => AcmeChallenge::Http01,
+        "tls-alpn-01" => AcmeChallenge::TlsAlpn01,
+        other => {
+            return Err(invalid(FieldError::new(
+                "acme.challenge",
+                format!("{other:?} is not supported; give \"http-01\" or \"tls-alpn-01\""),
+            )))
+        }
+    };
+    Ok(AcmeSettings {
+        directory,
+        email,
+        ca_root,
+        challenge,
+    })
 }
 
 impl FileConfig {
@@ -319,5 +474,51 @@ mod tests {
         };
         let err = Settings::resolve(o, FileConfig::default()).unwrap_err();
         assert!(err.to_string().contains("admin_addr"), "{err}");
+    }
+
+    #[test]
+    fn acme_and_tls_settings() {
+        let s = Settings::resolve(Overrides::default(), FileConfig::default()).unwrap();
+        assert_eq!(s.acme.directory, LETSENCRYPT);
+        assert_eq!(s.acme.challenge, AcmeChallenge::Http01);
+        assert_eq!(s.unknown_sni, UnknownSni::SelfSigned);
+        let file = FileConfig::parse(
+            "[acme]\ndirectory = \"letsencrypt-staging\"\nchallenge = \"tls-alpn-01\"\n\
+             [tls]\nunknown_sni = \"refuse\"\n",
+        )
+        .unwrap();
+        let s = Settings::resolve(Overrides::default(), file).unwrap();
+        assert_eq!(s.acme.directory, LETSENCRYPT_STAGING);
+        assert_eq!(s.acme.challenge, AcmeChallenge::TlsAlpn01);
+        assert_eq!(s.unknown_sni, UnknownSni::Refuse);
+        for (o, key) in [
+            (
+                Overrides {
+                    acme_directory: Some("http://insecure/dir".into()),
+                    ..Overrides::default()
+                },
+                "acme.directory",
+            ),
+            (
+                Overrides {
+                    acme_email: Some("not an email".into()),
+                    ..Overrides::default()
+                },
+                "acme.email",
+            ),
+            (
+                Overrides {
+                    acme_ca_root: Some("/nonexistent/ca.pem".into()),
+                    ..Overrides::default()
+                },
+                "acme.ca_root",
+            ),
+        ] {
+            let err = Settings::resolve(o, FileConfig::default()).unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
+        let file = FileConfig::parse("[tls]\nunknown_sni = \"maybe\"\n").unwrap();
+        let err = Settings::resolve(Overrides::default(), file).unwrap_err();
+        assert!(err.to_string().contains("tls.unknown_sni"), "{err}");
     }
 }

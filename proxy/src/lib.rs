@@ -16,6 +16,6 @@ mod upstream;
 
 pub use metrics::ProxyMetrics;
 pub use router::Router;
-pub use service::{serve, EdgeOptions, EdgeProxy};
+pub use service::{serve, tls_config, EdgeOptions, EdgeProxy};
 pub use table::{Backend, Route, RouteSpec, RouteTable};
 pub use upstream::{Upstream, UpstreamGuard, UpstreamState};

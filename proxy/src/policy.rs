@@ -6,6 +6,8 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
+use berth_acme::Http01Tokens;
+
 use crate::table::prefix_matches;
 use crate::{Route, RouteTable};
 
@@ -48,6 +50,43 @@ pub fn upstream_path<'a>(route: &Route, path_and_query: &'a str) -> Cow<'a, str>
     let rest = &path[route.prefix().len()..];
     let rest = if rest.is_empty() { "/" } else { rest };
     Cow::Owned(format!("{rest}{query}"))
+}
+
+/// The key authorization for an ACME HTTP-01 validation request, which
+/// the edge answers itself on plain HTTP before any routing or redirect.
+pub fn acme_challenge(tls: bool, path: &str, tokens: &Http01Tokens) -> Option<String> {
+    if tls {
+        return None;
+    }
+    tokens.answer(path)
+}
+
+/// Where a plain HTTP request for a route that redirects to HTTPS goes:
+/// same host (normalized, so nothing of the client's `Host` beyond the name
+/// is reflected), the HTTPS port when it is not 443, path and query kept.
+/// ACME validation paths are never redirected.
+pub fn https_redirect(
+    route: &Route,
+    tls: bool,
+    host: Option<&str>,
+    path_and_query: &str,
+    https_port: u16,
+) -> Option<String> {
+    if tls || !route.redirect_https() || Http01Tokens::is_challenge_path(path_and_query) {
+        return None;
+    }
+    let host = berth_config::normalize_host(host?)?;
+    Some(if https_port == 443 {
+        format!("https://{host}{path_and_query}")
+    } else {
+        format!("https://{host}:{https_port}{path_and_query}")
+    })
+}
+
+/// `Strict-Transport-Security` value for HTTPS responses of routes that
+/// ask for it: one year, subdomains not included (they may be other apps).
+pub fn hsts(route: &Route, tls: bool) -> Option<&'static str> {
+    (tls && route.hsts()).then_some("max-age=31536000")
 }
 
 /// Longest request id accepted from a client.
@@ -180,8 +219,74 @@ mod tests {
             host: "app.example.com".into(),
             path_prefix: "/api".into(),
             strip_prefix: strip,
+            redirect_https: false,
+            hsts: false,
             backend: Arc::new(Backend::new("app", addrs)),
         }])
+    }
+
+    fn tls_table() -> RouteTable {
+        RouteTable::build([RouteSpec {
+            host: "app.example.com".into(),
+            path_prefix: "/".into(),
+            strip_prefix: false,
+            redirect_https: true,
+            hsts: true,
+            backend: Arc::new(Backend::new("app", vec![])),
+        }])
+    }
+
+    #[test]
+    fn plain_http_redirects_keep_path_and_query_but_not_challenges() {
+        let t = tls_table();
+        let route = t.lookup("app.example.com", "/x").unwrap();
+        assert_eq!(
+            https_redirect(route, false, Some("App.Example.com:80"), "/x?a=1", 443).as_deref(),
+            Some("https://app.example.com/x?a=1")
+        );
+        assert_eq!(
+            https_redirect(route, false, Some("app.example.com"), "/", 8443).as_deref(),
+            Some("https://app.example.com:8443/")
+        );
+        assert_eq!(
+            https_redirect(route, true, Some("app.example.com"), "/", 443),
+            None
+        );
+        assert_eq!(
+            https_redirect(
+                route,
+                false,
+                Some("app.example.com"),
+                "/.well-known/acme-challenge/tok",
+                443
+            ),
+            None
+        );
+        assert_eq!(hsts(route, true), Some("max-age=31536000"));
+        assert_eq!(hsts(route, false), None);
+        let plain = table(false, 1);
+        let route = plain.lookup("app.example.com", "/api").unwrap();
+        assert_eq!(
+            https_redirect(route, false, Some("app.example.com"), "/api", 443),
+            None
+        );
+        assert_eq!(hsts(route, true), None);
+    }
+
+    #[test]
+    fn challenges_are_answered_on_plain_http_only() {
+        let tokens = Http01Tokens::default();
+        tokens.insert("tok", "tok.key");
+        let path = "/.well-known/acme-challenge/tok";
+        assert_eq!(
+            acme_challenge(false, path, &tokens).as_deref(),
+            Some("tok.key")
+        );
+        assert_eq!(acme_challenge(true, path, &tokens), None);
+        assert_eq!(
+            acme_challenge(false, "/.well-known/acme-challenge/x", &tokens),
+            None
+        );
     }
 
     #[test]

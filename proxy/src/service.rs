@@ -3,20 +3,27 @@
 //! caller bound, on the caller's tokio runtime.
 
 use std::net::TcpListener;
-use std::os::fd::IntoRawFd;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::header;
+use pingora_core::apps::ServerApp;
+use pingora_core::listeners::tls::Acceptor;
+use pingora_core::protocols::l4::stream::Stream as L4Stream;
+use pingora_core::protocols::{GetSocketDigest, SocketDigest, Stream};
 use pingora_core::server::configuration::ServerConf;
-use pingora_core::server::{Fds, ShutdownWatch};
-use pingora_core::services::Service as _;
+use pingora_core::server::ShutdownWatch;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+use rustls::server::ResolvesServerCert;
+use rustls::ServerConfig;
+
+use berth_acme::Http01Tokens;
 
 use crate::metrics::InFlight;
 use crate::policy::{self, Decision, ErrorPage};
@@ -35,6 +42,8 @@ pub struct EdgeOptions {
     pub tls: bool,
     /// Deadline to connect to one replica before trying the next.
     pub connect_timeout: Duration,
+    /// Port of the HTTPS listener, for redirects.
+    pub https_port: u16,
 }
 
 /// The edge proxy: routes by the shared [`Router`].
@@ -42,15 +51,23 @@ pub struct EdgeProxy {
     router: Arc<Router>,
     metrics: ProxyMetrics,
     options: EdgeOptions,
+    challenges: Arc<Http01Tokens>,
 }
 
 impl EdgeProxy {
-    /// A proxy reading routes from `router`.
-    pub fn new(router: Arc<Router>, metrics: ProxyMetrics, options: EdgeOptions) -> Self {
+    /// A proxy reading routes from `router` and answering ACME HTTP-01
+    /// validations from `challenges`.
+    pub fn new(
+        router: Arc<Router>,
+        metrics: ProxyMetrics,
+        options: EdgeOptions,
+        challenges: Arc<Http01Tokens>,
+    ) -> Self {
         Self {
             router,
             metrics,
             options,
+            challenges,
         }
     }
 }
@@ -80,19 +97,34 @@ fn request_host(req: &RequestHeader) -> Option<&str> {
 }
 
 async fn respond(session: &mut Session, page: ErrorPage, request_id: &str) -> Result<()> {
-    let mut resp = ResponseHeader::build(page.status, Some(4))?;
-    resp.insert_header(header::CONTENT_TYPE, "text/html; charset=utf-8")?;
-    resp.insert_header(header::CONTENT_LENGTH, page.body.len())?;
+    let body = Bytes::from_static(page.body.as_bytes());
+    let html = "text/html; charset=utf-8";
+    answer(session, page.status, html, body, None, request_id).await
+}
+
+/// Writes a whole response berth makes itself.
+async fn answer(
+    session: &mut Session,
+    status: u16,
+    content_type: &str,
+    body: Bytes,
+    location: Option<&str>,
+    request_id: &str,
+) -> Result<()> {
+    let mut resp = ResponseHeader::build(status, Some(5))?;
+    resp.insert_header(header::CONTENT_TYPE, content_type)?;
+    resp.insert_header(header::CONTENT_LENGTH, body.len())?;
     resp.insert_header(header::CACHE_CONTROL, "no-store")?;
+    if let Some(location) = location {
+        resp.insert_header(header::LOCATION, location)?;
+    }
     resp.insert_header(X_REQUEST_ID, request_id)?;
     let head_only = session.req_header().method == http::Method::HEAD;
     session
         .write_response_header(Box::new(resp), head_only)
         .await?;
     if !head_only {
-        session
-            .write_response_body(Some(Bytes::from_static(page.body.as_bytes())), true)
-            .await?;
+        session.write_response_body(Some(body), true).await?;
     }
     Ok(())
 }
@@ -120,9 +152,29 @@ impl ProxyHttp for EdgeProxy {
         let req = session.req_header();
         ctx.request_id =
             policy::request_id(req.headers.get(X_REQUEST_ID).map(|v| v.as_bytes())).into_owned();
+        let tls = self.options.tls;
+        if let Some(key_auth) = policy::acme_challenge(tls, req.uri.path(), &self.challenges) {
+            let text = "text/plain";
+            let body = Bytes::from(key_auth);
+            answer(session, 200, text, body, None, &ctx.request_id).await?;
+            return Ok(true);
+        }
         let page = {
             let table = self.router.load();
-            match policy::decide(&table, request_host(req), req.uri.path()) {
+            let host = request_host(req);
+            let decision = policy::decide(&table, host, req.uri.path());
+            if let Decision::Forward(route) | Decision::NoReplica(route) = &decision {
+                let pq = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+                let https_port = self.options.https_port;
+                if let Some(to) = policy::https_redirect(route, tls, host, pq, https_port) {
+                    ctx.app = Some(route.backend().app().clone());
+                    let (status, text) = (308, "text/plain");
+                    let body = Bytes::from_static(b"Moved to HTTPS\n");
+                    answer(session, status, text, body, Some(&to), &ctx.request_id).await?;
+                    return Ok(true);
+                }
+            }
+            match decision {
                 Decision::Forward(route) => {
                     ctx.app = Some(route.backend().app().clone());
                     ctx.turn = route.backend().start();
@@ -294,6 +346,13 @@ impl ProxyHttp for EdgeProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         response.insert_header(X_REQUEST_ID, ctx.request_id.as_str())?;
+        if let Some(value) = ctx
+            .route
+            .as_ref()
+            .and_then(|r| policy::hsts(r, self.options.tls))
+        {
+            response.insert_header(header::STRICT_TRANSPORT_SECURITY, value)?;
+        }
         Ok(())
     }
 
@@ -336,24 +395,92 @@ impl ProxyHttp for EdgeProxy {
     }
 }
 
-/// Serves `proxy` on an already bound listener until `shutdown` turns true.
-/// The caller binds, so bind errors surface before anything starts and
-/// `:0` ports work. Returns when the listener has stopped accepting;
-/// requests in flight go on and are awaited by the caller.
+/// Deadline of a TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The rustls configuration of the HTTPS listener: TLS 1.2 and 1.3, ALPN
+/// h2 then http/1.1 (and `acme-tls/1` for TLS-ALPN-01 validation, which
+/// the resolver answers with the challenge certificate), certificates by
+/// SNI from `resolver`.
+pub fn tls_config(resolver: Arc<dyn ResolvesServerCert>) -> Arc<ServerConfig> {
+    let versions = [&rustls::version::TLS13, &rustls::version::TLS12];
+    let mut config = ServerConfig::builder_with_protocol_versions(&versions)
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    config.alpn_protocols = vec![
+        b"h2".to_vec(),
+        b"http/1.1".to_vec(),
+        berth_acme::ACME_TLS_ALPN.to_vec(),
+    ];
+    Arc::new(config)
+}
+
+/// Serves `proxy` on an already bound listener until `shutdown` turns true,
+/// terminating TLS with `tls` when given. The caller binds, so bind errors
+/// surface before anything starts and `:0` ports work. Returns when the
+/// listener has stopped accepting; requests in flight go on and are awaited
+/// by the caller.
 pub async fn serve(
     listener: TcpListener,
     proxy: EdgeProxy,
-    shutdown: ShutdownWatch,
+    tls: Option<Arc<ServerConfig>>,
+    mut shutdown: ShutdownWatch,
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
-    let addr = listener.local_addr()?.to_string();
+    let listener = tokio::net::TcpListener::from_std(listener)?;
     let conf = Arc::new(ServerConf::default());
-    let mut service = pingora_proxy::http_proxy_service_with_name(&conf, proxy, "berth-edge");
-    service.add_tcp(&addr);
-    let mut fds = Fds::new();
-    // pingora takes ownership of the descriptor and closes it on shutdown.
-    fds.add(addr, listener.into_raw_fd());
-    let fds = Arc::new(parking_lot::Mutex::new(fds));
-    service.start_service(Some(fds), shutdown, 1).await;
-    Ok(())
+    let app = Arc::new(pingora_proxy::http_proxy(&conf, proxy));
+    let acceptor = tls.map(|config| Arc::new(Acceptor::from_server_config(config)));
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    return Ok(());
+                }
+                continue;
+            }
+        };
+        let (tcp, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(err) => {
+                // Out of descriptors or a connection reset before accept:
+                // pause briefly rather than spin.
+                tracing::warn!(%err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let (app, acceptor, shutdown) = (app.clone(), acceptor.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let mut stream = L4Stream::from(tcp);
+            if let Err(err) = stream.set_nodelay() {
+                tracing::debug!(%err, "TCP_NODELAY");
+            }
+            let digest = SocketDigest::from_raw_fd(stream.as_raw_fd());
+            let _ = digest.peer_addr.set(Some(peer.into()));
+            stream.set_socket_digest(digest);
+            let stream: Stream = match acceptor {
+                Some(acceptor) => {
+                    let handshake = acceptor.tls_handshake(stream);
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                        Ok(Ok(tls)) => Box::new(tls),
+                        Ok(Err(err)) => {
+                            tracing::debug!(%peer, %err, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    }
+                }
+                None => Box::new(stream),
+            };
+            let mut next = app.process_new(stream, &shutdown).await;
+            while let Some(stream) = next {
+                next = app.process_new(stream, &shutdown).await;
+            }
+        });
+    }
 }

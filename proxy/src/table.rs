@@ -64,6 +64,8 @@ impl Backend {
 pub struct Route {
     prefix: Arc<str>,
     strip_prefix: bool,
+    redirect_https: bool,
+    hsts: bool,
     backend: Arc<Backend>,
 }
 
@@ -76,6 +78,16 @@ impl Route {
     /// Whether the prefix is removed before forwarding.
     pub fn strip_prefix(&self) -> bool {
         self.strip_prefix
+    }
+
+    /// Whether plain HTTP requests are redirected to HTTPS.
+    pub fn redirect_https(&self) -> bool {
+        self.redirect_https
+    }
+
+    /// Whether HTTPS responses carry `Strict-Transport-Security`.
+    pub fn hsts(&self) -> bool {
+        self.hsts
     }
 
     /// Where the route goes.
@@ -109,6 +121,10 @@ pub struct RouteSpec {
     pub path_prefix: String,
     /// Whether to strip the prefix.
     pub strip_prefix: bool,
+    /// Whether plain HTTP is redirected to HTTPS.
+    pub redirect_https: bool,
+    /// Whether HTTPS responses carry HSTS.
+    pub hsts: bool,
     /// The app's backend.
     pub backend: Arc<Backend>,
 }
@@ -139,6 +155,8 @@ impl RouteTable {
             routes.push(Route {
                 prefix: spec.path_prefix.into(),
                 strip_prefix: spec.strip_prefix,
+                redirect_https: spec.redirect_https,
+                hsts: spec.hsts,
                 backend: spec.backend,
             });
         }
@@ -200,6 +218,8 @@ mod tests {
             host: host.into(),
             path_prefix: prefix.into(),
             strip_prefix: false,
+            redirect_https: false,
+            hsts: false,
             backend: Arc::new(Backend::new(app, vec![])),
         }
     }

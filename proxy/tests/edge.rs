@@ -98,12 +98,14 @@ async fn start_edge(specs: Vec<RouteSpec>) -> Edge {
         EdgeOptions {
             tls: false,
             connect_timeout: Duration::from_secs(1),
+            https_port: 443,
         },
+        Arc::default(),
     );
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, watch) = tokio::sync::watch::channel(false);
-    tokio::spawn(berth_proxy::serve(listener, proxy, watch));
+    tokio::spawn(berth_proxy::serve(listener, proxy, None, watch));
     Edge {
         addr,
         router,
@@ -116,6 +118,8 @@ fn route(host: &str, prefix: &str, strip: bool, backend: &Arc<Backend>) -> Route
         host: host.into(),
         path_prefix: prefix.into(),
         strip_prefix: strip,
+        redirect_https: false,
+        hsts: false,
         backend: backend.clone(),
     }
 }

@@ -5,7 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use berth_config::{AppInput, AppPatch};
+use berth_config::{AppInput, AppPatch, AppSpec, CertificateSource, FieldError};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use utoipa::IntoParams;
@@ -38,13 +38,31 @@ pub async fn create(
         active_deployment: None,
         stopped: false,
     };
+    check_custom_certificates(&state, &record.spec)?;
     let orchestrator = &state.orchestrator;
     orchestrator.store().create_app(&record)?;
     orchestrator.rebuild_routes()?;
+    state.certs.sync();
     Ok((
         StatusCode::CREATED,
         Json(AppView::new(record, orchestrator)),
     ))
+}
+
+/// A `custom` domain needs an uploaded certificate that covers its host.
+fn check_custom_certificates(state: &ApiState, spec: &AppSpec) -> Result<(), FieldError> {
+    for (i, d) in spec.domains.iter().enumerate() {
+        if d.certificate == CertificateSource::Custom && !state.certs.custom_covers(&d.host) {
+            return Err(FieldError::new(
+                format!("domains[{i}].certificate"),
+                format!(
+                    "no uploaded certificate covers {}; upload one with POST /api/v1/certificates first",
+                    d.host
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Lists apps.
@@ -87,11 +105,14 @@ pub async fn patch(
 ) -> Result<Json<AppView>, ApiError> {
     let orchestrator = &state.orchestrator;
     let record = orchestrator.store().update_app(&name, |r| {
-        r.spec = r.spec.patched(patch).map_err(StoreError::Invalid)?;
+        let spec = r.spec.patched(patch).map_err(StoreError::Invalid)?;
+        check_custom_certificates(&state, &spec).map_err(StoreError::Invalid)?;
+        r.spec = spec;
         r.updated_at = OffsetDateTime::now_utc();
         Ok(())
     })?;
     orchestrator.rebuild_routes()?;
+    state.certs.sync();
     Ok(Json(AppView::new(record, orchestrator)))
 }
 
@@ -104,6 +125,7 @@ pub async fn delete(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state.orchestrator.delete(&name).await?;
+    state.certs.sync();
     Ok(StatusCode::NO_CONTENT)
 }
 

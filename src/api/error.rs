@@ -9,6 +9,7 @@ use berth_config::FieldError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::certs::CertsError;
 use crate::orchestrator::OpError;
 use crate::store::StoreError;
 
@@ -118,6 +119,28 @@ impl From<OpError> for ApiError {
             ),
             OpError::Busy => Self::new(StatusCode::CONFLICT, "busy", OpError::Busy.to_string()),
             e @ OpError::Ended(_) => Self::new(StatusCode::CONFLICT, "ended", e.to_string()),
+        }
+    }
+}
+
+impl From<CertsError> for ApiError {
+    fn from(e: CertsError) -> Self {
+        match e {
+            CertsError::Invalid(err) => {
+                let message = err.to_string();
+                let field = if message.starts_with("key_pem") {
+                    "key_pem"
+                } else {
+                    "cert_pem"
+                };
+                Self::new(StatusCode::BAD_REQUEST, "invalid_certificate", message).with_field(field)
+            }
+            CertsError::Field(f) => f.into(),
+            CertsError::InUse(f) => {
+                Self::new(StatusCode::CONFLICT, "in_use", f.message).with_field(f.field)
+            }
+            CertsError::Store(s) => s.into(),
+            other @ CertsError::Secret(_) => Self::internal(&other),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! is generated from the handlers' annotations.
 
 mod apps;
+mod certificates;
 mod deployments;
 mod error;
 mod json;
@@ -20,6 +21,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::auth::AdminAuth;
+use crate::certs::Certificates;
 use crate::orchestrator::Orchestrator;
 
 pub use error::ApiError;
@@ -29,6 +31,8 @@ pub use error::ApiError;
 pub struct ApiState {
     /// The orchestrator (and through it the store).
     pub orchestrator: Orchestrator,
+    /// The edge's certificates.
+    pub certs: Certificates,
 }
 
 /// Answer of `GET /api/v1/health`.
@@ -73,6 +77,7 @@ impl Modify for BearerAuth {
         apps::stop, apps::start, apps::logs,
         deployments::create, deployments::list_for_app, deployments::get_one,
         deployments::list, deployments::cancel, deployments::rollback, deployments::logs,
+        certificates::list, certificates::create, certificates::delete,
     ),
     modifiers(&BearerAuth),
     security(("admin_token" = [])),
@@ -130,6 +135,14 @@ pub fn router(state: ApiState, auth: AdminAuth) -> Router {
         .route("/deployments/{id}", get(deployments::get_one))
         .route("/deployments/{id}/cancel", post(deployments::cancel))
         .route("/deployments/{id}/logs", get(deployments::logs))
+        .route(
+            "/certificates",
+            get(certificates::list).post(certificates::create),
+        )
+        .route(
+            "/certificates/{id}",
+            axum::routing::delete(certificates::delete),
+        )
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(auth, require_token))
         .with_state(state);
@@ -155,6 +168,7 @@ mod tests {
             "/api/v1/deployments/{id}",
             "/api/v1/projects/{name}",
             "/api/v1/apps/{name}/logs",
+            "/api/v1/certificates",
         ] {
             assert!(paths.iter().any(|x| x == p), "{p} missing from {paths:?}");
         }

@@ -561,6 +561,8 @@ impl Orchestrator {
                     host: d.host.clone(),
                     path_prefix: d.path_prefix.clone(),
                     strip_prefix: d.strip_prefix,
+                    redirect_https: d.redirect_https,
+                    hsts: d.hsts,
                     backend: backend.clone(),
                 });
             }

@@ -3,6 +3,7 @@
 //! [`schema`]; values are versioned JSON. Writes are `Durability::Immediate`
 //! transactions, so a commit that returned survives a crash.
 
+mod certificates;
 mod records;
 mod schema;
 
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use berth_config::{FieldError, ProjectSpec};
 use redb::{Database, ReadableDatabase, ReadableTable};
 
+pub use certificates::{CertificateOrigin, CertificateRecord};
 pub use records::{
     AppRecord, DeploymentRecord, DeploymentStatus, Phase, PhaseTime, ProjectRecord, Timing, Trigger,
 };

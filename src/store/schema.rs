@@ -27,10 +27,15 @@ pub const DEPLOYMENT_LOGS: TableDefinition<&str, &[u8]> = TableDefinition::new("
 pub const APP_DEPLOYMENTS: MultimapTableDefinition<&str, &str> =
     MultimapTableDefinition::new("app_deployments");
 
+/// `certificates`: id → [`super::CertificateRecord`].
+pub const CERTIFICATES: TableDefinition<&str, &[u8]> = TableDefinition::new("certificates");
+
 /// Key of the schema version in `meta` (u32, little endian).
 pub const SCHEMA_KEY: &str = "schema_version";
 /// Key of the admin token's SHA-256 in `meta`.
 pub const ADMIN_TOKEN_HASH: &str = "admin_token_sha256";
+/// Key of the sealed ACME account credentials in `meta` (encoded string).
+pub const ACME_ACCOUNT: &str = "acme_account";
 
 /// Creates missing tables and checks (or writes) the schema version.
 pub fn init(db: &Database) -> Result<(), StoreError> {
@@ -58,6 +63,7 @@ pub fn init(db: &Database) -> Result<(), StoreError> {
         tx.open_table(DEPLOYMENTS)?;
         tx.open_table(DEPLOYMENT_LOGS)?;
         tx.open_multimap_table(APP_DEPLOYMENTS)?;
+        tx.open_table(CERTIFICATES)?;
     }
     tx.commit()?;
     Ok(())

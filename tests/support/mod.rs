@@ -78,7 +78,10 @@ pub struct Berth {
     pub child: Option<Child>,
     pub admin: String,
     pub http: String,
+    pub https: String,
     pub metrics: String,
+    /// Flags added to `berth serve`.
+    pub extra_args: Vec<String>,
     pub token: String,
     images: Vec<String>,
     client: reqwest::Client,
@@ -123,7 +126,9 @@ impl Berth {
             child: None,
             admin: String::new(),
             http: String::new(),
+            https: String::new(),
             metrics: String::new(),
+            extra_args: Vec::new(),
             token: String::new(),
             images: Vec::new(),
             client: reqwest::Client::new(),
@@ -149,6 +154,8 @@ impl Berth {
             .arg("--config")
             .arg(self.data_dir().join("berth.toml"))
             .args(["--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
+            .args(["--https-addr", "127.0.0.1:0"])
+            .args(&self.extra_args)
             .args(["--metrics-addr", "127.0.0.1:0"])
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -163,6 +170,7 @@ impl Berth {
                 if v["pid"] == pid {
                     self.admin = v["admin"].as_str().unwrap().to_string();
                     self.http = v["http"].as_str().unwrap().to_string();
+                    self.https = v["https"].as_str().unwrap().to_string();
                     self.metrics = v["metrics"].as_str().unwrap().to_string();
                     break;
                 }
