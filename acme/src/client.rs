@@ -187,6 +187,11 @@ impl AcmeClient {
                     answered.alpn_set.push(host.to_string());
                 }
             }
+            tracing::info!(
+                host,
+                challenge = kind.name(),
+                "challenge answered; asking the CA to validate"
+            );
             challenge.set_ready().await?;
         }
         let retries = RetryPolicy::new()

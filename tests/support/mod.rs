@@ -5,6 +5,9 @@
 
 #![allow(dead_code)]
 
+pub mod pebble;
+pub mod tls;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -111,12 +114,18 @@ impl Berth {
 
     /// Like [`Berth::start`], with extra `[deploy]` settings (TOML lines).
     pub async fn start_with(deploy: &str) -> Berth {
+        Self::start_configured(deploy, "", Vec::new()).await
+    }
+
+    /// Like [`Berth::start_with`], plus more TOML tables (`tables`, e.g.
+    /// `[acme]` lines) and flags of `berth serve`.
+    pub async fn start_configured(deploy: &str, tables: &str, args: Vec<String>) -> Berth {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("berth.toml"),
             format!(
                 "[deploy]\nhealth_timeout_secs = 20\nstop_grace_secs = 1\n{deploy}\n\
-                 [proxy]\nshutdown_grace_secs = 5\n"
+                 [proxy]\nshutdown_grace_secs = 5\n{tables}\n"
             ),
         )
         .unwrap();
@@ -128,7 +137,7 @@ impl Berth {
             http: String::new(),
             https: String::new(),
             metrics: String::new(),
-            extra_args: Vec::new(),
+            extra_args: args,
             token: String::new(),
             images: Vec::new(),
             client: reqwest::Client::new(),

@@ -1,0 +1,359 @@
+//! HTTPS at the edge against real parts: certificates from a test CA
+//! uploaded through the API, and from Debian's `pebble` ACME server over
+//! HTTP-01 and TLS-ALPN-01; clients are curl (h2) and rustls.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::pebble::{Pebble, PebblePorts};
+use support::tls::{curl_https, TestCa};
+use support::{Berth, Image};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn port(addr: &str) -> u16 {
+    addr.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+async fn upload(berth: &Berth, name: &str, cert: &str, key: &str) -> (u16, Value) {
+    berth
+        .api(
+            "POST",
+            "/certificates",
+            Some(json!({"name": name, "cert_pem": cert, "key_pem": key})),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn custom_certificates_are_checked_then_served_over_h2_with_redirects_and_hsts() {
+    let mut berth = Berth::start().await;
+    let ca = TestCa::new("berth test CA");
+    let ca_file = berth.data_dir().join("test-ca.pem");
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+
+    // Refused, each with the field and the reason; nothing is stored.
+    let (cert, key) = ca.leaf(&["secure.test", "*.wild.test"], (-1, 30));
+    let (status, body) = upload(&berth, "bad", "hello", &key).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "cert_pem", "{body}");
+    let (_, other_key) = ca.leaf(&["secure.test"], (-1, 30));
+    let (status, body) = upload(&berth, "bad", &cert, &other_key).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "key_pem", "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("does not belong"));
+    let (old, old_key) = ca.leaf(&["secure.test"], (-30, -1));
+    let (status, body) = upload(&berth, "bad", &old, &old_key).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
+        "{body}"
+    );
+    let (status, body) = upload(
+        &berth,
+        "bad",
+        &cert,
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "key_pem", "{body}");
+    let (_, list) = berth.api("GET", "/certificates", None).await;
+    assert_eq!(list["certificates"], json!([]), "{list}");
+
+    // A custom domain needs a certificate that covers it.
+    let app = json!({"name": "web", "image": "unused", "port": 8080,
+        "domains": [{"host": "secure.test", "certificate": "custom", "hsts": true},
+                    {"host": "a.wild.test", "certificate": "custom"}]});
+    let (status, body) = berth.api("POST", "/apps", Some(app.clone())).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "domains[0].certificate", "{body}");
+
+    let (status, body) = upload(&berth, "secure", &cert, &key).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(!body.to_string().contains("PRIVATE KEY"), "{body}");
+    assert_eq!(body["names"], json!(["secure.test", "*.wild.test"]));
+    let v1 = berth.image(Image::Web("v1"));
+    let mut app = app;
+    app["image"] = json!(v1);
+    berth.create_app(app).await;
+    assert_eq!(berth.deploy("web").await["status"], "succeeded");
+
+    // HTTPS with h2, for the exact name and the wildcard.
+    let r = curl_https(&ca_file, "secure.test", &berth.https, "/").unwrap();
+    assert_eq!((r.status, r.http_version.as_str()), (200, "2"), "{r:?}");
+    assert!(r.body.starts_with("v1 "), "{r:?}");
+    assert!(
+        r.headers
+            .contains("strict-transport-security: max-age=31536000"),
+        "{r:?}"
+    );
+    let r = curl_https(&ca_file, "a.wild.test", &berth.https, "/").unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(!r.headers.contains("strict-transport-security"), "{r:?}");
+
+    // Plain HTTP redirects with path and query; ACME paths are not redirected.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = client
+        .get(format!("http://{}/some/path?q=1", berth.http))
+        .header("host", "Secure.Test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 308);
+    assert_eq!(
+        resp.headers()["location"],
+        format!("https://secure.test:{}/some/path?q=1", port(&berth.https)).as_str()
+    );
+    let resp = client
+        .get(format!(
+            "http://{}/.well-known/acme-challenge/x",
+            berth.http
+        ))
+        .header("host", "secure.test")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(resp.status(), 308);
+
+    // A name without a certificate gets the self-signed fallback, which
+    // the test CA does not vouch for.
+    let err = curl_https(&ca_file, "unknown.test", &berth.https, "/").unwrap_err();
+    assert!(err.contains("certificate"), "{err}");
+
+    // The key is stored encrypted, the certificate cannot go while used.
+    let store = std::fs::read(berth.data_dir().join("berth.redb")).unwrap();
+    let key_line = key.lines().nth(1).unwrap();
+    assert!(
+        !store
+            .windows(key_line.len())
+            .any(|w| w == key_line.as_bytes()),
+        "the private key is in the store in plain text"
+    );
+    let (_, list) = berth.api("GET", "/certificates", None).await;
+    assert!(!list.to_string().contains("PRIVATE KEY"));
+    assert_eq!(list["domains"][0]["status"], "valid", "{list}");
+    let (status, body) = berth.api("DELETE", "/certificates/secure", None).await;
+    assert_eq!(status, 409, "{body}");
+
+    // After a restart the certificate still serves (key from the store).
+    assert!(berth.terminate().await);
+    berth.launch().await;
+    let r = curl_https(&ca_file, "secure.test", &berth.https, "/").unwrap();
+    assert_eq!(r.status, 200, "{r:?}\n{}", berth.log());
+}
+
+/// Starts berth with pebble as its ACME server (`tables` adds TOML).
+async fn berth_with_pebble(tables: &str, validity_secs: Option<u64>) -> (Berth, Pebble) {
+    let ports = PebblePorts::pick();
+    let prepared = Pebble::prepare(&ports);
+    let args = vec![
+        "--acme-directory".to_string(),
+        prepared.2.clone(),
+        "--acme-ca-root".to_string(),
+        prepared.1.display().to_string(),
+        "--acme-email".to_string(),
+        "ops@example.com".to_string(),
+    ];
+    let berth = Berth::start_configured("", tables, args).await;
+    let pebble = Pebble::start(
+        &ports,
+        prepared,
+        port(&berth.http),
+        port(&berth.https),
+        validity_secs,
+    );
+    (berth, pebble)
+}
+
+/// Waits until the domain's certificate is valid; returns the listing.
+async fn wait_valid(berth: &Berth, pebble: &Pebble, host: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (_, list) = berth.api("GET", "/certificates", None).await;
+        let domain = list["domains"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["host"] == host)
+            .cloned()
+            .unwrap_or_default();
+        if domain["status"] == "valid" {
+            return list;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{host} got no certificate: {list}\nberth:\n{}\npebble:\n{}",
+            berth.log(),
+            pebble.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn acme_issues_and_serves(tables: &str, challenge: &str) {
+    let (mut berth, pebble) = berth_with_pebble(tables, None).await;
+    let v1 = berth.image(Image::Web("v1"));
+    berth
+        .create_app(json!({"name": "web", "image": v1, "port": 8080,
+            "domains": [{"host": "web.test", "certificate": "letsencrypt"}]}))
+        .await;
+    assert_eq!(berth.deploy("web").await["status"], "succeeded");
+    let list = wait_valid(&berth, &pebble, "web.test").await;
+    assert_eq!(list["domains"][0]["certificate"], "acme:web.test", "{list}");
+    let root = pebble.issuing_root();
+    let r = curl_https(&root, "web.test", &berth.https, "/").unwrap();
+    assert_eq!((r.status, r.http_version.as_str()), (200, "2"), "{r:?}");
+    assert!(r.body.starts_with("v1 "), "{r:?}");
+    let metrics = reqwest::get(format!("http://{}/metrics", berth.metrics))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("berth_certificate_expiry_seconds{certificate=\"acme:web.test\"}"),
+        "{metrics}"
+    );
+    let log = berth.log();
+    assert!(
+        log.contains("challenge answered") && log.contains(challenge),
+        "validated over {challenge}: {log}"
+    );
+    // The account and the certificate survive a restart: no new order.
+    assert!(berth.terminate().await);
+    berth.launch().await;
+    let r = curl_https(&root, "web.test", &berth.https, "/").unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        !berth.log().contains("ordering a certificate"),
+        "{}",
+        berth.log()
+    );
+    drop(pebble);
+}
+
+#[tokio::test]
+async fn acme_http01_certificate_is_served_over_h2() {
+    acme_issues_and_serves("", "http-01").await;
+}
+
+#[tokio::test]
+async fn acme_tls_alpn01_certificate_is_served_over_h2() {
+    acme_issues_and_serves("[acme]\nchallenge = \"tls-alpn-01\"\n", "tls-alpn-01").await;
+}
+
+/// A TLS connection to the edge for `host`, trusting `root`.
+async fn connect(
+    berth: &Berth,
+    root: &std::path::Path,
+    host: &str,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(root).unwrap();
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(&berth.https).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from(host.to_string()).unwrap();
+    connector.connect(name, tcp).await.unwrap()
+}
+
+fn leaf_of(stream: &tokio_rustls::client::TlsStream<tokio::net::TcpStream>) -> Vec<u8> {
+    stream.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+/// One keep-alive HTTP/1.1 GET on an open connection; returns the status line.
+async fn get_on(
+    stream: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    host: &str,
+) -> String {
+    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(
+            n > 0,
+            "connection closed: {}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length: usize = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().unwrap())
+                })
+                .expect("a content-length");
+            if buf.len() >= end + 4 + length {
+                return text.lines().next().unwrap().to_string();
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn renewal_replaces_the_certificate_while_a_connection_stays_open() {
+    // Certificates live 30 s: renewal is due after 20 s.
+    let (mut berth, pebble) = berth_with_pebble("", Some(30)).await;
+    let v1 = berth.image(Image::Web("v1"));
+    berth
+        .create_app(json!({"name": "web", "image": v1, "port": 8080,
+            "domains": [{"host": "web.test", "certificate": "letsencrypt"}]}))
+        .await;
+    assert_eq!(berth.deploy("web").await["status"], "succeeded");
+    let first = wait_valid(&berth, &pebble, "web.test").await;
+    let first_expiry = first["domains"][0]["expires_at"].clone();
+    assert!(first["domains"][0]["renew_at"].is_string(), "{first}");
+    let root = pebble.issuing_root();
+    let mut open = connect(&berth, &root, "web.test").await;
+    let old_leaf = leaf_of(&open);
+    assert!(get_on(&mut open, "web.test").await.contains("200"));
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, list) = berth.api("GET", "/certificates", None).await;
+        if list["domains"][0]["expires_at"] != first_expiry
+            && list["domains"][0]["status"] == "valid"
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no renewal: {list}\n{}",
+            berth.log()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // The open connection goes on with the certificate it has; a new one
+    // gets the successor.
+    assert!(get_on(&mut open, "web.test").await.contains("200"));
+    let fresh = connect(&berth, &root, "web.test").await;
+    assert_ne!(
+        leaf_of(&fresh),
+        old_leaf,
+        "a new connection gets the new certificate"
+    );
+    drop(pebble);
+    berth.terminate().await;
+}
