@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use berth_config::Settings;
-use berth_proxy::{EdgeOptions, EdgeProxy, ProxyMetrics, Router};
+use berth_proxy::{EdgeOptions, EdgeProxy, H3Options, ProxyMetrics, Router};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
@@ -43,6 +43,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("binding http_addr {}", settings.http_addr))?;
     let https = std::net::TcpListener::bind(settings.https_addr)
         .with_context(|| format!("binding https_addr {}", settings.https_addr))?;
+    // HTTP/3 shares the HTTPS port number, over UDP.
+    let quic_addr = SocketAddr::new(settings.https_addr.ip(), https.local_addr()?.port());
+    let quic = std::net::UdpSocket::bind(quic_addr)
+        .with_context(|| format!("binding https_addr {quic_addr} (UDP, for HTTP/3)"))?;
     let admin = tokio::net::TcpListener::bind(settings.admin_addr)
         .await
         .with_context(|| format!("binding admin_addr {}", settings.admin_addr))?;
@@ -123,11 +127,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 tls,
                 connect_timeout: settings.connect_timeout,
                 https_port: https_addr.port(),
+                h3_port: Some(https_addr.port()),
             },
             challenges.clone(),
         )
     };
-    let tls = berth_proxy::tls_config(Arc::new(Resolver(served)));
+    let resolver = Arc::new(Resolver(served));
+    let tls = berth_proxy::tls_config(resolver.clone());
     let edge_tasks = [
         tokio::spawn(berth_proxy::serve(
             http,
@@ -135,8 +141,28 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             None,
             edge_watch.clone(),
         )),
-        tokio::spawn(berth_proxy::serve(https, edge(true), Some(tls), edge_watch)),
+        tokio::spawn(berth_proxy::serve(
+            https,
+            edge(true),
+            Some(tls),
+            edge_watch.clone(),
+        )),
     ];
+    let h3 = berth_proxy::serve_h3(
+        quic,
+        resolver,
+        router.clone(),
+        proxy_metrics.clone(),
+        H3Options {
+            connect_timeout: settings.connect_timeout,
+        },
+        edge_watch,
+    );
+    let h3_task = tokio::spawn(async move {
+        if let Err(err) = h3.await {
+            tracing::error!(%err, "HTTP/3 is off: its listener failed");
+        }
+    });
     certs.run(shutdown.clone());
 
     let admin_addr = admin.local_addr()?;
@@ -193,6 +219,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         for task in edge_tasks {
             let _ = task.await;
         }
+        let _ = h3_task.await;
         let _ = admin_task.await;
         let _ = metrics_task.await;
     })

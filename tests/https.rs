@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::pebble::{Pebble, PebblePorts};
-use support::tls::{curl_https, TestCa};
+use support::tls::{curl_https, h3_get, TestCa};
 use support::{Berth, Image};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -99,6 +99,17 @@ async fn custom_certificates_are_checked_then_served_over_h2_with_redirects_and_
     let r = curl_https(&ca_file, "a.wild.test", &berth.https, "/").unwrap();
     assert_eq!(r.status, 200, "{r:?}");
     assert!(!r.headers.contains("strict-transport-security"), "{r:?}");
+
+    // HTTP/3 is advertised on TCP and answers on the same port over UDP,
+    // with the same certificate and routes.
+    let alt_svc = format!("alt-svc: h3=\":{}\"", port(&berth.https));
+    assert!(r.headers.contains(&alt_svc), "{r:?}");
+    let (status, headers, body) = h3_get(&ca_file, "secure.test", &berth.https, "/").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("v1 "), "{body}");
+    assert_eq!(headers["strict-transport-security"], "max-age=31536000");
+    let (status, _, _) = h3_get(&ca_file, "secure.test", &berth.https, "/nothing-here").await;
+    assert_eq!(status, 404);
 
     // Plain HTTP redirects with path and query; ACME paths are not redirected.
     let client = reqwest::Client::builder()

@@ -2,11 +2,13 @@
 //! atomically by the orchestrator), the request policy as plain functions,
 //! and the thin pingora glue that serves it.
 //!
-//! The policy lives in [`policy`] so that other front ends (HTTP/3, a
-//! pingora-core app) call the same code and cannot drift.
+//! The policy lives in [`policy`] so that both front ends (pingora for
+//! HTTP/1.1 and h2 over TCP, quinn + h3 for HTTP/3) call the same code and
+//! cannot drift.
 
 #![forbid(unsafe_code)]
 
+mod h3;
 mod metrics;
 pub mod policy;
 mod router;
@@ -14,6 +16,7 @@ mod service;
 mod table;
 mod upstream;
 
+pub use h3::{serve_h3, H3Error, H3Options};
 pub use metrics::ProxyMetrics;
 pub use router::Router;
 pub use service::{serve, tls_config, EdgeOptions, EdgeProxy};

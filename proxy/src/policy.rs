@@ -89,6 +89,34 @@ pub fn hsts(route: &Route, tls: bool) -> Option<&'static str> {
     (tls && route.hsts()).then_some("max-age=31536000")
 }
 
+/// `Alt-Svc` for responses over TLS when HTTP/3 listens on `h3_port`.
+pub fn alt_svc(tls: bool, h3_port: Option<u16>) -> Option<String> {
+    let port = h3_port.filter(|_| tls)?;
+    Some(format!("h3=\":{port}\"; ma=86400"))
+}
+
+/// Request id header, kept from the client when sane, echoed back.
+pub const X_REQUEST_ID: &str = "x-request-id";
+/// The client's address, as the edge saw it.
+pub const X_FORWARDED_FOR: &str = "x-forwarded-for";
+/// `http` or `https`, as the client connected.
+pub const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
+/// The host the client asked for.
+pub const X_FORWARDED_HOST: &str = "x-forwarded-host";
+
+/// Connection-specific headers never forwarded (RFC 9110 §7.6.1); HTTP/3
+/// and HTTP/2 forbid them outright.
+pub const HOP_BY_HOP_HEADERS: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "transfer-encoding",
+    "upgrade",
+];
+
 /// Longest request id accepted from a client.
 const MAX_REQUEST_ID: usize = 128;
 

@@ -30,10 +30,7 @@ use crate::policy::{self, Decision, ErrorPage};
 use crate::UpstreamGuard;
 use crate::{ProxyMetrics, Route, Router};
 
-const X_REQUEST_ID: &str = "x-request-id";
-const X_FORWARDED_FOR: &str = "x-forwarded-for";
-const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
-const X_FORWARDED_HOST: &str = "x-forwarded-host";
+use policy::{X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID};
 
 /// Settings of one edge listener.
 #[derive(Debug, Clone)]
@@ -44,6 +41,8 @@ pub struct EdgeOptions {
     pub connect_timeout: Duration,
     /// Port of the HTTPS listener, for redirects.
     pub https_port: u16,
+    /// UDP port of the HTTP/3 listener, advertised in `Alt-Svc` on TLS.
+    pub h3_port: Option<u16>,
 }
 
 /// The edge proxy: routes by the shared [`Router`].
@@ -352,6 +351,9 @@ impl ProxyHttp for EdgeProxy {
             .and_then(|r| policy::hsts(r, self.options.tls))
         {
             response.insert_header(header::STRICT_TRANSPORT_SECURITY, value)?;
+        }
+        if let Some(value) = policy::alt_svc(self.options.tls, self.options.h3_port) {
+            response.insert_header(header::ALT_SVC, value)?;
         }
         Ok(())
     }

@@ -99,6 +99,7 @@ async fn start_edge(specs: Vec<RouteSpec>) -> Edge {
             tls: false,
             connect_timeout: Duration::from_secs(1),
             https_port: 443,
+            h3_port: None,
         },
         Arc::default(),
     );

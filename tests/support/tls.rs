@@ -86,3 +86,54 @@ pub fn curl_https(ca: &Path, host: &str, addr: &str, path: &str) -> Result<CurlR
         body: std::fs::read_to_string(body).unwrap_or_default(),
     })
 }
+
+/// One HTTP/3 GET of `https://<host><path>` at `addr` (UDP) with `ca`
+/// trusted, from a quinn + h3 client; returns status, headers and body.
+pub async fn h3_get(
+    ca: &Path,
+    host: &str,
+    addr: &str,
+    path: &str,
+) -> (u16, http::HeaderMap, String) {
+    use bytes::Buf;
+    use std::sync::Arc;
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(ca).unwrap();
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut tls = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h3".to_vec()];
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
+    let conn = endpoint
+        .connect(addr.parse().unwrap(), host)
+        .unwrap()
+        .await
+        .unwrap();
+    let (mut driver, mut sender) = h3::client::new(h3_quinn::Connection::new(conn))
+        .await
+        .unwrap();
+    let drive = tokio::spawn(async move {
+        let _ = std::future::poll_fn(|cx| driver.poll_close(cx)).await;
+    });
+    let req = http::Request::get(format!("https://{host}{path}"))
+        .body(())
+        .unwrap();
+    let mut stream = sender.send_request(req).await.unwrap();
+    stream.finish().await.unwrap();
+    let resp = stream.recv_response().await.unwrap();
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.recv_data().await.unwrap() {
+        body.extend_from_slice(chunk.chunk());
+    }
+    drive.abort();
+    (
+        resp.status().as_u16(),
+        resp.headers().clone(),
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}

@@ -1,0 +1,496 @@
+//! HTTP/3 on the HTTPS address over UDP (quinn + h3): the same
+//! certificates (the rustls resolver over the shared store, so a new or
+//! renewed certificate never rebuilds the QUIC endpoint), the same route
+//! table and the same [`policy`] as the TCP path. Each request goes to a
+//! replica over HTTP/1.1 with both bodies streamed; a replica that refuses
+//! the connection is skipped for the next one, as on TCP.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes};
+use futures_util::StreamExt;
+use h3::server::{RequestResolver, RequestStream};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty, StreamBody};
+use hyper::body::Frame;
+use hyper_util::rt::TokioIo;
+use pingora_core::server::ShutdownWatch;
+use rustls::server::ResolvesServerCert;
+
+use crate::policy::{self, Decision, ErrorPage};
+use crate::{ProxyMetrics, Route, Router, UpstreamGuard};
+
+/// Largest header section a client may send.
+const MAX_HEADER_BYTES: u64 = 64 * 1024;
+/// Deadline of the QUIC handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle QUIC connections close after this long.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+type H3Conn = h3_quinn::Connection;
+type SendHalf =
+    RequestStream<<h3_quinn::BidiStream<Bytes> as h3::quic::BidiStream<Bytes>>::SendStream, Bytes>;
+type RecvHalf =
+    RequestStream<<h3_quinn::BidiStream<Bytes> as h3::quic::BidiStream<Bytes>>::RecvStream, Bytes>;
+type UpstreamBody = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// Why the HTTP/3 listener could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum H3Error {
+    /// The TLS configuration is not usable for QUIC.
+    #[error("TLS for QUIC: {0}")]
+    Tls(String),
+    /// The UDP socket could not be used.
+    #[error("UDP socket: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Settings of the HTTP/3 listener.
+#[derive(Debug, Clone)]
+pub struct H3Options {
+    /// Deadline to connect to one replica before trying the next.
+    pub connect_timeout: Duration,
+}
+
+/// What every HTTP/3 request needs.
+struct Front {
+    router: Arc<Router>,
+    metrics: ProxyMetrics,
+    options: H3Options,
+}
+
+/// The QUIC endpoint configuration: TLS 1.3 with ALPN `h3` and
+/// certificates from `resolver`.
+fn quic_config(resolver: Arc<dyn ResolvesServerCert>) -> Result<quinn::ServerConfig, H3Error> {
+    let mut tls = rustls::ServerConfig::builder_with_protocol_versions(&[&rustls::version::TLS13])
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    tls.alpn_protocols = vec![b"h3".to_vec()];
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|e| H3Error::Tls(e.to_string()))?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_idle_timeout(IDLE_TIMEOUT.try_into().ok());
+    config.transport_config(Arc::new(transport));
+    Ok(config)
+}
+
+/// Serves HTTP/3 on an already bound UDP socket until `shutdown` turns
+/// true; connections then get a GOAWAY-free close after the caller's grace.
+pub async fn serve_h3(
+    socket: std::net::UdpSocket,
+    resolver: Arc<dyn ResolvesServerCert>,
+    router: Arc<Router>,
+    metrics: ProxyMetrics,
+    options: H3Options,
+    mut shutdown: ShutdownWatch,
+) -> Result<(), H3Error> {
+    let endpoint = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(quic_config(resolver)?),
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )?;
+    let front = Arc::new(Front {
+        router,
+        metrics,
+        options,
+    });
+    loop {
+        let incoming = tokio::select! {
+            incoming = endpoint.accept() => incoming,
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    break;
+                }
+                continue;
+            }
+        };
+        let Some(incoming) = incoming else { break };
+        let (front, shutdown) = (front.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let peer = incoming.remote_address();
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await {
+                Ok(Ok(conn)) => serve_connection(conn, front, shutdown).await,
+                Ok(Err(err)) => tracing::debug!(%peer, %err, "QUIC handshake failed"),
+                Err(_) => tracing::debug!(%peer, "QUIC handshake timed out"),
+            }
+        });
+    }
+    // Stop taking connections; requests in flight finish within the
+    // caller's grace, then the endpoint goes with the process.
+    endpoint.set_server_config(None);
+    Ok(())
+}
+
+async fn serve_connection(conn: quinn::Connection, front: Arc<Front>, mut shutdown: ShutdownWatch) {
+    let client = conn.remote_address().ip();
+    let mut h3 = match h3::server::builder()
+        .max_field_section_size(MAX_HEADER_BYTES)
+        .build::<H3Conn, Bytes>(h3_quinn::Connection::new(conn))
+        .await
+    {
+        Ok(h3) => h3,
+        Err(err) => {
+            tracing::debug!(%err, "HTTP/3 connection setup failed");
+            return;
+        }
+    };
+    loop {
+        let accepted = tokio::select! {
+            accepted = h3.accept() => accepted,
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    // Let in-flight requests finish, take no new ones.
+                    let _ = h3.shutdown(0).await;
+                    return;
+                }
+                continue;
+            }
+        };
+        match accepted {
+            Ok(Some(resolver)) => {
+                let front = front.clone();
+                tokio::spawn(async move { handle(resolver, front, client).await });
+            }
+            Ok(None) => return,
+            Err(err) => {
+                tracing::debug!(%err, "HTTP/3 connection ended");
+                return;
+            }
+        }
+    }
+}
+
+async fn handle(resolver: RequestResolver<H3Conn, Bytes>, front: Arc<Front>, client: IpAddr) {
+    let _in_flight = front.metrics.in_flight();
+    let (req, stream) = match resolver.resolve_request().await {
+        Ok(pair) => pair,
+        Err(err) => {
+            tracing::debug!(%err, "HTTP/3 request headers");
+            return;
+        }
+    };
+    let (mut send, recv) = stream.split();
+    let request_id = policy::request_id(
+        req.headers()
+            .get(policy::X_REQUEST_ID)
+            .map(HeaderValue::as_bytes),
+    )
+    .into_owned();
+    let mut outcome = Outcome {
+        app: None,
+        status: 0,
+    };
+    if let Err(err) = forward(
+        &front,
+        req,
+        recv,
+        &mut send,
+        client,
+        &request_id,
+        &mut outcome,
+    )
+    .await
+    {
+        tracing::debug!(%err, "HTTP/3 request failed");
+    }
+    front
+        .metrics
+        .observe_request(outcome.app.as_deref(), outcome.status);
+}
+
+/// What the metrics record of one request.
+struct Outcome {
+    app: Option<Arc<str>>,
+    status: u16,
+}
+
+/// A replica, connected, and the guard that counts the request on it.
+struct Connected {
+    tcp: tokio::net::TcpStream,
+    _guard: UpstreamGuard,
+}
+
+/// Picks a replica of `route` that is not draining and connects to it,
+/// trying the next on failure; once all are tried, the route table is
+/// read again (a deploy may have switched it). `Err` is the page to send.
+async fn connect(
+    front: &Front,
+    mut route: Route,
+    host: Option<&str>,
+    path: &str,
+) -> Result<(Route, Connected), ErrorPage> {
+    let mut connect_failed = false;
+    for round in 0..2 {
+        if round == 1 {
+            let table = front.router.load();
+            match policy::decide(&table, host, path) {
+                Decision::Forward(r) => route = r.clone(),
+                _ => break,
+            }
+        }
+        let backend = route.backend().clone();
+        let turn = backend.start();
+        let mut attempt = 0;
+        while let Some(upstream) = backend.pick(turn, attempt) {
+            attempt += 1;
+            let Some(guard) = upstream.acquire() else {
+                continue;
+            };
+            let dial = tokio::net::TcpStream::connect(upstream.addr());
+            match tokio::time::timeout(front.options.connect_timeout, dial).await {
+                Ok(Ok(tcp)) => {
+                    let _ = tcp.set_nodelay(true);
+                    return Ok((route, Connected { tcp, _guard: guard }));
+                }
+                _ => connect_failed = true,
+            }
+        }
+    }
+    Err(if connect_failed {
+        policy::BAD_GATEWAY
+    } else {
+        policy::NO_REPLICA
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn forward(
+    front: &Front,
+    req: Request<()>,
+    recv: RecvHalf,
+    send: &mut SendHalf,
+    client: IpAddr,
+    request_id: &str,
+    outcome: &mut Outcome,
+) -> Result<(), h3::error::StreamError> {
+    let host = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        });
+    let path = req.uri().path().to_string();
+    let route = {
+        let table = front.router.load();
+        match policy::decide(&table, host.as_deref(), &path) {
+            Decision::Forward(route) => route.clone(),
+            Decision::NoReplica(route) => {
+                outcome.app = Some(route.backend().app().clone());
+                return page(send, policy::NO_REPLICA, request_id, outcome).await;
+            }
+            Decision::UnknownHost => {
+                return page(send, policy::NOT_FOUND, request_id, outcome).await
+            }
+        }
+    };
+    outcome.app = Some(route.backend().app().clone());
+    let (route, connected) = match connect(front, route, host.as_deref(), &path).await {
+        Ok(pair) => pair,
+        Err(error_page) => return page(send, error_page, request_id, outcome).await,
+    };
+    outcome.app = Some(route.backend().app().clone());
+    let started = Instant::now();
+    let (mut sender, conn) =
+        match hyper::client::conn::http1::handshake(TokioIo::new(connected.tcp)).await {
+            Ok(pair) => pair,
+            Err(_) => return page(send, policy::BAD_GATEWAY, request_id, outcome).await,
+        };
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let upstream_req = upstream_request(&route, req, recv, host.as_deref(), client, request_id);
+    let response = match sender.send_request(upstream_req).await {
+        Ok(r) => r,
+        Err(err) => {
+            tracing::debug!(%err, "HTTP/3: the replica failed");
+            return page(send, policy::BAD_GATEWAY, request_id, outcome).await;
+        }
+    };
+    front
+        .metrics
+        .observe_upstream(route.backend().app(), started.elapsed().as_secs_f64());
+    let (parts, mut body) = response.into_parts();
+    let mut head = Response::builder()
+        .status(parts.status)
+        .body(())
+        .unwrap_or_default();
+    *head.headers_mut() = parts.headers;
+    strip_hop_by_hop(head.headers_mut());
+    set(head.headers_mut(), policy::X_REQUEST_ID, request_id);
+    if let Some(value) = policy::hsts(&route, true) {
+        set(
+            head.headers_mut(),
+            header::STRICT_TRANSPORT_SECURITY.as_str(),
+            value,
+        );
+    }
+    outcome.status = parts.status.as_u16();
+    send.send_response(head).await?;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            // The replica broke off mid-body: reset the stream so the
+            // client sees a failure, not a short success.
+            send.stop_stream(h3::error::Code::H3_INTERNAL_ERROR);
+            return Ok(());
+        };
+        match frame.into_data() {
+            Ok(data) => send.send_data(data).await?,
+            Err(frame) => {
+                if let Ok(trailers) = frame.into_trailers() {
+                    send.send_trailers(trailers).await?;
+                }
+            }
+        }
+    }
+    send.finish().await
+}
+
+/// The request to the replica: path rewritten by the route, hop-by-hop and
+/// untrusted forwarding headers dropped, berth's forwarding headers set,
+/// the body streamed from the client as it arrives.
+fn upstream_request(
+    route: &Route,
+    req: Request<()>,
+    mut recv: RecvHalf,
+    host: Option<&str>,
+    client: IpAddr,
+    request_id: &str,
+) -> Request<UpstreamBody> {
+    let (parts, ()) = req.into_parts();
+    let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let path = policy::upstream_path(route, pq).into_owned();
+    let mut headers = parts.headers;
+    strip_hop_by_hop(&mut headers);
+    for name in policy::UNTRUSTED_FORWARDING_HEADERS {
+        headers.remove(name);
+    }
+    let fwd = policy::forwarded(Some(client), true, host);
+    if let Some(ip) = &fwd.for_ip {
+        set(&mut headers, policy::X_FORWARDED_FOR, ip);
+    }
+    set(&mut headers, policy::X_FORWARDED_PROTO, fwd.proto);
+    if let Some(h) = fwd.host {
+        set(&mut headers, policy::X_FORWARDED_HOST, h);
+        set(&mut headers, header::HOST.as_str(), h);
+    }
+    set(&mut headers, policy::X_REQUEST_ID, request_id);
+    let bodiless = headers.get(header::CONTENT_LENGTH).is_none()
+        && matches!(
+            parts.method,
+            http::Method::GET | http::Method::HEAD | http::Method::DELETE | http::Method::OPTIONS
+        );
+    let body: UpstreamBody = if bodiless {
+        Empty::new().map_err(|never| match never {}).boxed_unsync()
+    } else {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(4);
+        tokio::spawn(async move {
+            loop {
+                let frame = match recv.recv_data().await {
+                    Ok(Some(mut chunk)) => Ok(Frame::data(chunk.copy_to_bytes(chunk.remaining()))),
+                    Ok(None) => match recv.recv_trailers().await {
+                        Ok(Some(trailers)) => Ok(Frame::trailers(trailers)),
+                        _ => return,
+                    },
+                    Err(err) => Err(std::io::Error::other(err.to_string())),
+                };
+                let last = frame.as_ref().map_or(true, |f| f.is_trailers());
+                if tx.send(frame).await.is_err() || last {
+                    return;
+                }
+            }
+        });
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|frame| (frame, rx))
+        });
+        StreamBody::new(stream.boxed()).boxed_unsync()
+    };
+    let mut out = Request::builder()
+        .method(parts.method)
+        .uri(path)
+        .body(body)
+        .unwrap_or_else(|_| {
+            Request::new(Empty::new().map_err(|never| match never {}).boxed_unsync())
+        });
+    *out.headers_mut() = headers;
+    out
+}
+
+/// Sends one of berth's own pages.
+async fn page(
+    send: &mut SendHalf,
+    page: ErrorPage,
+    request_id: &str,
+    outcome: &mut Outcome,
+) -> Result<(), h3::error::StreamError> {
+    let mut head = Response::new(());
+    *head.status_mut() = StatusCode::from_u16(page.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let h = head.headers_mut();
+    set(h, header::CONTENT_TYPE.as_str(), "text/html; charset=utf-8");
+    set(h, header::CACHE_CONTROL.as_str(), "no-store");
+    set(h, policy::X_REQUEST_ID, request_id);
+    outcome.status = page.status;
+    send.send_response(head).await?;
+    send.send_data(Bytes::from_static(page.body.as_bytes()))
+        .await?;
+    send.finish().await
+}
+
+fn set(headers: &mut HeaderMap, name: &str, value: &str) {
+    if let (Ok(name), Ok(value)) = (
+        HeaderName::from_bytes(name.as_bytes()),
+        HeaderValue::from_str(value),
+    ) {
+        headers.insert(name, value);
+    }
+}
+
+/// Removes connection-specific headers (RFC 9110 §7.6.1), including those
+/// the `Connection` header names; HTTP/3 forbids them.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in policy::HOP_BY_HOP_HEADERS {
+        headers.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_the_ones_connection_names_go() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key(header::CONTENT_TYPE));
+    }
+}

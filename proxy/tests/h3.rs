@@ -1,0 +1,230 @@
+//! HTTP/3 end to end, in process: the edge's QUIC listener with a
+//! certificate from the shared store, a quinn + h3 client, and a hyper
+//! upstream that streams request bodies back as they arrive.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_acme::{CertStore, Certificate, Resolver, UnknownName};
+use berth_proxy::{Backend, H3Options, ProxyMetrics, RouteSpec, RouteTable, Router};
+use bytes::{Buf, Bytes};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use prometheus_client::registry::Registry;
+
+/// An upstream that answers every request with its own body, streamed
+/// back as it arrives, and `x-seen-*` headers telling what it received.
+async fn echo_upstream() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let service = service_fn(|req: Request<Incoming>| async move {
+                    let seen = |name: &str| {
+                        req.headers()
+                            .get(name)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_string()
+                    };
+                    let mut resp = Response::builder()
+                        .header("x-seen-path", req.uri().to_string())
+                        .header("x-seen-host", seen("host"))
+                        .header("x-seen-proto", seen("x-forwarded-proto"))
+                        .header("x-seen-for", seen("x-forwarded-for"))
+                        .header("x-seen-real-ip", seen("x-real-ip"));
+                    if let Some(len) = req.headers().get("content-length") {
+                        resp = resp.header("content-length", len.clone());
+                    }
+                    Ok::<_, Infallible>(resp.body(req.into_body()).unwrap())
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+struct Edge {
+    addr: SocketAddr,
+    ca_der: Vec<u8>,
+    _stop: tokio::sync::watch::Sender<bool>,
+}
+
+async fn start_edge(upstreams: Vec<SocketAddr>) -> Edge {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["app.test".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let store = Arc::new(CertStore::new(UnknownName::Refuse).unwrap());
+    store.install(
+        "app",
+        Certificate::from_pem(&cert.pem(), &key.serialize_pem()).unwrap(),
+    );
+    let router = Arc::new(Router::new(RouteTable::build([RouteSpec {
+        host: "app.test".into(),
+        path_prefix: "/api".into(),
+        strip_prefix: true,
+        redirect_https: true,
+        hsts: true,
+        backend: Arc::new(Backend::new("app", upstreams)),
+    }])));
+    let mut registry = Registry::default();
+    let metrics = ProxyMetrics::register(&mut registry);
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap();
+    let (stop, watch) = tokio::sync::watch::channel(false);
+    tokio::spawn(berth_proxy::serve_h3(
+        socket,
+        Arc::new(Resolver(store)),
+        router,
+        metrics,
+        H3Options {
+            connect_timeout: Duration::from_secs(1),
+        },
+        watch,
+    ));
+    Edge {
+        addr,
+        ca_der: cert.der().to_vec(),
+        _stop: stop,
+    }
+}
+
+type Sender = h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>;
+
+async fn client(edge: &Edge) -> (Sender, quinn::Endpoint) {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(edge.ca_der.clone().into()).unwrap();
+    let mut tls = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h3".to_vec()];
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
+    let conn = endpoint
+        .connect(edge.addr, "app.test")
+        .unwrap()
+        .await
+        .unwrap();
+    let (mut driver, sender) = h3::client::new(h3_quinn::Connection::new(conn))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let _ = std::future::poll_fn(|cx| driver.poll_close(cx)).await;
+    });
+    (sender, endpoint)
+}
+
+#[tokio::test]
+async fn requests_reach_the_replica_with_the_tcp_paths_policy() {
+    let edge = start_edge(vec![echo_upstream().await]).await;
+    let (mut sender, _endpoint) = client(&edge).await;
+    let req = http::Request::get("https://app.test/api/items?x=1")
+        .header("x-real-ip", "6.6.6.6")
+        .header("x-request-id", "abc-123")
+        .body(())
+        .unwrap();
+    let mut stream = sender.send_request(req).await.unwrap();
+    stream.finish().await.unwrap();
+    let resp = stream.recv_response().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let h = resp.headers();
+    assert_eq!(
+        h["x-seen-path"], "/items?x=1",
+        "prefix stripped, query kept"
+    );
+    assert_eq!(h["x-seen-host"], "app.test");
+    assert_eq!(h["x-seen-proto"], "https");
+    assert_eq!(h["x-seen-for"], "127.0.0.1");
+    assert_eq!(
+        h["x-seen-real-ip"], "",
+        "client forwarding headers are dropped"
+    );
+    assert_eq!(h["x-request-id"], "abc-123");
+    assert_eq!(h["strict-transport-security"], "max-age=31536000");
+
+    // Unknown paths get the same 404 page as over TCP.
+    let req = http::Request::get("https://app.test/other")
+        .body(())
+        .unwrap();
+    let mut stream = sender.send_request(req).await.unwrap();
+    stream.finish().await.unwrap();
+    assert_eq!(stream.recv_response().await.unwrap().status(), 404);
+}
+
+#[tokio::test]
+async fn large_bodies_stream_both_ways() {
+    let edge = start_edge(vec![echo_upstream().await]).await;
+    let (mut sender, _endpoint) = client(&edge).await;
+    const SIZE: usize = 32 << 20;
+    let req = http::Request::post("https://app.test/api/upload")
+        .header("content-length", SIZE.to_string())
+        .body(())
+        .unwrap();
+    let stream = sender.send_request(req).await.unwrap();
+    let (mut send, mut recv) = stream.split();
+    // Send and receive at once: the echo streams back while the upload runs.
+    let upload = tokio::spawn(async move {
+        let chunk = Bytes::from(vec![7u8; 1 << 20]);
+        for _ in 0..(SIZE >> 20) {
+            send.send_data(chunk.clone()).await.unwrap();
+        }
+        send.finish().await.unwrap();
+    });
+    let resp = recv.recv_response().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut received = 0usize;
+    while let Some(mut chunk) = recv.recv_data().await.unwrap() {
+        assert!(chunk.chunk().iter().all(|b| *b == 7));
+        received += chunk.remaining();
+        chunk.advance(chunk.remaining());
+    }
+    upload.await.unwrap();
+    assert_eq!(received, SIZE);
+}
+
+#[tokio::test]
+async fn a_dead_replica_is_skipped_and_none_left_is_502() {
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let edge = start_edge(vec![dead, echo_upstream().await]).await;
+    let (mut sender, _endpoint) = client(&edge).await;
+    for _ in 0..4 {
+        let req = http::Request::get("https://app.test/api/")
+            .body(())
+            .unwrap();
+        let mut stream = sender.send_request(req).await.unwrap();
+        stream.finish().await.unwrap();
+        let resp = stream.recv_response().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        while stream.recv_data().await.unwrap().is_some() {}
+    }
+    let edge = start_edge(vec![dead]).await;
+    let (mut sender, _endpoint) = client(&edge).await;
+    let req = http::Request::get("https://app.test/api/")
+        .body(())
+        .unwrap();
+    let mut stream = sender.send_request(req).await.unwrap();
+    stream.finish().await.unwrap();
+    let resp = stream.recv_response().await.unwrap();
+    assert_eq!(resp.status(), 502);
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.recv_data().await.unwrap() {
+        body.extend_from_slice(chunk.chunk());
+    }
+    assert!(String::from_utf8_lossy(&body).contains("502"));
+}
