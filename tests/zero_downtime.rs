@@ -224,11 +224,15 @@ async fn ten_redeploys_under_load_fail_no_request() {
         ok > 100 && slow > 3 && frames > 20,
         "the load ran: {ok} short, {slow} long, {frames} frames"
     );
-    // Each switch retired the replica a websocket was on: the drain
-    // deadline closed it instead of waiting for it.
+    // Each switch retired the replica a websocket was on: at the drain
+    // deadline the edge closed it instead of waiting for it.
     assert!(
         closed >= 5,
         "websockets closed at drain deadlines: {closed}"
+    );
+    assert!(
+        berth.log().contains("tunnels closed"),
+        "the edge closed the tunnels itself"
     );
     // And the v2 replicas the rollback brought back serve.
     let bodies = berth.answers("web.test", 4).await;

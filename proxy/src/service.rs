@@ -22,6 +22,7 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use rustls::server::ResolvesServerCert;
 use rustls::ServerConfig;
+use tokio_util::sync::CancellationToken;
 
 use berth_acme::Http01Tokens;
 
@@ -328,9 +329,16 @@ impl ProxyHttp for EdgeProxy {
     async fn upstream_response_filter(
         &self,
         _session: &mut Session,
-        _upstream_response: &mut ResponseHeader,
+        upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if upstream_response.status == http::StatusCode::SWITCHING_PROTOCOLS {
+            if let (Some(guard), Ok(connection)) =
+                (ctx.upstream.as_mut(), CONNECTION.try_with(Clone::clone))
+            {
+                guard.become_tunnel(connection);
+            }
+        }
         if let (Some(app), Some(started)) = (&ctx.app, ctx.upstream_started) {
             self.metrics
                 .observe_upstream(app, started.elapsed().as_secs_f64());
@@ -395,6 +403,11 @@ impl ProxyHttp for EdgeProxy {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         self.metrics.observe_request(ctx.app.as_deref(), status);
     }
+}
+
+tokio::task_local! {
+    /// The cancellation of the client connection being served.
+    static CONNECTION: CancellationToken;
 }
 
 /// Deadline of a TLS handshake.
@@ -479,10 +492,25 @@ pub async fn serve(
                 }
                 None => Box::new(stream),
             };
-            let mut next = app.process_new(stream, &shutdown).await;
-            while let Some(stream) = next {
-                next = app.process_new(stream, &shutdown).await;
-            }
+            // A tunnel on this connection registers `cut` with its replica,
+            // whose drain deadline may then end the whole connection.
+            let cut = CancellationToken::new();
+            let serve = async {
+                let mut next = app.process_new(stream, &shutdown).await;
+                while let Some(stream) = next {
+                    next = app.process_new(stream, &shutdown).await;
+                }
+            };
+            CONNECTION
+                .scope(cut.clone(), async {
+                    tokio::select! {
+                        _ = serve => {}
+                        _ = cut.cancelled() => {
+                            tracing::debug!(%peer, "tunnel closed at its replica's drain deadline");
+                        }
+                    }
+                })
+                .await;
         });
     }
 }

@@ -9,16 +9,25 @@
 //! the orchestrator sets `draining` and then reads `in_flight`. At least one
 //! side sees the other, so a request is either refused (and picks another
 //! replica) or counted (and waited for): none is cut off.
+//!
+//! Tunnels (upgraded connections such as WebSockets) would hold a replica
+//! forever: each registers its connection's cancellation here, and at the
+//! drain deadline [`UpstreamState::close_tunnels`] cuts them.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio_util::sync::CancellationToken;
 
 /// Shared state of one replica.
 #[derive(Debug, Default)]
 pub struct UpstreamState {
     in_flight: AtomicUsize,
     draining: AtomicBool,
+    next_tunnel: AtomicU64,
+    /// Open tunnels: id → the cancellation of their client connection.
+    tunnels: Mutex<Vec<(u64, CancellationToken)>>,
 }
 
 impl UpstreamState {
@@ -40,6 +49,20 @@ impl UpstreamState {
     /// Requests now being served by the replica.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Closes every open tunnel to the replica (their client connections
+    /// too); returns how many there were.
+    pub fn close_tunnels(&self) -> usize {
+        let tunnels = std::mem::take(&mut *self.lock_tunnels());
+        for (_, token) in &tunnels {
+            token.cancel();
+        }
+        tunnels.len()
+    }
+
+    fn lock_tunnels(&self) -> std::sync::MutexGuard<'_, Vec<(u64, CancellationToken)>> {
+        self.tunnels.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -66,10 +89,18 @@ impl Upstream {
         self.addr
     }
 
+    /// Its shared state.
+    pub fn state(&self) -> &Arc<UpstreamState> {
+        &self.state
+    }
+
     /// Counts a request on this replica, unless it is draining.
     pub fn acquire(&self) -> Option<UpstreamGuard> {
         self.state.in_flight.fetch_add(1, Ordering::SeqCst);
-        let guard = UpstreamGuard(self.state.clone());
+        let guard = UpstreamGuard {
+            state: self.state.clone(),
+            tunnel: None,
+        };
         if self.state.draining.load(Ordering::SeqCst) {
             // Dropping the guard undoes the increment.
             return None;
@@ -80,11 +111,31 @@ impl Upstream {
 
 /// A request counted on a replica until dropped.
 #[derive(Debug)]
-pub struct UpstreamGuard(Arc<UpstreamState>);
+pub struct UpstreamGuard {
+    state: Arc<UpstreamState>,
+    /// Its tunnel's id, once the request became one.
+    tunnel: Option<u64>,
+}
+
+impl UpstreamGuard {
+    /// The request became a tunnel on the connection `connection` cancels:
+    /// the replica's drain deadline may cut it.
+    pub fn become_tunnel(&mut self, connection: CancellationToken) {
+        if self.tunnel.is_some() {
+            return;
+        }
+        let id = self.state.next_tunnel.fetch_add(1, Ordering::Relaxed);
+        self.state.lock_tunnels().push((id, connection));
+        self.tunnel = Some(id);
+    }
+}
 
 impl Drop for UpstreamGuard {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if let Some(id) = self.tunnel {
+            self.state.lock_tunnels().retain(|(t, _)| *t != id);
+        }
+        self.state.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -100,6 +151,23 @@ mod tests {
         up.state.drain();
         assert!(up.acquire().is_none());
         assert_eq!(up.state.in_flight(), 1, "a refused request leaves no count");
+        drop(first);
+        assert_eq!(up.state.in_flight(), 0);
+    }
+
+    #[test]
+    fn closing_tunnels_cancels_their_connections_once() {
+        let up = Upstream::new(SocketAddr::from(([127, 0, 0, 1], 80)));
+        let (a, b) = (CancellationToken::new(), CancellationToken::new());
+        let mut first = up.acquire().unwrap();
+        first.become_tunnel(a.clone());
+        let mut second = up.acquire().unwrap();
+        second.become_tunnel(b.clone());
+        drop(second);
+        assert_eq!(up.state.close_tunnels(), 1, "an ended tunnel is forgotten");
+        assert!(a.is_cancelled());
+        assert!(!b.is_cancelled());
+        assert_eq!(up.state.close_tunnels(), 0);
         drop(first);
         assert_eq!(up.state.in_flight(), 0);
     }

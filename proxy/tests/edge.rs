@@ -7,7 +7,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_proxy::{Backend, EdgeOptions, EdgeProxy, ProxyMetrics, RouteSpec, RouteTable, Router};
+use berth_proxy::{
+    Backend, EdgeOptions, EdgeProxy, ProxyMetrics, RouteSpec, RouteTable, Router, Upstream,
+};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
@@ -297,6 +299,49 @@ async fn websocket_upgrades_pass_through() {
             .unwrap();
         assert_eq!(reply.into_text().unwrap().as_str(), format!("echo:hi {i}"));
     }
+}
+
+#[tokio::test]
+async fn closing_a_replicas_tunnels_ends_its_websockets_and_nothing_else() {
+    let upstream = Upstream::new(ws_upstream().await);
+    let state = upstream.state().clone();
+    let backend = Arc::new(Backend::with_upstreams("ws", vec![upstream]));
+    let edge = start_edge(vec![route("ws.test", "/", false, &backend)]).await;
+    let open = || async {
+        let request =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+                format!("ws://{}/socket", edge.addr),
+            )
+            .map(|mut r| {
+                r.headers_mut().insert("host", "ws.test".parse().unwrap());
+                r
+            })
+            .unwrap();
+        tokio_tungstenite::connect_async(request).await.unwrap().0
+    };
+    let mut ws = open().await;
+    ws.send(Message::text("before")).await.unwrap();
+    let reply = ws.next().await.unwrap().unwrap();
+    assert_eq!(reply.into_text().unwrap().as_str(), "echo:before");
+    assert_eq!(state.in_flight(), 1, "the tunnel counts on its replica");
+    // The drain deadline: the edge cuts the tunnel, client side included.
+    assert_eq!(state.close_tunnels(), 1);
+    let end = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("the websocket ends promptly");
+    assert!(!matches!(end, Some(Ok(Message::Text(_)))), "{end:?}");
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while state.in_flight() != 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the replica's count drops to zero");
+    // Plain requests on the edge are unaffected.
+    let mut again = open().await;
+    again.send(Message::text("after")).await.unwrap();
+    let reply = again.next().await.unwrap().unwrap();
+    assert_eq!(reply.into_text().unwrap().as_str(), "echo:after");
 }
 
 #[tokio::test]

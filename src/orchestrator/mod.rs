@@ -589,7 +589,8 @@ impl Orchestrator {
 
     /// Takes replicas out of service without cutting requests: they are
     /// marked draining (new requests go elsewhere), then awaited until
-    /// their in-flight count is zero or the drain deadline passes.
+    /// their in-flight count is zero or the drain deadline passes, when
+    /// the edge closes their tunnels (WebSockets).
     async fn drain(&self, replicas: &[Replica]) {
         for r in replicas {
             r.state.drain();
@@ -602,9 +603,14 @@ impl Orchestrator {
                     return;
                 }
                 if tokio::time::Instant::now() >= deadline {
+                    // Tunnels (WebSockets) would never end by themselves:
+                    // the edge closes them now; requests still running end
+                    // with the replica's stop.
+                    let tunnels: usize = replicas.iter().map(|r| r.state.close_tunnels()).sum();
                     tracing::warn!(
                         requests = busy,
-                        "drain deadline reached; stopping replicas with requests in flight"
+                        tunnels,
+                        "drain deadline reached; tunnels closed, stopping replicas with requests in flight"
                     );
                     return;
                 }
