@@ -289,6 +289,11 @@ impl Berth {
         tag
     }
 
+    /// Removes `image` with the rest when the test ends.
+    pub fn track_image(&mut self, image: &str) {
+        self.images.push(image.to_string());
+    }
+
     fn url(&self, path: &str) -> String {
         format!("http://{}/api/v1{path}", self.admin)
     }
