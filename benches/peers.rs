@@ -360,7 +360,7 @@ fn start_nginx(dir: &Path, upstream: &str, tls: &Tls) -> Peer {
     let conf = format!(
         "daemon off;\nworker_processes auto;\npid {dir}/nginx.pid;\nerror_log {dir}/nginx.err warn;\n\
          events {{ worker_connections 8192; }}\n\
-         http {{\n  access_log off;\n  upstream u {{ server {upstream}; keepalive 512; }}\n\
+         http {{\n  access_log off;\n  keepalive_requests 10000000;\n  upstream u {{ server {upstream}; keepalive 512; }}\n\
            server {{\n    listen 127.0.0.1:{http} reuseport;\n    listen 127.0.0.1:{https} ssl http2 reuseport;\n\
              ssl_certificate {cert};\n    ssl_certificate_key {key};\n\
              location / {{ proxy_pass http://u; proxy_http_version 1.1; proxy_set_header Connection \"\"; }}\n  }}\n}}\n",
