@@ -313,7 +313,7 @@ impl Certificates {
     pub fn custom_covers(&self, host: &str) -> bool {
         let host = host.to_ascii_lowercase();
         self.inner.served.all().iter().any(|i| {
-            !i.id.starts_with("acme:")
+            !is_acme(&i.id)
                 && i.cert.covers(&host)
                 && i.cert.check_valid_at(OffsetDateTime::now_utc()).is_ok()
         })
@@ -409,7 +409,7 @@ impl Certificates {
                 if state.issuing {
                     continue;
                 }
-                let id = format!("acme:{host}");
+                let id = acme_id(host);
                 let current = self.inner.served.get(&id);
                 if state.renew_at.is_none() {
                     if let Some(installed) = &current {
@@ -497,7 +497,7 @@ impl Certificates {
         let issued = client
             .issue(host, kind, &self.inner.tokens, &self.inner.served)
             .await?;
-        let id = format!("acme:{host}");
+        let id = acme_id(host);
         self.save(&id, CertificateOrigin::Acme, &issued.cert, &issued.key_pem)?;
         let renew_at = match client.suggested_renewal(&issued.cert).await {
             Some(at) => at,
@@ -544,7 +544,7 @@ impl Certificates {
             .all()
             .into_iter()
             .map(|i| {
-                let origin = if i.id.starts_with("acme:") {
+                let origin = if is_acme(&i.id) {
                     CertificateOrigin::Acme
                 } else {
                     CertificateOrigin::Custom
@@ -559,13 +559,13 @@ impl Certificates {
         for (app, host, source) in self.domains()? {
             let state = hosts.get(&host).cloned().unwrap_or_default();
             let serving = match source {
-                CertificateSource::Letsencrypt => self.inner.served.get(&format!("acme:{host}")),
+                CertificateSource::Letsencrypt => self.inner.served.get(&acme_id(&host)),
                 _ => self
                     .inner
                     .served
                     .all()
                     .into_iter()
-                    .filter(|i| !i.id.starts_with("acme:") && i.cert.covers(&host))
+                    .filter(|i| !is_acme(&i.id) && i.cert.covers(&host))
                     .max_by_key(|i| i.cert.not_after),
             };
             let serving = serving.filter(|i| i.cert.check_valid_at(now).is_ok());
@@ -629,6 +629,16 @@ fn view_of(id: &str, origin: CertificateOrigin, cert: &Certificate) -> Certifica
         not_after: cert.not_after,
         expires_in_secs: (cert.not_after - OffsetDateTime::now_utc()).whole_seconds(),
     }
+}
+
+/// Store id of the ACME certificate of `host`.
+fn acme_id(host: &str) -> String {
+    format!("acme:{host}")
+}
+
+/// Whether a store id is an ACME certificate's (custom names hold no `:`).
+fn is_acme(id: &str) -> bool {
+    id.starts_with("acme:")
 }
 
 /// Two thirds into the certificate's lifetime.

@@ -144,11 +144,6 @@ impl CertStore {
         snapshot.by_name.get(&wildcard).cloned()
     }
 
-    /// Whether an installed certificate covers `host`.
-    pub fn covers(&self, host: &str) -> bool {
-        self.lookup(&host.to_ascii_lowercase()).is_some()
-    }
-
     /// Serves `key` to TLS-ALPN-01 validation handshakes for `host`.
     pub fn set_alpn_challenge(&self, host: &str, key: Arc<CertifiedKey>) {
         self.challenges.rcu(|m| {
