@@ -517,10 +517,24 @@ fn med(samples: &[Sample]) -> Sample {
     }
 }
 
-async fn run(plan: Plan) {
-    let mut berth = Berth::start().await;
-    let image = upstream_image(&berth.instance);
-    berth.track_image(&image);
+/// A berth (started with `proxy_keys` under `[proxy]`) serving the
+/// upstream image as app `bench` with the shared certificate; returns it,
+/// its peer entry and the upstream container's address.
+async fn start_berth(
+    name: &'static str,
+    proxy_keys: &str,
+    image: Option<&str>,
+    tls: &Tls,
+) -> (Berth, Peer, String) {
+    let mut berth = Berth::start_configured("", proxy_keys, Vec::new()).await;
+    let image = match image {
+        Some(image) => image.to_string(),
+        None => {
+            let image = upstream_image(&berth.instance);
+            berth.track_image(&image);
+            image
+        }
+    };
     berth
         .create_app(json!({"name": "bench", "image": image, "port": 8080,
             "health_check": {"type": "tcp"}, "domains": [{"host": HOST}]}))
@@ -534,8 +548,25 @@ async fn run(plan: Plan) {
         "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
         &container,
     ]);
-    let upstream = format!("{ip}:8080");
+    let (status, body) = berth
+        .api(
+            "POST",
+            "/certificates",
+            Some(json!({"name": "bench", "cert_pem": tls.cert_pem, "key_pem": tls.key_pem})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let peer = Peer {
+        name,
+        http: berth.http.clone(),
+        https: Some(berth.https.clone()),
+        pids: vec![berth.child.as_ref().unwrap().id()],
+        child: None,
+    };
+    (berth, peer, format!("{ip}:8080"))
+}
 
+async fn run(plan: Plan) {
     // One certificate for every TLS peer (berth gets it through its API).
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new("bench CA");
@@ -548,16 +579,14 @@ async fn run(plan: Plan) {
     };
     std::fs::write(&tls.cert, &cert_pem).unwrap();
     std::fs::write(&tls.key, &key_pem).unwrap();
-    let (status, body) = berth
-        .api(
-            "POST",
-            "/certificates",
-            Some(json!({"name": "bench", "cert_pem": cert_pem, "key_pem": key_pem})),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
 
-    let berth_pid = berth.child.as_ref().unwrap().id();
+    // berth with the edge on its main runtime, and berth with one
+    // single-threaded edge worker per core (`[proxy] workers`).
+    let (mut berth, berth_peer, upstream) = start_berth("berth", "", None, &tls).await;
+    let image = berth.images_of_test()[0].clone();
+    let workers = format!("workers = {}\n", cores());
+    let (_berth_workers, workers_peer, _) =
+        start_berth("berth-workers", &workers, Some(&image), &tls).await;
     let mut peers = vec![
         Peer {
             name: "direct",
@@ -566,13 +595,8 @@ async fn run(plan: Plan) {
             pids: Vec::new(),
             child: None,
         },
-        Peer {
-            name: "berth",
-            http: berth.http.clone(),
-            https: Some(berth.https.clone()),
-            pids: vec![berth_pid],
-            child: None,
-        },
+        berth_peer,
+        workers_peer,
     ];
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     peers.push(start_nginx(dirs[0].path(), &upstream, &tls));

@@ -134,20 +134,33 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     };
     let resolver = Arc::new(Resolver(served));
     let tls = berth_proxy::tls_config(resolver.clone());
-    let edge_tasks = [
-        tokio::spawn(berth_proxy::serve(
-            http,
-            edge(false),
-            None,
-            edge_watch.clone(),
-        )),
-        tokio::spawn(berth_proxy::serve(
-            https,
-            edge(true),
-            Some(tls),
-            edge_watch.clone(),
-        )),
-    ];
+    let edge_tasks = if settings.edge_workers == 0 {
+        let serve = |listener, tls: bool, config| {
+            let edge = berth_proxy::serve(listener, edge(tls), config, edge_watch.clone());
+            tokio::spawn(async move {
+                if let Err(err) = edge.await {
+                    tracing::error!(%err, "an edge listener failed");
+                }
+            })
+        };
+        [serve(http, false, None), serve(https, true, Some(tls))]
+    } else {
+        let workers = settings.edge_workers;
+        let serve = |listener, tls: bool, config| {
+            let threads = berth_proxy::serve_on_threads(
+                listener,
+                workers,
+                || edge(tls),
+                config,
+                edge_watch.clone(),
+            );
+            threads.map(|t| tokio::spawn(t.finished()))
+        };
+        [
+            serve(http, false, None).context("starting the edge workers")?,
+            serve(https, true, Some(tls)).context("starting the edge workers")?,
+        ]
+    };
     let h3 = berth_proxy::serve_h3(
         quic,
         resolver,

@@ -135,6 +135,10 @@ pub struct FileProxy {
     pub connect_timeout_ms: Option<u64>,
     /// Seconds in-flight requests get to finish at shutdown; default 10.
     pub shutdown_grace_secs: Option<u64>,
+    /// Threads of their own for the TCP edge, each a single-threaded
+    /// runtime accepting on the same sockets; default 0: the edge shares
+    /// berth's main runtime.
+    pub workers: Option<u64>,
 }
 
 /// Values from flags and environment variables; they win over the file.
@@ -195,6 +199,8 @@ pub struct Settings {
     pub connect_timeout: Duration,
     /// Deadline for in-flight requests at shutdown.
     pub shutdown_grace: Duration,
+    /// Dedicated single-threaded edge workers (0: the main runtime).
+    pub edge_workers: usize,
     /// Where certificates come from.
     pub acme: AcmeSettings,
     /// Handshakes for names without a certificate.
@@ -300,6 +306,10 @@ impl Settings {
                 10,
                 600,
             )?),
+            edge_workers: match f.proxy.workers {
+                None | Some(0) => 0,
+                other => secs("proxy.workers", other, 1, 64)? as usize,
+            },
             acme,
             unknown_sni: match f.tls.unknown_sni.as_deref().unwrap_or("self_signed") {
                 "self_signed" => UnknownSni::SelfSigned,

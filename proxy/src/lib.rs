@@ -19,6 +19,6 @@ mod upstream;
 pub use h3::{serve_h3, H3Error, H3Options};
 pub use metrics::ProxyMetrics;
 pub use router::Router;
-pub use service::{serve, tls_config, EdgeOptions, EdgeProxy};
+pub use service::{serve, serve_on_threads, tls_config, EdgeOptions, EdgeProxy, EdgeThreads};
 pub use table::{Backend, Route, RouteSpec, RouteTable};
 pub use upstream::{Upstream, UpstreamGuard, UpstreamState};

@@ -430,11 +430,57 @@ pub fn tls_config(resolver: Arc<dyn ResolvesServerCert>) -> Arc<ServerConfig> {
     Arc::new(config)
 }
 
+/// Serves `proxy` on `threads` threads of its own, each a single-threaded
+/// runtime accepting on the same socket, with its own upstream connection
+/// pool (nothing is handed between runtimes). Each thread ends once
+/// `shutdown` turned true and its connections have ended.
+pub fn serve_on_threads(
+    listener: TcpListener,
+    threads: usize,
+    make_proxy: impl Fn() -> EdgeProxy,
+    tls: Option<Arc<ServerConfig>>,
+    shutdown: ShutdownWatch,
+) -> std::io::Result<EdgeThreads> {
+    let addr = listener.local_addr()?;
+    let mut done = Vec::with_capacity(threads);
+    for i in 0..threads {
+        let listener = listener.try_clone()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (proxy, tls, shutdown) = (make_proxy(), tls.clone(), shutdown.clone());
+        let (finished, wait) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name(format!("berth-edge-{i}"))
+            .spawn(move || {
+                if let Err(err) = runtime.block_on(serve(listener, proxy, tls, shutdown)) {
+                    tracing::error!(%addr, %err, "an edge worker stopped");
+                }
+                let _ = finished.send(());
+            })?;
+        done.push(wait);
+    }
+    Ok(EdgeThreads(done))
+}
+
+/// The threads of [`serve_on_threads`]. They are not joined, so a
+/// connection that never ends cannot hold up the process's exit.
+pub struct EdgeThreads(Vec<tokio::sync::oneshot::Receiver<()>>);
+
+impl EdgeThreads {
+    /// Resolves when every thread has ended.
+    pub async fn finished(self) {
+        for wait in self.0 {
+            let _ = wait.await;
+        }
+    }
+}
+
 /// Serves `proxy` on an already bound listener until `shutdown` turns true,
 /// terminating TLS with `tls` when given. The caller binds, so bind errors
-/// surface before anything starts and `:0` ports work. Returns when the
-/// listener has stopped accepting; requests in flight go on and are awaited
-/// by the caller.
+/// surface before anything starts and `:0` ports work. After `shutdown`
+/// no connection is accepted; returns when the open ones have ended (idle
+/// keep-alive connections close at once; the caller bounds the wait).
 pub async fn serve(
     listener: TcpListener,
     proxy: EdgeProxy,
@@ -443,6 +489,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
+    let connections = tokio_util::task::TaskTracker::new();
     let conf = Arc::new(ServerConf::default());
     let app = Arc::new(pingora_proxy::http_proxy(&conf, proxy));
     let acceptor = tls.map(|config| Arc::new(Acceptor::from_server_config(config)));
@@ -451,7 +498,7 @@ pub async fn serve(
             accepted = listener.accept() => accepted,
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() {
-                    return Ok(());
+                    break;
                 }
                 continue;
             }
@@ -467,7 +514,7 @@ pub async fn serve(
             }
         };
         let (app, acceptor, shutdown) = (app.clone(), acceptor.clone(), shutdown.clone());
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let mut stream = L4Stream::from(tcp);
             if let Err(err) = stream.set_nodelay() {
                 tracing::debug!(%err, "TCP_NODELAY");
@@ -513,4 +560,8 @@ pub async fn serve(
                 .await;
         });
     }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+    Ok(())
 }

@@ -289,6 +289,11 @@ impl Berth {
         tag
     }
 
+    /// Images this test built, in order.
+    pub fn images_of_test(&self) -> &[String] {
+        &self.images
+    }
+
     /// Removes `image` with the rest when the test ends.
     pub fn track_image(&mut self, image: &str) {
         self.images.push(image.to_string());
