@@ -410,6 +410,12 @@ tokio::task_local! {
     static CONNECTION: CancellationToken;
 }
 
+/// Idle upstream connections kept per listener (per worker). Below the
+/// client concurrency, every request past it opens and closes a connection
+/// to its replica: twice the CPU, and TIME_WAIT piling up until connects
+/// fail (pingora's default is 128).
+const UPSTREAM_POOL: usize = 2048;
+
 /// Deadline of a TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -490,7 +496,10 @@ pub async fn serve(
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let connections = tokio_util::task::TaskTracker::new();
-    let conf = Arc::new(ServerConf::default());
+    let conf = Arc::new(ServerConf {
+        upstream_keepalive_pool_size: UPSTREAM_POOL,
+        ..ServerConf::default()
+    });
     let app = Arc::new(pingora_proxy::http_proxy(&conf, proxy));
     let acceptor = tls.map(|config| Arc::new(Acceptor::from_server_config(config)));
     loop {
