@@ -213,14 +213,19 @@ async fn wait_valid(berth: &Berth, pebble: &Pebble, host: &str) -> Value {
     }
 }
 
-async fn acme_issues_and_serves(tables: &str, challenge: &str) {
-    let (mut berth, pebble) = berth_with_pebble(tables, None).await;
+/// Deploys app `web` (v1) with `web.test` on a Let's Encrypt certificate.
+async fn deploy_letsencrypt_web(berth: &mut Berth) {
     let v1 = berth.image(Image::Web("v1"));
     berth
         .create_app(json!({"name": "web", "image": v1, "port": 8080,
             "domains": [{"host": "web.test", "certificate": "letsencrypt"}]}))
         .await;
     assert_eq!(berth.deploy("web").await["status"], "succeeded");
+}
+
+async fn acme_issues_and_serves(tables: &str, challenge: &str) {
+    let (mut berth, pebble) = berth_with_pebble(tables, None).await;
+    deploy_letsencrypt_web(&mut berth).await;
     let list = wait_valid(&berth, &pebble, "web.test").await;
     assert_eq!(list["domains"][0]["certificate"], "acme:web.test", "{list}");
     let root = pebble.issuing_root();
@@ -327,12 +332,7 @@ async fn get_on(
 async fn renewal_replaces_the_certificate_while_a_connection_stays_open() {
     // Certificates live 30 s: renewal is due after 20 s.
     let (mut berth, pebble) = berth_with_pebble("", Some(30)).await;
-    let v1 = berth.image(Image::Web("v1"));
-    berth
-        .create_app(json!({"name": "web", "image": v1, "port": 8080,
-            "domains": [{"host": "web.test", "certificate": "letsencrypt"}]}))
-        .await;
-    assert_eq!(berth.deploy("web").await["status"], "succeeded");
+    deploy_letsencrypt_web(&mut berth).await;
     let first = wait_valid(&berth, &pebble, "web.test").await;
     let first_expiry = first["domains"][0]["expires_at"].clone();
     assert!(first["domains"][0]["renew_at"].is_string(), "{first}");

@@ -127,6 +127,21 @@ async fn client(edge: &Edge) -> (Sender, quinn::Endpoint) {
     (sender, endpoint)
 }
 
+/// A GET of `https://app.test<path>`; returns status and body.
+async fn get(sender: &mut Sender, path: &str) -> (u16, String) {
+    let req = http::Request::get(format!("https://app.test{path}"))
+        .body(())
+        .unwrap();
+    let mut stream = sender.send_request(req).await.unwrap();
+    stream.finish().await.unwrap();
+    let status = stream.recv_response().await.unwrap().status().as_u16();
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.recv_data().await.unwrap() {
+        body.extend_from_slice(chunk.chunk());
+    }
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
 #[tokio::test]
 async fn requests_reach_the_replica_with_the_tcp_paths_policy() {
     let edge = start_edge(vec![echo_upstream().await]).await;
@@ -156,12 +171,7 @@ async fn requests_reach_the_replica_with_the_tcp_paths_policy() {
     assert_eq!(h["strict-transport-security"], "max-age=31536000");
 
     // Unknown paths get the same 404 page as over TCP.
-    let req = http::Request::get("https://app.test/other")
-        .body(())
-        .unwrap();
-    let mut stream = sender.send_request(req).await.unwrap();
-    stream.finish().await.unwrap();
-    assert_eq!(stream.recv_response().await.unwrap().status(), 404);
+    assert_eq!(get(&mut sender, "/other").await.0, 404);
 }
 
 #[tokio::test]
@@ -204,27 +214,12 @@ async fn a_dead_replica_is_skipped_and_none_left_is_502() {
     let edge = start_edge(vec![dead, echo_upstream().await]).await;
     let (mut sender, _endpoint) = client(&edge).await;
     for _ in 0..4 {
-        let req = http::Request::get("https://app.test/api/")
-            .body(())
-            .unwrap();
-        let mut stream = sender.send_request(req).await.unwrap();
-        stream.finish().await.unwrap();
-        let resp = stream.recv_response().await.unwrap();
-        assert_eq!(resp.status(), 200);
-        while stream.recv_data().await.unwrap().is_some() {}
+        let (status, _) = get(&mut sender, "/api/").await;
+        assert_eq!(status, 200);
     }
     let edge = start_edge(vec![dead]).await;
     let (mut sender, _endpoint) = client(&edge).await;
-    let req = http::Request::get("https://app.test/api/")
-        .body(())
-        .unwrap();
-    let mut stream = sender.send_request(req).await.unwrap();
-    stream.finish().await.unwrap();
-    let resp = stream.recv_response().await.unwrap();
-    assert_eq!(resp.status(), 502);
-    let mut body = Vec::new();
-    while let Some(chunk) = stream.recv_data().await.unwrap() {
-        body.extend_from_slice(chunk.chunk());
-    }
-    assert!(String::from_utf8_lossy(&body).contains("502"));
+    let (status, body) = get(&mut sender, "/api/").await;
+    assert_eq!(status, 502);
+    assert!(body.contains("502"));
 }
