@@ -6,13 +6,16 @@
 
 mod api;
 mod auth;
+mod builds;
 mod certs;
 mod cli;
+mod hooks;
 mod metrics;
 mod orchestrator;
 mod secrets;
 mod serve;
 mod store;
+mod vault;
 
 use clap::Parser;
 

@@ -85,9 +85,16 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let mut registry = crate::metrics::registry();
     let router = Arc::new(Router::default());
     let proxy_metrics = ProxyMetrics::register(&mut registry);
+    let builder = crate::builds::Builder::new(
+        engine.docker().clone(),
+        &settings.instance,
+        settings.build.clone(),
+        &settings.data_dir,
+    )
+    .context("preparing the build and site directories")?;
     let certs = Certificates::new(
         store.clone(),
-        secrets,
+        secrets.clone(),
         served.clone(),
         challenges.clone(),
         settings.acme.clone(),
@@ -107,6 +114,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             rollback_watch: settings.rollback_watch,
             concurrency: settings.deploy_concurrency,
         },
+        builder,
+        secrets,
         &mut registry,
     );
     orchestrator

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::health::{HealthCheck, HealthCheckInput};
 use crate::names::{validate_host, validate_name, validate_path_prefix};
+use crate::source::{
+    AppSecrets, BuildInput, BuildKind, BuildSpec, GitAuth, GitSource, SourceInput,
+};
 use crate::FieldError;
 
 /// Most replicas one app may ask for.
@@ -173,10 +176,20 @@ pub struct AppInput {
     /// Name of an existing project.
     #[serde(default)]
     pub project: Option<String>,
-    /// Image reference, e.g. `nginx:1.27` or `registry.example.com/team/app@sha256:...`.
-    pub image: String,
-    /// The port the app listens on inside its container (1-65535).
-    pub port: i64,
+    /// Image reference, e.g. `nginx:1.27` or `registry.example.com/team/app@sha256:...`;
+    /// give either this or `source`.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// A git repository to build the app from, in place of `image`.
+    #[serde(default)]
+    pub source: Option<SourceInput>,
+    /// How a `source` is built; default a Dockerfile at the context root.
+    #[serde(default)]
+    pub build: Option<BuildInput>,
+    /// The port the app listens on inside its container (1-65535); not
+    /// used by static sites.
+    #[serde(default)]
+    pub port: Option<i64>,
     /// Number of containers; default 1, at most 100.
     #[serde(default)]
     pub replicas: Option<i64>,
@@ -212,9 +225,15 @@ pub struct AppPatch {
     /// Move the app to this project.
     #[serde(default)]
     pub project: Option<String>,
-    /// New image; takes effect at the next deployment.
+    /// New image; takes effect at the next deployment. Replaces a source.
     #[serde(default)]
     pub image: Option<String>,
+    /// New git source (replaces an image); credentials not given are kept.
+    #[serde(default)]
+    pub source: Option<SourceInput>,
+    /// New build settings; build secrets not given are kept.
+    #[serde(default)]
+    pub build: Option<BuildInput>,
     /// New container port; takes effect at the next deployment.
     #[serde(default)]
     pub port: Option<i64>,
@@ -252,9 +271,16 @@ pub struct AppSpec {
     pub name: String,
     /// The project it belongs to, if any.
     pub project: Option<String>,
-    /// Image reference deployed by the next deployment.
+    /// Image reference deployed by the next deployment; for apps built
+    /// from source, the repository builds are tagged in (`berth/<app>`).
     pub image: String,
-    /// Container port the proxy forwards to.
+    /// The git repository the app is built from, if any.
+    #[serde(default)]
+    pub source: Option<GitSource>,
+    /// How the source is built (set exactly when `source` is).
+    #[serde(default)]
+    pub build: Option<BuildSpec>,
+    /// Container port the proxy forwards to; 0 for static sites.
     pub port: u16,
     /// Number of containers.
     pub replicas: u32,
@@ -277,25 +303,107 @@ pub struct AppSpec {
 }
 
 impl AppInput {
+    /// The secret values in this input (git credentials, build secrets),
+    /// for the caller to seal; the validated spec keeps only their names.
+    pub fn secrets(&self) -> AppSecrets {
+        let (git_token, ssh_key) = self
+            .source
+            .as_ref()
+            .map(SourceInput::secrets)
+            .unwrap_or_default();
+        AppSecrets {
+            git_token,
+            ssh_key,
+            build: self
+                .build
+                .as_ref()
+                .and_then(|b| b.secrets.clone())
+                .unwrap_or_default(),
+        }
+    }
+
     /// Validates every field; the first invalid one is reported.
     pub fn validate(self) -> Result<AppSpec, FieldError> {
+        self.validate_with(GitAuth::None, &[])
+    }
+
+    /// Validates with the credential kind and build secret names stored
+    /// before a change, kept when the input does not give them.
+    fn validate_with(
+        self,
+        previous_auth: GitAuth,
+        previous_secrets: &[String],
+    ) -> Result<AppSpec, FieldError> {
         validate_name("name", &self.name)?;
         if let Some(project) = &self.project {
             validate_name("project", project)?;
         }
-        validate_image(&self.image)?;
-        let port = u16::try_from(self.port)
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(|| {
-                FieldError::new(
+        let (image, source, build) = match (&self.image, &self.source) {
+            (Some(_), Some(_)) => {
+                return Err(FieldError::new(
+                    "source",
+                    "is given together with image; give one of image, source",
+                ))
+            }
+            (None, None) => {
+                return Err(FieldError::new(
+                    "image",
+                    "is missing; give an image reference, or a git source to build",
+                ))
+            }
+            (Some(image), None) => {
+                if self.build.is_some() {
+                    return Err(FieldError::new(
+                        "build",
+                        "needs a source; give source, or remove build to run the image",
+                    ));
+                }
+                validate_image(image)?;
+                (image.trim().to_string(), None, None)
+            }
+            (None, Some(source)) => {
+                let source = source
+                    .validate(previous_auth)
+                    .map_err(|e| e.within("source"))?;
+                let build = match &self.build {
+                    Some(b) => b.validate(previous_secrets),
+                    None => BuildInput::from(&BuildSpec {
+                        kind: BuildKind::Dockerfile,
+                        dockerfile: None,
+                        target: None,
+                        args: BTreeMap::new(),
+                        secrets: Vec::new(),
+                        publish_dir: None,
+                        spa: false,
+                        plan: Default::default(),
+                    })
+                    .validate(previous_secrets),
+                }
+                .map_err(|e| e.within("build"))?;
+                (format!("berth/{}", self.name), Some(source), Some(build))
+            }
+        };
+        let is_static = build.as_ref().is_some_and(|b| b.kind == BuildKind::Static);
+        let port =
+            match (self.port, is_static) {
+                (None, true) => 0,
+                (Some(_), true) => {
+                    return Err(FieldError::new(
+                        "port",
+                        "is not used by static sites (berth serves their files); remove it",
+                    ))
+                }
+                (None, false) => return Err(FieldError::new(
                     "port",
-                    format!(
-                        "{} is out of range; give the container port, 1-65535",
-                        self.port
-                    ),
-                )
-            })?;
+                    "is missing; give the port the app listens on inside its container, 1-65535",
+                )),
+                (Some(p), false) => u16::try_from(p).ok().filter(|p| *p > 0).ok_or_else(|| {
+                    FieldError::new(
+                        "port",
+                        format!("{p} is out of range; give the container port, 1-65535"),
+                    )
+                })?,
+            };
         let replicas = match self.replicas {
             None => 1,
             Some(n) if (1..=i64::from(MAX_REPLICAS)).contains(&n) => n as u32,
@@ -368,7 +476,9 @@ impl AppInput {
         Ok(AppSpec {
             name: self.name,
             project: self.project,
-            image: self.image.trim().to_string(),
+            image,
+            source,
+            build,
             port,
             replicas,
             env: self.env,
@@ -395,6 +505,13 @@ impl AppInput {
 }
 
 impl AppSpec {
+    /// Whether the app is a static site served by the edge (no containers).
+    pub fn is_static(&self) -> bool {
+        self.build
+            .as_ref()
+            .is_some_and(|b| b.kind == BuildKind::Static)
+    }
+
     /// Applies `patch` and validates the result as a whole.
     pub fn patched(&self, patch: AppPatch) -> Result<AppSpec, FieldError> {
         let mut env = self.env.clone();
@@ -408,11 +525,49 @@ impl AppSpec {
                 }
             }
         }
+        // An image replaces a source and a source an image; build
+        // settings stay with a source.
+        let (image, source, build) = match (patch.image, patch.source) {
+            (Some(image), None) => (Some(image), None, patch.build),
+            (None, Some(source)) => (
+                None,
+                Some(source),
+                patch
+                    .build
+                    .or_else(|| self.build.as_ref().map(BuildInput::from)),
+            ),
+            (Some(image), Some(source)) => (Some(image), Some(source), patch.build),
+            (None, None) => match &self.source {
+                Some(source) => (
+                    None,
+                    Some(SourceInput::from(source)),
+                    patch
+                        .build
+                        .or_else(|| self.build.as_ref().map(BuildInput::from)),
+                ),
+                None => (Some(self.image.clone()), None, patch.build),
+            },
+        };
+        let becomes_static = build.as_ref().is_some_and(|b| b.kind == BuildKind::Static);
+        let port = match patch.port {
+            Some(p) => Some(p),
+            None if becomes_static => None,
+            None if self.port == 0 => None,
+            None => Some(i64::from(self.port)),
+        };
+        let previous_auth = self.source.as_ref().map(|s| s.auth).unwrap_or_default();
+        let previous_secrets = self
+            .build
+            .as_ref()
+            .map(|b| b.secrets.clone())
+            .unwrap_or_default();
         let input = AppInput {
             name: self.name.clone(),
             project: patch.project.or_else(|| self.project.clone()),
-            image: patch.image.unwrap_or_else(|| self.image.clone()),
-            port: patch.port.unwrap_or(i64::from(self.port)),
+            image,
+            source,
+            build,
+            port,
             replicas: Some(patch.replicas.unwrap_or(i64::from(self.replicas))),
             env,
             command: match patch.command {
@@ -454,7 +609,7 @@ impl AppSpec {
                     .collect()
             }),
         };
-        input.validate()
+        input.validate_with(previous_auth, &previous_secrets)
     }
 }
 

@@ -11,6 +11,7 @@ mod error;
 mod health;
 mod names;
 mod settings;
+mod source;
 
 pub use app::{
     AppInput, AppPatch, AppSpec, CertificateSource, Domain, DomainInput, ProjectInput, ProjectSpec,
@@ -19,6 +20,10 @@ pub use error::{ConfigError, FieldError};
 pub use health::{HealthCheck, HealthCheckInput, HealthKind};
 pub use names::{normalize_host, validate_host, validate_name, validate_path_prefix};
 pub use settings::{
-    AcmeChallenge, AcmeSettings, FileConfig, Overrides, Settings, UnknownSni, LETSENCRYPT,
-    LETSENCRYPT_STAGING,
+    AcmeChallenge, AcmeSettings, BuildSettings, FileConfig, Overrides, Settings, UnknownSni,
+    LETSENCRYPT, LETSENCRYPT_STAGING,
+};
+pub use source::{
+    AppSecrets, BuildInput, BuildKind, BuildSpec, GitAuth, GitSource, PlanOverrides, SourceInput,
+    SourceKind,
 };

@@ -44,6 +44,40 @@ pub struct FileConfig {
     /// `[tls]` table.
     #[serde(default)]
     pub tls: FileTls,
+    /// `[build]` table.
+    #[serde(default)]
+    pub build: FileBuild,
+}
+
+/// `[build]`: builds of apps from source.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileBuild {
+    /// Builds running at once across all apps; default 1.
+    pub concurrency: Option<u64>,
+    /// Seconds a clone plus build may take before it is aborted; default 1800.
+    pub timeout_secs: Option<u64>,
+    /// CPU cores a build may use; default half of the machine's, at least 1.
+    pub cpus: Option<f64>,
+    /// Memory a build step may use, in MiB; default 2048.
+    pub memory_mb: Option<u64>,
+    /// Largest static site berth serves from memory, in MiB; default 256.
+    pub max_site_mb: Option<u64>,
+}
+
+/// Validated `[build]` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildSettings {
+    /// Builds running at once.
+    pub concurrency: usize,
+    /// Deadline of a clone plus build.
+    pub timeout: Duration,
+    /// CPU cores per build; `None`: half of the machine's, at least 1.
+    pub cpus: Option<f64>,
+    /// Memory per build step, in MiB.
+    pub memory_mb: u64,
+    /// Largest static site, in bytes.
+    pub max_site_bytes: u64,
 }
 
 /// `[acme]`: where certificates come from.
@@ -205,6 +239,8 @@ pub struct Settings {
     pub acme: AcmeSettings,
     /// Handshakes for names without a certificate.
     pub unknown_sni: UnknownSni,
+    /// Builds of apps from source.
+    pub build: BuildSettings,
 }
 
 impl Settings {
@@ -311,6 +347,38 @@ impl Settings {
                 other => secs("proxy.workers", other, 1, 64)? as usize,
             },
             acme,
+            build: BuildSettings {
+                concurrency: secs("build.concurrency", f.build.concurrency, 1, 64)? as usize,
+                timeout: Duration::from_secs(secs(
+                    "build.timeout_secs",
+                    f.build.timeout_secs,
+                    1800,
+                    86400,
+                )?),
+                cpus: match f.build.cpus {
+                    None => None,
+                    Some(c) if c.is_finite() && c > 0.0 && c <= 1024.0 => Some(c),
+                    Some(c) => {
+                        return Err(invalid(FieldError::new(
+                            "build.cpus",
+                            format!(
+                                "{c} is out of range; give a number of cores above 0, e.g. 1.5"
+                            ),
+                        )))
+                    }
+                },
+                memory_mb: match f.build.memory_mb {
+                    None => 2048,
+                    Some(m) if (64..=1 << 22).contains(&m) => m,
+                    Some(m) => {
+                        return Err(invalid(FieldError::new(
+                            "build.memory_mb",
+                            format!("{m} is out of range; give at least 64 MiB"),
+                        )))
+                    }
+                },
+                max_site_bytes: secs("build.max_site_mb", f.build.max_site_mb, 256, 65536)? << 20,
+            },
             unknown_sni: match f.tls.unknown_sni.as_deref().unwrap_or("self_signed") {
                 "self_signed" => UnknownSni::SelfSigned,
                 "refuse" => UnknownSni::Refuse,

@@ -3,7 +3,8 @@
 //! renewed certificate never rebuilds the QUIC endpoint), the same route
 //! table and the same [`policy`] as the TCP path. Each request goes to a
 //! replica over HTTP/1.1 with both bodies streamed; a replica that refuses
-//! the connection is skipped for the next one, as on TCP.
+//! the connection is skipped for the next one, as on TCP. Static sites are
+//! answered from memory, as on TCP.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use pingora_core::server::ShutdownWatch;
 use rustls::server::ResolvesServerCert;
 
 use crate::policy::{self, Decision, ErrorPage};
-use crate::{ProxyMetrics, Route, Router, UpstreamGuard};
+use crate::{ProxyMetrics, Route, Router, SiteResponse, UpstreamGuard};
 
 /// Largest header section a client may send.
 const MAX_HEADER_BYTES: u64 = 64 * 1024;
@@ -283,6 +284,14 @@ async fn forward(
         let table = front.router.load();
         match policy::decide(&table, host.as_deref(), &path) {
             Decision::Forward(route) => route.clone(),
+            Decision::Static(route, site) => {
+                outcome.app = Some(route.backend().app().clone());
+                let site_path = policy::site_path(route, &path);
+                let response = site.respond(req.method(), &site_path, req.headers());
+                let hsts = policy::hsts(route, true);
+                drop(table);
+                return send_site(send, response, hsts, request_id, outcome).await;
+            }
             Decision::NoReplica(route) => {
                 outcome.app = Some(route.backend().app().clone());
                 return page(send, policy::NO_REPLICA, request_id, outcome).await;
@@ -422,6 +431,34 @@ fn upstream_request(
         });
     *out.headers_mut() = headers;
     out
+}
+
+/// Sends a static site's response, with the headers the edge adds to
+/// every response (request id, and HSTS when the route asks for it).
+async fn send_site(
+    send: &mut SendHalf,
+    site: SiteResponse,
+    hsts: Option<&str>,
+    request_id: &str,
+    outcome: &mut Outcome,
+) -> Result<(), h3::error::StreamError> {
+    let mut head = Response::new(());
+    *head.status_mut() = site.status;
+    *head.headers_mut() = site.headers;
+    set(head.headers_mut(), policy::X_REQUEST_ID, request_id);
+    if let Some(value) = hsts {
+        set(
+            head.headers_mut(),
+            header::STRICT_TRANSPORT_SECURITY.as_str(),
+            value,
+        );
+    }
+    outcome.status = site.status.as_u16();
+    send.send_response(head).await?;
+    if !site.body.is_empty() {
+        send.send_data(site.body).await?;
+    }
+    send.finish().await
 }
 
 /// Sends one of berth's own pages.

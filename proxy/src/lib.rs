@@ -4,7 +4,8 @@
 //!
 //! The policy lives in [`policy`] so that both front ends (pingora for
 //! HTTP/1.1 and h2 over TCP, quinn + h3 for HTTP/3) call the same code and
-//! cannot drift.
+//! cannot drift. An app may also be a static [`site`] that the edge
+//! serves from memory itself.
 
 #![forbid(unsafe_code)]
 
@@ -13,6 +14,7 @@ mod metrics;
 pub mod policy;
 mod router;
 mod service;
+pub mod site;
 mod table;
 mod upstream;
 
@@ -20,5 +22,6 @@ pub use h3::{serve_h3, H3Error, H3Options};
 pub use metrics::ProxyMetrics;
 pub use router::Router;
 pub use service::{serve, serve_on_threads, tls_config, EdgeOptions, EdgeProxy, EdgeThreads};
+pub use site::{Site, SiteError, SiteOptions, SiteResponse};
 pub use table::{Backend, Route, RouteSpec, RouteTable};
 pub use upstream::{Upstream, UpstreamGuard, UpstreamState};

@@ -5,17 +5,20 @@
 
 use std::borrow::Cow;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use berth_acme::Http01Tokens;
 
 use crate::table::prefix_matches;
-use crate::{Route, RouteTable};
+use crate::{Route, RouteTable, Site};
 
 /// What to do with a request.
 #[derive(Debug)]
 pub enum Decision<'t> {
     /// Forward to the route's backend.
     Forward(&'t Route),
+    /// Answer from the route's static site, in the edge: no replica.
+    Static(&'t Route, &'t Arc<Site>),
     /// No app owns this host and path: 404.
     UnknownHost,
     /// The app exists but has no live replica: 503.
@@ -29,8 +32,11 @@ pub fn decide<'t>(table: &'t RouteTable, host: Option<&str>, path: &str) -> Deci
     };
     match table.lookup(&host, path) {
         None => Decision::UnknownHost,
-        Some(route) if route.backend().upstreams().is_empty() => Decision::NoReplica(route),
-        Some(route) => Decision::Forward(route),
+        Some(route) => match route.backend().static_site() {
+            Some(site) => Decision::Static(route, site),
+            None if route.backend().upstreams().is_empty() => Decision::NoReplica(route),
+            None => Decision::Forward(route),
+        },
     }
 }
 
@@ -50,6 +56,13 @@ pub fn upstream_path<'a>(route: &Route, path_and_query: &'a str) -> Cow<'a, str>
     let rest = &path[route.prefix().len()..];
     let rest = if rest.is_empty() { "/" } else { rest };
     Cow::Owned(format!("{rest}{query}"))
+}
+
+/// The path a static site is asked for: the request path, query dropped,
+/// with the prefix removed when the route strips it (as for a replica).
+pub fn site_path<'a>(route: &Route, path: &'a str) -> Cow<'a, str> {
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    upstream_path(route, path)
 }
 
 /// The key authorization for an ACME HTTP-01 validation request, which
@@ -350,6 +363,35 @@ mod tests {
         let keep = table(false, 1);
         let route = keep.lookup("app.example.com", "/api").unwrap();
         assert_eq!(upstream_path(route, "/api/users"), "/api/users");
+    }
+
+    #[test]
+    fn static_sites_are_served_by_the_edge_with_prefixes_stripped() {
+        // An empty site: only where requests go matters here.
+        let empty = tempfile::tempdir().unwrap();
+        let site = Arc::new(crate::Site::load(empty.path(), Default::default()).unwrap());
+        let spec = |prefix: &str, strip: bool| RouteSpec {
+            host: "docs.example.com".into(),
+            path_prefix: prefix.into(),
+            strip_prefix: strip,
+            redirect_https: false,
+            hsts: false,
+            backend: Arc::new(Backend::site("docs", site.clone())),
+        };
+        let t = RouteTable::build([spec("/guide", true), spec("/", false)]);
+        let Decision::Static(route, served) = decide(&t, Some("docs.example.com"), "/guide/x")
+        else {
+            panic!("a site is served, not forwarded");
+        };
+        assert!(Arc::ptr_eq(served, &site));
+        assert!(route.backend().upstreams().is_empty());
+        assert_eq!(site_path(route, "/guide/a/b?q=1"), "/a/b");
+        assert_eq!(site_path(route, "/guide"), "/");
+        let Decision::Static(root, _) = decide(&t, Some("docs.example.com"), "/guidex") else {
+            panic!("a site is served, not forwarded");
+        };
+        assert_eq!(site_path(root, "/guidex?a"), "/guidex");
+        assert!(Backend::new("x", vec![]).static_site().is_none());
     }
 
     #[test]

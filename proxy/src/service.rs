@@ -29,7 +29,7 @@ use berth_acme::Http01Tokens;
 use crate::metrics::InFlight;
 use crate::policy::{self, Decision, ErrorPage};
 use crate::UpstreamGuard;
-use crate::{ProxyMetrics, Route, Router};
+use crate::{ProxyMetrics, Route, Router, SiteResponse};
 
 use policy::{X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID};
 
@@ -129,6 +129,37 @@ async fn answer(
     Ok(())
 }
 
+/// What the edge answers itself, without a replica.
+enum Reply {
+    /// One of berth's own pages.
+    Page(ErrorPage),
+    /// A static site's response, and the route's HSTS value.
+    Site(SiteResponse, Option<&'static str>),
+}
+
+/// Writes a static site's response with the `extra` headers that are set.
+async fn send_site(
+    session: &mut Session,
+    site: SiteResponse,
+    extra: &[(&'static str, Option<&str>)],
+) -> Result<()> {
+    let mut resp = ResponseHeader::build(site.status.as_u16(), Some(site.headers.len() + 3))?;
+    for (name, value) in &site.headers {
+        resp.append_header(name.clone(), value.clone())?;
+    }
+    for (name, value) in extra {
+        if let Some(value) = value {
+            resp.insert_header(*name, *value)?;
+        }
+    }
+    let end = site.body.is_empty();
+    session.write_response_header(Box::new(resp), end).await?;
+    if !end {
+        session.write_response_body(Some(site.body), true).await?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl ProxyHttp for EdgeProxy {
     type CTX = RequestCtx;
@@ -159,11 +190,14 @@ impl ProxyHttp for EdgeProxy {
             answer(session, 200, text, body, None, &ctx.request_id).await?;
             return Ok(true);
         }
-        let page = {
+        let reply = {
             let table = self.router.load();
             let host = request_host(req);
             let decision = policy::decide(&table, host, req.uri.path());
-            if let Decision::Forward(route) | Decision::NoReplica(route) = &decision {
+            if let Decision::Forward(route)
+            | Decision::NoReplica(route)
+            | Decision::Static(route, _) = &decision
+            {
                 let pq = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
                 let https_port = self.options.https_port;
                 if let Some(to) = policy::https_redirect(route, tls, host, pq, https_port) {
@@ -181,14 +215,31 @@ impl ProxyHttp for EdgeProxy {
                     ctx.route = Some(route.clone());
                     return Ok(false);
                 }
+                Decision::Static(route, site) => {
+                    ctx.app = Some(route.backend().app().clone());
+                    let path = policy::site_path(route, req.uri.path());
+                    let response = site.respond(&req.method, &path, &req.headers);
+                    Reply::Site(response, policy::hsts(route, tls))
+                }
                 Decision::NoReplica(route) => {
                     ctx.app = Some(route.backend().app().clone());
-                    policy::NO_REPLICA
+                    Reply::Page(policy::NO_REPLICA)
                 }
-                Decision::UnknownHost => policy::NOT_FOUND,
+                Decision::UnknownHost => Reply::Page(policy::NOT_FOUND),
             }
         };
-        respond(session, page, &ctx.request_id).await?;
+        match reply {
+            Reply::Page(page) => respond(session, page, &ctx.request_id).await?,
+            Reply::Site(response, hsts) => {
+                let alt_svc = policy::alt_svc(tls, self.options.h3_port);
+                let extra = [
+                    (X_REQUEST_ID, Some(ctx.request_id.as_str())),
+                    (header::STRICT_TRANSPORT_SECURITY.as_str(), hsts),
+                    (header::ALT_SVC.as_str(), alt_svc.as_deref()),
+                ];
+                send_site(session, response, &extra).await?;
+            }
+        }
         Ok(true)
     }
 

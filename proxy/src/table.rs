@@ -8,14 +8,16 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::Upstream;
+use crate::{Site, Upstream};
 
-/// The live replicas of one app, shared by all routes of the app.
+/// The live replicas of one app, shared by all routes of the app; or,
+/// for a static site, the site's files.
 #[derive(Debug)]
 pub struct Backend {
     app: Arc<str>,
     upstreams: Box<[Upstream]>,
     cursor: AtomicUsize,
+    site: Option<Arc<Site>>,
 }
 
 impl Backend {
@@ -30,7 +32,24 @@ impl Backend {
             app: app.into(),
             upstreams: upstreams.into_boxed_slice(),
             cursor: AtomicUsize::new(0),
+            site: None,
         }
+    }
+
+    /// A backend for `app` that is a static site, answered by the edge
+    /// from memory; it has no replicas.
+    pub fn site(app: impl Into<Arc<str>>, site: Arc<Site>) -> Self {
+        Self {
+            app: app.into(),
+            upstreams: Box::default(),
+            cursor: AtomicUsize::new(0),
+            site: Some(site),
+        }
+    }
+
+    /// The static site, when the app is one.
+    pub fn static_site(&self) -> Option<&Arc<Site>> {
+        self.site.as_ref()
     }
 
     /// The app's name (a bounded metrics label).

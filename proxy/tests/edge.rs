@@ -1,6 +1,6 @@
 //! The edge proxy end to end, in process: real pingora on a loopback port,
 //! real HTTP and WebSocket upstreams on loopback, a route table swapped in
-//! as the orchestrator would.
+//! as the orchestrator would; static sites served by the edge itself.
 
 use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener};
@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_proxy::{
-    Backend, EdgeOptions, EdgeProxy, ProxyMetrics, RouteSpec, RouteTable, Router, Upstream,
+    Backend, EdgeOptions, EdgeProxy, ProxyMetrics, RouteSpec, RouteTable, Router, Site,
+    SiteOptions, Upstream,
 };
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -87,6 +88,7 @@ fn dead_addr() -> SocketAddr {
 struct Edge {
     addr: SocketAddr,
     router: Arc<Router>,
+    registry: Registry,
     _stop: tokio::sync::watch::Sender<bool>,
 }
 
@@ -112,6 +114,7 @@ async fn start_edge(specs: Vec<RouteSpec>) -> Edge {
     Edge {
         addr,
         router,
+        registry,
         _stop: stop,
     }
 }
@@ -387,4 +390,221 @@ async fn draining_replicas_get_no_new_requests() {
         "app.test", "/", false, &only,
     )]));
     assert_eq!(get(&edge, "app.test", "/").await.status(), 503);
+}
+
+/// A long stylesheet: over the gzip threshold.
+fn stylesheet() -> String {
+    ".card { display: flex; padding: 1rem; color: #333; }\n".repeat(50)
+}
+
+/// A site in `<tmp>/site` with a secret beside it in `<tmp>/secret.txt`.
+fn site_dir() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let site = tmp.path().join("site");
+    std::fs::create_dir_all(site.join("assets")).unwrap();
+    std::fs::write(site.join("index.html"), "<h1>home</h1>").unwrap();
+    std::fs::write(site.join("app.css"), stylesheet()).unwrap();
+    std::fs::write(site.join("assets/index-BQx8f2aZ.js"), "export default 1;\n").unwrap();
+    std::fs::write(tmp.path().join("secret.txt"), "top-secret-outside").unwrap();
+    tmp
+}
+
+/// A raw HTTP/1.1 request, so the path goes out exactly as written.
+async fn raw_get(edge: &Edge, host: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut response))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+fn header<'r>(resp: &'r reqwest::Response, name: &str) -> &'r str {
+    resp.headers().get(name).map_or("", |v| v.to_str().unwrap())
+}
+
+#[tokio::test]
+async fn static_sites_are_served_by_the_edge() {
+    let tmp = site_dir();
+    let dir = tmp.path().join("site");
+    let plain = Arc::new(Site::load(&dir, SiteOptions::default()).unwrap());
+    let spa = SiteOptions {
+        spa: true,
+        ..SiteOptions::default()
+    };
+    let spa = Arc::new(Site::load(&dir, spa).unwrap());
+    assert_eq!(plain.files(), 3);
+    let site = Arc::new(Backend::site("site", plain));
+    let spa = Arc::new(Backend::site("spa", spa));
+    assert!(site.static_site().is_some() && site.upstreams().is_empty());
+    let edge = start_edge(vec![
+        route("static.test", "/", false, &site),
+        route("spa.test", "/", false, &spa),
+        route("docs.test", "/docs", true, &site),
+        RouteSpec {
+            redirect_https: true,
+            ..route("secure.test", "/", false, &site)
+        },
+    ])
+    .await;
+
+    // The index, with the edge's own headers.
+    let resp = get(&edge, "static.test", "/").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "content-type"), "text/html; charset=utf-8");
+    assert_eq!(header(&resp, "cache-control"), "no-cache");
+    assert_eq!(header(&resp, "x-content-type-options"), "nosniff");
+    assert_eq!(header(&resp, "accept-ranges"), "none");
+    assert_eq!(header(&resp, "x-request-id").len(), 32);
+    assert_eq!(resp.text().await.unwrap(), "<h1>home</h1>");
+
+    // Types, and caching by fingerprint.
+    let css = get(&edge, "static.test", "/app.css?v=2").await;
+    assert_eq!(css.status(), 200);
+    assert_eq!(header(&css, "content-type"), "text/css; charset=utf-8");
+    assert_eq!(header(&css, "cache-control"), "public, max-age=3600");
+    assert_eq!(header(&css, "vary"), "accept-encoding");
+    let etag = header(&css, "etag").to_string();
+    assert_eq!(css.text().await.unwrap(), stylesheet());
+    let js = get(&edge, "static.test", "/assets/index-BQx8f2aZ.js").await;
+    assert_eq!(
+        header(&js, "content-type"),
+        "text/javascript; charset=utf-8"
+    );
+    assert_eq!(
+        header(&js, "cache-control"),
+        "public, max-age=31536000, immutable"
+    );
+
+    // Revalidation.
+    let resp = client()
+        .get(format!("http://{}/app.css", edge.addr))
+        .header("host", "static.test")
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 304);
+    assert_eq!(header(&resp, "etag"), etag);
+    assert!(resp.bytes().await.unwrap().is_empty());
+
+    // Gzip when asked, decoded to the same bytes.
+    let resp = client()
+        .get(format!("http://{}/app.css", edge.addr))
+        .header("host", "static.test")
+        .header("accept-encoding", "gzip, br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "content-encoding"), "gzip");
+    let length: usize = header(&resp, "content-length").parse().unwrap();
+    let gz = resp.bytes().await.unwrap();
+    assert_eq!(gz.len(), length);
+    assert!(gz.len() < stylesheet().len());
+    let mut decoded = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut decoded)
+        .unwrap();
+    assert_eq!(decoded, stylesheet());
+    let resp = client()
+        .get(format!("http://{}/app.css", edge.addr))
+        .header("host", "static.test")
+        .header("accept-encoding", "gzip;q=0")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers().get("content-encoding").is_none());
+    assert_eq!(resp.text().await.unwrap(), stylesheet());
+
+    // HEAD: the length of GET, no body.
+    let resp = client()
+        .head(format!("http://{}/app.css", edge.addr))
+        .header("host", "static.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        header(&resp, "content-length"),
+        stylesheet().len().to_string()
+    );
+    assert!(resp.bytes().await.unwrap().is_empty());
+
+    // Other methods.
+    let resp = client()
+        .post(format!("http://{}/", edge.addr))
+        .header("host", "static.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(header(&resp, "allow"), "GET, HEAD");
+
+    // SPA fallback only where asked for.
+    let resp = get(&edge, "spa.test", "/some/route").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "<h1>home</h1>");
+    assert_eq!(get(&edge, "static.test", "/some/route").await.status(), 404);
+    assert_eq!(get(&edge, "spa.test", "/missing.js").await.status(), 404);
+
+    // A stripped prefix.
+    let resp = get(&edge, "docs.test", "/docs/app.css").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), stylesheet());
+    assert_eq!(get(&edge, "docs.test", "/docs").await.status(), 200);
+
+    // The policy's HTTPS redirect still comes first.
+    let resp = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("http://{}/app.css?x=1", edge.addr))
+        .header("host", "secure.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 308);
+    assert_eq!(header(&resp, "location"), "https://secure.test/app.css?x=1");
+
+    // Nothing outside the site, however the path is spelled.
+    for path in [
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/..%2fsecret.txt",
+        "/assets/../../secret.txt",
+        "/..\\secret.txt",
+        "/%2e%2e%5csecret.txt",
+    ] {
+        for host in ["static.test", "spa.test", "docs.test"] {
+            let path = if host == "docs.test" {
+                format!("/docs{path}")
+            } else {
+                path.to_string()
+            };
+            let response = raw_get(&edge, host, &path).await;
+            let status_line = response.lines().next().unwrap_or("");
+            assert!(
+                status_line.contains(" 400 ") || status_line.contains(" 404 "),
+                "{host}{path}: {status_line}"
+            );
+            assert!(!response.contains("top-secret"), "{host}{path}: {response}");
+        }
+    }
+
+    // Counted like proxied requests, by app and status class.
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &edge.registry).unwrap();
+    for series in [
+        r#"proxy_requests_total{app="site",class="2xx"}"#,
+        // The 304 and the 308.
+        r#"proxy_requests_total{app="site",class="3xx"} 2"#,
+        r#"proxy_requests_total{app="site",class="4xx"}"#,
+        r#"proxy_requests_total{app="spa",class="2xx"} 1"#,
+    ] {
+        assert!(text.contains(series), "{series} in\n{text}");
+    }
 }

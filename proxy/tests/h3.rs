@@ -1,6 +1,7 @@
 //! HTTP/3 end to end, in process: the edge's QUIC listener with a
 //! certificate from the shared store, a quinn + h3 client, and a hyper
-//! upstream that streams request bodies back as they arrive.
+//! upstream that streams request bodies back as they arrive; a static
+//! site answered by the edge itself.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -8,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_acme::{CertStore, Certificate, Resolver, UnknownName};
-use berth_proxy::{Backend, H3Options, ProxyMetrics, RouteSpec, RouteTable, Router};
+use berth_proxy::{
+    Backend, H3Options, ProxyMetrics, RouteSpec, RouteTable, Router, Site, SiteOptions,
+};
 use bytes::{Buf, Bytes};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -60,6 +63,12 @@ struct Edge {
 }
 
 async fn start_edge(upstreams: Vec<SocketAddr>) -> Edge {
+    start_edge_with(Backend::new("app", upstreams)).await
+}
+
+/// An edge whose one route, `app.test/api` (prefix stripped, HTTPS only,
+/// HSTS), goes to `backend`.
+async fn start_edge_with(backend: Backend) -> Edge {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = rcgen::CertificateParams::new(vec!["app.test".to_string()])
@@ -77,7 +86,7 @@ async fn start_edge(upstreams: Vec<SocketAddr>) -> Edge {
         strip_prefix: true,
         redirect_https: true,
         hsts: true,
-        backend: Arc::new(Backend::new("app", upstreams)),
+        backend: Arc::new(backend),
     }])));
     let mut registry = Registry::default();
     let metrics = ProxyMetrics::register(&mut registry);
@@ -222,4 +231,60 @@ async fn a_dead_replica_is_skipped_and_none_left_is_502() {
     let (status, body) = get(&mut sender, "/api/").await;
     assert_eq!(status, 502);
     assert!(body.contains("502"));
+}
+
+#[tokio::test]
+async fn static_sites_are_answered_over_http3() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("index.html"), "<h1>home</h1>").unwrap();
+    let css = "main { display: grid; gap: 1rem; }\n".repeat(40);
+    std::fs::write(dir.path().join("app.css"), &css).unwrap();
+    let spa = SiteOptions {
+        spa: true,
+        ..SiteOptions::default()
+    };
+    let site = Arc::new(Site::load(dir.path(), spa).unwrap());
+    let edge = start_edge_with(Backend::site("app", site)).await;
+    let (mut sender, _endpoint) = client(&edge).await;
+
+    // The prefix is stripped, and the edge's headers are added.
+    let req = http::Request::get("https://app.test/api/app.css")
+        .header("x-request-id", "site-1")
+        .header("accept-encoding", "gzip")
+        .body(())
+        .unwrap();
+    let mut stream = sender.send_request(req).await.unwrap();
+    stream.finish().await.unwrap();
+    let resp = stream.recv_response().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let h = resp.headers();
+    assert_eq!(h["content-type"], "text/css; charset=utf-8");
+    assert_eq!(h["content-encoding"], "gzip");
+    assert_eq!(h["x-request-id"], "site-1");
+    assert_eq!(h["strict-transport-security"], "max-age=31536000");
+    let etag = h["etag"].clone();
+    let mut gz = Vec::new();
+    while let Some(chunk) = stream.recv_data().await.unwrap() {
+        gz.extend_from_slice(chunk.chunk());
+    }
+    let mut decoded = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut decoded)
+        .unwrap();
+    assert_eq!(decoded, css);
+
+    // Revalidation, SPA fallback and the index.
+    let req = http::Request::get("https://app.test/api/app.css")
+        .header("if-none-match", etag)
+        .body(())
+        .unwrap();
+    let mut stream = sender.send_request(req).await.unwrap();
+    stream.finish().await.unwrap();
+    assert_eq!(stream.recv_response().await.unwrap().status(), 304);
+    assert_eq!(
+        get(&mut sender, "/api/some/route").await,
+        (200, "<h1>home</h1>".to_string())
+    );
+    assert_eq!(get(&mut sender, "/api").await.1, "<h1>home</h1>");
+    assert_eq!(get(&mut sender, "/api/%2e%2e/x").await.0, 400);
+    assert_eq!(get(&mut sender, "/api/missing.css").await.0, 404);
 }

@@ -5,7 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use berth_config::{AppInput, AppPatch, AppSpec, CertificateSource, FieldError};
+use berth_config::{AppInput, AppPatch, AppSecrets, AppSpec, CertificateSource, FieldError};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use utoipa::IntoParams;
@@ -16,6 +16,7 @@ use super::views::{AppView, DeploymentView, LogsView};
 use super::ApiState;
 use crate::orchestrator::StartOutcome;
 use crate::store::{AppRecord, StoreError};
+use crate::vault::Vault;
 
 /// Default and largest `tail` of the logs endpoint.
 const DEFAULT_TAIL: usize = 100;
@@ -31,14 +32,21 @@ pub async fn create(
     ApiJson(input): ApiJson<AppInput>,
 ) -> Result<(StatusCode, Json<AppView>), ApiError> {
     let now = OffsetDateTime::now_utc();
+    let secrets = input.secrets();
+    let spec = input.validate()?;
+    let vault = Vault::new(secrets)
+        .and_then(|v| v.seal(state.orchestrator.secrets()))
+        .map_err(|e| ApiError::internal(&e))?;
     let record = AppRecord {
-        spec: input.validate()?,
+        spec,
         created_at: now,
         updated_at: now,
         active_deployment: None,
         stopped: false,
+        vault: Some(vault),
     };
     check_custom_certificates(&state, &record.spec)?;
+    check_trigger(&record.spec)?;
     let orchestrator = &state.orchestrator;
     orchestrator.store().create_app(&record)?;
     orchestrator.rebuild_routes()?;
@@ -47,6 +55,22 @@ pub async fn create(
         StatusCode::CREATED,
         Json(AppView::new(record, orchestrator)),
     ))
+}
+
+/// The source's push filters must compile (globs are checked with the
+/// matcher that will run them).
+fn check_trigger(spec: &AppSpec) -> Result<(), FieldError> {
+    let Some(source) = &spec.source else {
+        return Ok(());
+    };
+    let trigger = crate::hooks::Trigger {
+        branch: source.branch.clone(),
+        tag_pattern: source.tag_pattern.clone(),
+        watch_paths: source.watch_paths.clone(),
+    };
+    trigger
+        .validate()
+        .map_err(|e| FieldError::new(format!("source.{}", e.field), e.message))
 }
 
 /// A `custom` domain needs an uploaded certificate that covers its host.
@@ -104,9 +128,31 @@ pub async fn patch(
     ApiJson(patch): ApiJson<AppPatch>,
 ) -> Result<Json<AppView>, ApiError> {
     let orchestrator = &state.orchestrator;
+    let secrets = orchestrator.secrets();
+    let changed = AppSecrets {
+        git_token: patch.source.as_ref().and_then(|s| s.token.clone()),
+        ssh_key: patch.source.as_ref().and_then(|s| s.ssh_key.clone()),
+        build: patch
+            .build
+            .as_ref()
+            .and_then(|b| b.secrets.clone())
+            .unwrap_or_default(),
+    };
+    let build_secrets_given = patch.build.as_ref().is_some_and(|b| b.secrets.is_some());
     let record = orchestrator.store().update_app(&name, |r| {
         let spec = r.spec.patched(patch).map_err(StoreError::Invalid)?;
         check_custom_certificates(&state, &spec).map_err(StoreError::Invalid)?;
+        check_trigger(&spec).map_err(StoreError::Invalid)?;
+        let sealed = |e: crate::secrets::SecretError| StoreError::Corrupt(e.to_string());
+        let mut vault = Vault::open(secrets, r.vault.as_deref()).map_err(sealed)?;
+        if vault.hook_token.is_empty() {
+            vault.rotate_hook().map_err(sealed)?;
+        }
+        vault.input = vault.input.merged(&changed, build_secrets_given);
+        if spec.source.is_none() {
+            vault.input = AppSecrets::default();
+        }
+        r.vault = Some(vault.seal(secrets).map_err(sealed)?);
         r.spec = spec;
         r.updated_at = OffsetDateTime::now_utc();
         Ok(())

@@ -75,7 +75,8 @@ impl ApiError {
         )
     }
 
-    fn internal(err: &dyn std::fmt::Display) -> Self {
+    /// A 500 whose details go to the log only.
+    pub fn internal(err: &dyn std::fmt::Display) -> Self {
         tracing::error!(%err, "internal error in the admin API");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -119,6 +120,7 @@ impl From<OpError> for ApiError {
             ),
             OpError::Busy => Self::new(StatusCode::CONFLICT, "busy", OpError::Busy.to_string()),
             e @ OpError::Ended(_) => Self::new(StatusCode::CONFLICT, "ended", e.to_string()),
+            e @ OpError::Secret(_) => Self::internal(&e),
         }
     }
 }
@@ -141,6 +143,24 @@ impl From<CertsError> for ApiError {
             }
             CertsError::Store(s) => s.into(),
             other @ CertsError::Secret(_) => Self::internal(&other),
+        }
+    }
+}
+
+impl From<crate::builds::BuildError> for ApiError {
+    fn from(e: crate::builds::BuildError) -> Self {
+        use crate::builds::BuildError;
+        match e {
+            BuildError::Invalid { field, message } => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_field", message).with_field(field)
+            }
+            e @ (BuildError::Git(_) | BuildError::Timeout(_)) => {
+                Self::new(StatusCode::BAD_GATEWAY, "git", e.to_string()).with_field("source.url")
+            }
+            e @ (BuildError::Failed(_) | BuildError::Docker(_)) => {
+                Self::new(StatusCode::BAD_GATEWAY, "build", e.to_string())
+            }
+            e @ (BuildError::Io(_) | BuildError::Cancelled) => Self::internal(&e),
         }
     }
 }

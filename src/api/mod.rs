@@ -6,6 +6,7 @@ mod apps;
 mod certificates;
 mod deployments;
 mod error;
+mod hooks;
 mod json;
 mod projects;
 mod views;
@@ -78,6 +79,8 @@ impl Modify for BearerAuth {
         deployments::create, deployments::list_for_app, deployments::get_one,
         deployments::list, deployments::cancel, deployments::rollback, deployments::logs,
         certificates::list, certificates::create, certificates::delete,
+        hooks::get_webhook, hooks::rotate_webhook, hooks::receive, hooks::source_refs,
+        hooks::build_plan,
     ),
     modifiers(&BearerAuth),
     security(("admin_token" = [])),
@@ -126,6 +129,10 @@ pub fn router(state: ApiState, auth: AdminAuth) -> Router {
         .route("/apps/{name}/stop", post(apps::stop))
         .route("/apps/{name}/start", post(apps::start))
         .route("/apps/{name}/logs", get(apps::logs))
+        .route("/apps/{name}/webhook", get(hooks::get_webhook))
+        .route("/apps/{name}/webhook/rotate", post(hooks::rotate_webhook))
+        .route("/apps/{name}/build-plan", get(hooks::build_plan))
+        .route("/sources/refs", post(hooks::source_refs))
         .route("/apps/{name}/rollback", post(deployments::rollback))
         .route(
             "/apps/{name}/deployments",
@@ -145,9 +152,15 @@ pub fn router(state: ApiState, auth: AdminAuth) -> Router {
         )
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(auth, require_token))
+        .with_state(state.clone());
+    // Webhooks authenticate with their URL token and signature instead.
+    let webhooks = Router::new()
+        .route("/api/v1/hooks/{app}/{token}", post(hooks::receive))
+        .layer(axum::extract::DefaultBodyLimit::max(hooks::MAX_HOOK_BODY))
         .with_state(state);
     Router::new()
         .route("/api/v1/health", get(health))
+        .merge(webhooks)
         .nest("/api/v1", protected)
         .fallback(not_found)
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use berth_config::Domain;
+use berth_config::{BuildSpec, Domain, GitSource};
 use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -65,9 +65,14 @@ pub struct AppView {
     pub name: String,
     /// Project, if any.
     pub project: Option<String>,
-    /// Image of the next deployment.
+    /// Image of the next deployment; for apps from source, the
+    /// repository builds are tagged in.
     pub image: String,
-    /// Container port.
+    /// Git source (credentials are never shown; `auth` says which is set).
+    pub source: Option<GitSource>,
+    /// How the source is built (build secret names only).
+    pub build: Option<BuildSpec>,
+    /// Container port (0 for static sites).
     pub port: u16,
     /// Replicas wanted.
     pub replicas: u32,
@@ -125,6 +130,8 @@ impl AppView {
             name: spec.name,
             project: spec.project,
             image: spec.image,
+            source: spec.source,
+            build: spec.build,
             port: spec.port,
             replicas: spec.replicas,
             env: spec
@@ -170,6 +177,12 @@ pub struct DeploymentView {
     /// The deployment a rollback returns to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback_of: Option<String>,
+    /// Apps from source: the commit built.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// Its subject line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit_message: Option<String>,
     /// When each phase was reached, in order.
     pub phases: Vec<PhaseTime>,
     /// Where its time went (Docker calls, waiting on the app, berth), once
@@ -201,6 +214,8 @@ impl From<DeploymentRecord> for DeploymentView {
             image_id: d.image_id,
             replicas: d.spec.replicas,
             rollback_of: d.rollback_of,
+            commit: d.commit,
+            commit_message: d.commit_message,
             phases: d.phases,
             timing: d.timing,
             created_at: d.created_at,

@@ -28,6 +28,15 @@ pub enum DeployError {
     /// Cancelled by the user, a newer operation or shutdown.
     #[error("cancelled")]
     Cancelled,
+    /// Checking out or building the source failed.
+    #[error(transparent)]
+    Build(#[from] crate::builds::BuildError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The app's secrets could not be opened.
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
 }
 
 impl Orchestrator {
@@ -114,6 +123,9 @@ impl Orchestrator {
         why: impl Fn() -> String,
     ) {
         let id = record.id.as_str();
+        if record.spec.is_static() {
+            return self.run_site(record, cancel, why).await;
+        }
         let mut progress = Progress::default();
         match self.execute(record, &mut progress, cancel).await {
             Ok(replicas) => self.commit(record, replicas).await,
@@ -191,6 +203,7 @@ impl Orchestrator {
         engine.ensure_network().await?;
         match &record.image_id {
             Some(pinned) => log.push(&format!("using pinned image {pinned} ({})", record.image)),
+            None if record.spec.source.is_some() => log.push("building from source"),
             None => log.push(&format!(
                 "resolving image {} (pulled if not local)",
                 record.image
@@ -204,6 +217,16 @@ impl Orchestrator {
                     record.image
                 ))
             })?,
+            None if record.spec.source.is_some() => {
+                match self.build_source(record, cancel).await?.artifact {
+                    crate::builds::Artifact::Image { id, .. } => id,
+                    crate::builds::Artifact::Site => {
+                        return Err(DeployError::Unhealthy(
+                            "a static site cannot run as containers".into(),
+                        ))
+                    }
+                }
+            }
             None => engine
                 .ensure_image(&record.image, settings.pull_timeout, cancel)
                 .await
@@ -290,7 +313,7 @@ impl Orchestrator {
     }
 
     /// Records a phase of a deployment in the store.
-    fn reached(&self, id: &str, phase: Phase) {
+    pub(super) fn reached(&self, id: &str, phase: Phase) {
         if let Err(err) = self.inner.store.update_deployment(id, |d| d.reached(phase)) {
             tracing::debug!(deployment = id, %err, "could not record a phase");
         }

@@ -138,6 +138,11 @@ impl Engine {
         })
     }
 
+    /// The engine's API client (for builds).
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
     /// The name of the instance's bridge network.
     pub fn network(&self) -> &str {
         &self.network

@@ -15,6 +15,8 @@ mod health;
 mod logbook;
 mod metrics;
 mod reconcile;
+mod sites;
+mod source;
 mod supervise;
 
 use std::collections::HashMap;
@@ -37,6 +39,8 @@ use logbook::DeployLog;
 use logbook::Logbook;
 use metrics::OrchestratorMetrics;
 
+use crate::builds::Builder;
+use crate::secrets::SecretBox;
 use crate::store::{AppRecord, DeploymentRecord, DeploymentStatus, Store, StoreError, Trigger};
 
 /// Deadlines and bounds of deployments.
@@ -73,6 +77,9 @@ pub enum OpError {
     /// Waiting for the app's running deployment took too long.
     #[error("the app is busy with a deployment; try again when it has finished")]
     Busy,
+    /// A sealed secret could not be opened or sealed.
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
 }
 
 /// A replica serving an app.
@@ -173,6 +180,12 @@ struct Inner {
     watches: Mutex<HashMap<String, (String, tokio::time::Instant)>>,
     /// Unrequested exits of serving replicas, for the app status.
     crashes: Crashes,
+    /// Builds apps from source.
+    builder: Builder,
+    /// Opens the apps' vaults (git credentials, build secrets).
+    secrets: SecretBox,
+    /// Static sites serving, by app.
+    sites: Mutex<HashMap<String, Arc<berth_proxy::Site>>>,
 }
 
 /// Locks a std mutex; a poisoned lock still holds consistent data here
@@ -188,6 +201,8 @@ impl Orchestrator {
         store: Store,
         router: Arc<Router>,
         settings: DeploySettings,
+        builder: Builder,
+        secrets: SecretBox,
         registry: &mut Registry,
     ) -> Self {
         let permits = Arc::new(Semaphore::new(settings.concurrency));
@@ -208,6 +223,9 @@ impl Orchestrator {
                 logs: Logbook::default(),
                 watches: Mutex::new(HashMap::new()),
                 crashes: Crashes::default(),
+                builder,
+                secrets,
+                sites: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -217,10 +235,33 @@ impl Orchestrator {
         &self.inner.store
     }
 
+    /// The builder of apps from source.
+    pub fn builder(&self) -> &Builder {
+        &self.inner.builder
+    }
+
+    /// The instance's secret box (seals app vaults).
+    pub fn secrets(&self) -> &SecretBox {
+        &self.inner.secrets
+    }
+
     /// Queues a deployment of the app's current spec.
     pub fn deploy(&self, app: &str, trigger: Trigger) -> Result<DeploymentRecord, OpError> {
         let record = self.inner.store.app(app)?;
         self.enqueue(&record.spec, trigger)
+    }
+
+    /// Queues a deployment of the app's current spec for a webhook event
+    /// announcing `commit`.
+    pub fn deploy_announced(
+        &self,
+        app: &str,
+        commit: Option<String>,
+    ) -> Result<DeploymentRecord, OpError> {
+        let record = self.inner.store.app(app)?;
+        let mut deployment = DeploymentRecord::queued(&record.spec, Trigger::Webhook);
+        deployment.commit = commit;
+        self.enqueue_record(deployment)
     }
 
     /// Records and queues a deployment of `spec`.
@@ -268,7 +309,7 @@ impl Orchestrator {
             .filter(|d| d.status == DeploymentStatus::Succeeded)
             .take(window)
             .any(|d| d.id == target);
-        if !in_window || record.image_id.is_none() {
+        if !in_window || (record.image_id.is_none() && record.site.is_none()) {
             return Err(StoreError::Conflict(FieldError::new(
                 field,
                 format!(
@@ -285,6 +326,9 @@ impl Orchestrator {
         let mut deployment = DeploymentRecord::queued(&target.spec, Trigger::Rollback);
         deployment.image = target.image.clone();
         deployment.image_id = target.image_id.clone();
+        deployment.commit = target.commit.clone();
+        deployment.commit_message = target.commit_message.clone();
+        deployment.site = target.site.clone();
         deployment.rollback_of = Some(target.id);
         self.enqueue_record(deployment)
     }
@@ -407,8 +451,12 @@ impl Orchestrator {
         self.inner.crashes.state(app, deployment)
     }
 
-    /// Number of replicas serving the app now.
+    /// Number of replicas serving the app now; a static site that serves
+    /// counts as one.
     pub fn serving_replicas(&self, app: &str) -> usize {
+        if lock(&self.inner.sites).contains_key(app) {
+            return 1;
+        }
         lock(&self.inner.live).get(app).map_or(0, Vec::len)
     }
 
@@ -446,6 +494,15 @@ impl Orchestrator {
             return Ok(StartOutcome::Deploying(self.deploy(app, Trigger::Api)?));
         };
         let deployment = self.inner.store.deployment(&active)?;
+        if lock(&self.inner.sites).contains_key(app) {
+            // A static site has no containers: it serves again at once.
+            let record = self.inner.store.update_app(app, |r| {
+                r.stopped = false;
+                Ok(())
+            })?;
+            self.rebuild_routes()?;
+            return Ok(StartOutcome::Started(record));
+        }
         let containers = self.containers_of(app, Some(&active)).await?;
         if containers.len() < deployment.spec.replicas as usize {
             drop(guard);
@@ -506,7 +563,9 @@ impl Orchestrator {
         self.remove_containers(ids.iter().map(String::as_str))
             .await?;
         self.inner.store.delete_app(app)?;
+        lock(&self.inner.sites).remove(app);
         self.rebuild_routes()?;
+        self.inner.builder.forget_app(app);
         lock(&self.inner.app_locks).remove(app);
         self.inner.crashes.forget_app(app);
         Ok(())
@@ -542,11 +601,13 @@ impl Orchestrator {
         let _order = lock(&self.inner.rebuild);
         let apps = self.inner.store.apps()?;
         let live = lock(&self.inner.live);
+        let sites = lock(&self.inner.sites);
         let mut specs = Vec::new();
         for app in &apps {
             if app.spec.domains.is_empty() {
                 continue;
             }
+            let site = sites.get(&app.spec.name).filter(|_| !app.stopped);
             let upstreams = live
                 .get(&app.spec.name)
                 .map(|rs| {
@@ -555,7 +616,10 @@ impl Orchestrator {
                         .collect()
                 })
                 .unwrap_or_default();
-            let backend = Arc::new(Backend::with_upstreams(app.spec.name.as_str(), upstreams));
+            let backend = Arc::new(match site {
+                Some(site) => Backend::site(app.spec.name.as_str(), site.clone()),
+                None => Backend::with_upstreams(app.spec.name.as_str(), upstreams),
+            });
             for d in &app.spec.domains {
                 specs.push(RouteSpec {
                     host: d.host.clone(),
@@ -568,6 +632,7 @@ impl Orchestrator {
             }
         }
         let running = live.values().map(Vec::len).sum::<usize>();
+        drop(sites);
         drop(live);
         self.inner.router.swap(RouteTable::build(specs));
         self.inner.metrics.set_state(apps.len(), running);

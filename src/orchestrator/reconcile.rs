@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::engine::ReplicaState;
 use super::{lock, OpError, Orchestrator, Replica, LABEL_APP, LABEL_DEPLOYMENT};
-use crate::store::{DeploymentStatus, Trigger};
+use crate::store::{DeploymentRecord, DeploymentStatus, Trigger};
 
 impl Orchestrator {
     /// Adopts the running replicas of active deployments, removes
@@ -66,10 +66,16 @@ impl Orchestrator {
                 Ok(d) => d,
                 Err(err) => {
                     tracing::warn!(app = %app.spec.name, %err, "active deployment unreadable; redeploying");
-                    redeploy.push(app.spec.clone());
+                    redeploy.push(DeploymentRecord::queued(&app.spec, Trigger::Restart));
                     continue;
                 }
             };
+            if deployment.spec.is_static() {
+                if !self.restore_site(&deployment).await {
+                    redeploy.push(DeploymentRecord::queued(&deployment.spec, Trigger::Restart));
+                }
+                continue;
+            }
             let mut replicas = Vec::new();
             for id in adopted.remove(&app.spec.name).unwrap_or_default() {
                 if let Ok(ReplicaState::Exited(_)) = engine.replica_state(&id).await {
@@ -88,19 +94,26 @@ impl Orchestrator {
                 }
             }
             if replicas.len() < deployment.spec.replicas as usize {
-                redeploy.push(deployment.spec.clone());
+                // The version that served before, not edits made since; a
+                // built image is reused rather than built again.
+                let mut again = DeploymentRecord::queued(&deployment.spec, Trigger::Restart);
+                if deployment.spec.source.is_some() {
+                    again.image = deployment.image.clone();
+                    again.image_id = deployment.image_id.clone();
+                    again.commit = deployment.commit.clone();
+                }
+                redeploy.push(again);
             }
             tracing::info!(app = %app.spec.name, replicas = replicas.len(), "adopted running replicas");
             lock(&self.inner.live).insert(app.spec.name.clone(), replicas);
         }
         self.rebuild_routes()?;
-        for spec in redeploy {
-            if queued.iter().any(|d| d.app == spec.name) {
+        for again in redeploy {
+            if queued.iter().any(|d| d.app == again.app) {
                 continue; // a queued deployment will replace them anyway
             }
-            // The version that served before, not edits made since.
-            tracing::info!(app = %spec.name, "replicas are missing; redeploying");
-            self.enqueue(&spec, Trigger::Restart)?;
+            tracing::info!(app = %again.app, "replicas are missing; redeploying");
+            self.enqueue_record(again)?;
         }
         for d in queued {
             tracing::info!(app = %d.app, deployment = %d.id, "resuming a queued deployment");

@@ -4,6 +4,7 @@
 //! transactions, so a commit that returned survives a crash.
 
 mod certificates;
+mod deliveries;
 mod records;
 mod schema;
 
@@ -14,6 +15,7 @@ use berth_config::{FieldError, ProjectSpec};
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 pub use certificates::{CertificateOrigin, CertificateRecord};
+pub use deliveries::{DeliveryRecord, HookOutcome};
 pub use records::{
     AppRecord, DeploymentRecord, DeploymentStatus, Phase, PhaseTime, ProjectRecord, Timing, Trigger,
 };
@@ -265,6 +267,7 @@ impl Store {
                 deployments.remove(id.value())?;
                 logs.remove(id.value())?;
             }
+            Store::delete_deliveries(&tx, name)?;
         }
         tx.commit()?;
         Ok(())

@@ -30,6 +30,10 @@ pub struct AppRecord {
     pub active_deployment: Option<String>,
     /// Stopped by the user: containers stay stopped and routes answer 503.
     pub stopped: bool,
+    /// The app's secrets (git credentials, build secrets, webhook token and
+    /// secret), sealed as one value by [`crate::vault`]; never plain.
+    #[serde(default)]
+    pub vault: Option<String>,
 }
 
 /// Where a deployment is in its life.
@@ -83,6 +87,8 @@ pub enum Trigger {
     Restart,
     /// `POST /api/v1/apps/{name}/rollback`.
     Rollback,
+    /// A push or image webhook (`POST /api/v1/hooks/{app}/{token}`).
+    Webhook,
 }
 
 /// A stored deployment.
@@ -106,6 +112,17 @@ pub struct DeploymentRecord {
     /// The deployment a rollback returns to.
     #[serde(default)]
     pub rollback_of: Option<String>,
+    /// Apps from source: the commit built, once checked out (or the
+    /// commit a webhook announced, until then).
+    #[serde(default)]
+    pub commit: Option<String>,
+    /// The subject line of `commit`.
+    #[serde(default)]
+    pub commit_message: Option<String>,
+    /// Static sites: the deployment whose files serve (itself, or the
+    /// target of a rollback).
+    #[serde(default)]
+    pub site: Option<String>,
     /// When each phase was reached, in order.
     #[serde(default)]
     pub phases: Vec<PhaseTime>,
@@ -146,6 +163,8 @@ pub enum Phase {
     Queued,
     /// Holds its app's turn and a permit.
     Running,
+    /// The source was checked out and built (apps from source).
+    Built,
     /// The image is local (pulled if needed).
     ImageReady,
     /// Every new replica passed its health gate.
@@ -183,6 +202,9 @@ impl DeploymentRecord {
             image: spec.image.clone(),
             image_id: None,
             rollback_of: None,
+            commit: None,
+            commit_message: None,
+            site: None,
             phases: vec![PhaseTime {
                 phase: Phase::Queued,
                 at: now,

@@ -30,6 +30,9 @@ pub const APP_DEPLOYMENTS: MultimapTableDefinition<&str, &str> =
 /// `certificates`: id → [`super::CertificateRecord`].
 pub const CERTIFICATES: TableDefinition<&str, &[u8]> = TableDefinition::new("certificates");
 
+/// `hook_deliveries`: `<app>/<id>` → [`super::DeliveryRecord`].
+pub const HOOK_DELIVERIES: TableDefinition<&str, &[u8]> = TableDefinition::new("hook_deliveries");
+
 /// Key of the schema version in `meta` (u32, little endian).
 pub const SCHEMA_KEY: &str = "schema_version";
 /// Key of the admin token's SHA-256 in `meta`.
@@ -64,6 +67,7 @@ pub fn init(db: &Database) -> Result<(), StoreError> {
         tx.open_table(DEPLOYMENT_LOGS)?;
         tx.open_multimap_table(APP_DEPLOYMENTS)?;
         tx.open_table(CERTIFICATES)?;
+        tx.open_table(HOOK_DELIVERIES)?;
     }
     tx.commit()?;
     Ok(())

@@ -22,6 +22,7 @@ fn app(json: &str) -> AppRecord {
         updated_at: now,
         active_deployment: None,
         stopped: false,
+        vault: None,
     }
 }
 

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod git;
 pub mod pebble;
 pub mod tls;
 
@@ -488,18 +489,19 @@ impl Drop for Berth {
         for image in &self.images {
             docker_quiet(&["rmi", "-f", image]);
         }
-        // Untagged leftovers (a tag moved by a test) carry the test's label.
-        if let Ok(out) = Command::new("docker")
-            .args([
-                "images",
-                "-q",
-                "--filter",
-                &format!("label=berth.test={}", self.instance),
-            ])
-            .output()
-        {
-            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                docker_quiet(&["rmi", "-f", id]);
+        // Untagged leftovers (a tag moved by a test) carry the test's
+        // label; images berth built carry the instance's.
+        for label in [
+            format!("label=berth.test={}", self.instance),
+            format!("label=berth.instance={}", self.instance),
+        ] {
+            if let Ok(out) = Command::new("docker")
+                .args(["images", "-q", "--filter", &label])
+                .output()
+            {
+                for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    docker_quiet(&["rmi", "-f", id]);
+                }
             }
         }
     }

@@ -1,0 +1,497 @@
+//! Builds of apps from source: check out the git source, then build an
+//! image from its Dockerfile or from a detected plan, or collect the files
+//! of a static site. Builds are bounded so they cannot take the host down:
+//! at most `[build] concurrency` at once, CPU and memory limits on every
+//! build step, one deadline for checkout plus build, and cancellation
+//! that aborts the engine's build.
+
+pub mod detect;
+pub mod git;
+mod image;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_config::{BuildKind, BuildSettings, BuildSpec, GitSource};
+use bollard::Docker;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::orchestrator::{LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE};
+pub use git::{Credentials, RemoteRefs};
+use image::ImageBuild;
+
+/// Why a build failed; messages never contain secret values.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// git could not check the source out.
+    #[error("{0}")]
+    Git(String),
+    /// The repository does not fit the app's build settings.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field of the app to change.
+        field: &'static str,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// The build itself failed (a step exited non-zero, bad Dockerfile).
+    #[error("build failed: {0}")]
+    Failed(String),
+    /// The engine refused a call.
+    #[error("docker: {0}")]
+    Docker(String),
+    /// A local file operation failed.
+    #[error("{0}")]
+    Io(String),
+    /// Checkout plus build ran past `[build] timeout_secs`.
+    #[error("the build did not finish within {}s ([build] timeout_secs)", .0.as_secs())]
+    Timeout(Duration),
+    /// The deployment was cancelled.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// What one build is for.
+pub struct BuildRequest<'a> {
+    /// The app.
+    pub app: &'a str,
+    /// The deployment it is built for (tags and labels).
+    pub deployment: &'a str,
+    /// The source.
+    pub source: &'a GitSource,
+    /// How to build.
+    pub build: &'a BuildSpec,
+    /// Git credentials.
+    pub credentials: Credentials,
+    /// Build secrets by name.
+    pub secrets: std::collections::BTreeMap<String, String>,
+}
+
+/// What a build produced.
+#[derive(Debug)]
+pub enum Artifact {
+    /// An image, tagged for the deployment.
+    Image {
+        /// Image id.
+        id: String,
+        /// Tag, `berth-<instance>/<app>:<deployment>`.
+        tag: String,
+    },
+    /// The files of a static site, in the deployment's site directory
+    /// ([`Builder::site_dir`]).
+    Site,
+}
+
+/// The result of a build.
+#[derive(Debug)]
+pub struct Built {
+    /// What was built.
+    pub artifact: Artifact,
+    /// The commit it was built from.
+    pub commit: String,
+    /// The commit's subject line.
+    pub subject: String,
+}
+
+/// Runs builds; cheap to clone.
+#[derive(Clone)]
+pub struct Builder {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    docker: Docker,
+    instance: String,
+    settings: BuildSettings,
+    permits: Semaphore,
+    /// Checkouts live here while they build.
+    work_dir: PathBuf,
+    /// Files of static sites, `<sites>/<app>/<deployment>`.
+    sites_dir: PathBuf,
+}
+
+impl Builder {
+    /// A builder on `docker` keeping its files under `data_dir`.
+    pub fn new(
+        docker: Docker,
+        instance: &str,
+        settings: BuildSettings,
+        data_dir: &Path,
+    ) -> std::io::Result<Self> {
+        let work_dir = data_dir.join("builds");
+        let sites_dir = data_dir.join("sites");
+        // Leftovers of builds a previous process was running.
+        let _ = std::fs::remove_dir_all(&work_dir);
+        std::fs::create_dir_all(&work_dir)?;
+        std::fs::create_dir_all(&sites_dir)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                docker,
+                instance: instance.to_string(),
+                permits: Semaphore::new(settings.concurrency),
+                settings,
+                work_dir,
+                sites_dir,
+            }),
+        })
+    }
+
+    /// Where the files of `app`'s deployment `site` are.
+    pub fn site_dir(&self, app: &str, site: &str) -> PathBuf {
+        self.inner.sites_dir.join(app).join(site)
+    }
+
+    /// The largest static site, in bytes.
+    pub fn max_site_bytes(&self) -> u64 {
+        self.inner.settings.max_site_bytes
+    }
+
+    /// Removes the site directories of `app` except `keep`.
+    pub fn prune_sites(&self, app: &str, keep: &[String]) {
+        let Ok(entries) = std::fs::read_dir(self.inner.sites_dir.join(app)) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !keep.contains(&name) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+
+    /// Removes every site directory of `app`.
+    pub fn forget_app(&self, app: &str) {
+        let _ = std::fs::remove_dir_all(self.inner.sites_dir.join(app));
+    }
+
+    /// Lists the branches and tags of a source (the "test connection").
+    pub async fn remote_refs(
+        &self,
+        source: &GitSource,
+        credentials: &Credentials,
+    ) -> Result<RemoteRefs, BuildError> {
+        let private = self.private_dir()?;
+        let git = git::Git::new(source, credentials, private.path(), Duration::from_secs(30));
+        git.remote_refs(&CancellationToken::new()).await
+    }
+
+    /// Checks the source out and returns the plan an `auto` build would
+    /// follow, with the app's overrides applied, and its Dockerfile.
+    pub async fn plan(
+        &self,
+        source: &GitSource,
+        build: &BuildSpec,
+        credentials: &Credentials,
+    ) -> Result<(detect::BuildPlan, String), BuildError> {
+        let _permit = self
+            .inner
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| BuildError::Cancelled)?;
+        let private = self.private_dir()?;
+        let git = git::Git::new(
+            source,
+            credentials,
+            private.path(),
+            Duration::from_secs(120),
+        );
+        let checkout = git
+            .checkout(
+                &private.path().join("src"),
+                &|_| {},
+                &CancellationToken::new(),
+            )
+            .await?;
+        let context = match &source.path {
+            Some(p) => checkout.root.join(p),
+            None => checkout.root.clone(),
+        };
+        let plan = detect::detect(&context)
+            .map_err(|e| BuildError::Invalid {
+                field: "build.type",
+                message: e.to_string(),
+            })?
+            .with_overrides(&overrides(build));
+        let dockerfile = plan.dockerfile();
+        Ok((plan, dockerfile))
+    }
+
+    fn private_dir(&self) -> Result<tempfile::TempDir, BuildError> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix("private-")
+            .tempdir_in(&self.inner.work_dir)
+            .map_err(|e| BuildError::Io(format!("cannot create a build directory: {e}")))?;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| BuildError::Io(e.to_string()))?;
+        Ok(dir)
+    }
+
+    /// Checks out and builds; waits for a build slot first. `log` gets
+    /// every line of progress.
+    pub async fn build(
+        &self,
+        request: BuildRequest<'_>,
+        log: &(dyn Fn(&str) + Sync),
+        cancel: &CancellationToken,
+    ) -> Result<Built, BuildError> {
+        let _permit = match self.inner.permits.try_acquire() {
+            Ok(p) => p,
+            Err(_) => {
+                log("waiting for a build slot ([build] concurrency)");
+                tokio::select! {
+                    _ = cancel.cancelled() => return Err(BuildError::Cancelled),
+                    p = self.inner.permits.acquire() => p.map_err(|_| BuildError::Cancelled)?,
+                }
+            }
+        };
+        let timeout = self.inner.settings.timeout;
+        match tokio::time::timeout(timeout, self.build_now(&request, log, cancel)).await {
+            Ok(result) => result,
+            Err(_) => Err(BuildError::Timeout(timeout)),
+        }
+    }
+
+    async fn build_now(
+        &self,
+        request: &BuildRequest<'_>,
+        log: &(dyn Fn(&str) + Sync),
+        cancel: &CancellationToken,
+    ) -> Result<Built, BuildError> {
+        let private = self.private_dir()?;
+        let checkout_dir = private.path().join("src");
+        let git = git::Git::new(
+            request.source,
+            &request.credentials,
+            private.path(),
+            self.inner.settings.timeout,
+        );
+        let checkout = git.checkout(&checkout_dir, log, cancel).await?;
+        let context = match &request.source.path {
+            Some(p) => checkout.root.join(p),
+            None => checkout.root.clone(),
+        };
+        if !context.is_dir() {
+            return Err(BuildError::Invalid {
+                field: "source.path",
+                message: format!(
+                    "{:?} is not a directory of the repository at {}; give the sub-directory to build",
+                    request.source.path.as_deref().unwrap_or(""),
+                    short(&checkout.commit)
+                ),
+            });
+        }
+        let build = request.build;
+        let artifact = match build.kind {
+            BuildKind::Dockerfile => {
+                let dockerfile = build.dockerfile.as_deref().unwrap_or("Dockerfile");
+                self.build_image(request, &context, dockerfile, private.path(), log, cancel)
+                    .await?
+            }
+            BuildKind::Auto => {
+                let plan = detect::detect(&context).map_err(|e| BuildError::Invalid {
+                    field: "build.type",
+                    message: e.to_string(),
+                })?;
+                let plan = plan.with_overrides(&overrides(build));
+                log(&format!(
+                    "detected {:?}: {}; plan: base {}, install {:?}, build {:?}, start {:?}",
+                    plan.stack, plan.reason, plan.base_image, plan.install, plan.build, plan.start
+                ));
+                let name = ".berth.Dockerfile";
+                std::fs::write(context.join(name), plan.dockerfile())
+                    .map_err(|e| BuildError::Io(format!("cannot write the Dockerfile: {e}")))?;
+                self.build_image(request, &context, name, private.path(), log, cancel)
+                    .await?
+            }
+            BuildKind::Static => {
+                let dest = self.site_dir(request.app, request.deployment);
+                let _ = std::fs::remove_dir_all(&dest);
+                match &build.dockerfile {
+                    Some(dockerfile) => {
+                        let Artifact::Image { id, tag } = self
+                            .build_image(request, &context, dockerfile, private.path(), log, cancel)
+                            .await?
+                        else {
+                            return Err(BuildError::Failed("no image was built".into()));
+                        };
+                        let dir = build.publish_dir.as_deref().unwrap_or("site");
+                        log(&format!("copying /{dir} out of the built image"));
+                        let copied = image::copy_out(&self.inner.docker, &id, dir, &dest).await;
+                        let _ = self
+                            .inner
+                            .docker
+                            .remove_image(
+                                &tag,
+                                None::<bollard::query_parameters::RemoveImageOptions>,
+                                None,
+                            )
+                            .await;
+                        copied?;
+                    }
+                    None => {
+                        let dir = publish_dir(&context, build.publish_dir.as_deref())?;
+                        log(&format!(
+                            "publishing {}",
+                            dir.strip_prefix(&checkout.root)
+                                .map(|p| format!("/{}", p.display()))
+                                .unwrap_or_default()
+                        ));
+                        copy_tree(&dir, &dest)?;
+                    }
+                }
+                Artifact::Site
+            }
+        };
+        Ok(Built {
+            artifact,
+            commit: checkout.commit,
+            subject: checkout.subject,
+        })
+    }
+
+    async fn build_image(
+        &self,
+        request: &BuildRequest<'_>,
+        context: &Path,
+        dockerfile: &str,
+        private: &Path,
+        log: &(dyn Fn(&str) + Sync),
+        cancel: &CancellationToken,
+    ) -> Result<Artifact, BuildError> {
+        if !context.join(dockerfile).is_file() {
+            return Err(BuildError::Invalid {
+                field: "build.dockerfile",
+                message: format!(
+                    "{dockerfile} is not in the repository's build context; add it, give its path, or use build type \"auto\""
+                ),
+            });
+        }
+        let tag = format!(
+            "berth-{}/{}:{}",
+            self.inner.instance, request.app, request.deployment
+        );
+        let secrets_dir = private.join("secrets");
+        let mut secrets = Vec::new();
+        for name in &request.build.secrets {
+            let Some(value) = request.secrets.get(name) else {
+                return Err(BuildError::Invalid {
+                    field: "build.secrets",
+                    message: format!("the value of secret {name} is missing; set it again"),
+                });
+            };
+            std::fs::create_dir_all(&secrets_dir).map_err(|e| BuildError::Io(e.to_string()))?;
+            let path = secrets_dir.join(format!("{}", secrets.len()));
+            write_private(&path, value.as_bytes())?;
+            secrets.push((name.clone(), path));
+        }
+        let cpus = self.inner.settings.cpus.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            (cores as f64 / 2.0).max(1.0)
+        });
+        let build = ImageBuild {
+            dockerfile,
+            tag: &tag,
+            target: request.build.target.as_deref(),
+            args: &request.build.args,
+            secrets,
+            labels: HashMap::from([
+                (LABEL_INSTANCE.to_string(), self.inner.instance.clone()),
+                (LABEL_APP.to_string(), request.app.to_string()),
+                (LABEL_DEPLOYMENT.to_string(), request.deployment.to_string()),
+            ]),
+            cpus,
+            memory_mb: self.inner.settings.memory_mb,
+        };
+        let tar = image::pack_context(context)?;
+        log(&format!(
+            "building {tag} from {dockerfile} ({} KiB context, {cpus} CPU, {} MiB)",
+            tar.len() / 1024,
+            self.inner.settings.memory_mb
+        ));
+        let id = if build.secrets.is_empty() {
+            image::build_classic(&self.inner.docker, &build, tar, log, cancel).await?
+        } else {
+            image::build_buildkit(&self.inner.docker, &build, tar, log, cancel).await?
+        };
+        log(&format!("built {tag} ({})", short(&id)));
+        Ok(Artifact::Image { id, tag })
+    }
+}
+
+/// The app's changes to a detected plan.
+fn overrides(build: &BuildSpec) -> detect::PlanOverrides {
+    detect::PlanOverrides {
+        base_image: build.plan.base_image.clone(),
+        install: build.plan.install.clone(),
+        build: build.plan.build.clone(),
+        start: build.plan.start.clone(),
+    }
+}
+
+/// The first 12 characters of an id.
+fn short(id: &str) -> &str {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    id.get(..12).unwrap_or(id)
+}
+
+/// Writes a file only berth can read.
+fn write_private(path: &Path, content: &[u8]) -> Result<(), BuildError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(content))
+        .map_err(|e| BuildError::Io(format!("cannot write a build secret file: {e}")))
+}
+
+/// The directory of a static site inside the context.
+fn publish_dir(context: &Path, given: Option<&str>) -> Result<PathBuf, BuildError> {
+    if let Some(dir) = given {
+        let path = context.join(dir);
+        return if path.is_dir() {
+            Ok(path)
+        } else {
+            Err(BuildError::Invalid {
+                field: "build.publish_dir",
+                message: format!("{dir:?} is not a directory of the repository; give the directory with index.html"),
+            })
+        };
+    }
+    for candidate in ["dist", "build", "public", "out", "_site"] {
+        let path = context.join(candidate);
+        if path.join("index.html").is_file() {
+            return Ok(path);
+        }
+    }
+    Ok(context.to_path_buf())
+}
+
+/// Copies regular files and directories; symlinks and hidden entries
+/// (`.git`, `.env`, …) stay behind, except `.well-known`.
+fn copy_tree(from: &Path, to: &Path) -> Result<(), BuildError> {
+    let io = |e: std::io::Error| BuildError::Io(format!("cannot copy the site: {e}"));
+    std::fs::create_dir_all(to).map_err(io)?;
+    for entry in std::fs::read_dir(from).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let kind = entry.file_type().map_err(io)?;
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') && name != ".well-known" {
+            continue;
+        }
+        let target = to.join(&name);
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target).map_err(io)?;
+        }
+    }
+    Ok(())
+}
