@@ -13,8 +13,8 @@
 //! and the Nix caches, which many self-hosted users cannot reach (this
 //! machine reaches neither); it also builds by running the `docker` CLI.
 //! Its README says it is in maintenance mode and points to its successor
-//! `railpack` (Go, BuildKit-only), and its newest base image tag dates from
-//! April 2025. So berth keeps a small detector (std, serde_json, no TOML or
+//! `railpack` (a Go module, building through BuildKit with a frontend image
+//! on ghcr.io); the base image tag pinned in 1.41.0 dates from April 2025. So berth keeps a small detector (std, serde_json, no TOML or
 //! YAML crate) whose Dockerfiles use only official Docker Hub images.
 //!
 //! What is read: only the files named in the detectors, each at most

@@ -135,7 +135,7 @@ impl Repo {
     /// `message` on `branch`, pushes, and returns the commit id.
     pub fn commit(&self, branch: &str, files: &[(&str, Option<&[u8]>)], message: &str) -> String {
         let dir = self.work.path();
-        let current = git(dir, &["rev-parse", "--abbrev-ref", "HEAD"]);
+        let current = git(dir, &["symbolic-ref", "--short", "HEAD"]);
         if current != branch {
             let exists = Command::new("git")
                 .args(["rev-parse", "--verify", "-q", branch])
@@ -155,7 +155,10 @@ impl Repo {
                 Some(c) => {
                     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
                     std::fs::write(&p, c).unwrap();
-                    if path.ends_with(".sh") || path.contains("cgi-bin") {
+                    if path.ends_with(".sh")
+                        || path.contains("cgi-bin")
+                        || path.ends_with("busybox")
+                    {
                         std::fs::set_permissions(
                             &p,
                             std::os::unix::fs::PermissionsExt::from_mode(0o755),
