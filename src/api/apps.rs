@@ -200,9 +200,9 @@ pub async fn start(
 ) -> Result<Response, ApiError> {
     let orchestrator = &state.orchestrator;
     Ok(match orchestrator.start(&name).await? {
-        StartOutcome::Started(record) => Json(AppView::new(record, orchestrator)).into_response(),
+        StartOutcome::Started(record) => Json(AppView::new(*record, orchestrator)).into_response(),
         StartOutcome::Deploying(d) => {
-            (StatusCode::ACCEPTED, Json(DeploymentView::from(d))).into_response()
+            (StatusCode::ACCEPTED, Json(DeploymentView::from(*d))).into_response()
         }
     })
 }

@@ -126,9 +126,9 @@ pub enum DeploymentLog {
 /// What `start` did.
 pub enum StartOutcome {
     /// The app's stopped containers run again and serve.
-    Started(AppRecord),
+    Started(Box<AppRecord>),
     /// The containers were gone; a deployment was queued.
-    Deploying(DeploymentRecord),
+    Deploying(Box<DeploymentRecord>),
 }
 
 /// The handle of a queued or running deployment.
@@ -491,7 +491,9 @@ impl Orchestrator {
         let record = self.inner.store.app(app)?;
         let Some(active) = record.active_deployment.clone() else {
             drop(guard);
-            return Ok(StartOutcome::Deploying(self.deploy(app, Trigger::Api)?));
+            return Ok(StartOutcome::Deploying(Box::new(
+                self.deploy(app, Trigger::Api)?,
+            )));
         };
         let deployment = self.inner.store.deployment(&active)?;
         if lock(&self.inner.sites).contains_key(app) {
@@ -501,12 +503,14 @@ impl Orchestrator {
                 Ok(())
             })?;
             self.rebuild_routes()?;
-            return Ok(StartOutcome::Started(record));
+            return Ok(StartOutcome::Started(Box::new(record)));
         }
         let containers = self.containers_of(app, Some(&active)).await?;
         if containers.len() < deployment.spec.replicas as usize {
             drop(guard);
-            return Ok(StartOutcome::Deploying(self.deploy(app, Trigger::Api)?));
+            return Ok(StartOutcome::Deploying(Box::new(
+                self.deploy(app, Trigger::Api)?,
+            )));
         }
         self.inner
             .crashes
@@ -531,7 +535,7 @@ impl Orchestrator {
                 })?;
                 lock(&self.inner.live).insert(app.to_string(), replicas);
                 self.rebuild_routes()?;
-                Ok(StartOutcome::Started(record))
+                Ok(StartOutcome::Started(Box::new(record)))
             }
             Err(err) => {
                 tracing::warn!(app, %err, "stopped replicas did not come back; redeploying");
@@ -543,7 +547,9 @@ impl Orchestrator {
                     let _ = self.inner.engine.stop(id, grace).await;
                 }
                 drop(guard);
-                Ok(StartOutcome::Deploying(self.deploy(app, Trigger::Api)?))
+                Ok(StartOutcome::Deploying(Box::new(
+                    self.deploy(app, Trigger::Api)?,
+                )))
             }
         }
     }
