@@ -175,6 +175,9 @@ async fn github_push_builds_deploys_and_filters() {
     assert_eq!(d["trigger"], "webhook");
     assert_eq!(d["commit"], second.as_str());
     wait_serving(&berth, "shop.test", "two").await;
+    // The layers the commit did not change come from the build cache.
+    let second_log = deployment_log(&berth, &id).await;
+    assert!(second_log.contains("Using cache"), "{second_log}");
 
     // A bad signature: 401, nothing queued.
     let before = deployment_count(&berth, "shop").await;
@@ -603,4 +606,60 @@ async fn source_input_is_checked_and_refs_and_plans_are_shown() {
         "{plan}"
     );
     assert!(!plan.to_string().contains(TOKEN));
+}
+
+#[tokio::test]
+async fn builds_are_cancelled_and_bounded_by_their_timeout() {
+    let server = GitServer::start(None).await;
+    let repo = server.create_repo("slow");
+    let slow = DOCKERFILE.replace(
+        "ARG GREETING",
+        "RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo started-sleeping; /bin/busybox sleep 60\"]\nARG GREETING",
+    );
+    let bb = busybox();
+    repo.commit(
+        "main",
+        &[
+            ("Dockerfile", Some(slow.as_bytes())),
+            ("busybox", Some(&bb)),
+            ("www/index.html", Some(b"slow\n")),
+        ],
+        "a slow build",
+    );
+    let berth = Berth::start_configured("", "[build]\ntimeout_secs = 6\n", Vec::new()).await;
+    berth
+        .create_app(json!({
+            "name": "slow",
+            "source": {"type": "git", "url": server.url("slow")},
+            "port": 8080
+        }))
+        .await;
+    // Cancel while the step runs: the deployment ends at once, and the
+    // engine's build container goes with it.
+    let id = berth.queue_deploy("slow").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !deployment_log(&berth, &id).await.contains("started-sleeping") {
+        assert!(Instant::now() < deadline, "{}", deployment_log(&berth, &id).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let cancelled_at = Instant::now();
+    let (status, body) = berth.api("POST", &format!("/deployments/{id}/cancel"), None).await;
+    assert_eq!(status, 202, "{body}");
+    let d = berth.wait_deployment(&id).await;
+    assert_eq!(d["status"], "cancelled", "{d}");
+    assert!(cancelled_at.elapsed() < Duration::from_secs(5), "{:?}", cancelled_at.elapsed());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let commands = docker(&["ps", "--no-trunc", "--format", "{{.Command}}"]);
+        if !commands.contains("started-sleeping") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the build step still runs: {commands}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A build that outlives [build] timeout_secs fails, naming the setting.
+    let id = berth.queue_deploy("slow").await;
+    let d = berth.wait_deployment(&id).await;
+    assert_eq!(d["status"], "failed", "{d}");
+    assert!(d["error"].as_str().unwrap().contains("timeout_secs"), "{d}");
 }

@@ -120,7 +120,7 @@ mod tests {
                 "unknown_field",
                 Some("colour"),
             ),
-            (r#"{"name":"a","image":"x"}"#, "missing_field", Some("port")),
+            (r#"{"image":"x","port":80}"#, "missing_field", Some("name")),
             (
                 r#"{"name":"a","image":"x","port":80,"domains":[{"path_prefix":"/"}]}"#,
                 "missing_field",
