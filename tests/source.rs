@@ -370,6 +370,81 @@ async fn gitlab_and_gitea_pushes_deploy_and_a_broken_dockerfile_keeps_the_old_ve
         let (status, body) = berth.get("blog.test", "/").await;
         assert_eq!((status, body.trim()), (200, "three"));
     }
+    // Deleting the app removes the images built for it.
+    let built = |berth: &Berth| {
+        docker(&[
+            "images",
+            "-q",
+            "--filter",
+            &format!("label=berth.instance={}", berth.instance),
+            "--filter",
+            "label=berth.app=blog",
+        ])
+    };
+    assert!(!built(&berth).is_empty());
+    let (status, _) = berth.api("DELETE", "/apps/blog", None).await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        built(&berth),
+        "",
+        "built images remain after the app was deleted"
+    );
+}
+
+#[tokio::test]
+async fn an_image_push_webhook_redeploys_an_image_app() {
+    let mut berth = Berth::start().await;
+    let v1 = berth.image(support::Image::Web("v1"));
+    berth
+        .create_app(
+            json!({"name": "img", "image": v1, "port": 8080, "domains": [{"host": "img.test"}]}),
+        )
+        .await;
+    let d = berth.deploy("img").await;
+    assert_eq!(d["status"], "succeeded", "{d}");
+    let (url, _) = webhook(&berth, "img").await;
+    let (repo, tag) = v1.split_once(':').unwrap();
+    // Docker Hub's payload (it cannot sign; the URL token authenticates).
+    let hub = |tag: &str| {
+        json!({
+            "callback_url": "https://registry.hub.docker.com/u/team/app/hook/1/",
+            "push_data": {"pushed_at": 1700000000, "pusher": "team", "tag": tag},
+            "repository": {"repo_name": repo, "name": "app", "namespace": "team", "status": "Active"}
+        })
+        .to_string()
+        .into_bytes()
+    };
+    let (status, answer) = deliver(&berth, &url, &[], hub("other")).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["reason"].as_str().unwrap().contains(tag), "{answer}");
+    let (status, answer) = deliver(&berth, &url, &[], hub(tag)).await;
+    assert_eq!(status, 202, "{answer}");
+    let d = berth
+        .wait_deployment(answer["deployment"].as_str().unwrap())
+        .await;
+    assert_eq!(d["status"], "succeeded", "{d}");
+    assert_eq!(d["trigger"], "webhook");
+    // A git push means nothing to an image app.
+    let body = push_payload(
+        "main",
+        "1111111111111111111111111111111111111111",
+        "x",
+        &["a"],
+    );
+    let (_, secret) = webhook(&berth, "img").await;
+    let headers = [
+        ("x-github-event", "push".to_string()),
+        (
+            "x-hub-signature-256",
+            format!("sha256={}", hmac_hex(&secret, &body)),
+        ),
+    ];
+    let (status, answer) = deliver(&berth, &url, &headers, body).await;
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (200, Some("ignored")),
+        "{answer}"
+    );
 }
 
 #[tokio::test]
@@ -638,23 +713,39 @@ async fn builds_are_cancelled_and_bounded_by_their_timeout() {
     // engine's build container goes with it.
     let id = berth.queue_deploy("slow").await;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !deployment_log(&berth, &id).await.contains("started-sleeping") {
-        assert!(Instant::now() < deadline, "{}", deployment_log(&berth, &id).await);
+    while !deployment_log(&berth, &id)
+        .await
+        .contains("started-sleeping")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            deployment_log(&berth, &id).await
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let cancelled_at = Instant::now();
-    let (status, body) = berth.api("POST", &format!("/deployments/{id}/cancel"), None).await;
+    let (status, body) = berth
+        .api("POST", &format!("/deployments/{id}/cancel"), None)
+        .await;
     assert_eq!(status, 202, "{body}");
     let d = berth.wait_deployment(&id).await;
     assert_eq!(d["status"], "cancelled", "{d}");
-    assert!(cancelled_at.elapsed() < Duration::from_secs(5), "{:?}", cancelled_at.elapsed());
+    assert!(
+        cancelled_at.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        cancelled_at.elapsed()
+    );
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let commands = docker(&["ps", "--no-trunc", "--format", "{{.Command}}"]);
         if !commands.contains("started-sleeping") {
             break;
         }
-        assert!(Instant::now() < deadline, "the build step still runs: {commands}");
+        assert!(
+            Instant::now() < deadline,
+            "the build step still runs: {commands}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // A build that outlives [build] timeout_secs fails, naming the setting.

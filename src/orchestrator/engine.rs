@@ -452,6 +452,23 @@ impl Engine {
         }
     }
 
+    /// Ids of the images berth built for `app` on this instance.
+    pub async fn built_images(&self, app: &str) -> Result<Vec<String>, EngineError> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![
+                format!("{LABEL_INSTANCE}={}", self.instance),
+                format!("{LABEL_APP}={app}"),
+            ],
+        )]);
+        let options = bollard::query_parameters::ListImagesOptions {
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let images = clock::docker(self.docker.list_images(Some(options))).await?;
+        Ok(images.into_iter().map(|i| i.id).collect())
+    }
+
     /// Removes an image by id unless a container or another tag still uses
     /// it; gone already is fine.
     pub async fn remove_image(&self, id: &str) -> Result<(), EngineError> {

@@ -569,6 +569,17 @@ impl Orchestrator {
         self.remove_containers(ids.iter().map(String::as_str))
             .await?;
         self.inner.store.delete_app(app)?;
+        // Images built for the app go too (pulled images may serve others).
+        match self.inner.engine.built_images(app).await {
+            Ok(ids) => {
+                for id in ids {
+                    if let Err(err) = self.inner.engine.remove_image(&id).await {
+                        tracing::warn!(app, %err, "could not remove a built image");
+                    }
+                }
+            }
+            Err(err) => tracing::warn!(app, %err, "could not list the app's built images"),
+        }
         lock(&self.inner.sites).remove(app);
         self.rebuild_routes()?;
         self.inner.builder.forget_app(app);
