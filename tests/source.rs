@@ -754,3 +754,115 @@ async fn builds_are_cancelled_and_bounded_by_their_timeout() {
     assert_eq!(d["status"], "failed", "{d}");
     assert!(d["error"].as_str().unwrap().contains("timeout_secs"), "{d}");
 }
+
+// Multi-threaded: the test's own git commands (submodule add) talk to the
+// git server running on the test's runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_pinned_commits_sub_directories_submodules_and_rollback() {
+    let server = GitServer::start(None).await;
+    // A library repository, used as a submodule.
+    let lib = server.create_repo("lib");
+    lib.commit(
+        "main",
+        &[("lib.js", Some(b"export const lib = 1;\n"))],
+        "lib",
+    );
+    let repo = server.create_repo("docs");
+    let first = repo.commit(
+        "main",
+        &[
+            ("site/index.html", Some(b"first\n")),
+            ("README.md", Some(b"root\n")),
+        ],
+        "first",
+    );
+    support::git::git(repo.work.path(), &["tag", "v1"]);
+    support::git::git(repo.work.path(), &["push", "-q", "origin", "v1"]);
+    support::git::git(
+        repo.work.path(),
+        &[
+            "-c",
+            "protocol.file.allow=always",
+            "submodule",
+            "add",
+            "-q",
+            &server.url("lib"),
+            "site/vendor",
+        ],
+    );
+    repo.commit("main", &[("site/index.html", Some(b"second\n"))], "second");
+    let mut berth = Berth::start().await;
+    // A tag, a sub-directory as the context, submodules checked out.
+    berth
+        .create_app(json!({
+            "name": "docs",
+            "source": {"type": "git", "url": server.url("docs"), "tag": "v1", "path": "site"},
+            "build": {"type": "static"},
+            "domains": [{"host": "docs.test"}]
+        }))
+        .await;
+    let tagged = berth.deploy("docs").await;
+    assert_eq!(tagged["status"], "succeeded", "{tagged}\n{}", berth.log());
+    assert_eq!(tagged["commit"], first.as_str());
+    assert_eq!(
+        berth.get("docs.test", "/").await,
+        (200, "first\n".to_string())
+    );
+    assert_eq!(
+        berth.get("docs.test", "/README.md").await.0,
+        404,
+        "only the sub-directory is published"
+    );
+    let (status, _) = berth
+        .api(
+            "PATCH",
+            "/apps/docs",
+            Some(
+                json!({"source": {"type": "git", "url": server.url("docs"), "branch": "main",
+                                   "path": "site", "submodules": true}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let head = berth.deploy("docs").await;
+    assert_eq!(head["status"], "succeeded", "{head}\n{}", berth.log());
+    assert_eq!(berth.get("docs.test", "/").await.1, "second\n");
+    assert_eq!(
+        berth.get("docs.test", "/vendor/lib.js").await.1,
+        "export const lib = 1;\n"
+    );
+    // A pinned commit (abbreviated).
+    let (status, _) = berth
+        .api(
+            "PATCH",
+            "/apps/docs",
+            Some(json!({"source": {"type": "git", "url": server.url("docs"), "commit": &first[..10], "path": "site"}})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let pinned = berth.deploy("docs").await;
+    assert_eq!(pinned["status"], "succeeded", "{pinned}\n{}", berth.log());
+    assert_eq!(pinned["commit"], first.as_str());
+    assert_eq!(berth.get("docs.test", "/").await.1, "first\n");
+    // A rollback serves the kept files of an earlier deployment, no build.
+    let (status, rollback) = berth
+        .api(
+            "POST",
+            "/apps/docs/rollback",
+            Some(json!({"deployment_id": head["id"]})),
+        )
+        .await;
+    assert_eq!(status, 202, "{rollback}");
+    let back = berth
+        .wait_deployment(rollback["id"].as_str().unwrap())
+        .await;
+    assert_eq!(back["status"], "succeeded", "{back}");
+    assert!(!deployment_log(&berth, back["id"].as_str().unwrap())
+        .await
+        .contains("cloning"));
+    assert_eq!(berth.get("docs.test", "/").await.1, "second\n");
+    // And after a restart.
+    assert!(berth.terminate().await);
+    berth.launch().await;
+    assert_eq!(berth.get("docs.test", "/").await.1, "second\n");
+}
