@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::health::{HealthCheck, HealthCheckInput};
 use crate::names::{validate_host, validate_name, validate_path_prefix};
 use crate::source::{
-    AppSecrets, BuildInput, BuildKind, BuildSpec, GitAuth, GitSource, SourceInput,
+    git_origin, AppSecrets, BuildInput, BuildKind, BuildSpec, GitAuth, GitSource, SourceInput,
 };
 use crate::FieldError;
 
@@ -555,7 +555,11 @@ impl AppSpec {
             None if self.port == 0 => None,
             None => Some(i64::from(self.port)),
         };
-        let previous_auth = self.source.as_ref().map(|s| s.auth).unwrap_or_default();
+        // A stored credential never follows the URL to another host.
+        let previous_auth = match (&self.source, &source) {
+            (Some(old), Some(new)) if git_origin(&old.url) == git_origin(&new.url) => old.auth,
+            _ => GitAuth::None,
+        };
         let previous_secrets = self
             .build
             .as_ref()

@@ -24,6 +24,6 @@ pub use settings::{
     LETSENCRYPT, LETSENCRYPT_STAGING,
 };
 pub use source::{
-    AppSecrets, BuildInput, BuildKind, BuildSpec, GitAuth, GitSource, PlanOverrides, SourceInput,
-    SourceKind,
+    git_origin, AppSecrets, BuildInput, BuildKind, BuildSpec, GitAuth, GitSource, PlanOverrides,
+    SourceInput, SourceKind,
 };

@@ -27,7 +27,7 @@ pub enum SourceKind {
 }
 
 /// Where an app's code comes from, as the user sends it.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, PartialEq, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SourceInput {
@@ -67,6 +67,22 @@ pub struct SourceInput {
     /// Glob of tags whose pushes deploy (e.g. `v*`); default: tag pushes are ignored.
     #[serde(default)]
     pub tag_pattern: Option<String>,
+}
+
+impl std::fmt::Debug for SourceInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("SourceInput")
+            .field("url", &self.url)
+            .field("branch", &self.branch)
+            .field("tag", &self.tag)
+            .field("commit", &self.commit)
+            .field("path", &self.path)
+            .field("token", &shown(&self.token))
+            .field("ssh_key", &shown(&self.ssh_key))
+            .field("submodules", &self.submodules)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Which credential a source uses; the value itself is sealed elsewhere.
@@ -143,7 +159,7 @@ pub struct PlanOverrides {
 }
 
 /// How the app is built, as the user sends it.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, PartialEq, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BuildInput {
@@ -164,7 +180,9 @@ pub struct BuildInput {
     #[serde(default)]
     pub secrets: Option<BTreeMap<String, String>>,
     /// Directory with the files of a static site; default: the first of
-    /// `dist`, `build`, `public`, `out` that exists, else the context root.
+    /// `dist`, `build`, `public`, `out`, `_site` with an `index.html`, else
+    /// the context root; with a `dockerfile`, the image's directory
+    /// (default `/site`).
     #[serde(default)]
     pub publish_dir: Option<String>,
     /// Static sites: unknown paths without an extension get `index.html`
@@ -174,6 +192,22 @@ pub struct BuildInput {
     /// `auto` builds: changes to the detected plan.
     #[serde(default)]
     pub plan: Option<PlanOverrides>,
+}
+
+impl std::fmt::Debug for BuildInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildInput")
+            .field("kind", &self.kind)
+            .field("dockerfile", &self.dockerfile)
+            .field("target", &self.target)
+            .field("args", &self.args)
+            .field(
+                "secrets",
+                &self.secrets.as_ref().map(|m| m.keys().collect::<Vec<_>>()),
+            )
+            .field("publish_dir", &self.publish_dir)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A validated build.
@@ -253,7 +287,8 @@ fn given(v: &Option<String>) -> Option<&str> {
 impl SourceInput {
     /// The secret values in this input.
     pub fn secrets(&self) -> (Option<String>, Option<String>) {
-        (self.token.clone(), self.ssh_key.clone())
+        let value = |v: &Option<String>| v.clone().filter(|v| !v.trim().is_empty());
+        (value(&self.token), value(&self.ssh_key))
     }
 
     /// Validates the source; `previous` is the auth stored before a change
@@ -324,6 +359,12 @@ impl SourceInput {
             }
         }
         match (auth, transport) {
+            (GitAuth::Token, Transport::PlainHttp) => {
+                return Err(FieldError::new(
+                    "token",
+                    "would travel in clear over http://; use the repository's https:// URL",
+                ))
+            }
             (GitAuth::Token, Transport::Ssh | Transport::Git) => {
                 return Err(FieldError::new(
                     "token",
@@ -522,9 +563,39 @@ impl From<&BuildSpec> for BuildInput {
 /// How a URL reaches its repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Transport {
+    /// `https://`, or `http://` to a loopback host.
     Http,
+    /// `http://` elsewhere: a token would travel in clear.
+    PlainHttp,
     Ssh,
     Git,
+}
+
+/// Where a repository URL's credentials go: `scheme://host[:port]` or the
+/// `user@host` of an scp-like SSH URL, lowercased. A stored credential
+/// only follows a URL to the same origin.
+pub fn git_origin(url: &str) -> String {
+    let url = url.trim();
+    match url.split_once("://") {
+        Some((scheme, rest)) => format!(
+            "{}://{}",
+            scheme.to_ascii_lowercase(),
+            rest.split('/').next().unwrap_or("").to_ascii_lowercase()
+        ),
+        None => url.split(':').next().unwrap_or("").to_ascii_lowercase(),
+    }
+}
+
+/// Whether an authority (`host[:port]`, maybe `[v6]:port`) is loopback.
+fn is_loopback(authority: &str) -> bool {
+    let host = match authority.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn validate_git_url(url: &str) -> Result<Transport, FieldError> {
@@ -566,7 +637,11 @@ fn validate_git_url(url: &str) -> Result<Transport, FieldError> {
                     "has credentials in it; remove them from the URL and give the token in `token` (it is stored encrypted and never shown)",
                 ));
             }
-            Ok(Transport::Http)
+            if scheme == "http" && !is_loopback(authority) {
+                Ok(Transport::PlainHttp)
+            } else {
+                Ok(Transport::Http)
+            }
         }
         "ssh" => {
             if authority.split('@').next().is_some_and(|u| u.contains(':')) {
@@ -609,7 +684,8 @@ fn validate_ref_name(field: &str, name: &str) -> Result<(), FieldError> {
 fn validate_relative_path(field: &str, path: &str) -> Result<String, FieldError> {
     let trimmed = path.trim_matches('/');
     let ok = path.len() <= 1024
-        && !path.contains(['\0', '\\'])
+        && !path.contains('\\')
+        && !path.bytes().any(|b| b.is_ascii_control())
         && trimmed
             .split('/')
             .all(|seg| seg != ".." && !seg.is_empty() || trimmed.is_empty());

@@ -5,7 +5,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use berth_config::{AppInput, AppPatch, AppSecrets, AppSpec, CertificateSource, FieldError};
+use berth_config::{
+    git_origin, AppInput, AppPatch, AppSecrets, AppSpec, CertificateSource, FieldError,
+};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use utoipa::IntoParams;
@@ -148,7 +150,17 @@ pub async fn patch(
         if vault.hook_token.is_empty() {
             vault.rotate_hook().map_err(sealed)?;
         }
-        vault.input = vault.input.merged(&changed, build_secrets_given);
+        let moved = match (&r.spec.source, &spec.source) {
+            (Some(old), Some(new)) => git_origin(&old.url) != git_origin(&new.url),
+            _ => true,
+        };
+        let mut input = vault.input.clone();
+        if moved {
+            // Stored credentials never follow the URL to another host.
+            input.git_token = None;
+            input.ssh_key = None;
+        }
+        vault.input = input.merged(&changed, build_secrets_given);
         if spec.source.is_none() {
             vault.input = AppSecrets::default();
         }

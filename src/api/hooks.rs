@@ -163,6 +163,9 @@ pub async fn receive(
     let spec = &record.spec;
     let event = describe(&delivery.event);
     let decision = match &delivery.event {
+        _ if record.stopped && !matches!(delivery.event, Event::Ping) => Decision::Ignore(
+            "the app is stopped; start it (POST /api/v1/apps/{name}/start) to deploy again".into(),
+        ),
         Event::Ping => Decision::Ignore("ping: the webhook reaches berth".into()),
         Event::Manual => Decision::Deploy {
             commit: None,

@@ -90,18 +90,28 @@ impl<'a> Git<'a> {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Its own process group, so a timeout or cancel also stops the
+            // helpers git starts (git-remote-https, ssh, submodule clones).
+            .process_group(0)
             .kill_on_drop(true);
-        let mut config: Vec<(&str, String)> = vec![("protocol.file.allow", "never".into())];
+        let mut config: Vec<(String, String)> =
+            vec![("protocol.file.allow".into(), "never".into())];
         if let Some(token) = &self.credentials.token {
+            // Only for the source's own origin: submodules elsewhere (or a
+            // redirect) never see it.
             let basic =
                 base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
-            config.push(("http.extraHeader", format!("Authorization: Basic {basic}")));
+            config.push((
+                format!("http.{}.extraHeader", http_origin(&self.source.url)),
+                format!("Authorization: Basic {basic}"),
+            ));
         }
         cmd.env("GIT_CONFIG_COUNT", config.len().to_string());
         for (i, (key, value)) in config.into_iter().enumerate() {
             cmd.env(format!("GIT_CONFIG_KEY_{i}"), key);
             cmd.env(format!("GIT_CONFIG_VALUE_{i}"), value);
         }
+        let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
         if let Some(key) = &self.credentials.ssh_key {
             let path = self.private.join("deploy_key");
             write_private(&path, key)?;
@@ -110,8 +120,8 @@ impl<'a> Git<'a> {
                 "GIT_SSH_COMMAND",
                 format!(
                     "ssh -i {} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={}",
-                    path.display(),
-                    known.display()
+                    quote(&path),
+                    quote(&known)
                 ),
             );
         } else {
@@ -137,33 +147,52 @@ impl<'a> Git<'a> {
                 "cannot run git ({e}); install git on the berth host"
             ))
         })?;
+        let _group = ProcessGroup(child.id());
         let stderr = child.stderr.take();
         let stdout = child.stdout.take();
         let scrub = |line: &str| self.scrub(line);
         let mut last_err = String::new();
         let read_err = async {
-            if let Some(stderr) = stderr {
-                let mut lines = BufReader::new(stderr).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    let line = scrub(&line);
-                    // Progress lines repeat with \r; keep the last state.
-                    let line = line.rsplit('\r').next().unwrap_or("").to_string();
-                    if !line.trim().is_empty() {
-                        log(&format!("git: {line}"));
-                        last_err = line;
-                    }
+            let Some(stderr) = stderr else { return };
+            let mut reader = BufReader::new(stderr);
+            let mut raw = Vec::new();
+            loop {
+                raw.clear();
+                match reader.read_until(b'\n', &mut raw).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                let line = scrub(&String::from_utf8_lossy(&raw));
+                // Progress lines repeat with \r; keep the last state.
+                let line = line
+                    .trim_end()
+                    .rsplit('\r')
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
+                if !line.trim().is_empty() {
+                    log(&format!("git: {line}"));
+                    last_err = line;
                 }
             }
         };
         let read_out = async {
-            let mut out = String::new();
-            if let Some(mut stdout) = stdout {
-                use tokio::io::AsyncReadExt;
-                let mut buf = Vec::new();
-                let _ = (&mut stdout).take(16 << 20).read_to_end(&mut buf).await;
-                out = String::from_utf8_lossy(&buf).into_owned();
+            use tokio::io::AsyncReadExt;
+            let Some(mut stdout) = stdout else {
+                return String::new();
+            };
+            // Keep at most MAX_OUTPUT, but read to the end so git never
+            // blocks on a full pipe.
+            let mut kept = Vec::new();
+            let mut chunk = vec![0u8; 64 * 1024];
+            while let Ok(n) = stdout.read(&mut chunk).await {
+                if n == 0 {
+                    break;
+                }
+                let room = MAX_OUTPUT.saturating_sub(kept.len());
+                kept.extend_from_slice(&chunk[..n.min(room)]);
             }
-            out
+            String::from_utf8_lossy(&kept).into_owned()
         };
         let work = async {
             let ((), out) = tokio::join!(read_err, read_out);
@@ -179,7 +208,11 @@ impl<'a> Git<'a> {
         };
         let status = status.map_err(|e| BuildError::Git(format!("git failed: {e}")))?;
         if !status.success() {
-            let what = args.first().copied().unwrap_or("git");
+            let what = match args {
+                ["-C", _, sub, ..] => sub,
+                [sub, ..] => sub,
+                [] => "git",
+            };
             return Err(BuildError::Git(format!(
                 "git {what} failed: {}",
                 if last_err.is_empty() {
@@ -323,6 +356,36 @@ impl<'a> Git<'a> {
             )
             .await?;
         Ok(parse_ls_remote(&out))
+    }
+}
+
+/// Most of git's standard output kept (`ls-remote` of huge repositories).
+const MAX_OUTPUT: usize = 16 << 20;
+
+/// Kills a git process group when dropped (a no-op once it has exited:
+/// the group is gone).
+struct ProcessGroup(Option<u32>);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.and_then(|p| i32::try_from(p).ok()) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+/// `scheme://host[:port]/` of an HTTP(S) URL, the scope of the token's
+/// header in git's `http.<url>.*` configuration.
+pub(crate) fn http_origin(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority = rest.split('/').next().unwrap_or("");
+            format!("{}://{authority}/", scheme.to_ascii_lowercase())
+        }
+        None => url.to_string(),
     }
 }
 

@@ -22,7 +22,9 @@ use tokio_util::sync::CancellationToken;
 use super::BuildError;
 
 /// Largest build context berth sends to the engine.
-pub const MAX_CONTEXT_BYTES: u64 = 2 << 30;
+pub const MAX_CONTEXT_BYTES: u64 = 1 << 30;
+/// Largest `.dockerignore` read.
+const MAX_IGNORE_BYTES: u64 = 1 << 20;
 
 /// One image build.
 pub struct ImageBuild<'a> {
@@ -46,8 +48,10 @@ pub struct ImageBuild<'a> {
 
 /// Packs `dir` as a tar archive for the engine; `.git` is left out, and
 /// so is whatever `.dockerignore` lists (simple patterns: globs relative
-/// to the context, `!` re-includes).
-pub fn pack_context(dir: &Path) -> Result<Bytes, BuildError> {
+/// to the context, `!` re-includes). `extra` (name, content) is added as a
+/// file, replacing any entry of that name. Symlinks are packed as links.
+/// Blocking: run it off the async threads.
+pub fn pack_context(dir: &Path, extra: Option<(&str, Vec<u8>)>) -> Result<Bytes, BuildError> {
     let ignore = DockerIgnore::read(dir);
     let mut builder = tar::Builder::new(Vec::new());
     builder.follow_symlinks(false);
@@ -63,7 +67,8 @@ pub fn pack_context(dir: &Path) -> Result<Bytes, BuildError> {
                 continue;
             };
             let rel_s = rel.to_string_lossy();
-            if rel_s == ".git" || ignore.excludes(&rel_s) {
+            let replaced = extra.as_ref().is_some_and(|(name, _)| rel_s == *name);
+            if rel_s == ".git" || replaced || ignore.excludes(&rel_s) {
                 continue;
             }
             let meta = entry
@@ -93,6 +98,15 @@ pub fn pack_context(dir: &Path) -> Result<Bytes, BuildError> {
             }
         }
     }
+    if let Some((name, content)) = extra {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, name, content.as_slice())
+            .map_err(|e| BuildError::Io(e.to_string()))?;
+    }
     let bytes = builder
         .into_inner()
         .map_err(|e| BuildError::Io(e.to_string()))?;
@@ -106,7 +120,15 @@ struct DockerIgnore {
 
 impl DockerIgnore {
     fn read(dir: &Path) -> Self {
-        let text = std::fs::read_to_string(dir.join(".dockerignore")).unwrap_or_default();
+        // A regular file of sane size only (not a link to /dev/zero).
+        let path = dir.join(".dockerignore");
+        let regular = std::fs::symlink_metadata(&path)
+            .is_ok_and(|m| m.is_file() && m.len() <= MAX_IGNORE_BYTES);
+        let text = if regular {
+            std::fs::read_to_string(&path).unwrap_or_default()
+        } else {
+            String::new()
+        };
         let rules = text
             .lines()
             .map(str::trim)
@@ -276,53 +298,114 @@ pub async fn build_buildkit(
 }
 
 /// Copies directory `path` of `image` into `dest` (created), through a
-/// container that is created, never started, and removed.
+/// container that is created, never started, and removed (also when this
+/// future is dropped; it carries the instance label, so a restart's
+/// reconcile removes it if berth dies first). Only directories and regular
+/// files are copied, at most `max_bytes` of them.
 pub async fn copy_out(
     docker: &Docker,
+    instance: &str,
     image: &str,
     path: &str,
     dest: &Path,
+    max_bytes: u64,
 ) -> Result<(), BuildError> {
     let body = ContainerCreateBody {
         image: Some(image.to_string()),
         cmd: Some(vec!["/berth-none".to_string()]),
+        labels: Some(HashMap::from([(
+            crate::orchestrator::LABEL_INSTANCE.to_string(),
+            instance.to_string(),
+        )])),
         ..Default::default()
     };
     let created = docker
         .create_container(Some(CreateContainerOptionsBuilder::new().build()), body)
         .await
         .map_err(|e| BuildError::Docker(e.to_string()))?;
-    let id = created.id;
+    let _remove = RemoveOnDrop {
+        docker: docker.clone(),
+        id: created.id.clone(),
+    };
     let source = format!("/{}/.", path.trim_matches('/'));
-    let result = async {
-        let mut stream = docker.download_from_container(
-            &id,
-            Some(DownloadFromContainerOptionsBuilder::new().path(&source).build()),
-        );
-        let mut archive = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| BuildError::Invalid {
-                field: "build.publish_dir",
-                message: format!("{path:?} cannot be read from the built image ({e}); give the directory the Dockerfile writes the site to"),
-            })?;
-            archive.extend_from_slice(&chunk);
+    let mut stream = docker.download_from_container(
+        &created.id,
+        Some(
+            DownloadFromContainerOptionsBuilder::new()
+                .path(&source)
+                .build(),
+        ),
+    );
+    // Headers and padding add to the files' bytes; allow for them.
+    let cap = max_bytes
+        .saturating_add(max_bytes / 4)
+        .saturating_add(16 << 20);
+    let mut archive = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| BuildError::Invalid {
+            field: "build.publish_dir",
+            message: format!("{path:?} cannot be read from the built image ({e}); give the directory the Dockerfile writes the site to"),
+        })?;
+        archive.extend_from_slice(&chunk);
+        if archive.len() as u64 > cap {
+            return Err(site_too_large(max_bytes));
         }
-        std::fs::create_dir_all(dest).map_err(|e| BuildError::Io(e.to_string()))?;
-        let mut tar = tar::Archive::new(archive.as_slice());
-        tar.set_preserve_permissions(false);
-        for entry in tar.entries().map_err(|e| BuildError::Io(e.to_string()))? {
-            let mut entry = entry.map_err(|e| BuildError::Io(e.to_string()))?;
-            // unpack_in refuses paths that leave `dest`.
-            entry
-                .unpack_in(dest)
-                .map_err(|e| BuildError::Io(e.to_string()))?;
-        }
-        Ok(())
     }
-    .await;
-    let remove = RemoveContainerOptionsBuilder::new().force(true).build();
-    let _ = docker.remove_container(&id, Some(remove)).await;
-    result
+    let dest = dest.to_path_buf();
+    tokio::task::spawn_blocking(move || unpack_site(&archive, &dest, max_bytes))
+        .await
+        .map_err(|e| BuildError::Io(format!("unpacking the site failed: {e}")))?
+}
+
+fn site_too_large(max_bytes: u64) -> BuildError {
+    BuildError::Invalid {
+        field: "build.publish_dir",
+        message: format!(
+            "the site is larger than {} MiB; publish less or raise [build] max_site_mb",
+            max_bytes >> 20
+        ),
+    }
+}
+
+/// Unpacks directories and regular files of `archive` into `dest`.
+fn unpack_site(archive: &[u8], dest: &Path, max_bytes: u64) -> Result<(), BuildError> {
+    let io = |e: std::io::Error| BuildError::Io(format!("cannot unpack the site: {e}"));
+    std::fs::create_dir_all(dest).map_err(io)?;
+    let mut tar = tar::Archive::new(archive);
+    tar.set_preserve_permissions(false);
+    let mut total = 0u64;
+    for entry in tar.entries().map_err(io)? {
+        let mut entry = entry.map_err(io)?;
+        let kind = entry.header().entry_type();
+        if !(kind.is_file() || kind.is_dir()) {
+            continue;
+        }
+        total += entry.size();
+        if total > max_bytes {
+            return Err(site_too_large(max_bytes));
+        }
+        // unpack_in refuses paths that leave `dest`.
+        entry.unpack_in(dest).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// Removes a helper container when dropped.
+struct RemoveOnDrop {
+    docker: Docker,
+    id: String,
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let (docker, id) = (self.docker.clone(), std::mem::take(&mut self.id));
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                let remove = RemoveContainerOptionsBuilder::new().force(true).build();
+                let _ = docker.remove_container(&id, Some(remove)).await;
+            });
+        }
+    }
 }
 
 #[cfg(test)]
@@ -346,7 +429,8 @@ mod tests {
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, body).unwrap();
         }
-        let bytes = pack_context(root).unwrap();
+        let bytes =
+            pack_context(root, Some((".berth.Dockerfile", b"FROM scratch".to_vec()))).unwrap();
         let mut archive = tar::Archive::new(bytes.as_ref());
         let mut names: Vec<String> = archive
             .entries()
@@ -355,6 +439,10 @@ mod tests {
             .collect();
         names.sort();
         assert!(names.contains(&"Dockerfile".to_string()), "{names:?}");
+        assert!(
+            names.contains(&".berth.Dockerfile".to_string()),
+            "{names:?}"
+        );
         assert!(names.contains(&"src/main.rs".to_string()), "{names:?}");
         assert!(names.contains(&"logs/keep.log".to_string()), "{names:?}");
         assert!(!names.iter().any(|n| n.starts_with(".git")), "{names:?}");

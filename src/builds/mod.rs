@@ -250,7 +250,11 @@ impl Builder {
             }
         };
         let timeout = self.inner.settings.timeout;
-        match tokio::time::timeout(timeout, self.build_now(&request, log, cancel)).await {
+        // Dropping the build on its deadline cancels this token too, which
+        // is what stops work outside this future (the BuildKit session).
+        let scope = cancel.child_token();
+        let _stop = scope.clone().drop_guard();
+        match tokio::time::timeout(timeout, self.build_now(&request, log, &scope)).await {
             Ok(result) => result,
             Err(_) => Err(BuildError::Timeout(timeout)),
         }
@@ -271,9 +275,13 @@ impl Builder {
             self.inner.settings.timeout,
         );
         let checkout = git.checkout(&checkout_dir, log, cancel).await?;
+        let root = checkout
+            .root
+            .canonicalize()
+            .map_err(|e| BuildError::Io(format!("cannot read the checkout: {e}")))?;
         let context = match &request.source.path {
-            Some(p) => checkout.root.join(p),
-            None => checkout.root.clone(),
+            Some(p) => inside(&root, p, "source.path")?,
+            None => root.clone(),
         };
         if !context.is_dir() {
             return Err(BuildError::Invalid {
@@ -289,7 +297,8 @@ impl Builder {
         let artifact = match build.kind {
             BuildKind::Dockerfile => {
                 let dockerfile = build.dockerfile.as_deref().unwrap_or("Dockerfile");
-                self.build_image(request, &context, dockerfile, private.path(), log, cancel)
+                let source = DockerfileSource::Repository(dockerfile);
+                self.build_image(request, &context, source, private.path(), log, cancel)
                     .await?
             }
             BuildKind::Auto => {
@@ -302,10 +311,8 @@ impl Builder {
                     "detected {:?}: {}; plan: base {}, install {:?}, build {:?}, start {:?}",
                     plan.stack, plan.reason, plan.base_image, plan.install, plan.build, plan.start
                 ));
-                let name = ".berth.Dockerfile";
-                std::fs::write(context.join(name), plan.dockerfile())
-                    .map_err(|e| BuildError::Io(format!("cannot write the Dockerfile: {e}")))?;
-                self.build_image(request, &context, name, private.path(), log, cancel)
+                let source = DockerfileSource::Generated(plan.dockerfile());
+                self.build_image(request, &context, source, private.path(), log, cancel)
                     .await?
             }
             BuildKind::Static => {
@@ -313,15 +320,24 @@ impl Builder {
                 let _ = std::fs::remove_dir_all(&dest);
                 match &build.dockerfile {
                     Some(dockerfile) => {
+                        let source = DockerfileSource::Repository(dockerfile);
                         let Artifact::Image { id, tag } = self
-                            .build_image(request, &context, dockerfile, private.path(), log, cancel)
+                            .build_image(request, &context, source, private.path(), log, cancel)
                             .await?
                         else {
                             return Err(BuildError::Failed("no image was built".into()));
                         };
                         let dir = build.publish_dir.as_deref().unwrap_or("site");
                         log(&format!("copying /{dir} out of the built image"));
-                        let copied = image::copy_out(&self.inner.docker, &id, dir, &dest).await;
+                        let copied = image::copy_out(
+                            &self.inner.docker,
+                            &self.inner.instance,
+                            &id,
+                            dir,
+                            &dest,
+                            self.inner.settings.max_site_bytes,
+                        )
+                        .await;
                         let _ = self
                             .inner
                             .docker
@@ -334,10 +350,10 @@ impl Builder {
                         copied?;
                     }
                     None => {
-                        let dir = publish_dir(&context, build.publish_dir.as_deref())?;
+                        let dir = publish_dir(&root, &context, build.publish_dir.as_deref())?;
                         log(&format!(
                             "publishing {}",
-                            dir.strip_prefix(&checkout.root)
+                            dir.strip_prefix(&root)
                                 .map(|p| format!("/{}", p.display()))
                                 .unwrap_or_default()
                         ));
@@ -358,19 +374,29 @@ impl Builder {
         &self,
         request: &BuildRequest<'_>,
         context: &Path,
-        dockerfile: &str,
+        source: DockerfileSource<'_>,
         private: &Path,
         log: &(dyn Fn(&str) + Sync),
         cancel: &CancellationToken,
     ) -> Result<Artifact, BuildError> {
-        if !context.join(dockerfile).is_file() {
-            return Err(BuildError::Invalid {
-                field: "build.dockerfile",
-                message: format!(
-                    "{dockerfile} is not in the repository's build context; add it, give its path, or use build type \"auto\""
-                ),
-            });
-        }
+        let (dockerfile, generated) = match source {
+            DockerfileSource::Repository(path) => {
+                let file = context.join(path);
+                if !file.is_file() {
+                    return Err(BuildError::Invalid {
+                        field: "build.dockerfile",
+                        message: format!(
+                            "{path} is not in the repository's build context; add it, give its path, or use build type \"auto\""
+                        ),
+                    });
+                }
+                (path.to_string(), None)
+            }
+            // Sent only inside the context archive, never written into the
+            // checkout (where a symlink of that name could point anywhere).
+            DockerfileSource::Generated(text) => (GENERATED_DOCKERFILE.to_string(), Some(text)),
+        };
+        let dockerfile = dockerfile.as_str();
         let tag = format!(
             "berth-{}/{}:{}",
             self.inner.instance, request.app, request.deployment
@@ -407,7 +433,13 @@ impl Builder {
             cpus,
             memory_mb: self.inner.settings.memory_mb,
         };
-        let tar = image::pack_context(context)?;
+        let dir = context.to_path_buf();
+        let tar = tokio::task::spawn_blocking(move || {
+            let extra = generated.map(|text| (GENERATED_DOCKERFILE, text.into_bytes()));
+            image::pack_context(&dir, extra)
+        })
+        .await
+        .map_err(|e| BuildError::Io(format!("packing the build context failed: {e}")))??;
         log(&format!(
             "building {tag} from {dockerfile} ({} KiB context, {cpus} CPU, {} MiB)",
             tar.len() / 1024,
@@ -421,6 +453,18 @@ impl Builder {
         log(&format!("built {tag} ({})", short(&id)));
         Ok(Artifact::Image { id, tag })
     }
+}
+
+/// Name of a Dockerfile berth writes from a detected plan, inside the
+/// context archive only.
+const GENERATED_DOCKERFILE: &str = ".berth.Dockerfile";
+
+/// Where the Dockerfile of a build comes from.
+enum DockerfileSource<'a> {
+    /// A file of the repository, relative to the context.
+    Repository(&'a str),
+    /// Text berth generated.
+    Generated(String),
 }
 
 /// The app's changes to a detected plan.
@@ -452,10 +496,34 @@ fn write_private(path: &Path, content: &[u8]) -> Result<(), BuildError> {
         .map_err(|e| BuildError::Io(format!("cannot write a build secret file: {e}")))
 }
 
-/// The directory of a static site inside the context.
-fn publish_dir(context: &Path, given: Option<&str>) -> Result<PathBuf, BuildError> {
+/// `rel` under `root` (both canonical), following symlinks only while the
+/// result stays inside the repository.
+fn inside(root: &Path, rel: &str, field: &'static str) -> Result<PathBuf, BuildError> {
+    let path = root.join(rel);
+    let real = path.canonicalize().map_err(|_| BuildError::Invalid {
+        field,
+        message: format!("{rel:?} does not exist in the repository; give a directory that does"),
+    })?;
+    if !real.starts_with(root) {
+        return Err(BuildError::Invalid {
+            field,
+            message: format!(
+                "{rel:?} is a link that leads out of the repository; give a real directory"
+            ),
+        });
+    }
+    Ok(real)
+}
+
+/// The directory of a static site inside the context (and the checkout
+/// `root`).
+fn publish_dir(root: &Path, context: &Path, given: Option<&str>) -> Result<PathBuf, BuildError> {
     if let Some(dir) = given {
-        let path = context.join(dir);
+        let rel = context
+            .strip_prefix(root)
+            .unwrap_or(Path::new(""))
+            .join(dir);
+        let path = inside(root, &rel.to_string_lossy(), "build.publish_dir")?;
         return if path.is_dir() {
             Ok(path)
         } else {
@@ -468,7 +536,11 @@ fn publish_dir(context: &Path, given: Option<&str>) -> Result<PathBuf, BuildErro
     for candidate in ["dist", "build", "public", "out", "_site"] {
         let path = context.join(candidate);
         if path.join("index.html").is_file() {
-            return Ok(path);
+            if let Ok(real) = path.canonicalize() {
+                if real.starts_with(root) {
+                    return Ok(real);
+                }
+            }
         }
     }
     Ok(context.to_path_buf())

@@ -151,6 +151,16 @@ impl Orchestrator {
                 if let Err(e) = self.remove_containers(created).await {
                     tracing::warn!(%e, "could not remove a replica of a failed deployment");
                 }
+                // An image built for this deployment goes with it.
+                if record.image_id.is_none() {
+                    if let Ok(now) = self.inner.store.deployment(id) {
+                        if self.built_here(&now) {
+                            if let Err(e) = self.inner.engine.remove_image(&now.image).await {
+                                tracing::warn!(%e, "could not remove the image of a failed deployment");
+                            }
+                        }
+                    }
+                }
                 let message = match err {
                     DeployError::Cancelled => why(),
                     err => err.to_string(),
@@ -367,6 +377,8 @@ impl Orchestrator {
             .metrics
             .deployment_finished(DeploymentStatus::Succeeded);
         let current: Vec<String> = replicas.iter().map(|r| r.container.clone()).collect();
+        // An app that was a static site serves from containers now.
+        let was_site = lock(&self.inner.sites).remove(&record.app).is_some();
         let mut previous = lock(&self.inner.live)
             .insert(record.app.clone(), replicas)
             .unwrap_or_default();
@@ -407,13 +419,16 @@ impl Orchestrator {
         }
         log.push("previous replicas removed; deployment succeeded");
         self.reached(id, Phase::Finished);
+        if was_site {
+            self.prune_sites(&record.app);
+        }
         if let Err(err) = self.prune_images(&record.app).await {
             tracing::warn!(%err, "could not prune old images");
         }
         self.close_log(id);
     }
 
-    fn instance(&self) -> &str {
+    pub(super) fn instance(&self) -> &str {
         self.inner.engine.instance()
     }
 }

@@ -470,10 +470,20 @@ impl Engine {
     }
 
     /// Removes an image by id unless a container or another tag still uses
-    /// it; gone already is fine.
+    /// it (by tag: removes the tag, and the image with its last one); gone
+    /// already is fine.
     pub async fn remove_image(&self, id: &str) -> Result<(), EngineError> {
+        self.remove_image_with(id, false).await
+    }
+
+    /// Removes an image with all its tags (no container may use it).
+    pub async fn remove_image_forced(&self, id: &str) -> Result<(), EngineError> {
+        self.remove_image_with(id, true).await
+    }
+
+    async fn remove_image_with(&self, id: &str, force: bool) -> Result<(), EngineError> {
         let options = bollard::query_parameters::RemoveImageOptions {
-            force: false,
+            force,
             noprune: false,
             ..Default::default()
         };

@@ -15,6 +15,7 @@ mod health;
 mod logbook;
 mod metrics;
 mod reconcile;
+mod rollback;
 mod sites;
 mod source;
 mod supervise;
@@ -25,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use berth_config::{AppSpec, FieldError};
+use berth_config::AppSpec;
 use berth_proxy::{Backend, RouteSpec, RouteTable, Router, Upstream, UpstreamState};
 use prometheus_client::registry::Registry;
 use tokio::sync::Semaphore;
@@ -283,115 +284,6 @@ impl Orchestrator {
         Ok(deployment)
     }
 
-    /// Queues a return to one of the app's last `rollback_window`
-    /// successful deployments: its spec, with its image pinned by id (no
-    /// registry needed).
-    pub fn rollback(&self, app: &str, target: &str) -> Result<DeploymentRecord, OpError> {
-        self.inner.store.app(app)?;
-        let record = self.inner.store.deployment(target)?;
-        let field = "deployment_id";
-        if record.app != app {
-            return Err(StoreError::Invalid(FieldError::new(
-                field,
-                format!(
-                    "deployment {target} belongs to app {:?}; give one of {app:?}'s deployments",
-                    record.app
-                ),
-            ))
-            .into());
-        }
-        let window = self.inner.settings.rollback_window;
-        let in_window = self
-            .inner
-            .store
-            .app_deployments(app)?
-            .into_iter()
-            .filter(|d| d.status == DeploymentStatus::Succeeded)
-            .take(window)
-            .any(|d| d.id == target);
-        if !in_window || (record.image_id.is_none() && record.site.is_none()) {
-            return Err(StoreError::Conflict(FieldError::new(
-                field,
-                format!(
-                    "deployment {target} is not among the app's last {window} successful deployments; roll back to one of those"
-                ),
-            ))
-            .into());
-        }
-        self.queue_rollback(record)
-    }
-
-    /// Queues a deployment of `target`'s spec with its image pinned by id.
-    fn queue_rollback(&self, target: DeploymentRecord) -> Result<DeploymentRecord, OpError> {
-        let mut deployment = DeploymentRecord::queued(&target.spec, Trigger::Rollback);
-        deployment.image = target.image.clone();
-        deployment.image_id = target.image_id.clone();
-        deployment.commit = target.commit.clone();
-        deployment.commit_message = target.commit_message.clone();
-        deployment.site = target.site.clone();
-        deployment.rollback_of = Some(target.id);
-        self.enqueue_record(deployment)
-    }
-
-    /// Starts the watch window of a deployment that just switched.
-    fn watch(&self, app: &str, deployment: &str) {
-        let window = self.inner.settings.rollback_watch;
-        if window.is_zero() {
-            return;
-        }
-        let until = tokio::time::Instant::now() + window;
-        lock(&self.inner.watches).insert(app.to_string(), (deployment.to_string(), until));
-    }
-
-    /// A replica of `deployment` failed: if that deployment is still in
-    /// its watch window, mark it rolled back and queue a rollback to the
-    /// app's previous successful deployment.
-    pub(super) fn replica_failed(&self, app: &str, deployment: &str, why: &str) {
-        let watched = {
-            let mut watches = lock(&self.inner.watches);
-            match watches.get(app) {
-                Some((id, until)) if id == deployment && tokio::time::Instant::now() < *until => {
-                    watches.remove(app);
-                    true
-                }
-                _ => false,
-            }
-        };
-        if !watched {
-            return;
-        }
-        let previous = self.previous_success(app, deployment);
-        let reason =
-            format!("a new replica failed ({why}) within the watch window after the switch");
-        let Some(previous) = previous else {
-            tracing::warn!(app, deployment, %reason, "no earlier version to roll back to");
-            return;
-        };
-        let to = previous.id.clone();
-        tracing::warn!(app, deployment, %reason, %to, "rolling back automatically");
-        // Queue first, so whoever sees `rolled_back` also sees the rollback.
-        if let Err(err) = self.queue_rollback(previous) {
-            tracing::error!(app, %err, "automatic rollback could not be queued");
-        }
-        let _ = self.inner.store.update_deployment(deployment, |d| {
-            d.status = DeploymentStatus::RolledBack;
-            d.error = Some(format!("{reason}; rolling back to deployment {to}"));
-        });
-        self.inner
-            .metrics
-            .deployment_finished(DeploymentStatus::RolledBack);
-    }
-
-    /// The app's newest successful deployment other than `except`.
-    fn previous_success(&self, app: &str, except: &str) -> Option<DeploymentRecord> {
-        self.inner
-            .store
-            .app_deployments(app)
-            .ok()?
-            .into_iter()
-            .find(|d| d.status == DeploymentStatus::Succeeded && d.id != except)
-    }
-
     /// Stops (with the grace period) and removes containers, all at once.
     /// Every removal is attempted; the first error is returned.
     async fn remove_containers<'a>(
@@ -408,42 +300,6 @@ impl Orchestrator {
             .collect();
         self.inner.crashes.forget_containers(ids);
         result
-    }
-
-    /// Removes the app's images that fell out of the rollback window and
-    /// that no app serves from.
-    async fn prune_images(&self, app: &str) -> Result<(), OpError> {
-        let window = self.inner.settings.rollback_window;
-        let succeeded: Vec<DeploymentRecord> = self
-            .inner
-            .store
-            .app_deployments(app)?
-            .into_iter()
-            .filter(|d| d.status == DeploymentStatus::Succeeded)
-            .collect();
-        let mut keep: Vec<String> = succeeded
-            .iter()
-            .take(window)
-            .filter_map(|d| d.image_id.clone())
-            .collect();
-        for other in self.inner.store.apps()? {
-            if let Some(active) = other.active_deployment {
-                if let Some(id) = self.inner.store.deployment(&active)?.image_id {
-                    keep.push(id);
-                }
-            }
-        }
-        let mut old: Vec<String> = succeeded
-            .iter()
-            .skip(window)
-            .filter_map(|d| d.image_id.clone())
-            .filter(|id| !keep.contains(id))
-            .collect();
-        old.dedup();
-        for id in old {
-            self.inner.engine.remove_image(&id).await?;
-        }
-        Ok(())
     }
 
     /// Crashes of the replicas of `deployment`, the one serving `app`.
@@ -573,7 +429,7 @@ impl Orchestrator {
         match self.inner.engine.built_images(app).await {
             Ok(ids) => {
                 for id in ids {
-                    if let Err(err) = self.inner.engine.remove_image(&id).await {
+                    if let Err(err) = self.inner.engine.remove_image_forced(&id).await {
                         tracing::warn!(app, %err, "could not remove a built image");
                     }
                 }

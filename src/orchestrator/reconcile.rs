@@ -72,7 +72,10 @@ impl Orchestrator {
             };
             if deployment.spec.is_static() {
                 if !self.restore_site(&deployment).await {
-                    redeploy.push(DeploymentRecord::queued(&deployment.spec, Trigger::Restart));
+                    // Built again from the commit that served.
+                    let mut again = DeploymentRecord::queued(&deployment.spec, Trigger::Restart);
+                    again.commit = deployment.commit.clone();
+                    redeploy.push(again);
                 }
                 continue;
             }

@@ -3,6 +3,7 @@
 //! to serve them from the edge itself. No container runs.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use berth_proxy::{Site, SiteOptions};
 use tokio_util::sync::CancellationToken;
@@ -11,6 +12,9 @@ use super::deploy::DeployError;
 use super::{lock, Orchestrator};
 use crate::builds::Artifact;
 use crate::store::{DeploymentRecord, DeploymentStatus, Phase};
+
+/// Time reading and compressing a site's files may take.
+const SITE_LOAD_DEADLINE: Duration = Duration::from_secs(120);
 
 impl Orchestrator {
     /// The running part of a static site's deployment, to its end.
@@ -86,8 +90,15 @@ impl Orchestrator {
             spa: record.spec.build.as_ref().is_some_and(|b| b.spa),
             max_bytes: self.inner.builder.max_site_bytes(),
         };
-        let loaded = tokio::task::spawn_blocking(move || Site::load(&dir, options))
+        let load = tokio::task::spawn_blocking(move || Site::load(&dir, options));
+        let loaded = tokio::time::timeout(SITE_LOAD_DEADLINE, load)
             .await
+            .map_err(|_| {
+                DeployError::Unhealthy(format!(
+                    "loading the site took longer than {}s; publish fewer files",
+                    SITE_LOAD_DEADLINE.as_secs()
+                ))
+            })?
             .map_err(|e| DeployError::Unhealthy(format!("loading the site failed: {e}")))?;
         loaded
             .map(Arc::new)
@@ -141,7 +152,7 @@ impl Orchestrator {
     }
 
     /// Removes site files that fell out of the rollback window.
-    fn prune_sites(&self, app: &str) {
+    pub(super) fn prune_sites(&self, app: &str) {
         let window = self.inner.settings.rollback_window;
         let Ok(deployments) = self.inner.store.app_deployments(app) else {
             return;

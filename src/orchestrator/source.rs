@@ -40,19 +40,27 @@ impl Orchestrator {
             .cloned()
             .collect();
         let log = self.inner.logs.open(&record.id);
-        let push = |line: &str| {
-            let mut line = line.to_string();
+        let scrub = |text: &str| {
+            let mut text = text.to_string();
             for s in &secrets {
-                if line.contains(s.as_str()) {
-                    line = line.replace(s.as_str(), "<redacted>");
+                if text.contains(s.as_str()) {
+                    text = text.replace(s.as_str(), "<redacted>");
                 }
             }
-            log.push(&line);
+            text
         };
+        let push = |line: &str| log.push(&scrub(line));
+        // A deployment queued with a commit (the one a push announced, or
+        // the one that served before a restart) builds exactly that commit,
+        // whatever the branch or tag points to by now.
+        let mut pinned = source.clone();
+        if let Some(commit) = record.commit.as_deref().filter(|c| is_commit_id(c)) {
+            pinned.commit = Some(commit.to_string());
+        }
         let request = BuildRequest {
             app: &record.app,
             deployment: &record.id,
-            source,
+            source: &pinned,
             build,
             credentials: Credentials {
                 token: vault.input.git_token.clone(),
@@ -67,6 +75,9 @@ impl Orchestrator {
             .await
             .map_err(|e| match e {
                 BuildError::Cancelled => DeployError::Cancelled,
+                // The message ends up in the record and berth's log.
+                BuildError::Failed(m) => DeployError::Build(BuildError::Failed(scrub(&m))),
+                BuildError::Git(m) => DeployError::Build(BuildError::Git(scrub(&m))),
                 e => DeployError::Build(e),
             })?;
         let image = match &built.artifact {
@@ -83,4 +94,9 @@ impl Orchestrator {
         });
         Ok(built)
     }
+}
+
+/// A full commit id (40 hex digits for SHA-1, 64 for SHA-256 repositories).
+fn is_commit_id(s: &str) -> bool {
+    matches!(s.len(), 40 | 64) && s.bytes().all(|b| b.is_ascii_hexdigit())
 }

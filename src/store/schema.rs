@@ -9,7 +9,14 @@ use serde::Serialize;
 use super::StoreError;
 
 /// Schema version written into `meta`; bump with a migration.
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// - 1: projects, apps, deployments, logs, certificates.
+/// - 2: apps from source: an app's sealed `vault`, a deployment's `commit`,
+///   `commit_message`, `site`, trigger `webhook` and phase `built`, and the
+///   `hook_deliveries` table. Every addition is optional, so version 1 files
+///   open unchanged; a berth that knows only version 1 refuses version 2
+///   files instead of misreading them.
+pub const SCHEMA_VERSION: u32 = 2;
 /// First byte of every encoded value: JSON, format 1.
 const VALUE_FORMAT_JSON_V1: u8 = 1;
 

@@ -147,3 +147,49 @@ fn values_carry_their_format() {
     assert!(schema::decode::<u32>(&[9, b'1']).is_err());
     assert!(schema::decode::<u32>(&[]).is_err());
 }
+
+/// A file written by schema version 1 (no vault, no commit fields, no
+/// deliveries table) opens, reads, and is marked version 2.
+#[test]
+fn a_version_1_file_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("berth.redb");
+    let app_v1 = r#"{"spec":{"name":"web","project":null,"image":"nginx","port":80,"replicas":1,"env":{},"command":null,"cpus":null,"memory_mb":null,"domains":[]},"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z","active_deployment":"0001","stopped":false}"#;
+    let deployment_v1 = r#"{"id":"0001","app":"web","status":"succeeded","trigger":"api","error":null,"image":"nginx","image_id":"sha256:1","spec":{"name":"web","project":null,"image":"nginx","port":80,"replicas":1,"env":{},"command":null,"cpus":null,"memory_mb":null,"domains":[]},"created_at":"2026-01-01T00:00:00Z","started_at":null,"finished_at":null}"#;
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut meta = tx.open_table(schema::META).unwrap();
+            meta.insert(schema::SCHEMA_KEY, 1u32.to_le_bytes().as_slice())
+                .unwrap();
+            let mut value = vec![1u8];
+            value.extend_from_slice(app_v1.as_bytes());
+            tx.open_table(schema::APPS)
+                .unwrap()
+                .insert("web", value.as_slice())
+                .unwrap();
+            let mut value = vec![1u8];
+            value.extend_from_slice(deployment_v1.as_bytes());
+            tx.open_table(schema::DEPLOYMENTS)
+                .unwrap()
+                .insert("0001", value.as_slice())
+                .unwrap();
+            tx.open_multimap_table(schema::APP_DEPLOYMENTS)
+                .unwrap()
+                .insert("web", "0001")
+                .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let app = store.app("web").unwrap();
+    assert!(app.vault.is_none() && app.spec.source.is_none());
+    let d = store.deployment("0001").unwrap();
+    assert!(d.commit.is_none() && d.site.is_none());
+    assert!(store.deliveries("web").unwrap().is_empty());
+    let tx = store.db.begin_read().unwrap();
+    let meta = tx.open_table(schema::META).unwrap();
+    let version = meta.get(schema::SCHEMA_KEY).unwrap().unwrap();
+    assert_eq!(version.value(), 2u32.to_le_bytes().as_slice());
+}
