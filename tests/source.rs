@@ -592,6 +592,22 @@ async fn static_site_is_served_by_the_edge_with_spa_fallback() {
     assert_eq!(cached.status(), 304);
     let (_, app) = berth.api("GET", "/apps/site", None).await;
     assert_eq!(app["status"], "running", "{app}");
+    // A repository cannot publish the host's files through a symlink.
+    let evil = server.create_repo("evil");
+    std::os::unix::fs::symlink("/etc", evil.work.path().join("public")).unwrap();
+    evil.commit("main", &[("index.html", Some(b"x\n"))], "link out");
+    berth
+        .create_app(json!({
+            "name": "evil",
+            "source": {"type": "git", "url": server.url("evil")},
+            "build": {"type": "static", "publish_dir": "public"},
+            "domains": [{"host": "evil.test"}]
+        }))
+        .await;
+    let d = berth.deploy("evil").await;
+    assert_eq!(d["status"], "failed", "{d}");
+    assert!(d["error"].as_str().unwrap().contains("build.publish_dir"), "{d}");
+    assert_eq!(berth.get("evil.test", "/passwd").await.0, 503);
     // Served again after a restart, from the files kept on disk.
     assert!(berth.terminate().await);
     berth.launch().await;
