@@ -606,7 +606,10 @@ async fn static_site_is_served_by_the_edge_with_spa_fallback() {
         .await;
     let d = berth.deploy("evil").await;
     assert_eq!(d["status"], "failed", "{d}");
-    assert!(d["error"].as_str().unwrap().contains("build.publish_dir"), "{d}");
+    assert!(
+        d["error"].as_str().unwrap().contains("build.publish_dir"),
+        "{d}"
+    );
     assert_eq!(berth.get("evil.test", "/passwd").await.0, 503);
     // Served again after a restart, from the files kept on disk.
     assert!(berth.terminate().await);
@@ -881,4 +884,71 @@ async fn tags_pinned_commits_sub_directories_submodules_and_rollback() {
     assert!(berth.terminate().await);
     berth.launch().await;
     assert_eq!(berth.get("docs.test", "/").await.1, "second\n");
+}
+
+#[tokio::test]
+async fn a_deploy_key_clones_over_ssh_and_is_never_shown() {
+    let server = GitServer::start(None).await;
+    let repo = server.create_repo("private");
+    repo.commit("main", &[("index.html", Some(b"over ssh\n"))], "site");
+    let keys = tempfile::tempdir().unwrap();
+    let (private, public) = support::ssh::keypair(keys.path(), "deploy");
+    let (other, _) = support::ssh::keypair(keys.path(), "other");
+    let sshd = support::ssh::SshServer::start(&public);
+    let url = sshd.url(&repo.bare);
+    let berth = Berth::start().await;
+    // Test connection with the key; a key the server does not know fails.
+    let (status, refs) = berth
+        .api(
+            "POST",
+            "/sources/refs",
+            Some(json!({"type": "git", "url": url, "ssh_key": private})),
+        )
+        .await;
+    assert_eq!(status, 200, "{refs}\n{}", sshd.log());
+    assert_eq!(refs["default_branch"], "main", "{refs}");
+    let (status, err) = berth
+        .api(
+            "POST",
+            "/sources/refs",
+            Some(json!({"type": "git", "url": url, "ssh_key": other})),
+        )
+        .await;
+    assert_eq!(status, 502, "{err}");
+    // A static site cloned with the deploy key.
+    berth
+        .create_app(json!({
+            "name": "private",
+            "source": {"type": "git", "url": url, "ssh_key": private},
+            "build": {"type": "static"},
+            "domains": [{"host": "private.test"}]
+        }))
+        .await;
+    let d = berth.deploy("private").await;
+    assert_eq!(
+        d["status"],
+        "succeeded",
+        "{d}\n{}\n{}",
+        berth.log(),
+        sshd.log()
+    );
+    assert_eq!(
+        berth.get("private.test", "/").await,
+        (200, "over ssh\n".to_string())
+    );
+    let (_, app) = berth.api("GET", "/apps/private", None).await;
+    assert_eq!(app["source"]["auth"], "ssh_key", "{app}");
+    let log = deployment_log(&berth, d["id"].as_str().unwrap()).await;
+    let key_body = private.lines().nth(1).unwrap();
+    let store = std::fs::read(berth.data_dir().join("berth.redb")).unwrap();
+    for text in [app.to_string(), log, berth.log()] {
+        assert!(!text.contains(key_body), "the key leaked: {text}");
+    }
+    assert!(!store
+        .windows(key_body.len())
+        .any(|w| w == key_body.as_bytes()));
+    // No key file is left behind once the build is over.
+    let builds = berth.data_dir().join("builds");
+    let leftovers: Vec<_> = std::fs::read_dir(&builds).unwrap().collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }

@@ -7,6 +7,7 @@
 
 pub mod git;
 pub mod pebble;
+pub mod ssh;
 pub mod tls;
 
 use std::path::{Path, PathBuf};
