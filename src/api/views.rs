@@ -109,7 +109,11 @@ pub struct AppView {
 impl AppView {
     /// The view of `record` with its live state.
     pub fn new(record: AppRecord, orchestrator: &Orchestrator) -> Self {
-        let serving = orchestrator.serving_replicas(&record.spec.name);
+        let serving = if record.stopped {
+            0
+        } else {
+            orchestrator.serving_replicas(&record.spec.name)
+        };
         let crashes =
             orchestrator.crash_state(&record.spec.name, record.active_deployment.as_deref());
         let status = if record.stopped {
