@@ -952,3 +952,66 @@ async fn a_deploy_key_clones_over_ssh_and_is_never_shown() {
     let leftovers: Vec<_> = std::fs::read_dir(&builds).unwrap().collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[tokio::test]
+async fn built_images_are_pushed_to_a_configured_registry() {
+    let password = "registry-pass-Zq81";
+    let registry = support::registry::Registry::start("ci", password);
+    let server = GitServer::start(None).await;
+    let repo = server.create_repo("pushed");
+    commit_app(&repo, "pushed");
+    let secrets = tempfile::tempdir().unwrap();
+    let password_file = secrets.path().join("registry-password");
+    std::fs::write(&password_file, format!("{password}\n")).unwrap();
+    let tables = format!(
+        "[build]\nregistry = \"{}/berth\"\nregistry_username = \"ci\"\nregistry_password_file = \"{}\"\n",
+        registry.host(),
+        password_file.display()
+    );
+    let berth = Berth::start_configured("", &tables, Vec::new()).await;
+    berth
+        .create_app(json!({
+            "name": "pushed",
+            "source": {"type": "git", "url": server.url("pushed")},
+            "port": 8080,
+            "domains": [{"host": "pushed.test"}]
+        }))
+        .await;
+    let d = berth.deploy("pushed").await;
+    assert_eq!(
+        d["status"],
+        "succeeded",
+        "{d}\n{}\n{}",
+        berth.log(),
+        registry.log()
+    );
+    let id = d["id"].as_str().unwrap();
+    let want = format!("{}/berth/pushed:{id}", registry.host());
+    assert_eq!(d["pushed_image"], want.as_str(), "{d}");
+    wait_serving(&berth, "pushed.test", "pushed").await;
+    // The registry has the tag (asked with the same credentials).
+    let tags: Value = reqwest::Client::new()
+        .get(format!(
+            "http://{}/v2/berth/pushed/tags/list",
+            registry.host()
+        ))
+        .basic_auth("ci", Some(password))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tags["tags"], json!([id]), "{tags}");
+    // The registry's tag is not left on this machine, and the password is nowhere.
+    let local = docker(&["images", "-q", &want]);
+    assert_eq!(local, "", "the pushed tag stays local");
+    let log = deployment_log(&berth, id).await;
+    assert!(log.contains("pushed "), "{log}");
+    for text in [log, berth.log(), d.to_string()] {
+        assert!(
+            !text.contains(password),
+            "the registry password leaked: {text}"
+        );
+    }
+}

@@ -20,8 +20,8 @@ pub use error::{ConfigError, FieldError};
 pub use health::{HealthCheck, HealthCheckInput, HealthKind};
 pub use names::{normalize_host, validate_host, validate_name, validate_path_prefix};
 pub use settings::{
-    AcmeChallenge, AcmeSettings, BuildSettings, FileConfig, Overrides, Settings, UnknownSni,
-    LETSENCRYPT, LETSENCRYPT_STAGING,
+    AcmeChallenge, AcmeSettings, BuildSettings, FileConfig, Overrides, RegistrySettings, Settings,
+    UnknownSni, LETSENCRYPT, LETSENCRYPT_STAGING,
 };
 pub use source::{
     git_origin, AppSecrets, BuildInput, BuildKind, BuildSpec, GitAuth, GitSource, PlanOverrides,

@@ -63,6 +63,25 @@ pub struct FileBuild {
     pub memory_mb: Option<u64>,
     /// Largest static site berth serves from memory, in MiB; default 256.
     pub max_site_mb: Option<u64>,
+    /// Repository prefix built images are also pushed to, e.g.
+    /// `registry.example.com/team` (as `<prefix>/<app>:<deployment>`);
+    /// default: images stay on this machine.
+    pub registry: Option<String>,
+    /// User name at the registry.
+    pub registry_username: Option<String>,
+    /// File holding the registry password or token (keep it 0600).
+    pub registry_password_file: Option<PathBuf>,
+}
+
+/// Where built images are pushed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegistrySettings {
+    /// Repository prefix, e.g. `registry.example.com/team`.
+    pub prefix: String,
+    /// User name, if the registry needs one.
+    pub username: Option<String>,
+    /// File with the password (read at start).
+    pub password_file: Option<PathBuf>,
 }
 
 /// Validated `[build]` settings.
@@ -78,6 +97,8 @@ pub struct BuildSettings {
     pub memory_mb: u64,
     /// Largest static site, in bytes.
     pub max_site_bytes: u64,
+    /// Where built images are pushed, if anywhere.
+    pub registry: Option<RegistrySettings>,
 }
 
 /// `[acme]`: where certificates come from.
@@ -378,6 +399,11 @@ impl Settings {
                     }
                 },
                 max_site_bytes: secs("build.max_site_mb", f.build.max_site_mb, 256, 65536)? << 20,
+                registry: registry_settings(
+                    f.build.registry,
+                    f.build.registry_username,
+                    f.build.registry_password_file,
+                )?,
             },
             unknown_sni: match f.tls.unknown_sni.as_deref().unwrap_or("self_signed") {
                 "self_signed" => UnknownSni::SelfSigned,
@@ -415,6 +441,53 @@ impl Settings {
         }
         Ok(settings)
     }
+}
+
+/// The `[build]` registry keys, checked together.
+fn registry_settings(
+    prefix: Option<String>,
+    username: Option<String>,
+    password_file: Option<PathBuf>,
+) -> Result<Option<RegistrySettings>, ConfigError> {
+    let invalid = ConfigError::Invalid;
+    let Some(prefix) = prefix.map(|p| p.trim().trim_end_matches('/').to_string()) else {
+        if username.is_some() || password_file.is_some() {
+            return Err(invalid(FieldError::new(
+                "build.registry",
+                "is missing while registry credentials are set; give the repository prefix to push to",
+            )));
+        }
+        return Ok(None);
+    };
+    let valid = !prefix.is_empty()
+        && prefix.len() <= 255
+        && prefix.bytes().all(|b| {
+            b.is_ascii_lowercase()
+                || b.is_ascii_digit()
+                || matches!(b, b'.' | b'_' | b'-' | b'/' | b':')
+        })
+        && !prefix.starts_with(['-', '/', '.', ':']);
+    if !valid {
+        return Err(invalid(FieldError::new(
+            "build.registry",
+            format!("{prefix:?} is not a repository prefix; write host[:port]/path in lowercase, e.g. registry.example.com/team"),
+        )));
+    }
+    if username.is_some() != password_file.is_some() {
+        return Err(invalid(FieldError::new(
+            if username.is_some() {
+                "build.registry_password_file"
+            } else {
+                "build.registry_username"
+            },
+            "is needed too; give both registry_username and registry_password_file, or neither",
+        )));
+    }
+    Ok(Some(RegistrySettings {
+        prefix,
+        username,
+        password_file,
+    }))
 }
 
 /// The `[acme]` settings from the overrides of directory, email and CA

@@ -157,7 +157,7 @@ impl From<crate::builds::BuildError> for ApiError {
             e @ (BuildError::Git(_) | BuildError::Timeout(_)) => {
                 Self::new(StatusCode::BAD_GATEWAY, "git", e.to_string()).with_field("source.url")
             }
-            e @ (BuildError::Failed(_) | BuildError::Docker(_)) => {
+            e @ (BuildError::Failed(_) | BuildError::Docker(_) | BuildError::Push(_)) => {
                 Self::new(StatusCode::BAD_GATEWAY, "build", e.to_string())
             }
             e @ (BuildError::Io(_) | BuildError::Cancelled) => Self::internal(&e),

@@ -187,6 +187,9 @@ pub struct DeploymentView {
     /// Its subject line.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub commit_message: Option<String>,
+    /// Where the built image was pushed (`[build] registry`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pushed_image: Option<String>,
     /// When each phase was reached, in order.
     pub phases: Vec<PhaseTime>,
     /// Where its time went (Docker calls, waiting on the app, berth), once
@@ -220,6 +223,7 @@ impl From<DeploymentRecord> for DeploymentView {
             rollback_of: d.rollback_of,
             commit: d.commit,
             commit_message: d.commit_message,
+            pushed_image: d.pushed_image,
             phases: d.phases,
             timing: d.timing,
             created_at: d.created_at,

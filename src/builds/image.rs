@@ -6,13 +6,15 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use bollard::auth::DockerCredentials;
 use bollard::grpc::build::{ImageBuildFrontendOptions, ImageBuildLoadInput, SecretSource};
 use bollard::grpc::driver::moby::Moby;
 use bollard::grpc::driver::Build as _;
 use bollard::models::{BuildInfoAux, ContainerCreateBody};
 use bollard::query_parameters::{
     BuildImageOptions, BuilderVersion, CreateContainerOptionsBuilder,
-    DownloadFromContainerOptionsBuilder, RemoveContainerOptionsBuilder,
+    DownloadFromContainerOptionsBuilder, PushImageOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveImageOptions, TagImageOptionsBuilder,
 };
 use bollard::Docker;
 use bytes::Bytes;
@@ -295,6 +297,84 @@ pub async fn build_buildkit(
     image
         .id
         .ok_or_else(|| BuildError::Failed("the built image has no id".into()))
+}
+
+/// Where and how to push.
+pub struct Push<'a> {
+    /// Repository prefix, e.g. `registry.example.com/team`.
+    pub prefix: &'a str,
+    /// Credentials, if the registry needs them.
+    pub credentials: Option<(&'a str, &'a str)>,
+}
+
+/// Tags `local` as `<prefix>/<app>:<tag>` and pushes it; the registry tag
+/// is removed locally afterwards (the local tag keeps the image). Returns
+/// the pushed reference.
+pub async fn push(
+    docker: &Docker,
+    to: &Push<'_>,
+    local: &str,
+    app: &str,
+    tag: &str,
+    log: &(dyn Fn(&str) + Sync),
+    cancel: &CancellationToken,
+) -> Result<String, BuildError> {
+    let repo = format!("{}/{app}", to.prefix);
+    let reference = format!("{repo}:{tag}");
+    docker
+        .tag_image(
+            local,
+            Some(TagImageOptionsBuilder::new().repo(&repo).tag(tag).build()),
+        )
+        .await
+        .map_err(|e| BuildError::Docker(e.to_string()))?;
+    let credentials = to.credentials.map(|(user, password)| DockerCredentials {
+        username: Some(user.to_string()),
+        password: Some(password.to_string()),
+        serveraddress: to.prefix.split('/').next().map(str::to_string),
+        ..Default::default()
+    });
+    log(&format!("pushing {reference}"));
+    let mut stream = docker.push_image(
+        &repo,
+        Some(PushImageOptionsBuilder::new().tag(tag).build()),
+        credentials,
+    );
+    let mut result = Ok(());
+    let mut last = String::new();
+    loop {
+        let item = tokio::select! {
+            _ = cancel.cancelled() => {
+                result = Err(BuildError::Cancelled);
+                break;
+            }
+            item = stream.next() => item,
+        };
+        let Some(item) = item else { break };
+        match item {
+            Ok(info) => {
+                if let Some(message) = info.error_detail.and_then(|d| d.message) {
+                    result = Err(BuildError::Push(message));
+                    break;
+                }
+                // Layer progress repeats; log each distinct status once.
+                if let Some(line) = info.status {
+                    if info.progress_detail.is_none_or(|p| p.current.is_none()) && line != last {
+                        log(&line);
+                        last = line;
+                    }
+                }
+            }
+            Err(e) => {
+                result = Err(BuildError::Push(e.to_string()));
+                break;
+            }
+        }
+    }
+    let _ = docker
+        .remove_image(&reference, None::<RemoveImageOptions>, None)
+        .await;
+    result.map(|()| reference)
 }
 
 /// Copies directory `path` of `image` into `dest` (created), through a

@@ -52,6 +52,9 @@ pub enum BuildError {
     /// The deployment was cancelled.
     #[error("cancelled")]
     Cancelled,
+    /// Pushing the built image to `[build] registry` failed.
+    #[error("pushing to the registry ([build] registry) failed: {0}")]
+    Push(String),
 }
 
 /// What one build is for.
@@ -79,6 +82,8 @@ pub enum Artifact {
         id: String,
         /// Tag, `berth-<instance>/<app>:<deployment>`.
         tag: String,
+        /// Where it was pushed (`[build] registry`), if anywhere.
+        pushed: Option<String>,
     },
     /// The files of a static site, in the deployment's site directory
     /// ([`Builder::site_dir`]).
@@ -111,6 +116,8 @@ struct Inner {
     work_dir: PathBuf,
     /// Files of static sites, `<sites>/<app>/<deployment>`.
     sites_dir: PathBuf,
+    /// The password of `[build] registry`, read at start.
+    registry_password: Option<String>,
 }
 
 impl Builder {
@@ -127,6 +134,24 @@ impl Builder {
         let _ = std::fs::remove_dir_all(&work_dir);
         std::fs::create_dir_all(&work_dir)?;
         std::fs::create_dir_all(&sites_dir)?;
+        let registry_password = match settings
+            .registry
+            .as_ref()
+            .and_then(|r| r.password_file.as_ref())
+        {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| {
+                        std::io::Error::new(
+                            e.kind(),
+                            format!("build.registry_password_file {}: {e}", path.display()),
+                        )
+                    })?
+                    .trim()
+                    .to_string(),
+            ),
+            None => None,
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 docker,
@@ -135,6 +160,7 @@ impl Builder {
                 settings,
                 work_dir,
                 sites_dir,
+                registry_password,
             }),
         })
     }
@@ -321,7 +347,7 @@ impl Builder {
                 match &build.dockerfile {
                     Some(dockerfile) => {
                         let source = DockerfileSource::Repository(dockerfile);
-                        let Artifact::Image { id, tag } = self
+                        let Artifact::Image { id, tag, .. } = self
                             .build_image(request, &context, source, private.path(), log, cancel)
                             .await?
                         else {
@@ -451,7 +477,47 @@ impl Builder {
             image::build_buildkit(&self.inner.docker, &build, tar, log, cancel).await?
         };
         log(&format!("built {tag} ({})", short(&id)));
-        Ok(Artifact::Image { id, tag })
+        let pushed = match (&self.inner.settings.registry, request.build.kind) {
+            (Some(registry), BuildKind::Dockerfile | BuildKind::Auto) => {
+                let to = image::Push {
+                    prefix: &registry.prefix,
+                    credentials: registry
+                        .username
+                        .as_deref()
+                        .zip(self.inner.registry_password.as_deref()),
+                };
+                let pushed = image::push(
+                    &self.inner.docker,
+                    &to,
+                    &tag,
+                    request.app,
+                    request.deployment,
+                    log,
+                    cancel,
+                )
+                .await;
+                match pushed {
+                    Ok(reference) => {
+                        log(&format!("pushed {reference}"));
+                        Some(reference)
+                    }
+                    Err(e) => {
+                        let _ = self
+                            .inner
+                            .docker
+                            .remove_image(
+                                &tag,
+                                None::<bollard::query_parameters::RemoveImageOptions>,
+                                None,
+                            )
+                            .await;
+                        return Err(e);
+                    }
+                }
+            }
+            _ => None,
+        };
+        Ok(Artifact::Image { id, tag, pushed })
     }
 }
 

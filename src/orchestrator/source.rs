@@ -80,9 +80,11 @@ impl Orchestrator {
                 BuildError::Git(m) => DeployError::Build(BuildError::Git(scrub(&m))),
                 e => DeployError::Build(e),
             })?;
-        let image = match &built.artifact {
-            crate::builds::Artifact::Image { tag, .. } => Some(tag.clone()),
-            crate::builds::Artifact::Site => None,
+        let (image, pushed) = match &built.artifact {
+            crate::builds::Artifact::Image { tag, pushed, .. } => {
+                (Some(tag.clone()), pushed.clone())
+            }
+            crate::builds::Artifact::Site => (None, None),
         };
         let _ = self.inner.store.update_deployment(&record.id, |d| {
             d.commit = Some(built.commit.clone());
@@ -90,6 +92,7 @@ impl Orchestrator {
             if let Some(tag) = &image {
                 d.image = tag.clone();
             }
+            d.pushed_image = pushed.clone();
             d.reached(Phase::Built);
         });
         Ok(built)

@@ -123,6 +123,9 @@ pub struct DeploymentRecord {
     /// target of a rollback).
     #[serde(default)]
     pub site: Option<String>,
+    /// Where the built image was pushed (`[build] registry`), if anywhere.
+    #[serde(default)]
+    pub pushed_image: Option<String>,
     /// When each phase was reached, in order.
     #[serde(default)]
     pub phases: Vec<PhaseTime>,
@@ -205,6 +208,7 @@ impl DeploymentRecord {
             commit: None,
             commit_message: None,
             site: None,
+            pushed_image: None,
             phases: vec![PhaseTime {
                 phase: Phase::Queued,
                 at: now,

@@ -12,7 +12,7 @@ use super::StoreError;
 ///
 /// - 1: projects, apps, deployments, logs, certificates.
 /// - 2: apps from source: an app's sealed `vault`, a deployment's `commit`,
-///   `commit_message`, `site`, trigger `webhook` and phase `built`, and the
+///   `commit_message`, `site`, `pushed_image`, trigger `webhook` and phase `built`, and the
 ///   `hook_deliveries` table. Every addition is optional, so version 1 files
 ///   open unchanged; a berth that knows only version 1 refuses version 2
 ///   files instead of misreading them.

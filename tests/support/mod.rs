@@ -7,6 +7,7 @@
 
 pub mod git;
 pub mod pebble;
+pub mod registry;
 pub mod ssh;
 pub mod tls;
 
