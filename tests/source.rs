@@ -166,6 +166,7 @@ async fn github_push_builds_deploys_and_filters() {
         ("x-hub-signature-256", sig),
         ("content-type", "application/json".to_string()),
     ];
+    let pushed_at = Instant::now();
     let (status, answer) = deliver(&berth, &url, &headers, body.clone()).await;
     assert_eq!(status, 202, "{answer}");
     assert_eq!(answer["outcome"], "deployed");
@@ -175,6 +176,11 @@ async fn github_push_builds_deploys_and_filters() {
     assert_eq!(d["trigger"], "webhook");
     assert_eq!(d["commit"], second.as_str());
     wait_serving(&berth, "shop.test", "two").await;
+    // Informational (not asserted): webhook to the new commit serving.
+    eprintln!(
+        "webhook -> new commit serving: {} ms",
+        pushed_at.elapsed().as_millis()
+    );
     // The layers the commit did not change come from the build cache.
     let second_log = deployment_log(&berth, &id).await;
     assert!(second_log.contains("Using cache"), "{second_log}");
@@ -376,9 +382,7 @@ async fn gitlab_and_gitea_pushes_deploy_and_a_broken_dockerfile_keeps_the_old_ve
             "images",
             "-q",
             "--filter",
-            &format!("label=berth.instance={}", berth.instance),
-            "--filter",
-            "label=berth.app=blog",
+            &format!("reference=berth-{}/blog", berth.instance),
         ])
     };
     assert!(!built(&berth).is_empty());

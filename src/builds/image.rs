@@ -40,8 +40,6 @@ pub struct ImageBuild<'a> {
     pub args: &'a std::collections::BTreeMap<String, String>,
     /// Build secrets by id, as files only berth can read.
     pub secrets: Vec<(String, std::path::PathBuf)>,
-    /// Labels of the image.
-    pub labels: HashMap<String, String>,
     /// CPU cores the build may use.
     pub cpus: f64,
     /// Memory per build step, in MiB.
@@ -190,7 +188,6 @@ pub async fn build_classic(
         cpuperiod: Some(period),
         cpuquota: Some((build.cpus * f64::from(period)).round() as i32),
         buildargs: Some(build.args.clone().into_iter().collect()),
-        labels: Some(build.labels.clone()),
         target: build.target.unwrap_or_default().to_string(),
         version: BuilderVersion::BuilderV1,
         ..Default::default()
@@ -245,9 +242,6 @@ pub async fn build_buildkit(
     }
     for (key, value) in build.args {
         options = options.buildarg(key, value);
-    }
-    for (key, value) in &build.labels {
-        options = options.label(key, value);
     }
     for (id, path) in &build.secrets {
         options = options.set_secret(id, &SecretSource::File(path.clone()));

@@ -9,7 +9,6 @@ pub mod detect;
 pub mod git;
 mod image;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +18,6 @@ use bollard::Docker;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::orchestrator::{LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE};
 pub use git::{Credentials, RemoteRefs};
 use image::ImageBuild;
 
@@ -61,7 +59,7 @@ pub enum BuildError {
 pub struct BuildRequest<'a> {
     /// The app.
     pub app: &'a str,
-    /// The deployment it is built for (tags and labels).
+    /// The deployment it is built for (its tag).
     pub deployment: &'a str,
     /// The source.
     pub source: &'a GitSource,
@@ -451,11 +449,6 @@ impl Builder {
             target: request.build.target.as_deref(),
             args: &request.build.args,
             secrets,
-            labels: HashMap::from([
-                (LABEL_INSTANCE.to_string(), self.inner.instance.clone()),
-                (LABEL_APP.to_string(), request.app.to_string()),
-                (LABEL_DEPLOYMENT.to_string(), request.deployment.to_string()),
-            ]),
             cpus,
             memory_mb: self.inner.settings.memory_mb,
         };

@@ -454,12 +454,11 @@ impl Engine {
 
     /// Ids of the images berth built for `app` on this instance.
     pub async fn built_images(&self, app: &str) -> Result<Vec<String>, EngineError> {
+        // Built images are known by their repository, not by labels: each
+        // label costs the classic builder a step of its own (about 1 s).
         let filters = HashMap::from([(
-            "label".to_string(),
-            vec![
-                format!("{LABEL_INSTANCE}={}", self.instance),
-                format!("{LABEL_APP}={app}"),
-            ],
+            "reference".to_string(),
+            vec![format!("berth-{}/{app}", self.instance)],
         )]);
         let options = bollard::query_parameters::ListImagesOptions {
             filters: Some(filters),

@@ -492,10 +492,10 @@ impl Drop for Berth {
             docker_quiet(&["rmi", "-f", image]);
         }
         // Untagged leftovers (a tag moved by a test) carry the test's
-        // label; images berth built carry the instance's.
+        // label; images berth built are in the instance's repositories.
         for label in [
             format!("label=berth.test={}", self.instance),
-            format!("label=berth.instance={}", self.instance),
+            format!("reference=berth-{}/*", self.instance),
         ] {
             if let Ok(out) = Command::new("docker")
                 .args(["images", "-q", "--filter", &label])
