@@ -137,25 +137,10 @@ pub struct BuildPlan {
     pub env: BTreeMap<String, String>,
 }
 
-/// Changes to a detected plan, as the app's settings give them. A command
-/// given as an empty string removes that step; an empty `base_image`, or
-/// one with whitespace inside, is ignored.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PlanOverrides {
-    /// Image of the build (and, for single-stage stacks, run) stage.
-    #[serde(default)]
-    pub base_image: Option<String>,
-    /// Command installing dependencies.
-    #[serde(default)]
-    pub install: Option<String>,
-    /// Command building the app.
-    #[serde(default)]
-    pub build: Option<String>,
-    /// Command starting the app.
-    #[serde(default)]
-    pub start: Option<String>,
-}
+/// Changes to a detected plan, as the app's `build.plan` gives them. A
+/// command given as an empty string removes that step; an empty
+/// `base_image`, or one with whitespace inside, is ignored.
+pub use berth_config::PlanOverrides;
 
 /// Why no plan could be made.
 #[derive(Debug, thiserror::Error)]

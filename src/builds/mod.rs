@@ -239,7 +239,7 @@ impl Builder {
                 field: "build.type",
                 message: e.to_string(),
             })?
-            .with_overrides(&overrides(build));
+            .with_overrides(&build.plan);
         let dockerfile = plan.dockerfile();
         Ok((plan, dockerfile))
     }
@@ -330,7 +330,7 @@ impl Builder {
                     field: "build.type",
                     message: e.to_string(),
                 })?;
-                let plan = plan.with_overrides(&overrides(build));
+                let plan = plan.with_overrides(&build.plan);
                 log(&format!(
                     "detected {:?}: {}; plan: base {}, install {:?}, build {:?}, start {:?}",
                     plan.stack, plan.reason, plan.base_image, plan.install, plan.build, plan.start
@@ -524,16 +524,6 @@ enum DockerfileSource<'a> {
     Repository(&'a str),
     /// Text berth generated.
     Generated(String),
-}
-
-/// The app's changes to a detected plan.
-fn overrides(build: &BuildSpec) -> detect::PlanOverrides {
-    detect::PlanOverrides {
-        base_image: build.plan.base_image.clone(),
-        install: build.plan.install.clone(),
-        build: build.plan.build.clone(),
-        start: build.plan.start.clone(),
-    }
 }
 
 /// The first 12 characters of an id.

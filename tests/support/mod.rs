@@ -509,6 +509,20 @@ impl Drop for Berth {
     }
 }
 
+/// Waits until something accepts TCP connections on loopback `port`;
+/// panics with `why()` (e.g. the server's log) after `secs`.
+pub fn wait_listening(port: u16, secs: u64, why: impl Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on {port}: {}",
+            why()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Path of a data file (for config tests).
 pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);

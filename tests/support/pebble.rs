@@ -7,7 +7,6 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use super::tls::TestCa;
 
@@ -116,15 +115,9 @@ impl Pebble {
             management: format!("127.0.0.1:{}", ports.management),
             children: vec![dns, pebble],
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", ports.acme)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "pebble did not start: {}",
-                pebble.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        super::wait_listening(ports.acme, 20, || {
+            format!("pebble did not start: {}", pebble.log())
+        });
         pebble
     }
 

@@ -5,7 +5,6 @@
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// A running registry; killed when dropped.
 pub struct Registry {
@@ -56,12 +55,9 @@ impl Registry {
             .stderr(std::fs::File::create(dir.path().join("registry.log")).unwrap())
             .spawn()
             .expect("docker-registry is installed (Debian package docker-registry)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the registry did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Registry { port, dir, child }
+        let registry = Registry { port, dir, child };
+        super::wait_listening(port, 10, || registry.log());
+        registry
     }
 
     /// `host:port`.

@@ -6,7 +6,6 @@
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// A running sshd; killed when dropped.
 pub struct SshServer {
@@ -68,12 +67,9 @@ impl SshServer {
             .stderr(std::fs::File::create(dir.path().join("sshd.log")).unwrap())
             .spawn()
             .expect("sshd is installed (Debian package openssh-server)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "sshd did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        SshServer { port, dir, child }
+        let server = SshServer { port, dir, child };
+        super::wait_listening(port, 10, || server.log());
+        server
     }
 
     /// The ssh:// URL of a bare repository at `path`.
