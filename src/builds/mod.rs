@@ -341,7 +341,7 @@ impl Builder {
             }
             BuildKind::Static => {
                 let dest = self.site_dir(request.app, request.deployment);
-                let _ = std::fs::remove_dir_all(&dest);
+                let _ = tokio::fs::remove_dir_all(&dest).await;
                 match &build.dockerfile {
                     Some(dockerfile) => {
                         let source = DockerfileSource::Repository(dockerfile);
@@ -381,7 +381,12 @@ impl Builder {
                                 .map(|p| format!("/{}", p.display()))
                                 .unwrap_or_default()
                         ));
-                        copy_tree(&dir, &dest)?;
+                        let mut budget = self.inner.settings.max_site_bytes;
+                        tokio::task::spawn_blocking(move || copy_tree(&dir, &dest, &mut budget))
+                            .await
+                            .map_err(|e| {
+                                BuildError::Io(format!("copying the site failed: {e}"))
+                            })??;
                     }
                 }
                 Artifact::Site
@@ -597,7 +602,7 @@ fn publish_dir(root: &Path, context: &Path, given: Option<&str>) -> Result<PathB
 
 /// Copies regular files and directories; symlinks and hidden entries
 /// (`.git`, `.env`, …) stay behind, except `.well-known`.
-fn copy_tree(from: &Path, to: &Path) -> Result<(), BuildError> {
+fn copy_tree(from: &Path, to: &Path, budget: &mut u64) -> Result<(), BuildError> {
     let io = |e: std::io::Error| BuildError::Io(format!("cannot copy the site: {e}"));
     std::fs::create_dir_all(to).map_err(io)?;
     for entry in std::fs::read_dir(from).map_err(io)? {
@@ -609,8 +614,14 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), BuildError> {
         }
         let target = to.join(&name);
         if kind.is_dir() {
-            copy_tree(&entry.path(), &target)?;
+            copy_tree(&entry.path(), &target, budget)?;
         } else if kind.is_file() {
+            let size = entry.metadata().map_err(io)?.len();
+            *budget = budget.checked_sub(size).ok_or_else(|| BuildError::Invalid {
+                field: "build.publish_dir",
+                message: "the site is larger than [build] max_site_mb; publish less or raise the limit"
+                    .into(),
+            })?;
             std::fs::copy(entry.path(), &target).map_err(io)?;
         }
     }
