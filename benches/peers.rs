@@ -135,9 +135,24 @@ struct Peer {
 
 impl Drop for Peer {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        use nix::sys::signal::{kill, Signal};
+        use nix::unistd::Pid;
+        // Only processes this peer started (berth's belongs to its harness).
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        // SIGTERM lets a master (nginx, HAProxy) stop its workers; a
+        // SIGKILL would orphan them.
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        // Workers that outlived their master.
+        for pid in &self.pids {
+            let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
         }
     }
 }

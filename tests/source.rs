@@ -1019,3 +1019,47 @@ async fn built_images_are_pushed_to_a_configured_registry() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_git_protocol_url_is_cloned() {
+    let server = GitServer::start(None).await;
+    let repo = server.create_repo("plain");
+    repo.commit("main", &[("index.html", Some(b"over git://\n"))], "site");
+    // `git daemon` serving the same bare repositories on a free port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut daemon = std::process::Command::new("git")
+        .args([
+            "daemon",
+            "--reuseaddr",
+            "--export-all",
+            "--listen=127.0.0.1",
+        ])
+        .arg(format!("--port={port}"))
+        .arg(format!("--base-path={}", server.root.path().display()))
+        .arg(server.root.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("git daemon");
+    support::wait_listening(port, 10, || "git daemon did not start".into());
+    let berth = Berth::start().await;
+    berth
+        .create_app(json!({
+            "name": "plain",
+            "source": {"type": "git", "url": format!("git://127.0.0.1:{port}/plain.git")},
+            "build": {"type": "static"},
+            "domains": [{"host": "plain.test"}]
+        }))
+        .await;
+    let d = berth.deploy("plain").await;
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert_eq!(d["status"], "succeeded", "{d}\n{}", berth.log());
+    assert_eq!(
+        berth.get("plain.test", "/").await,
+        (200, "over git://\n".to_string())
+    );
+}
