@@ -244,6 +244,20 @@ impl Builder {
         Ok((plan, dockerfile))
     }
 
+    /// Removes a tag berth made (and the image with its last tag); a
+    /// failure only leaves an image behind.
+    async fn untag(&self, tag: &str) {
+        let _ = self
+            .inner
+            .docker
+            .remove_image(
+                tag,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await;
+    }
+
     fn private_dir(&self) -> Result<tempfile::TempDir, BuildError> {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::Builder::new()
@@ -362,15 +376,7 @@ impl Builder {
                             self.inner.settings.max_site_bytes,
                         )
                         .await;
-                        let _ = self
-                            .inner
-                            .docker
-                            .remove_image(
-                                &tag,
-                                None::<bollard::query_parameters::RemoveImageOptions>,
-                                None,
-                            )
-                            .await;
+                        self.untag(&tag).await;
                         copied?;
                     }
                     None => {
@@ -500,15 +506,7 @@ impl Builder {
                         Some(reference)
                     }
                     Err(e) => {
-                        let _ = self
-                            .inner
-                            .docker
-                            .remove_image(
-                                &tag,
-                                None::<bollard::query_parameters::RemoveImageOptions>,
-                                None,
-                            )
-                            .await;
+                        self.untag(&tag).await;
                         return Err(e);
                     }
                 }

@@ -215,27 +215,19 @@ fn github_like_push(value: &Value, what: &str) -> Result<Push, HookError> {
         .and_then(|h| text(h.get("message")))
         .or_else(|| commit_message(commits, commit));
     let total = value.get("total_commits").and_then(Value::as_u64);
-    Ok(Push {
-        git_ref,
-        after: if deleted {
-            None
-        } else {
-            commit.map(str::to_string)
+    Ok(git_push(
+        GitPush {
+            git_ref,
+            deleted,
+            created,
+            commit,
+            head_message,
+            commits,
+            total,
         },
-        deleted,
-        head_message: if deleted {
-            None
-        } else {
-            head_message.map(str::to_string)
-        },
-        changed_files: if deleted || created {
-            None
-        } else {
-            changed_files(commits, total)
-        },
-        repository: text(value.pointer("/repository/full_name")).map(str::to_string),
-        default_branch: text(value.pointer("/repository/default_branch")).map(str::to_string),
-    })
+        text(value.pointer("/repository/full_name")),
+        text(value.pointer("/repository/default_branch")),
+    ))
 }
 
 /// A GitLab push or tag push: `ref`, `before`, `after`, `checkout_sha`,
@@ -251,29 +243,49 @@ fn gitlab_push(value: &Value, what: &str) -> Result<Push, HookError> {
     let commits = value.get("commits").and_then(Value::as_array);
     let head_message = commit_message(commits, commit).or_else(|| text(value.get("message")));
     let total = value.get("total_commits_count").and_then(Value::as_u64);
-    Ok(Push {
-        git_ref,
-        after: if deleted {
+    Ok(git_push(
+        GitPush {
+            git_ref,
+            deleted,
+            created,
+            commit,
+            head_message,
+            commits,
+            total,
+        },
+        text(value.pointer("/project/path_with_namespace"))
+            .or_else(|| text(value.pointer("/repository/name"))),
+        text(value.pointer("/project/default_branch")),
+    ))
+}
+
+/// What GitHub-style and GitLab push payloads have in common, read.
+struct GitPush<'a> {
+    git_ref: GitRef,
+    deleted: bool,
+    created: bool,
+    commit: Option<&'a str>,
+    head_message: Option<&'a str>,
+    commits: Option<&'a Vec<Value>>,
+    total: Option<u64>,
+}
+
+/// A [`Push`] from the common parts: a deletion carries no commit,
+/// message or files; a new ref lists no files that could be trusted.
+fn git_push(p: GitPush<'_>, repository: Option<&str>, default_branch: Option<&str>) -> Push {
+    Push {
+        git_ref: p.git_ref,
+        after: p.commit.filter(|_| !p.deleted).map(str::to_string),
+        deleted: p.deleted,
+        head_message: p.head_message.filter(|_| !p.deleted).map(str::to_string),
+        changed_files: if p.deleted || p.created {
             None
         } else {
-            commit.map(str::to_string)
+            changed_files(p.commits, p.total)
         },
-        deleted,
-        head_message: if deleted {
-            None
-        } else {
-            head_message.map(str::to_string)
-        },
-        changed_files: if deleted || created {
-            None
-        } else {
-            changed_files(commits, total)
-        },
-        repository: text(value.pointer("/project/path_with_namespace"))
-            .or_else(|| text(value.pointer("/repository/name")))
-            .map(str::to_string),
-        default_branch: text(value.pointer("/project/default_branch")).map(str::to_string),
-    })
+        repository: repository.map(str::to_string),
+        default_branch: default_branch.map(str::to_string),
+    }
 }
 
 /// Bitbucket Cloud `repo:push`: one push per entry of `push.changes`, each
