@@ -17,6 +17,7 @@
 //!
 //! Full run (writes BENCHMARKS.md): `cargo bench --bench peers`
 //! Smoke run (seconds, no file):    `cargo bench --profile dev --bench peers -- --smoke`
+//! Hop loop (keep-alive only, no file): `cargo bench --bench peers -- --quick`
 //! Needs Docker, and Debian's wrk, nghttp2-client, nginx, haproxy, caddy
 //! and busybox-static (the upstream image borrows nothing else).
 
@@ -50,12 +51,22 @@ fn main() {
     }
     let smoke = args.iter().any(|a| a == "--smoke");
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(run(if smoke { Plan::smoke() } else { Plan::full() }));
+    let plan = if smoke {
+        Plan::smoke()
+    } else if args.iter().any(|a| a == "--quick") {
+        Plan::quick()
+    } else {
+        Plan::full()
+    };
+    runtime.block_on(run(plan));
 }
 
 /// How long and how often.
 struct Plan {
     smoke: bool,
+    /// Only the keep-alive hop, no Caddy, no footprint, no file: the loop
+    /// for tuning the hop.
+    quick: bool,
     rounds: usize,
     seconds: u64,
     connections: usize,
@@ -70,6 +81,7 @@ impl Plan {
     fn full() -> Plan {
         Plan {
             smoke: false,
+            quick: false,
             rounds: 3,
             seconds: 8,
             connections: 50,
@@ -79,9 +91,18 @@ impl Plan {
         }
     }
 
+    fn quick() -> Plan {
+        Plan {
+            quick: true,
+            seconds: 5,
+            ..Plan::full()
+        }
+    }
+
     fn smoke() -> Plan {
         Plan {
             smoke: true,
+            quick: false,
             rounds: 1,
             seconds: 1,
             connections: 8,
@@ -616,7 +637,9 @@ async fn run(plan: Plan) {
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     peers.push(start_nginx(dirs[0].path(), &upstream, &tls));
     peers.push(start_haproxy(dirs[1].path(), &upstream, &tls));
-    peers.push(start_caddy(dirs[2].path(), &upstream, &tls));
+    if !plan.quick {
+        peers.push(start_caddy(dirs[2].path(), &upstream, &tls));
+    }
 
     let mut table: Table = BTreeMap::new();
     for round in 0..plan.rounds {
@@ -630,6 +653,9 @@ async fn run(plan: Plan) {
                 .entry(peer.name)
                 .or_default()
                 .push(keep);
+            if plan.quick {
+                continue;
+            }
             let close = wrk(&plan, peer, &url, true);
             table
                 .entry("2 HTTP/1.1 new connection per request")
@@ -657,10 +683,14 @@ async fn run(plan: Plan) {
     }
     drop(peers);
 
-    let footprint = footprint(&plan, &mut berth).await;
+    let footprint = if plan.quick {
+        Vec::new()
+    } else {
+        footprint(&plan, &mut berth).await
+    };
     let report = report(&plan, &table, &footprint);
     println!("{report}");
-    if !plan.smoke {
+    if !plan.smoke && !plan.quick {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
         std::fs::write(&path, &report).unwrap();
         eprintln!("wrote {}", path.display());

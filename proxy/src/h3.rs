@@ -493,15 +493,13 @@ fn set(headers: &mut HeaderMap, name: &str, value: &str) {
 /// Removes connection-specific headers (RFC 9110 §7.6.1), including those
 /// the `Connection` header names; HTTP/3 forbids them.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
+    let named: Vec<String> = headers
         .get_all(header::CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .flat_map(policy::connection_names)
         .collect();
     for name in named {
-        headers.remove(name);
+        headers.remove(name.as_str());
     }
     for name in policy::HOP_BY_HOP_HEADERS {
         headers.remove(name);

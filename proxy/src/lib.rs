@@ -1,6 +1,6 @@
 //! berth's edge proxy: the route table (an immutable snapshot swapped
 //! atomically by the orchestrator), the request policy as plain functions,
-//! and the thin pingora glue that serves it.
+//! and the hot path on pingora-core that serves it.
 //!
 //! The policy lives in [`policy`] so that both front ends (pingora for
 //! HTTP/1.1 and h2 over TCP, quinn + h3 for HTTP/3) call the same code and
@@ -10,8 +10,10 @@
 #![forbid(unsafe_code)]
 
 mod h3;
+mod hop;
 mod metrics;
 pub mod policy;
+mod pool;
 mod router;
 mod service;
 pub mod site;
@@ -19,9 +21,10 @@ mod table;
 mod upstream;
 
 pub use h3::{serve_h3, H3Error, H3Options};
+pub use hop::{EdgeOptions, EdgeProxy};
 pub use metrics::ProxyMetrics;
 pub use router::Router;
-pub use service::{serve, serve_on_threads, tls_config, EdgeOptions, EdgeProxy, EdgeThreads};
+pub use service::{serve, serve_on_threads, tls_config, EdgeThreads};
 pub use site::{Site, SiteError, SiteOptions, SiteResponse};
 pub use table::{Backend, Route, RouteSpec, RouteTable};
 pub use upstream::{Upstream, UpstreamGuard, UpstreamState};

@@ -130,6 +130,31 @@ pub const HOP_BY_HOP_HEADERS: [&str; 8] = [
     "upgrade",
 ];
 
+/// Whether `name` (lowercase) is connection-specific, never forwarded.
+pub fn is_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP_HEADERS.contains(&name)
+}
+
+/// Whether `name` (lowercase) is a forwarding header: the client's value
+/// is dropped, and berth sets its own where it has one.
+pub fn is_set_by_edge(name: &str) -> bool {
+    matches!(
+        name,
+        X_FORWARDED_FOR | X_FORWARDED_PROTO | X_FORWARDED_HOST | X_REQUEST_ID
+    ) || UNTRUSTED_FORWARDING_HEADERS.contains(&name)
+}
+
+/// The header names a `Connection` header value lists, lowercased: the
+/// sender's own connection-specific headers, never forwarded.
+pub fn connection_names(value: &http::HeaderValue) -> impl Iterator<Item = String> + '_ {
+    value
+        .to_str()
+        .unwrap_or_default()
+        .split(',')
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+}
+
 /// Longest request id accepted from a client.
 const MAX_REQUEST_ID: usize = 128;
 
@@ -148,7 +173,16 @@ pub fn request_id(incoming: Option<&[u8]>) -> Cow<'_, str> {
             }
         }
     }
-    Cow::Owned(format!("{:032x}", rand::random::<u128>()))
+    Cow::Owned(hex_id(rand::random::<u128>()))
+}
+
+/// `id` as 32 lowercase hex digits.
+fn hex_id(id: u128) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    (0..32)
+        .rev()
+        .map(|i| char::from(DIGITS[((id >> (i * 4)) & 0xf) as usize]))
+        .collect()
 }
 
 /// Headers berth sets on every forwarded request. Client-sent values of the
@@ -400,6 +434,8 @@ mod tests {
         assert_eq!(request_id(Some(b"a b")).len(), 32);
         assert_eq!(request_id(Some(&[b'a'; 200])).len(), 32);
         assert_eq!(request_id(None).len(), 32);
+        assert_eq!(hex_id(0xab), format!("{:032x}", 0xab));
+        assert_eq!(hex_id(u128::MAX), "f".repeat(32));
         assert_ne!(request_id(None), request_id(None));
     }
 

@@ -186,6 +186,30 @@ async fn forwards_with_forwarding_headers_and_request_id() {
         .await
         .unwrap();
     assert_eq!(resp.headers()["x-request-id"], "trace-42");
+
+    // Connection-specific headers stop at the edge, with the ones the
+    // client's `Connection` names; end-to-end ones go on.
+    let resp = client()
+        .get(format!("http://{}/", edge.addr))
+        .header("host", "app.test")
+        .header("connection", "keep-alive, X-Secret")
+        .header("x-secret", "hop")
+        .header("keep-alive", "timeout=5")
+        .header("proxy-authorization", "Basic c2VjcmV0")
+        .header("te", "trailers")
+        .header("x-end-to-end", "kept")
+        .header("accept", "text/plain")
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let h = &body["headers"];
+    for gone in ["x-secret", "keep-alive", "proxy-authorization", "te"] {
+        assert!(h.get(gone).is_none(), "{gone} was forwarded: {h}");
+    }
+    assert_eq!(h["x-end-to-end"], "kept");
+    assert_eq!(h["accept"], "text/plain");
+    assert_eq!(h["host"], "app.test");
 }
 
 #[tokio::test]

@@ -1,0 +1,193 @@
+//! The edge's idle HTTP/1.1 connections to replicas, kept for the next
+//! request to the same replica.
+//!
+//! No task watches an idle connection (pingora's pool spawns one per
+//! connection put back, with channels to call it off on reuse): a
+//! connection is checked when it is taken instead, with one non-blocking
+//! `MSG_PEEK` on its socket. A replica that closed it (or sent bytes no
+//! request asked for) shows there, and the connection is dropped. Idle
+//! connections older than [`IDLE_TIMEOUT`] are dropped when taken, and
+//! swept when others are put back, so a replica that went away leaves
+//! nothing open for long.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::socket::{recv, MsgFlags};
+use pingora_core::protocols::l4::stream::Stream as L4Stream;
+use pingora_core::protocols::Stream;
+
+/// How long an idle connection is kept (nginx's upstream keep-alive
+/// default is 60 s). One the replica closes earlier is found closed when
+/// taken; only a close racing the reuse itself reaches a request, which is
+/// then retried on a new connection when that is safe.
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often putting a connection back also sweeps out expired ones.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Idle connections by replica address.
+pub(crate) struct ReplicaPool {
+    idle: Mutex<Idle>,
+    capacity: usize,
+}
+
+struct Idle {
+    /// Per replica, oldest first: the newest is reused first.
+    by_addr: HashMap<SocketAddr, Vec<(Stream, Instant)>>,
+    count: usize,
+    swept: Instant,
+}
+
+impl ReplicaPool {
+    /// A pool keeping at most `capacity` idle connections in all.
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            idle: Mutex::new(Idle {
+                by_addr: HashMap::new(),
+                count: 0,
+                swept: Instant::now(),
+            }),
+            capacity,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Idle> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A live idle connection to `addr`, if one is kept.
+    pub(crate) fn take(&self, addr: SocketAddr) -> Option<Stream> {
+        loop {
+            let (stream, since) = {
+                let mut idle = self.lock();
+                let entry = idle.by_addr.get_mut(&addr)?.pop()?;
+                idle.count -= 1;
+                entry
+            };
+            if since.elapsed() < IDLE_TIMEOUT && is_quiet(&stream) {
+                return Some(stream);
+            }
+            // Closed or expired: dropped (closed) outside the lock.
+        }
+    }
+
+    /// Keeps `stream`, a connection to `addr` that finished a request
+    /// cleanly, for reuse; drops it when the pool is full.
+    pub(crate) fn put(&self, addr: SocketAddr, stream: Stream) {
+        let now = Instant::now();
+        let mut expired = Vec::new();
+        let mut idle = self.lock();
+        if now.duration_since(idle.swept) >= SWEEP_EVERY {
+            idle.swept = now;
+            let mut dropped = 0;
+            idle.by_addr.retain(|_, conns| {
+                let fresh =
+                    conns.partition_point(|(_, since)| now.duration_since(*since) >= IDLE_TIMEOUT);
+                dropped += fresh;
+                expired.extend(conns.drain(..fresh));
+                !conns.is_empty()
+            });
+            idle.count -= dropped;
+        }
+        if idle.count < self.capacity {
+            idle.count += 1;
+            idle.by_addr.entry(addr).or_default().push((stream, now));
+        }
+        drop(idle);
+        drop(expired);
+    }
+
+    /// Idle connections kept now.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.lock().count
+    }
+}
+
+/// Opens a connection to a replica within `timeout`.
+pub(crate) async fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<Stream> {
+    let tcp = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    tcp.set_nodelay(true)?;
+    Ok(Box::new(L4Stream::from(tcp)))
+}
+
+/// Whether an idle connection is still open with nothing to read: one
+/// non-blocking peek at its socket.
+fn is_quiet(stream: &Stream) -> bool {
+    let mut byte = [0u8; 1];
+    let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
+    matches!(recv(stream.id(), &mut byte, flags), Err(Errno::EAGAIN))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    async fn pair(listener: &tokio::net::TcpListener) -> (Stream, tokio::net::TcpStream) {
+        let addr = listener.local_addr().unwrap();
+        let (client, server) = tokio::join!(connect(addr, Duration::from_secs(1)), async {
+            listener.accept().await.unwrap().0
+        });
+        (client.unwrap(), server)
+    }
+
+    #[tokio::test]
+    async fn live_connections_are_reused_and_closed_ones_dropped() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let pool = ReplicaPool::new(8);
+        let (a, _a_server) = pair(&listener).await;
+        let (b, b_server) = pair(&listener).await;
+        let (a_id, b_id) = (a.id(), b.id());
+        pool.put(addr, a);
+        pool.put(addr, b);
+        assert_eq!(pool.len(), 2);
+        // The replica closes b (the newest): taking skips it for a.
+        drop(b_server);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let taken = pool.take(addr).expect("a is still open");
+        assert_eq!(taken.id(), a_id);
+        assert_ne!(a_id, b_id);
+        assert_eq!(pool.len(), 0);
+        assert!(pool.take(addr).is_none());
+    }
+
+    #[tokio::test]
+    async fn unexpected_bytes_make_a_connection_unusable() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let pool = ReplicaPool::new(8);
+        let (a, mut a_server) = pair(&listener).await;
+        pool.put(addr, a);
+        a_server.write_all(b"HTTP/1.1 200 OK\r\n").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(pool.take(addr).is_none());
+    }
+
+    #[tokio::test]
+    async fn the_pool_is_bounded() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let pool = ReplicaPool::new(1);
+        let (a, _sa) = pair(&listener).await;
+        let (b, _sb) = pair(&listener).await;
+        pool.put(addr, a);
+        pool.put(addr, b);
+        assert_eq!(pool.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_to_a_dead_address_fails() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        assert!(connect(addr, Duration::from_secs(1)).await.is_err());
+    }
+}
