@@ -103,7 +103,7 @@ impl HttpServerApp for EdgeProxy {
             Ok(false) => return None,
             Err(e) => {
                 if matches!(e.etype(), ErrorType::InvalidHTTPHeader) {
-                    let _ = page(&mut session, policy::BAD_REQUEST, None).await;
+                    bad_request(&mut session).await;
                 }
                 tracing::debug!(err = %e, "unreadable request");
                 session.shutdown().await;
@@ -616,6 +616,24 @@ fn upstream_request(
     Ok(Box::new(up))
 }
 
+/// Answers a request that could not be read: there is no request header
+/// to consult, and the connection is closed after.
+async fn bad_request(session: &mut ServerSession) {
+    let page = policy::BAD_REQUEST;
+    let body = Bytes::from_static(page.body.as_bytes());
+    match own_header(page.status, HTML, body.len(), None, "") {
+        Ok(resp) => {
+            if let Err(e) = session.write_error_response(resp, body).await {
+                tracing::debug!(err = %e, "could not answer a bad request");
+            }
+        }
+        Err(e) => tracing::debug!(err = %e, "could not build a bad request page"),
+    }
+}
+
+/// Content type of berth's own pages.
+const HTML: &str = "text/html; charset=utf-8";
+
 /// Writes one of berth's own pages.
 async fn page(
     session: &mut ServerSession,
@@ -623,12 +641,32 @@ async fn page(
     request_id: Option<&str>,
 ) -> pingora_error::Result<()> {
     let body = Bytes::from_static(page.body.as_bytes());
-    let html = "text/html; charset=utf-8";
     let request_id = request_id.unwrap_or_default();
-    answer(session, page.status, html, body, None, request_id).await
+    answer(session, page.status, HTML, body, None, request_id).await
 }
 
-/// Writes a whole response berth makes itself.
+/// The header of a response berth makes itself.
+fn own_header(
+    status: u16,
+    content_type: &str,
+    length: usize,
+    location: Option<&str>,
+    request_id: &str,
+) -> pingora_error::Result<ResponseHeader> {
+    let mut resp = ResponseHeader::build(status, Some(5))?;
+    resp.insert_header(header::CONTENT_TYPE, content_type)?;
+    resp.insert_header(header::CONTENT_LENGTH, length)?;
+    resp.insert_header(header::CACHE_CONTROL, "no-store")?;
+    if let Some(location) = location {
+        resp.insert_header(header::LOCATION, location)?;
+    }
+    if !request_id.is_empty() {
+        resp.insert_header(X_REQUEST_ID, request_id)?;
+    }
+    Ok(resp)
+}
+
+/// Writes a whole response berth makes itself to a request it read.
 async fn answer(
     session: &mut ServerSession,
     status: u16,
@@ -637,16 +675,7 @@ async fn answer(
     location: Option<&str>,
     request_id: &str,
 ) -> pingora_error::Result<()> {
-    let mut resp = ResponseHeader::build(status, Some(5))?;
-    resp.insert_header(header::CONTENT_TYPE, content_type)?;
-    resp.insert_header(header::CONTENT_LENGTH, body.len())?;
-    resp.insert_header(header::CACHE_CONTROL, "no-store")?;
-    if let Some(location) = location {
-        resp.insert_header(header::LOCATION, location)?;
-    }
-    if !request_id.is_empty() {
-        resp.insert_header(X_REQUEST_ID, request_id)?;
-    }
+    let resp = own_header(status, content_type, body.len(), location, request_id)?;
     let head_only = session.req_header().method == http::Method::HEAD;
     session.write_response_header(Box::new(resp)).await?;
     let body = if head_only { Bytes::new() } else { body };

@@ -416,6 +416,35 @@ async fn draining_replicas_get_no_new_requests() {
     assert_eq!(get(&edge, "app.test", "/").await.status(), 503);
 }
 
+#[tokio::test]
+async fn malformed_requests_get_400_and_the_edge_keeps_serving() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = echo_upstream("a").await;
+    let backend = Arc::new(Backend::new("app", vec![up]));
+    let edge = start_edge(vec![route("app.test", "/", false, &backend)]).await;
+    for raw in [
+        &b"GARBAGE\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost app.test\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: app.test\r\nContent-Length: -1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+    ] {
+        let mut conn = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
+        conn.write_all(raw).await.unwrap();
+        let mut answer = Vec::new();
+        let read = conn.read_to_end(&mut answer);
+        tokio::time::timeout(Duration::from_secs(5), read)
+            .await
+            .expect("the edge answers or closes")
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 400"),
+            "{raw:?} got {answer}"
+        );
+    }
+    assert_eq!(get(&edge, "app.test", "/").await.status(), 200);
+}
+
 /// A long stylesheet: over the gzip threshold.
 fn stylesheet() -> String {
     ".card { display: flex; padding: 1rem; color: #333; }\n".repeat(50)

@@ -159,7 +159,11 @@ impl Berth {
         let addresses = self.data_dir().join("addresses.json");
         let _ = std::fs::remove_file(&addresses);
         let log = std::fs::File::create(self.data_dir().join("berth.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        // BERTH_BENCH_BIN: another build of berth (the PGO script's
+        // instrumented one) under the same harness.
+        let exe = std::env::var_os("BERTH_BENCH_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_berth").into());
+        let child = Command::new(exe)
             .args(["serve", "--instance", &self.instance])
             .arg("--data-dir")
             .arg(self.data_dir())
