@@ -620,7 +620,12 @@ async fn run(plan: Plan) {
     // single-threaded edge worker per core (`[proxy] workers`).
     let (mut berth, berth_peer, upstream) = start_berth("berth", "", None, &tls).await;
     let image = berth.images_of_test()[0].clone();
-    let workers = format!("workers = {}\n", cores());
+    // BERTH_BENCH_WORKERS: another worker count to compare (default: cores).
+    let workers = std::env::var("BERTH_BENCH_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(cores);
+    let workers = format!("workers = {workers}\n");
     let (_berth_workers, workers_peer, _) =
         start_berth("berth-workers", &workers, Some(&image), &tls).await;
     let mut peers = vec![

@@ -201,7 +201,7 @@ async fn handle(resolver: RequestResolver<H3Conn, Bytes>, front: Arc<Front>, cli
     }
     front
         .metrics
-        .observe_request(outcome.app.as_deref(), outcome.status);
+        .observe_request(outcome.app.as_ref(), outcome.status);
 }
 
 /// What the metrics record of one request.

@@ -9,13 +9,14 @@
 //! half and a replica half. Issue #6 measured that machinery at about
 //! twice nginx's CPU per small request.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::header;
+use http::{header, HeaderValue};
 use pingora_core::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
 use pingora_core::protocols::http::v1::client::HttpSession as ReplicaSession;
 use pingora_core::protocols::http::{HttpTask, ServerSession};
@@ -122,8 +123,7 @@ impl HttpServerApp for EdgeProxy {
         };
         exchange.run(&mut session).await;
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        self.metrics
-            .observe_request(exchange.app.as_deref(), status);
+        self.metrics.observe_request(exchange.app.as_ref(), status);
         if !exchange.reusable {
             session.shutdown().await;
             return None;
@@ -162,11 +162,11 @@ impl Exchange<'_> {
         let edge = self.edge;
         let tls = edge.options.tls;
         let req = session.req_header();
-        let request_id =
-            policy::request_id(req.headers.get(X_REQUEST_ID).map(|v| v.as_bytes())).into_owned();
+        let request_id_value = request_id(req);
+        let request_id = request_id_value.to_str().unwrap_or_default();
         if let Some(key_auth) = policy::acme_challenge(tls, req.uri.path(), &edge.challenges) {
             let body = Bytes::from(key_auth);
-            let r = answer(session, 200, "text/plain", body, None, &request_id).await;
+            let r = answer(session, 200, "text/plain", body, None, request_id).await;
             self.settle(r);
             return;
         }
@@ -183,7 +183,7 @@ impl Exchange<'_> {
                 let https_port = edge.options.https_port;
                 if let Some(to) = policy::https_redirect(route, tls, host, pq, https_port) {
                     let body = Bytes::from_static(b"Moved to HTTPS\n");
-                    let r = answer(session, 308, "text/plain", body, Some(&to), &request_id).await;
+                    let r = answer(session, 308, "text/plain", body, Some(&to), request_id).await;
                     self.settle(r);
                     return;
                 }
@@ -201,17 +201,17 @@ impl Exchange<'_> {
         };
         let r = match reply {
             Reply::Forward(route) => {
-                let failure = match self.forward(session, route, &request_id).await {
+                let failure = match self.forward(session, route, &request_id_value).await {
                     Ok(()) => return,
                     Err(failure) => failure,
                 };
-                self.fail(session, failure, &request_id).await;
+                self.fail(session, failure, request_id).await;
                 return;
             }
-            Reply::Page(p) => page(session, p, Some(&request_id)).await,
+            Reply::Page(p) => page(session, p, Some(request_id)).await,
             Reply::Site(response, hsts) => {
                 let extra = [
-                    (X_REQUEST_ID, Some(request_id.as_str())),
+                    (X_REQUEST_ID, Some(request_id)),
                     (header::STRICT_TRANSPORT_SECURITY.as_str(), hsts),
                     (header::ALT_SVC.as_str(), edge.alt_svc.as_deref()),
                 ];
@@ -269,7 +269,7 @@ impl Exchange<'_> {
         &mut self,
         session: &mut ServerSession,
         mut route: Route,
-        request_id: &str,
+        request_id: &HeaderValue,
     ) -> Result<(), Failure> {
         let edge = self.edge;
         let started = Instant::now();
@@ -277,6 +277,7 @@ impl Exchange<'_> {
         let (mut rerouted, mut connect_failed, mut timed_out) = (false, false, false);
         // A stale pooled connection is retried once on a fresh one.
         let mut stale_retry = true;
+        let retryable = session.req_header().method.is_idempotent() && session.is_body_empty();
         loop {
             let Some(upstream) = route.backend().pick(turn, attempt) else {
                 if rerouted {
@@ -306,7 +307,7 @@ impl Exchange<'_> {
                 continue;
             };
             let addr = upstream.addr();
-            let (stream, reused) = match edge.pool.take(addr) {
+            let (stream, reused) = match edge.pool.take(addr, retryable) {
                 Some(stream) => (stream, true),
                 None => match pool::connect(addr, edge.options.connect_timeout).await {
                     Ok(stream) => (stream, false),
@@ -323,7 +324,7 @@ impl Exchange<'_> {
                 route: &route,
                 guard,
                 started,
-                app: self.app.as_deref(),
+                app: self.app.as_ref(),
                 request_id,
             };
             match relay.run(session, ReplicaSession::new(stream), addr).await {
@@ -374,8 +375,8 @@ struct Relay<'r> {
     /// Counts the request on the replica (draining waits for it).
     guard: UpstreamGuard,
     started: Instant,
-    app: Option<&'r str>,
-    request_id: &'r str,
+    app: Option<&'r Arc<str>>,
+    request_id: &'r HeaderValue,
 }
 
 impl Relay<'_> {
@@ -412,9 +413,9 @@ impl Relay<'_> {
                 task = replica.read_response_task(), if !response_done => {
                     let task = match task {
                         Ok(task) => task,
-                        // Nothing came back: a closed pooled connection,
-                        // unless the request may have had effects.
-                        Err(e) if !header_seen && !body_sent && (idempotent || !has_body) => {
+                        // Nothing came back and sending it again is safe:
+                        // a closed pooled connection, retried once.
+                        Err(e) if idempotent && !header_seen && !body_sent => {
                             return Err(RelayError::Stale(e));
                         }
                         Err(e) => return Err(RelayError::Replica(e)),
@@ -531,7 +532,7 @@ impl Relay<'_> {
             let seconds = self.started.elapsed().as_secs_f64();
             edge.metrics.observe_upstream(app, seconds);
         }
-        let _ = resp.insert_header(X_REQUEST_ID, self.request_id);
+        let _ = resp.insert_header(X_REQUEST_ID, self.request_id.clone());
         if let Some(value) = policy::hsts(self.route, edge.options.tls) {
             let _ = resp.insert_header(header::STRICT_TRANSPORT_SECURITY, value);
         }
@@ -539,6 +540,17 @@ impl Relay<'_> {
             let _ = resp.insert_header(header::ALT_SVC, value.as_str());
         }
     }
+}
+
+/// The request id as a header value: the client's when sane (shared,
+/// not copied), else a fresh one.
+fn request_id(req: &RequestHeader) -> HeaderValue {
+    let incoming = req.headers.get(X_REQUEST_ID);
+    match policy::request_id(incoming.map(HeaderValue::as_bytes)) {
+        Cow::Borrowed(_) => incoming.cloned(),
+        Cow::Owned(fresh) => HeaderValue::try_from(fresh).ok(),
+    }
+    .unwrap_or_else(|| HeaderValue::from_static("-"))
 }
 
 /// The host a request asked for: `Host`, or the h2 `:authority`.
@@ -560,7 +572,7 @@ fn upstream_request(
     session: &mut ServerSession,
     route: &Route,
     tls: bool,
-    request_id: &str,
+    request_id: &HeaderValue,
 ) -> pingora_error::Result<Box<RequestHeader>> {
     let upgrade = session.is_upgrade_req();
     let has_body = !session.is_body_empty();
@@ -598,21 +610,28 @@ fn upstream_request(
     if has_body && !up.headers.contains_key(header::CONTENT_LENGTH) {
         up.insert_header(header::TRANSFER_ENCODING, "chunked")?;
     }
-    let host = request_host(req);
-    if !up.headers.contains_key(header::HOST) {
-        if let Some(host) = host {
-            up.insert_header(header::HOST, host)?;
-        }
-    }
-    let fwd = policy::forwarded(client, tls, host);
+    // The client's Host, or an h2 request's :authority as Host.
+    let host = match req.headers.get(header::HOST) {
+        Some(host) => Some(host.clone()),
+        None => match req.uri.authority() {
+            Some(authority) => {
+                let host = HeaderValue::from_str(authority.as_str())
+                    .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "authority", e))?;
+                up.insert_header(header::HOST, host.clone())?;
+                Some(host)
+            }
+            None => None,
+        },
+    };
+    let fwd = policy::forwarded(client, tls, None);
     if let Some(ip) = fwd.for_ip {
         up.insert_header(X_FORWARDED_FOR, ip)?;
     }
-    up.insert_header(X_FORWARDED_PROTO, fwd.proto)?;
-    if let Some(host) = fwd.host {
+    up.insert_header(X_FORWARDED_PROTO, HeaderValue::from_static(fwd.proto))?;
+    if let Some(host) = host {
         up.insert_header(X_FORWARDED_HOST, host)?;
     }
-    up.insert_header(X_REQUEST_ID, request_id)?;
+    up.insert_header(X_REQUEST_ID, request_id.clone())?;
     Ok(Box::new(up))
 }
 

@@ -3,8 +3,9 @@
 //! store, never from the client; unmatched requests count under `-`.
 
 use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -14,15 +15,26 @@ use prometheus_client::registry::Registry;
 /// Label value for requests that matched no app.
 pub const NO_APP: &str = "-";
 
+/// An app name as a label value: shared with the route table, so counting
+/// a request copies no string.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct App(Arc<str>);
+
+impl EncodeLabelValue for App {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&&*self.0, encoder)
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    app: String,
+    app: App,
     class: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AppLabels {
-    app: String,
+    app: App,
 }
 
 type HistogramFamily = Family<AppLabels, Histogram, fn() -> Histogram>;
@@ -38,6 +50,7 @@ pub struct ProxyMetrics {
     requests: Family<RequestLabels, Counter>,
     upstream: HistogramFamily,
     in_flight: Gauge<i64, AtomicI64>,
+    no_app: Arc<str>,
 }
 
 impl ProxyMetrics {
@@ -66,11 +79,12 @@ impl ProxyMetrics {
             requests,
             upstream,
             in_flight,
+            no_app: Arc::from(NO_APP),
         }
     }
 
     /// Counts one finished request; `status` 0 means no response was sent.
-    pub fn observe_request(&self, app: Option<&str>, status: u16) {
+    pub fn observe_request(&self, app: Option<&Arc<str>>, status: u16) {
         let class = match status {
             100..=199 => "1xx",
             200..=299 => "2xx",
@@ -81,17 +95,17 @@ impl ProxyMetrics {
         };
         self.requests
             .get_or_create(&RequestLabels {
-                app: app.unwrap_or(NO_APP).to_string(),
+                app: App(app.unwrap_or(&self.no_app).clone()),
                 class,
             })
             .inc();
     }
 
     /// Records the upstream latency of one request, in seconds.
-    pub fn observe_upstream(&self, app: &str, seconds: f64) {
+    pub fn observe_upstream(&self, app: &Arc<str>, seconds: f64) {
         self.upstream
             .get_or_create(&AppLabels {
-                app: app.to_string(),
+                app: App(app.clone()),
             })
             .observe(seconds);
     }

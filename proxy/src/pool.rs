@@ -5,7 +5,10 @@
 //! connection put back, with channels to call it off on reuse): a
 //! connection is checked when it is taken instead, with one non-blocking
 //! `MSG_PEEK` on its socket. A replica that closed it (or sent bytes no
-//! request asked for) shows there, and the connection is dropped. Idle
+//! request asked for) shows there, and the connection is dropped. For a
+//! request that can safely go again (idempotent, no body), a connection
+//! used within the last [`PEEK_AFTER`] is taken without that syscall: the
+//! rare one found closed costs a retry on a new connection, not an error. Idle
 //! connections older than [`IDLE_TIMEOUT`] are dropped when taken, and
 //! swept when others are put back, so a replica that went away leaves
 //! nothing open for long.
@@ -26,6 +29,9 @@ use pingora_core::protocols::Stream;
 /// then retried on a new connection when that is safe.
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Idle time after which a connection is peeked at before reuse.
+pub(crate) const PEEK_AFTER: Duration = Duration::from_secs(1);
+
 /// How often putting a connection back also sweeps out expired ones.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
@@ -33,6 +39,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(5);
 pub(crate) struct ReplicaPool {
     idle: Mutex<Idle>,
     capacity: usize,
+    peek_after: Duration,
 }
 
 struct Idle {
@@ -52,6 +59,7 @@ impl ReplicaPool {
                 swept: Instant::now(),
             }),
             capacity,
+            peek_after: PEEK_AFTER,
         }
     }
 
@@ -59,8 +67,10 @@ impl ReplicaPool {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A live idle connection to `addr`, if one is kept.
-    pub(crate) fn take(&self, addr: SocketAddr) -> Option<Stream> {
+    /// A live idle connection to `addr`, if one is kept. `retryable`: the
+    /// request can go again on a new connection should this one turn out
+    /// closed, so a recently used one is taken without the peek.
+    pub(crate) fn take(&self, addr: SocketAddr, retryable: bool) -> Option<Stream> {
         loop {
             let (stream, since) = {
                 let mut idle = self.lock();
@@ -68,7 +78,9 @@ impl ReplicaPool {
                 idle.count -= 1;
                 entry
             };
-            if since.elapsed() < IDLE_TIMEOUT && is_quiet(&stream) {
+            let idle = since.elapsed();
+            let trusted = retryable && idle < self.peek_after;
+            if idle < IDLE_TIMEOUT && (trusted || is_quiet(&stream)) {
                 return Some(stream);
             }
             // Closed or expired: dropped (closed) outside the lock.
@@ -142,7 +154,10 @@ mod tests {
     async fn live_connections_are_reused_and_closed_ones_dropped() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let pool = ReplicaPool::new(8);
+        let pool = ReplicaPool {
+            peek_after: Duration::ZERO,
+            ..ReplicaPool::new(8)
+        };
         let (a, _a_server) = pair(&listener).await;
         let (b, b_server) = pair(&listener).await;
         let (a_id, b_id) = (a.id(), b.id());
@@ -152,23 +167,49 @@ mod tests {
         // The replica closes b (the newest): taking skips it for a.
         drop(b_server);
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let taken = pool.take(addr).expect("a is still open");
+        let taken = pool.take(addr, false).expect("a is still open");
         assert_eq!(taken.id(), a_id);
         assert_ne!(a_id, b_id);
         assert_eq!(pool.len(), 0);
-        assert!(pool.take(addr).is_none());
+        assert!(pool.take(addr, false).is_none());
     }
 
     #[tokio::test]
     async fn unexpected_bytes_make_a_connection_unusable() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let pool = ReplicaPool::new(8);
+        let pool = ReplicaPool {
+            peek_after: Duration::ZERO,
+            ..ReplicaPool::new(8)
+        };
         let (a, mut a_server) = pair(&listener).await;
         pool.put(addr, a);
         a_server.write_all(b"HTTP/1.1 200 OK\r\n").await.unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(pool.take(addr).is_none());
+        assert!(pool.take(addr, false).is_none());
+    }
+
+    #[tokio::test]
+    async fn recently_used_connections_skip_the_peek_for_retryable_requests() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let pool = ReplicaPool::new(8);
+        let (a, a_server) = pair(&listener).await;
+        let (b, b_server) = pair(&listener).await;
+        pool.put(addr, a);
+        pool.put(addr, b);
+        drop((a_server, b_server));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // A request that must not be sent twice gets no closed connection.
+        assert!(pool.take(addr, false).is_none());
+        let (c, _c_server) = pair(&listener).await;
+        let (d, d_server) = pair(&listener).await;
+        pool.put(addr, c);
+        pool.put(addr, d);
+        drop(d_server);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // A retryable one may: the hop retries it on a new connection.
+        assert!(pool.take(addr, true).is_some());
     }
 
     #[tokio::test]

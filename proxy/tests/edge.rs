@@ -437,12 +437,77 @@ async fn malformed_requests_get_400_and_the_edge_keeps_serving() {
             .expect("the edge answers or closes")
             .unwrap();
         let answer = String::from_utf8_lossy(&answer);
-        assert!(
-            answer.starts_with("HTTP/1.1 400"),
-            "{raw:?} got {answer}"
-        );
+        assert!(answer.starts_with("HTTP/1.1 400"), "{raw:?} got {answer}");
     }
     assert_eq!(get(&edge, "app.test", "/").await.status(), 200);
+}
+
+/// An upstream that closes every connection right after its response,
+/// without saying `Connection: close`: each pooled connection is dead.
+async fn closing_upstream() -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Head, then as much body as Content-Length says.
+                let head_end = loop {
+                    let n = conn.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                while buf.len() < head_end + length {
+                    let n = conn.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                let _ = conn.write_all(answer).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn replicas_closing_pooled_connections_cost_no_request() {
+    let up = closing_upstream().await;
+    let backend = Arc::new(Backend::new("app", vec![up]));
+    let edge = start_edge(vec![route("app.test", "/", false, &backend)]).await;
+    let client = client();
+    for i in 0..6 {
+        // The replica's close has arrived by the next request: a GET finds
+        // the connection dead and goes again on a new one, a POST is never
+        // sent on it.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let req = if i % 2 == 0 {
+            client.get(format!("http://{}/", edge.addr))
+        } else {
+            client
+                .post(format!("http://{}/", edge.addr))
+                .body("payload")
+        };
+        let resp = req.header("host", "app.test").send().await.unwrap();
+        assert_eq!(resp.status(), 200, "request {i}");
+        assert_eq!(resp.text().await.unwrap(), "ok");
+    }
 }
 
 /// A long stylesheet: over the gzip threshold.
