@@ -21,6 +21,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+#[path = "results/mod.rs"]
+mod results;
+
 use berth_proxy::{
     Backend, EdgeOptions, EdgeProxy, ProxyMetrics, RouteSpec, RouteTable, Router, Upstream,
 };
@@ -197,8 +200,19 @@ fn requests(stream: &mut TcpStream, n: usize) {
     }
 }
 
+/// Prints a line of the summary and keeps it for the report.
+macro_rules! say {
+    ($out:ident, $($t:tt)*) => {{
+        let line = format!($($t)*);
+        println!("{line}");
+        $out.push_str(&line);
+        $out.push('\n');
+    }};
+}
+
 fn main() {
     let smoke = std::env::args().any(|a| a == "--smoke");
+    let mut out = String::new();
     let n = if smoke { 2_000 } else { 50_000 };
     let addr = edge(upstream());
     let mut stream = TcpStream::connect(addr).expect("connect to the edge");
@@ -217,8 +231,12 @@ fn main() {
         sizes(()),
     );
     let per = |x: u64| x as f64 / n as f64;
-    println!("edge, HTTP/1.1 keep-alive, {n} requests after a warm-up of 1,000:");
-    println!(
+    say!(
+        out,
+        "edge, HTTP/1.1 keep-alive, {n} requests after a warm-up of 1,000:"
+    );
+    say!(
+        out,
         "  {:.1} allocations and {:.0} bytes allocated per proxied request",
         per(a1 - a0),
         per(b1 - b0)
@@ -234,9 +252,12 @@ fn main() {
             format!("{lo}-{hi} B: {:.1}", per(s1[i] - s0[i]))
         })
         .collect();
-    println!("  per request by size: {}", classes.join(", "));
+    say!(out, "  per request by size: {}", classes.join(", "));
 
-    println!("route table (each host: a root route and an /api route):");
+    say!(
+        out,
+        "route table (each host: a root route and an /api route):"
+    );
     LANE.with(|c| c.set(Lane::Held));
     for hosts in [10usize, 1_000, 10_000] {
         let held0 = HELD.load(Ordering::SeqCst);
@@ -258,7 +279,8 @@ fn main() {
             .collect();
         let table = RouteTable::build(specs);
         let held = HELD.load(Ordering::SeqCst) - held0;
-        println!(
+        say!(
+            out,
             "  {hosts:>6} hosts, {:>6} routes: {:>8} bytes held, {:.0} bytes per route",
             table.len(),
             held,
@@ -267,4 +289,7 @@ fn main() {
         drop(table);
     }
     LANE.with(|c| c.set(Lane::None));
+    if !smoke {
+        results::record("allocs", &format!("```\n{out}```\n"));
+    }
 }

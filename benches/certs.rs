@@ -6,6 +6,9 @@
 //!
 //! Run: `cargo bench --bench certs`
 
+#[path = "results/mod.rs"]
+mod results;
+
 use std::hint::black_box;
 use std::sync::Arc;
 
@@ -78,11 +81,13 @@ fn scale(c: &mut Criterion) {
     let parsed = rss_kib();
     let store = store_of(&certs);
     let stored = rss_kib();
-    eprintln!(
+    let memory = format!(
         "{n} certificates: {:.1} KiB each parsed (chain, key, names), {:.2} KiB each in the store's snapshot",
         (parsed.saturating_sub(before)) as f64 / n as f64,
         (stored.saturating_sub(parsed)) as f64 / n as f64,
     );
+    eprintln!("{memory}");
+    results::record("certs", &format!("```\n{memory}\n```\n"));
 
     let mut g = c.benchmark_group("certs_10k");
     g.bench_function("lookup_exact", |b| {

@@ -8,6 +8,8 @@
 //! Run: `cargo bench --bench deploy` (rounds: `BERTH_BENCH_ROUNDS`, default 10).
 //! Needs Docker and Debian's `busybox-static`, like the tests.
 
+#[path = "results/mod.rs"]
+mod results;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -112,6 +114,16 @@ struct Samples {
     berth: Vec<f64>,
 }
 
+/// Prints a line of the summary and keeps it for the report.
+macro_rules! say {
+    ($out:ident, $($t:tt)*) => {{
+        let line = format!($($t)*);
+        println!("{line}");
+        $out.push_str(&line);
+        $out.push('\n');
+    }};
+}
+
 #[tokio::main]
 async fn main() {
     // `cargo test --benches` passes flags like `--bench`; run only for real.
@@ -160,25 +172,34 @@ async fn main() {
     }
     watcher.abort();
 
-    println!("deploy path, {rounds} redeploys of a local image (1 replica), medians:");
-    println!(
+    let mut out = String::new();
+    say!(
+        out,
+        "deploy path, {rounds} redeploys of a local image (1 replica), medians:"
+    );
+    say!(
+        out,
         "  first deploy, create app to deployment succeeded: {:>8.1} ms",
         ms(first_deploy)
     );
-    println!(
+    say!(
+        out,
         "  API call to first request served by the new version: {:>8.1} ms",
         median(s.api_to_first)
     );
-    println!(
+    say!(
+        out,
         "  route switch, health gate passed to first request served: {:>6.2} ms (target < 50 ms)",
         median(s.switch)
     );
-    println!(
+    say!(
+        out,
         "  deployment run {:>8.1} ms = Docker calls {:.1} ms + waiting on the app {:.1} ms + berth {:.1} ms",
         median(s.total),
         median(s.docker),
         median(s.waiting),
         median(s.berth)
     );
+    results::record("deploy", &format!("```\n{out}```\n"));
     berth.terminate().await;
 }

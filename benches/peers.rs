@@ -21,6 +21,8 @@
 //! Needs Docker, and Debian's wrk, nghttp2-client, nginx, haproxy, caddy
 //! and busybox-static (the upstream image borrows nothing else).
 
+#[path = "results/mod.rs"]
+mod results;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -842,6 +844,114 @@ fn report(plan: &Plan, table: &Table, footprint: &[(usize, u64, f64, Duration)])
         )
         .unwrap();
     }
-    writeln!(r, "\nThe deploy path (API call to first routed request, route-switch latency, berth's share of a deploy) is measured by `cargo bench --bench deploy`.").unwrap();
+    others(&mut r);
     r
+}
+
+/// The sections of the benches `cargo bench` ran before this one (scale,
+/// allocations, deploy path), from what they recorded; each says when.
+fn others(r: &mut String) {
+    let scale = [
+        (
+            "lookup_10k_hosts",
+            "exact_host_prefix",
+            "route lookup, exact host, 10,000 hosts",
+        ),
+        (
+            "lookup_10k_hosts",
+            "wildcard_host",
+            "route lookup, wildcard host",
+        ),
+        (
+            "lookup_10k_hosts",
+            "unknown_host",
+            "route lookup, unknown host",
+        ),
+        (
+            "rebuild_10k_hosts",
+            "build_and_swap",
+            "apply one change: rebuild and swap 20,100 routes",
+        ),
+        (
+            "certs_10k",
+            "lookup_exact",
+            "certificate by SNI, exact, 10,000 certificates",
+        ),
+        (
+            "certs_10k",
+            "lookup_wildcard",
+            "certificate by SNI, wildcard",
+        ),
+        (
+            "certs_10k",
+            "install_one_more",
+            "install one more certificate",
+        ),
+        (
+            "tls13_handshake",
+            "store_10",
+            "TLS 1.3 handshake, 10 certificates in the store",
+        ),
+        (
+            "tls13_handshake",
+            "store_10k",
+            "TLS 1.3 handshake, 10,000 certificates in the store",
+        ),
+        ("per_request", "request_id_fresh", "request id, fresh"),
+        (
+            "per_request",
+            "header_filter_10",
+            "header filter, 10 headers",
+        ),
+    ];
+    writeln!(
+        r,
+        "\n## Scale (criterion, `cargo bench --bench lookups` / `certs`)\n"
+    )
+    .unwrap();
+    writeln!(r, "| operation | mean |").unwrap();
+    writeln!(r, "|---|---:|").unwrap();
+    let mut any = false;
+    for (group, bench, what) in scale {
+        if let Some(ns) = results::criterion_mean_ns(group, bench) {
+            any = true;
+            let shown = if ns >= 1e6 {
+                format!("{:.2} ms", ns / 1e6)
+            } else if ns >= 1e3 {
+                format!("{:.2} µs", ns / 1e3)
+            } else {
+                format!("{ns:.0} ns")
+            };
+            writeln!(r, "| {what} | {shown} |").unwrap();
+        }
+    }
+    if !any {
+        writeln!(
+            r,
+            "| (not run yet: `cargo bench` runs them before this harness) | |"
+        )
+        .unwrap();
+    }
+    for (name, title) in [
+        (
+            "certs",
+            "Memory per certificate (`cargo bench --bench certs`)",
+        ),
+        (
+            "allocs",
+            "Allocations per proxied request, bytes per route (`cargo bench --bench allocs`)",
+        ),
+        ("deploy", "Deploy path (`cargo bench --bench deploy`)"),
+    ] {
+        writeln!(r, "\n## {title}\n").unwrap();
+        match results::recorded(name) {
+            Some((text, when)) => {
+                let when = time::OffsetDateTime::from(when)
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default();
+                writeln!(r, "Recorded {when}.\n\n{text}").unwrap();
+            }
+            None => writeln!(r, "Not run yet: `cargo bench` runs it before this harness.").unwrap(),
+        }
+    }
 }

@@ -3,7 +3,10 @@
 //! building and swapping in a new table of that size, which is what every
 //! deployment and domain change does.
 //!
-//! Run: `cargo bench --bench routes`
+//! Also the other per-request policy functions of the hot path (request
+//! id, path rewrite, forwarding headers, header filter).
+//!
+//! Run: `cargo bench --bench lookups`
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -124,5 +127,51 @@ fn rebuild(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, lookups, rebuild);
+/// The per-request policy functions the hot path calls besides the lookup:
+/// the request id (kept and fresh), the path rewrite, the forwarding
+/// headers, and the header filter over a browser-like request.
+fn per_request(c: &mut Criterion) {
+    use berth_proxy::policy;
+    let route = RouteTable::build(specs())
+        .lookup("app7.example.com", "/api/users")
+        .cloned()
+        .expect("route");
+    let headers = [
+        "host",
+        "user-agent",
+        "accept",
+        "accept-language",
+        "accept-encoding",
+        "connection",
+        "cookie",
+        "sec-fetch-mode",
+        "x-forwarded-for",
+        "upgrade-insecure-requests",
+    ];
+    let mut g = c.benchmark_group("per_request");
+    g.bench_function("request_id_kept", |b| {
+        b.iter(|| policy::request_id(black_box(Some(b"trace-0123456789"))).len())
+    });
+    g.bench_function("request_id_fresh", |b| {
+        b.iter(|| policy::request_id(black_box(None)).len())
+    });
+    g.bench_function("upstream_path_stripped", |b| {
+        b.iter(|| policy::upstream_path(&route, black_box("/api/users?page=2")).len())
+    });
+    let client = "10.1.2.3".parse().ok();
+    g.bench_function("forwarded", |b| {
+        b.iter(|| policy::forwarded(black_box(client), false, Some("app7.example.com")))
+    });
+    g.bench_function("header_filter_10", |b| {
+        b.iter(|| {
+            black_box(&headers)
+                .iter()
+                .filter(|h| !policy::is_hop_by_hop(h) && !policy::is_set_by_edge(h))
+                .count()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, lookups, rebuild, per_request);
 criterion_main!(benches);
