@@ -5,7 +5,7 @@
 //! share of a deploy of a local image (its total time less Docker calls and
 //! waiting on the app).
 //!
-//! Run: `cargo bench --bench deploy` (rounds: `BERTH_BENCH_ROUNDS`, default 10).
+//! Run: `cargo bench --bench deploy` (rounds: `BERTH_BENCH_ROUNDS`, default 20).
 //! Needs Docker and Debian's `busybox-static`, like the tests.
 
 #[path = "results/mod.rs"]
@@ -13,6 +13,7 @@ mod results;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -23,9 +24,19 @@ use time::OffsetDateTime;
 /// Moments the answer of the edge changed version, as seen by a client.
 type Changes = Arc<Mutex<Vec<(SystemTime, String)>>>;
 
+/// Requests the watching client made, and how many of them failed.
+#[derive(Default)]
+struct Tally {
+    sent: AtomicU64,
+    failed: AtomicU64,
+}
+
 /// A client on one keep-alive connection asking the edge as fast as it
 /// answers, noting each change of version.
-fn watch_versions(berth: &Berth) -> (Changes, tokio::task::JoinHandle<()>) {
+fn watch_versions(
+    berth: &Berth,
+    tally: Arc<Tally>,
+) -> (Changes, tokio::task::JoinHandle<()>) {
     let changes: Changes = Arc::default();
     let url = format!("http://{}/", berth.http);
     let seen = changes.clone();
@@ -33,11 +44,16 @@ fn watch_versions(berth: &Berth) -> (Changes, tokio::task::JoinHandle<()>) {
         let client = reqwest::Client::new();
         let mut last = String::new();
         loop {
+            tally.sent.fetch_add(1, Ordering::Relaxed);
             let Ok(resp) = client.get(&url).header("host", "web.test").send().await else {
+                tally.failed.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
             let at = SystemTime::now();
             let ok = resp.status() == 200;
+            if !ok {
+                tally.failed.fetch_add(1, Ordering::Relaxed);
+            }
             let body = resp.text().await.unwrap_or_default();
             let version = if ok {
                 body.split(' ').next().unwrap_or("").to_string()
@@ -133,13 +149,14 @@ async fn main() {
     let rounds: usize = std::env::var("BERTH_BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+        .unwrap_or(20);
     let mut berth = Berth::start_with("drain_timeout_secs = 5").await;
     let versions = [berth.image(Image::Web("v1")), berth.image(Image::Web("v2"))];
     let created = Instant::now();
     berth.deploy_web(&versions[0], 1).await;
     let first_deploy = created.elapsed();
-    let (changes, watcher) = watch_versions(&berth);
+    let tally = Arc::new(Tally::default());
+    let (changes, watcher) = watch_versions(&berth, tally.clone());
 
     let mut s = Samples::default();
     for round in 0..rounds {
@@ -173,6 +190,10 @@ async fn main() {
     watcher.abort();
 
     let mut out = String::new();
+    let (sent, failed) = (
+        tally.sent.load(Ordering::Relaxed),
+        tally.failed.load(Ordering::Relaxed),
+    );
     say!(
         out,
         "deploy path, {rounds} redeploys of a local image (1 replica), medians:"
@@ -199,6 +220,10 @@ async fn main() {
         median(s.docker),
         median(s.waiting),
         median(s.berth)
+    );
+    say!(
+        out,
+        "  a client polling throughout: {sent} requests, {failed} failed (target 0)"
     );
     results::record("deploy", &format!("```\n{out}```\n"));
     berth.terminate().await;
