@@ -33,10 +33,7 @@ struct Tally {
 
 /// A client on one keep-alive connection asking the edge as fast as it
 /// answers, noting each change of version.
-fn watch_versions(
-    berth: &Berth,
-    tally: Arc<Tally>,
-) -> (Changes, tokio::task::JoinHandle<()>) {
+fn watch_versions(berth: &Berth, tally: Arc<Tally>) -> (Changes, tokio::task::JoinHandle<()>) {
     let changes: Changes = Arc::default();
     let url = format!("http://{}/", berth.http);
     let seen = changes.clone();

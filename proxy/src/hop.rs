@@ -94,10 +94,16 @@ impl HttpServerApp for EdgeProxy {
         // An idle keep-alive connection ends at shutdown; a request already
         // being read is finished.
         let mut stop = shutdown.clone();
+        let stopping = async {
+            // A dropped sender never asks to stop.
+            if stop.wait_for(|stopping| *stopping).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
         let read = tokio::select! {
             biased;
             read = session.read_request() => read,
-            _ = stop.wait_for(|stopping| *stopping) => return None,
+            () = stopping => return None,
         };
         match read {
             Ok(true) => {}
@@ -275,8 +281,8 @@ impl Exchange<'_> {
         let started = Instant::now();
         let (mut turn, mut attempt) = (route.backend().start(), 0);
         let (mut rerouted, mut connect_failed, mut timed_out) = (false, false, false);
-        // A stale pooled connection is retried once on a fresh one.
-        let mut stale_retry = true;
+        // A stale pooled connection is retried once, on a new connection.
+        let mut stale_retried = false;
         let retryable = session.req_header().method.is_idempotent() && session.is_body_empty();
         loop {
             let Some(upstream) = route.backend().pick(turn, attempt) else {
@@ -307,7 +313,12 @@ impl Exchange<'_> {
                 continue;
             };
             let addr = upstream.addr();
-            let (stream, reused) = match edge.pool.take(addr, retryable) {
+            let pooled = if stale_retried {
+                None
+            } else {
+                edge.pool.take(addr, retryable)
+            };
+            let (stream, reused) = match pooled {
                 Some(stream) => (stream, true),
                 None => match pool::connect(addr, edge.options.connect_timeout).await {
                     Ok(stream) => (stream, false),
@@ -332,11 +343,12 @@ impl Exchange<'_> {
                     self.reusable &= reusable;
                     return Ok(());
                 }
-                Err(RelayError::Stale(e)) if reused && stale_retry => {
+                Err(RelayError::Stale(e)) if reused && !stale_retried => {
                     // The replica had closed the pooled connection; it is
-                    // itself fine, so it gets the request on a new one.
+                    // itself fine, so it gets the request on a new one
+                    // (its other pooled ones may be closed too).
                     tracing::debug!(err = %e, "pooled connection was closed; retrying");
-                    stale_retry = false;
+                    stale_retried = true;
                     attempt -= 1;
                 }
                 Err(RelayError::Stale(e) | RelayError::Replica(e)) => {
