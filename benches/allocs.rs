@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+#[macro_use]
 #[path = "results/mod.rs"]
 mod results;
 
@@ -198,16 +199,6 @@ fn requests(stream: &mut TcpStream, n: usize) {
             }
         }
     }
-}
-
-/// Prints a line of the summary and keeps it for the report.
-macro_rules! say {
-    ($out:ident, $($t:tt)*) => {{
-        let line = format!($($t)*);
-        println!("{line}");
-        $out.push_str(&line);
-        $out.push('\n');
-    }};
 }
 
 fn main() {

@@ -8,6 +8,7 @@
 //! Run: `cargo bench --bench deploy` (rounds: `BERTH_BENCH_ROUNDS`, default 20).
 //! Needs Docker and Debian's `busybox-static`, like the tests.
 
+#[macro_use]
 #[path = "results/mod.rs"]
 mod results;
 #[path = "../tests/support/mod.rs"]
@@ -125,16 +126,6 @@ struct Samples {
     docker: Vec<f64>,
     waiting: Vec<f64>,
     berth: Vec<f64>,
-}
-
-/// Prints a line of the summary and keeps it for the report.
-macro_rules! say {
-    ($out:ident, $($t:tt)*) => {{
-        let line = format!($($t)*);
-        println!("{line}");
-        $out.push_str(&line);
-        $out.push('\n');
-    }};
 }
 
 #[tokio::main]

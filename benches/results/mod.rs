@@ -7,6 +7,18 @@
 
 use std::path::PathBuf;
 
+/// Prints a line of a bench's summary and appends it to `$out`, the
+/// summary it records.
+#[allow(unused_macros)]
+macro_rules! say {
+    ($out:ident, $($t:tt)*) => {{
+        let line = format!($($t)*);
+        println!("{line}");
+        $out.push_str(&line);
+        $out.push('\n');
+    }};
+}
+
 /// The target directory cargo builds into.
 pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
