@@ -2,8 +2,9 @@
 //! atomically by the orchestrator), the request policy as plain functions,
 //! and the hot path on pingora-core that serves it.
 //!
-//! The policy lives in [`policy`] so that both front ends (pingora for
-//! HTTP/1.1 and h2 over TCP, quinn + h3 for HTTP/3) call the same code and
+//! The policy lives in [`policy`] so that both front ends (pingora-core's
+//! codecs for HTTP/1.1 and h2 over TCP, quinn + h3 for HTTP/3) call the
+//! same code and
 //! cannot drift. An app may also be a static [`site`] that the edge
 //! serves from memory itself.
 

@@ -1,7 +1,8 @@
 //! The request policy as plain functions over berth's own types: which
 //! route a request takes, how its path is rewritten, which forwarding
-//! headers it carries and what error page it gets. Every front end (the
-//! pingora HTTP/1+2 path now, HTTP/3 later) calls these, so they cannot drift.
+//! headers it carries and what error page it gets. Both front ends (the
+//! HTTP/1.1 + h2 hot path in `hop.rs`, HTTP/3 in `h3.rs`) call these, so
+//! they cannot drift.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
