@@ -4,9 +4,8 @@
 //!
 //! The policy lives in [`policy`] so that both front ends (pingora-core's
 //! codecs for HTTP/1.1 and h2 over TCP, quinn + h3 for HTTP/3) call the
-//! same code and
-//! cannot drift. An app may also be a static [`site`] that the edge
-//! serves from memory itself.
+//! same code and cannot drift. An app may also be a static [`site`] that
+//! the edge serves from memory itself.
 
 #![forbid(unsafe_code)]
 
