@@ -487,6 +487,34 @@ async fn closing_upstream() -> SocketAddr {
 }
 
 #[tokio::test]
+async fn head_requests_get_the_headers_and_keep_the_connection() {
+    let up = echo_upstream("a").await;
+    let backend = Arc::new(Backend::new("app", vec![up]));
+    let edge = start_edge(vec![route("app.test", "/", false, &backend)]).await;
+    let client = client();
+    for _ in 0..3 {
+        let resp = client
+            .head(format!("http://{}/", edge.addr))
+            .header("host", "app.test")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert!(resp.headers().contains_key("content-length"));
+        assert_eq!(resp.bytes().await.unwrap().len(), 0);
+    }
+    // The same client (and kept connection) still gets a GET with its body.
+    let resp = client
+        .get(format!("http://{}/after", edge.addr))
+        .header("host", "app.test")
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["path"], "/after");
+}
+
+#[tokio::test]
 async fn replicas_closing_pooled_connections_cost_no_request() {
     let up = closing_upstream().await;
     let backend = Arc::new(Backend::new("app", vec![up]));
