@@ -20,6 +20,7 @@ use http::{header, HeaderValue};
 use pingora_core::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
 use pingora_core::protocols::http::v1::client::HttpSession as ReplicaSession;
 use pingora_core::protocols::http::{HttpTask, ServerSession};
+use pingora_core::protocols::Stream;
 use pingora_core::server::ShutdownWatch;
 use pingora_error::{Error, ErrorType};
 use pingora_http::{RequestHeader, ResponseHeader};
@@ -30,7 +31,7 @@ use crate::policy::{self, Decision, ErrorPage};
 use crate::policy::{X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID};
 use crate::pool::{self, ReplicaPool};
 use crate::service::CONNECTION;
-use crate::{ProxyMetrics, Route, Router, SiteResponse, UpstreamGuard};
+use crate::{ProxyMetrics, Route, Router, Site, SiteResponse, UpstreamGuard};
 
 /// Settings of one edge listener.
 #[derive(Debug, Clone)]
@@ -81,6 +82,222 @@ impl EdgeProxy {
             pool: ReplicaPool::new(UPSTREAM_POOL),
             alt_svc,
         }
+    }
+
+    pub(crate) fn options(&self) -> &EdgeOptions {
+        &self.options
+    }
+
+    pub(crate) fn metrics(&self) -> &ProxyMetrics {
+        &self.metrics
+    }
+
+    pub(crate) fn pool(&self) -> &ReplicaPool {
+        &self.pool
+    }
+
+    pub(crate) fn alt_svc(&self) -> Option<&str> {
+        self.alt_svc.as_deref()
+    }
+
+    /// What to do with a request for `host` and `path` (the path and query
+    /// in `path_and_query`), and the app it belongs to: the one decision
+    /// both TCP front ends take.
+    pub(crate) fn plan(
+        &self,
+        host: Option<&str>,
+        path: &str,
+        path_and_query: &str,
+    ) -> (Plan, Option<Arc<str>>) {
+        let tls = self.options.tls;
+        if let Some(key_auth) = policy::acme_challenge(tls, path, &self.challenges) {
+            return (Plan::Challenge(key_auth), None);
+        }
+        let table = self.router.load();
+        let decision = policy::decide(&table, host, path);
+        let app = match &decision {
+            Decision::Forward(route) | Decision::NoReplica(route) | Decision::Static(route, _) => {
+                let app = route.backend().app().clone();
+                let https_port = self.options.https_port;
+                if let Some(to) =
+                    policy::https_redirect(route, tls, host, path_and_query, https_port)
+                {
+                    return (Plan::Redirect(to), Some(app));
+                }
+                Some(app)
+            }
+            Decision::UnknownHost => None,
+        };
+        let plan = match decision {
+            Decision::Forward(route) => Plan::Forward(route.clone()),
+            Decision::Static(route, site) => Plan::Site {
+                site: site.clone(),
+                path: policy::site_path(route, path).into_owned(),
+                hsts: policy::hsts(route, tls),
+            },
+            Decision::NoReplica(_) => Plan::Page(policy::NO_REPLICA),
+            Decision::UnknownHost => Plan::Page(policy::NOT_FOUND),
+        };
+        (plan, app)
+    }
+}
+
+/// What the edge does with a request, whichever front end read it.
+pub(crate) enum Plan {
+    /// Answer an ACME HTTP-01 validation with this key authorization.
+    Challenge(String),
+    /// Redirect to this HTTPS URL.
+    Redirect(String),
+    /// Forward to one of the route's replicas.
+    Forward(Route),
+    /// Answer with one of berth's pages.
+    Page(ErrorPage),
+    /// Answer from a static site: the file path asked for, and the
+    /// route's HSTS value.
+    Site {
+        site: Arc<Site>,
+        path: String,
+        hsts: Option<&'static str>,
+    },
+}
+
+/// How forwarding ended when no response was relayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// No replica could be connected to (502), or the last try timed out (504).
+    Unreachable { timed_out: bool },
+    /// Every replica of the route is draining (503).
+    Draining,
+    /// The route is gone from the table (404).
+    Gone,
+    /// The replica failed before a response was relayed (502, 504 on time).
+    Replica { timed_out: bool },
+    /// The client went away (nothing to answer) or sent a malformed body (400).
+    Client { malformed: bool },
+}
+
+impl Failure {
+    /// The status of the error page; 0 when the client gets none.
+    pub(crate) fn status(self) -> u16 {
+        match self {
+            Failure::Unreachable { timed_out: true } | Failure::Replica { timed_out: true } => 504,
+            Failure::Unreachable { timed_out: false } | Failure::Replica { timed_out: false } => {
+                502
+            }
+            Failure::Draining => 503,
+            Failure::Gone => 404,
+            Failure::Client { malformed: true } => 400,
+            Failure::Client { malformed: false } => 0,
+        }
+    }
+}
+
+/// The replicas one request may go to, in turn: the next one that is not
+/// draining and accepts a connection. Nothing is sent to a replica before
+/// it accepted, so moving on is always safe; once the route ran out, the
+/// current table is asked once more (a deploy may have switched it
+/// meanwhile). A pooled connection found closed is replaced by a new one,
+/// once.
+pub(crate) struct Attempts {
+    route: Route,
+    turn: usize,
+    attempt: usize,
+    rerouted: bool,
+    connect_failed: bool,
+    timed_out: bool,
+    stale_retried: bool,
+}
+
+impl Attempts {
+    pub(crate) fn new(route: Route) -> Self {
+        let turn = route.backend().start();
+        Self {
+            route,
+            turn,
+            attempt: 0,
+            rerouted: false,
+            connect_failed: false,
+            timed_out: false,
+            stale_retried: false,
+        }
+    }
+
+    /// The route being tried.
+    pub(crate) fn route(&self) -> &Route {
+        &self.route
+    }
+
+    /// The next replica to try, with the guard counting the request on it.
+    pub(crate) fn next(
+        &mut self,
+        edge: &EdgeProxy,
+        host: Option<&str>,
+        path: &str,
+    ) -> Result<(SocketAddr, UpstreamGuard), Failure> {
+        loop {
+            let Some(upstream) = self.route.backend().pick(self.turn, self.attempt) else {
+                let ran_out = if self.connect_failed {
+                    Failure::Unreachable {
+                        timed_out: self.timed_out,
+                    }
+                } else {
+                    Failure::Draining
+                };
+                if self.rerouted {
+                    return Err(ran_out);
+                }
+                self.rerouted = true;
+                let table = edge.router.load();
+                self.route = match policy::decide(&table, host, path) {
+                    Decision::Forward(route) => route.clone(),
+                    Decision::NoReplica(_) => return Err(ran_out),
+                    _ => return Err(Failure::Gone),
+                };
+                (self.turn, self.attempt) = (self.route.backend().start(), 0);
+                continue;
+            };
+            self.attempt += 1;
+            if let Some(guard) = upstream.acquire() {
+                return Ok((upstream.addr(), guard));
+            }
+        }
+    }
+
+    /// A connection to `addr`: an idle pooled one unless a closed one was
+    /// met already, else a new one. `None` when connecting failed (the
+    /// next replica is tried). `retryable`: the request may go again
+    /// should a pooled connection turn out closed.
+    pub(crate) async fn connect(
+        &mut self,
+        edge: &EdgeProxy,
+        addr: SocketAddr,
+        retryable: bool,
+    ) -> Option<(Stream, bool)> {
+        if !self.stale_retried {
+            if let Some(stream) = edge.pool.take(addr, retryable) {
+                return Some((stream, true));
+            }
+        }
+        match pool::connect(addr, edge.options.connect_timeout).await {
+            Ok(stream) => Some((stream, false)),
+            Err(e) => {
+                tracing::debug!(replica = %addr, err = %e, "connect failed");
+                self.connect_failed = true;
+                self.timed_out = e.kind() == std::io::ErrorKind::TimedOut;
+                None
+            }
+        }
+    }
+
+    /// Whether a request that met a closed pooled connection may go again,
+    /// to the same replica on a new connection (once per request).
+    pub(crate) fn retry_stale(&mut self) -> bool {
+        if self.stale_retried {
+            return false;
+        }
+        self.stale_retried = true;
+        self.attempt -= 1;
+        true
     }
 }
 
@@ -149,73 +366,34 @@ struct Exchange<'e> {
     reusable: bool,
 }
 
-/// How forwarding ended when it did not end with a relayed response.
-enum Failure {
-    /// No replica could be connected to (502), or the last try timed out (504).
-    Unreachable { timed_out: bool },
-    /// Every replica of the route is draining (503).
-    Draining,
-    /// The route is gone from the table (404).
-    Gone,
-    /// The replica failed before a response header was relayed.
-    Replica(Box<Error>),
-    /// The client went away or sent something unusable.
-    Client(Box<Error>),
-}
-
 impl Exchange<'_> {
     async fn run(&mut self, session: &mut ServerSession) {
         let edge = self.edge;
-        let tls = edge.options.tls;
         let req = session.req_header();
         let request_id_value = request_id(req);
         let request_id = request_id_value.to_str().unwrap_or_default();
-        if let Some(key_auth) = policy::acme_challenge(tls, req.uri.path(), &edge.challenges) {
-            let body = Bytes::from(key_auth);
-            let r = answer(session, 200, "text/plain", body, None, request_id).await;
-            self.settle(r);
-            return;
-        }
-        let reply = {
-            let table = edge.router.load();
-            let host = request_host(req);
-            let decision = policy::decide(&table, host, req.uri.path());
-            if let Decision::Forward(route)
-            | Decision::NoReplica(route)
-            | Decision::Static(route, _) = &decision
-            {
-                self.app = Some(route.backend().app().clone());
-                let pq = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
-                let https_port = edge.options.https_port;
-                if let Some(to) = policy::https_redirect(route, tls, host, pq, https_port) {
-                    let body = Bytes::from_static(b"Moved to HTTPS\n");
-                    let r = answer(session, 308, "text/plain", body, Some(&to), request_id).await;
-                    self.settle(r);
-                    return;
+        let path_and_query = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let (plan, app) = edge.plan(request_host(req), req.uri.path(), path_and_query);
+        self.app = app;
+        let r = match plan {
+            Plan::Forward(route) => {
+                if let Err(failure) = self.forward(session, route, &request_id_value).await {
+                    self.fail(session, failure, request_id).await;
                 }
-            }
-            match decision {
-                Decision::Forward(route) => Reply::Forward(route.clone()),
-                Decision::Static(route, site) => {
-                    let path = policy::site_path(route, req.uri.path());
-                    let response = site.respond(&req.method, &path, &req.headers);
-                    Reply::Site(response, policy::hsts(route, tls))
-                }
-                Decision::NoReplica(_) => Reply::Page(policy::NO_REPLICA),
-                Decision::UnknownHost => Reply::Page(policy::NOT_FOUND),
-            }
-        };
-        let r = match reply {
-            Reply::Forward(route) => {
-                let failure = match self.forward(session, route, &request_id_value).await {
-                    Ok(()) => return,
-                    Err(failure) => failure,
-                };
-                self.fail(session, failure, request_id).await;
                 return;
             }
-            Reply::Page(p) => page(session, p, Some(request_id)).await,
-            Reply::Site(response, hsts) => {
+            Plan::Challenge(key_auth) => {
+                let body = Bytes::from(key_auth);
+                answer(session, 200, "text/plain", body, None, request_id).await
+            }
+            Plan::Redirect(to) => {
+                let body = Bytes::from_static(b"Moved to HTTPS\n");
+                answer(session, 308, "text/plain", body, Some(&to), request_id).await
+            }
+            Plan::Page(p) => page(session, p, Some(request_id)).await,
+            Plan::Site { site, path, hsts } => {
+                let req = session.req_header();
+                let response = site.respond(&req.method, &path, &req.headers);
                 let extra = [
                     (X_REQUEST_ID, Some(request_id)),
                     (header::STRICT_TRANSPORT_SECURITY.as_str(), hsts),
@@ -238,26 +416,7 @@ impl Exchange<'_> {
     /// Answers a failure with an error page when nothing was sent yet;
     /// otherwise the client connection is cut.
     async fn fail(&mut self, session: &mut ServerSession, failure: Failure, request_id: &str) {
-        let status = match &failure {
-            Failure::Unreachable { timed_out: true } => 504,
-            Failure::Unreachable { timed_out: false } => 502,
-            Failure::Draining => 503,
-            Failure::Gone => 404,
-            Failure::Replica(e) => {
-                tracing::debug!(err = %e, "replica failed");
-                match e.etype() {
-                    ErrorType::ReadTimedout | ErrorType::WriteTimedout => 504,
-                    _ => 502,
-                }
-            }
-            Failure::Client(e) => {
-                tracing::debug!(err = %e, "client failed");
-                match e.etype() {
-                    ErrorType::InvalidHTTPHeader => 400,
-                    _ => 0,
-                }
-            }
-        };
+        let status = failure.status();
         // A failed request leaves its client connection in an unknown state.
         self.reusable = false;
         if status > 0 && session.response_written().is_none() {
@@ -266,76 +425,29 @@ impl Exchange<'_> {
         }
     }
 
-    /// Forwards the request along `route`: the next replica that is not
-    /// draining and accepts a connection. Nothing is sent to a replica
-    /// before it accepted, so moving on is always safe; once the route ran
-    /// out, the current table is asked once more (a deploy may have
-    /// switched it meanwhile).
+    /// Forwards the request along `route`, replica after replica as
+    /// [`Attempts`] hands them out.
     async fn forward(
         &mut self,
         session: &mut ServerSession,
-        mut route: Route,
+        route: Route,
         request_id: &HeaderValue,
     ) -> Result<(), Failure> {
         let edge = self.edge;
         let started = Instant::now();
-        let (mut turn, mut attempt) = (route.backend().start(), 0);
-        let (mut rerouted, mut connect_failed, mut timed_out) = (false, false, false);
-        // A stale pooled connection is retried once, on a new connection.
-        let mut stale_retried = false;
         let retryable = session.req_header().method.is_idempotent() && session.is_body_empty();
+        let mut attempts = Attempts::new(route);
         loop {
-            let Some(upstream) = route.backend().pick(turn, attempt) else {
-                if rerouted {
-                    return Err(if connect_failed {
-                        Failure::Unreachable { timed_out }
-                    } else {
-                        Failure::Draining
-                    });
-                }
-                rerouted = true;
-                let req = session.req_header();
-                let table = edge.router.load();
-                route = match policy::decide(&table, request_host(req), req.uri.path()) {
-                    Decision::Forward(route) => route.clone(),
-                    Decision::NoReplica(_) if connect_failed => {
-                        return Err(Failure::Unreachable { timed_out })
-                    }
-                    Decision::NoReplica(_) => return Err(Failure::Draining),
-                    _ => return Err(Failure::Gone),
-                };
-                self.app = Some(route.backend().app().clone());
-                (turn, attempt) = (route.backend().start(), 0);
+            let req = session.req_header();
+            let (addr, guard) = attempts.next(edge, request_host(req), req.uri.path())?;
+            let Some((stream, reused)) = attempts.connect(edge, addr, retryable).await else {
                 continue;
-            };
-            attempt += 1;
-            let Some(guard) = upstream.acquire() else {
-                continue;
-            };
-            let addr = upstream.addr();
-            let pooled = if stale_retried {
-                None
-            } else {
-                edge.pool.take(addr, retryable)
-            };
-            let (stream, reused) = match pooled {
-                Some(stream) => (stream, true),
-                None => match pool::connect(addr, edge.options.connect_timeout).await {
-                    Ok(stream) => (stream, false),
-                    Err(e) => {
-                        tracing::debug!(replica = %addr, err = %e, "connect failed");
-                        connect_failed = true;
-                        timed_out = e.kind() == std::io::ErrorKind::TimedOut;
-                        continue;
-                    }
-                },
             };
             let relay = Relay {
                 edge,
-                route: &route,
+                route: attempts.route(),
                 guard,
                 started,
-                app: self.app.as_ref(),
                 request_id,
             };
             match relay.run(session, ReplicaSession::new(stream), addr).await {
@@ -343,30 +455,27 @@ impl Exchange<'_> {
                     self.reusable &= reusable;
                     return Ok(());
                 }
-                Err(RelayError::Stale(e)) if reused && !stale_retried => {
+                Err(RelayError::Stale(e)) if reused && attempts.retry_stale() => {
                     // The replica had closed the pooled connection; it is
-                    // itself fine, so it gets the request on a new one
-                    // (its other pooled ones may be closed too).
+                    // itself fine, so it gets the request on a new one.
                     tracing::debug!(err = %e, "pooled connection was closed; retrying");
-                    stale_retried = true;
-                    attempt -= 1;
                 }
                 Err(RelayError::Stale(e) | RelayError::Replica(e)) => {
-                    return Err(Failure::Replica(e))
+                    tracing::debug!(err = %e, "replica failed");
+                    let timed_out = matches!(
+                        e.etype(),
+                        ErrorType::ReadTimedout | ErrorType::WriteTimedout
+                    );
+                    return Err(Failure::Replica { timed_out });
                 }
-                Err(RelayError::Client(e)) => return Err(Failure::Client(e)),
+                Err(RelayError::Client(e)) => {
+                    tracing::debug!(err = %e, "client failed");
+                    let malformed = matches!(e.etype(), ErrorType::InvalidHTTPHeader);
+                    return Err(Failure::Client { malformed });
+                }
             }
         }
     }
-}
-
-/// What the edge does with a request.
-enum Reply {
-    Forward(Route),
-    /// One of berth's own pages.
-    Page(ErrorPage),
-    /// A static site's response, and the route's HSTS value.
-    Site(SiteResponse, Option<&'static str>),
 }
 
 /// Why relaying failed.
@@ -387,7 +496,6 @@ struct Relay<'r> {
     /// Counts the request on the replica (draining waits for it).
     guard: UpstreamGuard,
     started: Instant,
-    app: Option<&'r Arc<str>>,
     request_id: &'r HeaderValue,
 }
 
@@ -540,10 +648,9 @@ impl Relay<'_> {
             resp.remove_header("keep-alive");
             resp.remove_header("proxy-connection");
         }
-        if let Some(app) = self.app {
-            let seconds = self.started.elapsed().as_secs_f64();
-            edge.metrics.observe_upstream(app, seconds);
-        }
+        let seconds = self.started.elapsed().as_secs_f64();
+        edge.metrics
+            .observe_upstream(self.route.backend().app(), seconds);
         let _ = resp.insert_header(X_REQUEST_ID, self.request_id.clone());
         if let Some(value) = policy::hsts(self.route, edge.options.tls) {
             let _ = resp.insert_header(header::STRICT_TRANSPORT_SECURITY, value);

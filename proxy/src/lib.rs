@@ -9,7 +9,10 @@
 
 #![forbid(unsafe_code)]
 
+mod chunked;
+mod h1;
 mod h3;
+mod head;
 mod hop;
 mod metrics;
 pub mod policy;

@@ -1,6 +1,8 @@
 //! The edge's listeners: [`serve`] runs an [`EdgeProxy`] on a TCP listener
 //! the caller bound (TLS terminated with rustls when configured), on the
 //! caller's tokio runtime; [`serve_on_threads`] runs one per thread.
+//! HTTP/1.1 connections go to the edge's own codec (`h1.rs`), h2 ones
+//! (ALPN) to pingora-core's.
 
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
@@ -10,13 +12,14 @@ use std::time::Duration;
 use pingora_core::apps::ServerApp;
 use pingora_core::listeners::tls::Acceptor;
 use pingora_core::protocols::l4::stream::Stream as L4Stream;
+use pingora_core::protocols::tls::ALPN;
 use pingora_core::protocols::{GetSocketDigest, SocketDigest, Stream};
 use pingora_core::server::ShutdownWatch;
 use rustls::server::ResolvesServerCert;
 use rustls::ServerConfig;
 use tokio_util::sync::CancellationToken;
 
-use crate::EdgeProxy;
+use crate::{h1, EdgeProxy};
 
 tokio::task_local! {
     /// The cancellation of the client connection being served.
@@ -127,34 +130,38 @@ pub async fn serve(
         };
         let (app, acceptor, shutdown) = (app.clone(), acceptor.clone(), shutdown.clone());
         connections.spawn(async move {
-            let mut stream = L4Stream::from(tcp);
-            if let Err(err) = stream.set_nodelay() {
-                tracing::debug!(%err, "TCP_NODELAY");
-            }
-            let digest = SocketDigest::from_raw_fd(stream.as_raw_fd());
-            let _ = digest.peer_addr.set(Some(peer.into()));
-            stream.set_socket_digest(digest);
-            let stream: Stream = match acceptor {
-                Some(acceptor) => {
-                    let handshake = acceptor.tls_handshake(stream);
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-                        Ok(Ok(tls)) => Box::new(tls),
-                        Ok(Err(err)) => {
-                            tracing::debug!(%peer, %err, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    }
-                }
-                None => Box::new(stream),
-            };
             // A tunnel on this connection registers `cut` with its replica,
             // whose drain deadline may then end the whole connection.
             let cut = CancellationToken::new();
             let serve = async {
+                if let Err(err) = tcp.set_nodelay(true) {
+                    tracing::debug!(%err, "TCP_NODELAY");
+                }
+                let Some(acceptor) = acceptor else {
+                    // Plain HTTP/1.1: the edge's own codec on the bare socket.
+                    return h1::serve(&app, tcp, peer, &shutdown).await;
+                };
+                let mut stream = L4Stream::from(tcp);
+                let digest = SocketDigest::from_raw_fd(stream.as_raw_fd());
+                let _ = digest.peer_addr.set(Some(peer.into()));
+                stream.set_socket_digest(digest);
+                let handshake = acceptor.tls_handshake(stream);
+                let stream: Stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await
+                {
+                    Ok(Ok(tls)) => Box::new(tls),
+                    Ok(Err(err)) => {
+                        tracing::debug!(%peer, %err, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+                if stream.selected_alpn_proto() != Some(ALPN::H2) {
+                    return h1::serve(&app, stream, peer, &shutdown).await;
+                }
+                // h2: pingora-core's codec, one `EdgeProxy` exchange per stream.
                 let mut next = app.process_new(stream, &shutdown).await;
                 while let Some(stream) = next {
                     next = app.process_new(stream, &shutdown).await;

@@ -1,0 +1,800 @@
+//! The edge's HTTP/1.1 front end: one client connection served request
+//! after request (pipelined ones too), each forwarded to a replica over a
+//! pooled HTTP/1.1 connection, with the policy and replica choice shared
+//! with the other front ends (`hop.rs`).
+//!
+//! This is the hot path, so it is written for few syscalls and no
+//! per-request allocation: heads are parsed in place from a buffer the
+//! connection keeps ([`head`]), the replica's head is written straight
+//! from the client's, and a small response (head and body) reaches the
+//! client in one write. Bodies stream through in both directions with
+//! their framing checked ([`Chunked`]); the request body is relayed while
+//! the response is awaited, so a replica answering early (a 413) is heard.
+//! h2 clients are served by pingora-core's codec in `hop.rs`.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use http::StatusCode;
+use pingora_core::protocols::Stream;
+use pingora_core::server::ShutdownWatch;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::timeout;
+
+use crate::chunked::Chunked;
+use crate::head::{self, Framing, Refused, Reply};
+use crate::hop::{Attempts, Failure, Plan};
+use crate::policy::{self, X_REQUEST_ID};
+use crate::service::CONNECTION;
+use crate::{EdgeProxy, Route, UpstreamGuard};
+
+/// How long an idle keep-alive connection is kept open.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Deadline for a whole request head once its first byte came.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait for the next bytes of a request body.
+const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest wait for the next bytes from a replica (its response head, or
+/// more of its body). nginx's `proxy_read_timeout` is 60 s; a replica
+/// streaming events gets more room here.
+const REPLICA_TIMEOUT: Duration = Duration::from_secs(300);
+/// Longest a write to a client may stall.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Read size, and the size buffers shrink back to after a large message.
+const CHUNK: usize = 16 * 1024;
+
+/// Serves one HTTP/1.1 client connection until it closes, fails, idles
+/// out, or the edge shuts down.
+pub(crate) async fn serve<C>(edge: &EdgeProxy, io: C, peer: SocketAddr, shutdown: &ShutdownWatch)
+where
+    C: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let mut conn = Conn {
+        edge,
+        io,
+        fwd: head::Forwarding {
+            client: Some(peer.ip()),
+            tls: edge.options().tls,
+        },
+        rbuf: BytesMut::with_capacity(CHUNK),
+        wbuf: Vec::with_capacity(CHUNK),
+        ubuf: BytesMut::with_capacity(CHUNK),
+        block: Vec::with_capacity(1024),
+        sbuf: Vec::with_capacity(1024),
+        req: head::Request::default(),
+        shutdown: shutdown.clone(),
+    };
+    conn.run().await;
+}
+
+/// One client connection and the buffers it reuses.
+struct Conn<'e, C> {
+    edge: &'e EdgeProxy,
+    io: C,
+    fwd: head::Forwarding,
+    /// Bytes from the client not consumed yet (pipelined requests too).
+    rbuf: BytesMut,
+    /// Bytes for the client.
+    wbuf: Vec<u8>,
+    /// Bytes from the replica.
+    ubuf: BytesMut,
+    /// The header section of the request for the replica.
+    block: Vec<u8>,
+    /// The head sent to the replica.
+    sbuf: Vec<u8>,
+    req: head::Request,
+    shutdown: ShutdownWatch,
+}
+
+/// How reading the next request ended.
+enum Next {
+    Request,
+    /// Closed, idle too long, or shutting down: nothing to answer.
+    Closed,
+    /// A head that cannot be served: answered with this status, then closed.
+    Refused(u16),
+}
+
+/// How one exchange ended.
+struct Outcome {
+    /// Status sent to the client (0: none).
+    status: u16,
+    /// The client connection may carry another request.
+    keep: bool,
+}
+
+/// Why relaying to one replica failed.
+enum RelayError {
+    /// Nothing of the request was delivered and nothing came back, on a
+    /// pooled connection: safe to send again on a new one.
+    Stale(std::io::Error),
+    /// The replica failed, timed out or broke the protocol.
+    Replica { timed_out: bool },
+    /// The client failed (went away, stalled, or sent a malformed body).
+    Client { malformed: bool },
+}
+
+fn replica_io(e: std::io::Error) -> RelayError {
+    tracing::debug!(err = %e, "replica failed");
+    RelayError::Replica { timed_out: false }
+}
+
+fn client_io(e: std::io::Error) -> RelayError {
+    tracing::debug!(err = %e, "client failed");
+    RelayError::Client { malformed: false }
+}
+
+const TIMED_OUT: std::io::ErrorKind = std::io::ErrorKind::TimedOut;
+
+/// Reads more of `r` into `buf` within `limit`: `Ok(0)` at end of stream.
+async fn read_more<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut BytesMut,
+    limit: Duration,
+) -> std::io::Result<usize> {
+    buf.reserve(CHUNK);
+    match timeout(limit, r.read_buf(buf)).await {
+        Ok(read) => read,
+        Err(_) => Err(TIMED_OUT.into()),
+    }
+}
+
+/// Writes all of `bytes` to `w` within [`WRITE_TIMEOUT`], and flushes.
+async fn write_all<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+    let write = async {
+        w.write_all(bytes).await?;
+        w.flush().await
+    };
+    match timeout(WRITE_TIMEOUT, write).await {
+        Ok(written) => written,
+        Err(_) => Err(TIMED_OUT.into()),
+    }
+}
+
+/// Drops a buffer grown by a large message back to the usual size.
+fn shrink(buf: &mut Vec<u8>) {
+    buf.clear();
+    if buf.capacity() > 4 * CHUNK {
+        *buf = Vec::with_capacity(CHUNK);
+    }
+}
+
+impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
+    async fn run(&mut self) {
+        loop {
+            match self.next_request().await {
+                Next::Request => {}
+                Next::Closed => return,
+                Next::Refused(status) => {
+                    let page = policy::error_page(status);
+                    self.edge.metrics().observe_request(None, status);
+                    self.wbuf.clear();
+                    self.page_head(page, false);
+                    self.wbuf.extend_from_slice(page.body.as_bytes());
+                    let _ = write_all(&mut self.io, &self.wbuf).await;
+                    let _ = self.io.shutdown().await;
+                    return;
+                }
+            }
+            let outcome = {
+                let _in_flight = self.edge.metrics().in_flight();
+                self.exchange().await
+            };
+            if !outcome.keep {
+                let _ = timeout(WRITE_TIMEOUT, self.io.shutdown()).await;
+                return;
+            }
+            shrink(&mut self.wbuf);
+            if self.rbuf.is_empty() && self.rbuf.capacity() > 4 * CHUNK {
+                self.rbuf = BytesMut::with_capacity(CHUNK);
+            }
+            if self.ubuf.capacity() > 4 * CHUNK {
+                self.ubuf = BytesMut::with_capacity(CHUNK);
+            }
+        }
+    }
+
+    /// Reads until a whole request head is buffered and parsed into
+    /// `self.req` (its forwarded header section into `self.block`).
+    async fn next_request(&mut self) -> Next {
+        let mut deadline = None;
+        loop {
+            if !self.rbuf.is_empty() {
+                match head::parse_request(&self.rbuf, &mut self.req, &mut self.block, self.fwd) {
+                    Ok(true) => return Next::Request,
+                    Ok(false) if self.rbuf.len() >= head::MAX_HEAD => return Next::Refused(431),
+                    Ok(false) => {}
+                    Err(Refused(status)) => return Next::Refused(status),
+                }
+            }
+            let read = match deadline {
+                Some(deadline) => {
+                    let read = read_more(&mut self.io, &mut self.rbuf, HEAD_TIMEOUT);
+                    match tokio::time::timeout_at(deadline, read).await {
+                        Ok(read) => read,
+                        Err(_) => Err(TIMED_OUT.into()),
+                    }
+                }
+                None => {
+                    // Idle between requests: shutdown ends the wait.
+                    let read = read_more(&mut self.io, &mut self.rbuf, KEEPALIVE_TIMEOUT);
+                    let mut stop = self.shutdown.clone();
+                    tokio::select! {
+                        biased;
+                        read = read => read,
+                        stopping = async { stop.wait_for(|stopping| *stopping).await.is_ok() } => {
+                            if stopping {
+                                return Next::Closed;
+                            }
+                            // A dropped sender never asks to stop.
+                            std::future::pending().await
+                        }
+                    }
+                }
+            };
+            match read {
+                Ok(0) | Err(_) => return Next::Closed,
+                Ok(_) => {
+                    deadline.get_or_insert_with(|| tokio::time::Instant::now() + HEAD_TIMEOUT);
+                }
+            }
+        }
+    }
+
+    /// Serves the request in `self.req`.
+    async fn exchange(&mut self) -> Outcome {
+        let edge = self.edge;
+        let closing = *self.shutdown.borrow();
+        // A body berth does not read itself ends the connection.
+        let body_unread = self.req.body != Framing::Empty;
+        let keep = self.req.keep_alive && !closing;
+        let host = (!self.req.host.is_empty()).then_some(self.req.host.as_str());
+        let (plan, app) = edge.plan(host, self.req.path(), &self.req.target);
+        let outcome = match plan {
+            Plan::Forward(route) => self.forward(route, keep).await,
+            Plan::Challenge(key_auth) => {
+                let ctype = [(&b"content-type"[..], &b"text/plain"[..])];
+                self.answer(
+                    StatusCode::OK,
+                    &ctype,
+                    key_auth.as_bytes(),
+                    keep && !body_unread,
+                )
+                .await
+            }
+            Plan::Redirect(to) => {
+                let fields = [
+                    (&b"content-type"[..], &b"text/plain"[..]),
+                    (b"location", to.as_bytes()),
+                    (b"cache-control", b"no-store"),
+                ];
+                let keep = keep && !body_unread;
+                self.answer(
+                    StatusCode::PERMANENT_REDIRECT,
+                    &fields,
+                    b"Moved to HTTPS\n",
+                    keep,
+                )
+                .await
+            }
+            Plan::Page(page) => {
+                self.req.keep_alive = keep && !body_unread;
+                self.consume_head();
+                self.send_page(page).await
+            }
+            Plan::Site { site, path, hsts } => {
+                let headers = head::header_map(&self.rbuf[..self.req.head_len]);
+                let resp = site.respond(&self.req.method, &path, &headers);
+                let mut fields: Vec<(&[u8], &[u8])> = resp
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()))
+                    .collect();
+                fields.push((X_REQUEST_ID.as_bytes(), self.req.request_id.as_bytes()));
+                if let Some(hsts) = hsts {
+                    fields.push((b"strict-transport-security", hsts.as_bytes()));
+                }
+                if let Some(alt_svc) = edge.alt_svc() {
+                    fields.push((b"alt-svc", alt_svc.as_bytes()));
+                }
+                let keep = keep && !body_unread;
+                self.wbuf.clear();
+                // The site sets Content-Length itself (and none on 304).
+                head::own_head(
+                    &mut self.wbuf,
+                    resp.status,
+                    fields,
+                    None,
+                    self.req.http11,
+                    keep,
+                );
+                self.consume_head();
+                self.wbuf.extend_from_slice(&resp.body);
+                let written = write_all(&mut self.io, &self.wbuf).await;
+                Outcome {
+                    status: resp.status.as_u16(),
+                    keep: keep && written.is_ok(),
+                }
+            }
+        };
+        edge.metrics().observe_request(app.as_ref(), outcome.status);
+        outcome
+    }
+
+    /// Drops the request head from the read buffer.
+    fn consume_head(&mut self) {
+        self.rbuf.advance(self.req.head_len);
+    }
+
+    /// Writes the head of one of berth's pages into `wbuf`.
+    fn page_head(&mut self, page: policy::ErrorPage, keep: bool) {
+        let status = StatusCode::from_u16(page.status).unwrap_or(StatusCode::BAD_GATEWAY);
+        let fields = [
+            (&b"content-type"[..], &b"text/html; charset=utf-8"[..]),
+            (b"cache-control", b"no-store"),
+            (X_REQUEST_ID.as_bytes(), self.req.request_id.as_bytes()),
+        ];
+        let id_known = !self.req.request_id.is_empty();
+        let fields = fields.into_iter().take(if id_known { 3 } else { 2 });
+        let len = page.body.len();
+        head::own_head(
+            &mut self.wbuf,
+            status,
+            fields,
+            Some(len),
+            self.req.http11,
+            keep,
+        );
+    }
+
+    /// Answers with one of berth's pages (the head was consumed).
+    async fn send_page(&mut self, page: policy::ErrorPage) -> Outcome {
+        let keep = self.req.keep_alive;
+        self.wbuf.clear();
+        self.page_head(page, keep);
+        if self.req.method != http::Method::HEAD {
+            self.wbuf.extend_from_slice(page.body.as_bytes());
+        }
+        let written = write_all(&mut self.io, &self.wbuf).await;
+        Outcome {
+            status: page.status,
+            keep: keep && written.is_ok(),
+        }
+    }
+
+    /// Answers with a whole response berth makes itself.
+    async fn answer(
+        &mut self,
+        status: StatusCode,
+        fields: &[(&[u8], &[u8])],
+        body: &[u8],
+        keep: bool,
+    ) -> Outcome {
+        self.wbuf.clear();
+        let id = (X_REQUEST_ID.as_bytes(), self.req.request_id.as_bytes());
+        let fields = fields.iter().copied().chain([id]);
+        head::own_head(
+            &mut self.wbuf,
+            status,
+            fields,
+            Some(body.len()),
+            self.req.http11,
+            keep,
+        );
+        if self.req.method != http::Method::HEAD {
+            self.wbuf.extend_from_slice(body);
+        }
+        self.consume_head();
+        let written = write_all(&mut self.io, &self.wbuf).await;
+        Outcome {
+            status: status.as_u16(),
+            keep: keep && written.is_ok(),
+        }
+    }
+
+    /// Forwards the request along `route`, trying replicas as
+    /// [`Attempts`] hands them out; a failure before anything reached the
+    /// client gets an error page.
+    async fn forward(&mut self, route: Route, keep: bool) -> Outcome {
+        let edge = self.edge;
+        let started = Instant::now();
+        let retryable = self.req.retryable();
+        let mut attempts = Attempts::new(route);
+        self.consume_head();
+        let failure = loop {
+            let host = (!self.req.host.is_empty()).then_some(self.req.host.as_str());
+            let (addr, guard) = match attempts.next(edge, host, self.req.path()) {
+                Ok(next) => next,
+                Err(failure) => break failure,
+            };
+            let Some((replica, reused)) = attempts.connect(edge, addr, retryable).await else {
+                continue;
+            };
+            let relay = self.relay(attempts.route(), guard, replica, addr, keep, started);
+            match relay.await {
+                Ok(outcome) => return outcome,
+                Err(RelayError::Stale(e)) if reused && attempts.retry_stale() => {
+                    tracing::debug!(err = %e, "pooled connection was closed; retrying");
+                }
+                Err(RelayError::Stale(e)) => {
+                    tracing::debug!(err = %e, "replica closed the connection");
+                    break Failure::Replica { timed_out: false };
+                }
+                Err(RelayError::Replica { timed_out }) => break Failure::Replica { timed_out },
+                Err(RelayError::Client { malformed }) => break Failure::Client { malformed },
+            }
+        };
+        // Nothing reached the client; what is left of the request cannot
+        // be told from a next one, so the connection ends after the page.
+        let status = failure.status();
+        if status == 0 {
+            return Outcome {
+                status,
+                keep: false,
+            };
+        }
+        self.req.keep_alive = false;
+        self.send_page(policy::error_page(status)).await
+    }
+
+    /// Sends the request to one connected replica and relays the answer.
+    /// An error means nothing reached the client; once the response head
+    /// went out, failures cut the connection and end as an [`Outcome`].
+    async fn relay(
+        &mut self,
+        route: &Route,
+        mut guard: UpstreamGuard,
+        mut replica: Stream,
+        addr: SocketAddr,
+        keep: bool,
+        started: Instant,
+    ) -> Result<Outcome, RelayError> {
+        let edge = self.edge;
+        self.sbuf.clear();
+        self.sbuf
+            .extend_from_slice(self.req.method.as_str().as_bytes());
+        self.sbuf.push(b' ');
+        let path = policy::upstream_path(route, &self.req.target);
+        self.sbuf.extend_from_slice(path.as_bytes());
+        self.sbuf.extend_from_slice(b" HTTP/1.1\r\n");
+        self.sbuf.extend_from_slice(&self.block);
+        // A body already here whole goes out in the same write.
+        let mut body = self.req.body;
+        let mut inline = 0;
+        if let Framing::Length(n) = body {
+            if let Some(n) = usize::try_from(n).ok().filter(|n| *n <= self.rbuf.len()) {
+                self.sbuf.extend_from_slice(&self.rbuf[..n]);
+                inline = n;
+                body = Framing::Empty;
+            }
+        }
+        write_all(&mut replica, &self.sbuf)
+            .await
+            .map_err(RelayError::Stale)?;
+        self.rbuf.advance(inline);
+        let hsts = policy::hsts(route, edge.options().tls);
+        let reply = Reply {
+            head_request: self.req.method == http::Method::HEAD,
+            http11: self.req.http11,
+            keep_alive: keep,
+            upgrade: self.req.upgrade,
+            request_id: &self.req.request_id,
+            hsts,
+            alt_svc: edge.alt_svc(),
+        };
+        self.ubuf.clear();
+        self.wbuf.clear();
+        let (response, mut replica, body_sent) = if body == Framing::Empty {
+            // Sending again is safe while nothing came back.
+            let stale_ok = self.req.retryable();
+            let response = loop {
+                let read = read_head(
+                    &mut replica,
+                    &mut self.ubuf,
+                    &mut self.wbuf,
+                    &reply,
+                    stale_ok,
+                );
+                let response = read.await?;
+                if !response.informational {
+                    break response;
+                }
+                if !self.wbuf.is_empty() {
+                    write_all(&mut self.io, &self.wbuf)
+                        .await
+                        .map_err(client_io)?;
+                    self.wbuf.clear();
+                }
+            };
+            (response, replica, true)
+        } else {
+            if self.req.expect_continue {
+                write_all(&mut self.io, b"HTTP/1.1 100 Continue\r\n\r\n")
+                    .await
+                    .map_err(client_io)?;
+            }
+            let body_done = AtomicBool::new(false);
+            let (mut from, mut to) = tokio::io::split(replica);
+            let (response, sent) = {
+                let send = send_body(&mut self.io, &mut self.rbuf, &mut to, body, &body_done);
+                let recv = async {
+                    loop {
+                        // The client keeps its connection only if its whole
+                        // body was read before the answer came.
+                        let reply = Reply {
+                            keep_alive: reply.keep_alive && body_done.load(Ordering::Relaxed),
+                            ..reply
+                        };
+                        let read =
+                            read_head(&mut from, &mut self.ubuf, &mut self.wbuf, &reply, false);
+                        let response = read.await?;
+                        if !response.informational {
+                            break Ok::<_, RelayError>(response);
+                        }
+                        // 1xx while the body streams: not passed on.
+                        self.wbuf.clear();
+                    }
+                };
+                tokio::pin!(send, recv);
+                let mut sent = None;
+                let response = loop {
+                    tokio::select! {
+                        biased;
+                        response = &mut recv => break response?,
+                        result = &mut send, if sent.is_none() => match result {
+                            Err(SendError::Client { malformed }) => {
+                                return Err(RelayError::Client { malformed });
+                            }
+                            Err(SendError::Replica(e)) => {
+                                // The replica may still answer (a 413).
+                                tracing::debug!(err = %e, "replica stopped reading the request");
+                                sent = Some(false);
+                            }
+                            Ok(()) => sent = Some(true),
+                        },
+                    }
+                };
+                (response, sent == Some(true))
+            };
+            (response, from.unsplit(to), sent)
+        };
+        let status = response.status;
+        let seconds = started.elapsed().as_secs_f64();
+        edge.metrics()
+            .observe_upstream(route.backend().app(), seconds);
+        if status == 101 {
+            if let Ok(connection) = CONNECTION.try_with(Clone::clone) {
+                guard.become_tunnel(connection);
+            }
+            self.tunnel(&mut replica).await;
+            drop(guard);
+            return Ok(Outcome {
+                status,
+                keep: false,
+            });
+        }
+        let relayed = relay_body(
+            &mut self.io,
+            &mut replica,
+            &mut self.ubuf,
+            &mut self.wbuf,
+            &response,
+        )
+        .await;
+        if let Err(e) = relayed {
+            tracing::debug!(err = %e, "response cut short");
+            return Ok(Outcome {
+                status,
+                keep: false,
+            });
+        }
+        if response.replica_keep && body_sent && self.ubuf.is_empty() {
+            edge.pool().put(addr, replica);
+        }
+        drop(guard);
+        Ok(Outcome {
+            status,
+            keep: response.client_keep,
+        })
+    }
+
+    /// Carries an upgraded connection both ways until both ends closed
+    /// (or the replica's drain deadline cuts the client connection).
+    async fn tunnel(&mut self, replica: &mut Stream) {
+        self.wbuf.extend_from_slice(&self.ubuf);
+        self.ubuf.clear();
+        if write_all(&mut self.io, &self.wbuf).await.is_err() {
+            return;
+        }
+        if !self.rbuf.is_empty() {
+            if write_all(replica, &self.rbuf).await.is_err() {
+                return;
+            }
+            self.rbuf.clear();
+        }
+        if let Err(e) = tokio::io::copy_bidirectional(&mut self.io, replica).await {
+            tracing::debug!(err = %e, "tunnel ended");
+        }
+    }
+}
+
+/// Reads a response head from a replica into `out` (rewritten for the
+/// client). `stale_ok`: a connection closed before any byte came is
+/// reported as stale (the request may go again).
+async fn read_head<R: AsyncRead + Unpin>(
+    r: &mut R,
+    ubuf: &mut BytesMut,
+    out: &mut Vec<u8>,
+    reply: &Reply<'_>,
+    stale_ok: bool,
+) -> Result<head::Response, RelayError> {
+    let fresh = ubuf.is_empty();
+    loop {
+        if !ubuf.is_empty() {
+            match head::parse_response(ubuf, reply, out) {
+                Ok(Some(response)) => {
+                    ubuf.advance(response.head_len);
+                    return Ok(response);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::debug!(err = %e, "replica sent an unusable response");
+                    return Err(RelayError::Replica { timed_out: false });
+                }
+            }
+        }
+        let nothing_yet = stale_ok && fresh && ubuf.is_empty();
+        match read_more(r, ubuf, REPLICA_TIMEOUT).await {
+            Ok(0) if nothing_yet => {
+                return Err(RelayError::Stale(std::io::ErrorKind::UnexpectedEof.into()))
+            }
+            Ok(0) => return Err(replica_io(std::io::ErrorKind::UnexpectedEof.into())),
+            Ok(_) => {}
+            Err(e) if e.kind() == TIMED_OUT => return Err(RelayError::Replica { timed_out: true }),
+            Err(e) if nothing_yet => return Err(RelayError::Stale(e)),
+            Err(e) => return Err(replica_io(e)),
+        }
+    }
+}
+
+/// Why sending a request body failed.
+enum SendError {
+    Client { malformed: bool },
+    Replica(std::io::Error),
+}
+
+/// Relays the rest of a request body (framed by `framing`) from the client
+/// to the replica; `done` turns true when all of it went.
+async fn send_body<C, W>(
+    io: &mut C,
+    rbuf: &mut BytesMut,
+    to: &mut W,
+    framing: Framing,
+    done: &AtomicBool,
+) -> Result<(), SendError>
+where
+    C: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let client_gone = |e: std::io::Error| {
+        tracing::debug!(err = %e, "client body failed");
+        SendError::Client { malformed: false }
+    };
+    match framing {
+        Framing::Length(mut left) => {
+            while left > 0 {
+                if rbuf.is_empty()
+                    && read_more(io, rbuf, BODY_TIMEOUT)
+                        .await
+                        .map_err(client_gone)?
+                        == 0
+                {
+                    return Err(SendError::Client { malformed: false });
+                }
+                let n = usize::try_from(left).map_or(rbuf.len(), |l| l.min(rbuf.len()));
+                write_all(to, &rbuf[..n])
+                    .await
+                    .map_err(SendError::Replica)?;
+                rbuf.advance(n);
+                left -= n as u64;
+            }
+        }
+        Framing::Chunked => {
+            let mut chunked = Chunked::default();
+            loop {
+                if !rbuf.is_empty() {
+                    let n = chunked
+                        .feed(rbuf, |_| {})
+                        .map_err(|_| SendError::Client { malformed: true })?;
+                    write_all(to, &rbuf[..n])
+                        .await
+                        .map_err(SendError::Replica)?;
+                    rbuf.advance(n);
+                    if chunked.is_done() {
+                        break;
+                    }
+                }
+                if read_more(io, rbuf, BODY_TIMEOUT)
+                    .await
+                    .map_err(client_gone)?
+                    == 0
+                {
+                    return Err(SendError::Client { malformed: false });
+                }
+            }
+        }
+        Framing::Empty | Framing::Close => {}
+    }
+    done.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Relays a response body from the replica to the client after its head
+/// (already in `wbuf`): a small response goes out in one write.
+async fn relay_body<C: AsyncWrite + Unpin>(
+    io: &mut C,
+    replica: &mut Stream,
+    ubuf: &mut BytesMut,
+    wbuf: &mut Vec<u8>,
+    response: &head::Response,
+) -> std::io::Result<()> {
+    let truncated = || std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "body cut short");
+    match response.body {
+        Framing::Empty => write_all(io, wbuf).await,
+        Framing::Length(mut left) => loop {
+            let n = usize::try_from(left).map_or(ubuf.len(), |l| l.min(ubuf.len()));
+            wbuf.extend_from_slice(&ubuf[..n]);
+            ubuf.advance(n);
+            left -= n as u64;
+            write_all(io, wbuf).await?;
+            wbuf.clear();
+            if left == 0 {
+                return Ok(());
+            }
+            if read_more(replica, ubuf, REPLICA_TIMEOUT).await? == 0 {
+                return Err(truncated());
+            }
+        },
+        Framing::Chunked => {
+            let mut chunked = Chunked::default();
+            loop {
+                if !ubuf.is_empty() {
+                    let bad = |e| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+                    let n = if response.dechunk {
+                        chunked
+                            .feed(ubuf, |d| wbuf.extend_from_slice(d))
+                            .map_err(bad)?
+                    } else {
+                        let n = chunked.feed(ubuf, |_| {}).map_err(bad)?;
+                        wbuf.extend_from_slice(&ubuf[..n]);
+                        n
+                    };
+                    ubuf.advance(n);
+                    if chunked.is_done() {
+                        return write_all(io, wbuf).await;
+                    }
+                }
+                // What is here goes out before waiting for more (a stream
+                // of events must flow).
+                if !wbuf.is_empty() {
+                    write_all(io, wbuf).await?;
+                    wbuf.clear();
+                }
+                if read_more(replica, ubuf, REPLICA_TIMEOUT).await? == 0 {
+                    return Err(truncated());
+                }
+            }
+        }
+        Framing::Close => loop {
+            wbuf.extend_from_slice(ubuf);
+            ubuf.clear();
+            write_all(io, wbuf).await?;
+            wbuf.clear();
+            if read_more(replica, ubuf, REPLICA_TIMEOUT).await? == 0 {
+                return Ok(());
+            }
+        },
+    }
+}
