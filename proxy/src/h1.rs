@@ -169,6 +169,8 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                 Next::Closed => return,
                 Next::Refused(status) => {
                     let page = policy::error_page(status);
+                    // No id of this request was read.
+                    self.req.request_id.clear();
                     self.edge.metrics().observe_request(None, status);
                     self.wbuf.clear();
                     self.page_head(page, false);
@@ -488,7 +490,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
         self.wbuf.clear();
         let (response, mut replica, body_sent) = if body == Framing::Empty {
             // Sending again is safe while nothing came back.
-            let stale_ok = self.req.retryable();
+            let mut stale_ok = self.req.retryable();
             let response = loop {
                 let read = read_head(
                     &mut replica,
@@ -501,6 +503,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                 if !response.informational {
                     break response;
                 }
+                stale_ok = false;
                 if !self.wbuf.is_empty() {
                     write_all(&mut self.io, &self.wbuf)
                         .await

@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -442,48 +443,223 @@ async fn malformed_requests_get_400_and_the_edge_keeps_serving() {
     assert_eq!(get(&edge, "app.test", "/").await.status(), 200);
 }
 
-/// An upstream that closes every connection right after its response,
-/// without saying `Connection: close`: each pooled connection is dead.
-async fn closing_upstream() -> SocketAddr {
+/// A hand-written HTTP/1.1 upstream: reads each request head (and as much
+/// body as `Content-Length` says), counts it, and writes `answer`; with
+/// `close`, it then closes the connection without saying so.
+async fn raw_upstream(answer: &'static [u8], close: bool) -> (SocketAddr, Arc<AtomicUsize>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counter = requests.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    // Head, then as much body as Content-Length says.
+                    let head_end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        let n = conn.read(&mut chunk).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    while buf.len() < head_end + length {
+                        let n = conn.read(&mut chunk).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                    }
+                    buf.drain(..head_end + length);
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    if conn.write_all(answer).await.is_err() || close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, requests)
+}
+
+/// Writes `raw` to the edge and reads until it closes the connection.
+async fn raw_exchange(edge: &Edge, raw: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
+    conn.write_all(raw).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut answer))
+        .await
+        .expect("the edge answers and closes")
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order() {
+    let backend = Arc::new(Backend::new("app", vec![echo_upstream("a").await]));
+    let edge = start_edge(vec![route("app.test", "/", false, &backend)]).await;
+    let raw = "GET /1 HTTP/1.1\r\nHost: app.test\r\n\r\n\
+               POST /2 HTTP/1.1\r\nHost: app.test\r\nContent-Length: 3\r\n\r\nabc\
+               GET /3 HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n";
+    let answer = raw_exchange(&edge, raw.as_bytes()).await;
+    assert_eq!(answer.matches("HTTP/1.1 200 OK").count(), 3, "{answer}");
+    let at = |needle: &str| {
+        answer
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle} in {answer}"))
+    };
+    assert!(at("\"path\":\"/1\"") < at("\"path\":\"/2\""));
+    assert!(at("\"path\":\"/2\"") < at("\"path\":\"/3\""));
+    assert!(answer.contains("\"body_len\":3"));
+}
+
+#[tokio::test]
+async fn chunked_responses_pass_through_and_old_clients_get_them_unwrapped() {
+    let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                    5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n";
+    let (up, requests) = raw_upstream(chunked, false).await;
+    let backend = Arc::new(Backend::new("app", vec![up]));
+    let edge = start_edge(vec![route("app.test", "/", false, &backend)]).await;
+    // An HTTP/1.1 client gets the chunks as the replica sent them, and
+    // keeps its connection: two requests, then close.
+    let raw = "GET /a HTTP/1.1\r\nHost: app.test\r\n\r\n\
+               GET /b HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n";
+    let answer = raw_exchange(&edge, raw.as_bytes()).await;
+    assert_eq!(
+        answer.matches("transfer-encoding: chunked").count(),
+        2,
+        "{answer}"
+    );
+    assert_eq!(
+        answer
+            .matches("6;x=y\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n")
+            .count(),
+        2
+    );
+    // An HTTP/1.0 client cannot read chunks: it gets the data, then the close.
+    let answer = raw_exchange(&edge, b"GET /c HTTP/1.0\r\nHost: app.test\r\n\r\n").await;
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(!head.to_lowercase().contains("chunked") && head.contains("connection: close"));
+    assert_eq!(body, "hello world");
+    assert_eq!(requests.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn smuggling_shapes_never_reach_a_replica() {
+    let (up, requests) =
+        raw_upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false).await;
+    let backend = Arc::new(Backend::new("app", vec![up]));
+    let edge = start_edge(vec![route("app.test", "/", false, &backend)]).await;
+    for (raw, status) in [
+        // CL.TE and TE.CL desync attempts.
+        (&b"POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG"[..], "400"),
+        (b"POST / HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n8\r\nSMUGGLED\r\n0\r\n\r\n", "400"),
+        (b"POST / HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: xchunked\r\n\r\n", "400"),
+        (b"POST / HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", "501"),
+        (b"GET / HTTP/1.1\r\nHost: app.test\r\nHost: other.test\r\n\r\n", "400"),
+        (b"GET / HTTP/1.1\r\n\r\n", "400"),
+        (b"GET / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 1, 2\r\n\r\n", "400"),
+    ] {
+        let answer = raw_exchange(&edge, raw).await;
+        let status_line = format!("HTTP/1.1 {status} ");
+        assert!(answer.starts_with(&status_line), "{:?} got {answer}", String::from_utf8_lossy(raw));
+        assert!(answer.contains("connection: close"));
+    }
+    assert_eq!(requests.load(Ordering::SeqCst), 0);
+    // A chunked body with a bare LF in its framing: its head went out, but
+    // the body is cut off there and what follows is never read as a request.
+    let raw = b"POST / HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n\
+                3\nabc\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: app.test\r\n\r\n";
+    let answer = raw_exchange(&edge, raw).await;
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert_eq!(answer.matches("HTTP/1.1").count(), 1, "{answer}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(requests.load(Ordering::SeqCst) <= 1);
+    assert_eq!(get(&edge, "app.test", "/").await.status(), 200);
+}
+
+#[tokio::test]
+async fn early_answers_to_uploads_reach_the_client() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // The replica refuses the upload after its head, without reading it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
             let (mut conn, _) = listener.accept().await.unwrap();
             tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                // Head, then as much body as Content-Length says.
-                let head_end = loop {
-                    let n = conn.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break i + 4;
-                    }
-                };
-                let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
-                let length: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(0);
-                while buf.len() < head_end + length {
-                    let n = conn.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                let mut buf = [0u8; 1024];
+                let _ = conn.read(&mut buf).await;
+                let answer = b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo big\n";
                 let _ = conn.write_all(answer).await;
+                tokio::time::sleep(Duration::from_secs(10)).await;
             });
         }
     });
-    addr
+    let backend = Arc::new(Backend::new("app", vec![up]));
+    let edge = start_edge(vec![route("app.test", "/", false, &backend)]).await;
+    let mut conn = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
+    let head = "POST /up HTTP/1.1\r\nHost: app.test\r\nContent-Length: 104857600\r\n\r\n";
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let (mut read, mut write) = conn.into_split();
+    // The client keeps uploading; the answer comes anyway.
+    let upload = tokio::spawn(async move {
+        let chunk = vec![b'x'; 64 * 1024];
+        while write.write_all(&chunk).await.is_ok() {}
+    });
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), read.read_to_end(&mut answer))
+        .await
+        .expect("the 413 arrives while the upload goes on")
+        .ok();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 413 Payload Too Large"),
+        "{answer}"
+    );
+    assert!(answer.contains("connection: close") && answer.ends_with("too big\n"));
+    upload.abort();
+}
+
+#[tokio::test]
+async fn expect_continue_is_answered_by_the_edge() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = Arc::new(Backend::new("app", vec![echo_upstream("a").await]));
+    let edge = start_edge(vec![route("app.test", "/", false, &backend)]).await;
+    let mut conn = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
+    let head = "PUT /f HTTP/1.1\r\nHost: app.test\r\nExpect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\n";
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut first = [0u8; 25];
+    tokio::time::timeout(Duration::from_secs(5), conn.read_exact(&mut first))
+        .await
+        .expect("100 Continue before the body")
+        .unwrap();
+    assert_eq!(&first, b"HTTP/1.1 100 Continue\r\n\r\n");
+    conn.write_all(b"hello").await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(answer.contains("\"body_len\":5") && !answer.contains("\"expect\""));
 }
 
 #[tokio::test]
@@ -516,7 +692,7 @@ async fn head_requests_get_the_headers_and_keep_the_connection() {
 
 #[tokio::test]
 async fn replicas_closing_pooled_connections_cost_no_request() {
-    let up = closing_upstream().await;
+    let (up, _) = raw_upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", true).await;
     let backend = Arc::new(Backend::new("app", vec![up]));
     let edge = start_edge(vec![route("app.test", "/", false, &backend)]).await;
     let client = client();
