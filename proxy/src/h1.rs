@@ -42,8 +42,11 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(60);
 const REPLICA_TIMEOUT: Duration = Duration::from_secs(300);
 /// Longest a write to a client may stall.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Read size, and the size buffers shrink back to after a large message.
-const CHUNK: usize = 16 * 1024;
+/// Read size for heads, and what a connection's buffers start with (and
+/// shrink back to after a large message): memory per idle connection.
+const HEAD_READ: usize = 4 * 1024;
+/// Read size for bodies.
+const BODY_READ: usize = 16 * 1024;
 
 /// Serves one HTTP/1.1 client connection until it closes, fails, idles
 /// out, or the edge shuts down.
@@ -58,9 +61,9 @@ where
             client: Some(peer.ip()),
             tls: edge.options().tls,
         },
-        rbuf: BytesMut::with_capacity(CHUNK),
-        wbuf: Vec::with_capacity(CHUNK),
-        ubuf: BytesMut::with_capacity(CHUNK),
+        rbuf: BytesMut::with_capacity(HEAD_READ),
+        wbuf: Vec::with_capacity(HEAD_READ),
+        ubuf: BytesMut::with_capacity(HEAD_READ),
         block: Vec::with_capacity(1024),
         sbuf: Vec::with_capacity(1024),
         req: head::Request::default(),
@@ -128,13 +131,15 @@ fn client_io(e: std::io::Error) -> RelayError {
 
 const TIMED_OUT: std::io::ErrorKind = std::io::ErrorKind::TimedOut;
 
-/// Reads more of `r` into `buf` within `limit`: `Ok(0)` at end of stream.
+/// Reads up to `size` more bytes of `r` into `buf` within `limit`: `Ok(0)`
+/// at end of stream.
 async fn read_more<R: AsyncRead + Unpin>(
     r: &mut R,
     buf: &mut BytesMut,
+    size: usize,
     limit: Duration,
 ) -> std::io::Result<usize> {
-    buf.reserve(CHUNK);
+    buf.reserve(size);
     match timeout(limit, r.read_buf(buf)).await {
         Ok(read) => read,
         Err(_) => Err(TIMED_OUT.into()),
@@ -156,8 +161,8 @@ async fn write_all<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> std::io::R
 /// Drops a buffer grown by a large message back to the usual size.
 fn shrink(buf: &mut Vec<u8>) {
     buf.clear();
-    if buf.capacity() > 4 * CHUNK {
-        *buf = Vec::with_capacity(CHUNK);
+    if buf.capacity() > 2 * BODY_READ {
+        *buf = Vec::with_capacity(HEAD_READ);
     }
 }
 
@@ -189,11 +194,11 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                 return;
             }
             shrink(&mut self.wbuf);
-            if self.rbuf.is_empty() && self.rbuf.capacity() > 4 * CHUNK {
-                self.rbuf = BytesMut::with_capacity(CHUNK);
+            if self.rbuf.is_empty() && self.rbuf.capacity() > 2 * BODY_READ {
+                self.rbuf = BytesMut::with_capacity(HEAD_READ);
             }
-            if self.ubuf.capacity() > 4 * CHUNK {
-                self.ubuf = BytesMut::with_capacity(CHUNK);
+            if self.ubuf.capacity() > 2 * BODY_READ {
+                self.ubuf = BytesMut::with_capacity(HEAD_READ);
             }
         }
     }
@@ -213,7 +218,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
             }
             let read = match deadline {
                 Some(deadline) => {
-                    let read = read_more(&mut self.io, &mut self.rbuf, HEAD_TIMEOUT);
+                    let read = read_more(&mut self.io, &mut self.rbuf, HEAD_READ, HEAD_TIMEOUT);
                     match tokio::time::timeout_at(deadline, read).await {
                         Ok(read) => read,
                         Err(_) => Err(TIMED_OUT.into()),
@@ -221,7 +226,8 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                 }
                 None => {
                     // Idle between requests: shutdown ends the wait.
-                    let read = read_more(&mut self.io, &mut self.rbuf, KEEPALIVE_TIMEOUT);
+                    let read =
+                        read_more(&mut self.io, &mut self.rbuf, HEAD_READ, KEEPALIVE_TIMEOUT);
                     let mut stop = self.shutdown.clone();
                     tokio::select! {
                         biased;
@@ -649,7 +655,7 @@ async fn read_head<R: AsyncRead + Unpin>(
             }
         }
         let nothing_yet = stale_ok && fresh && ubuf.is_empty();
-        match read_more(r, ubuf, REPLICA_TIMEOUT).await {
+        match read_more(r, ubuf, HEAD_READ, REPLICA_TIMEOUT).await {
             Ok(0) if nothing_yet => {
                 return Err(RelayError::Stale(std::io::ErrorKind::UnexpectedEof.into()))
             }
@@ -689,7 +695,7 @@ where
         Framing::Length(mut left) => {
             while left > 0 {
                 if rbuf.is_empty()
-                    && read_more(io, rbuf, BODY_TIMEOUT)
+                    && read_more(io, rbuf, BODY_READ, BODY_TIMEOUT)
                         .await
                         .map_err(client_gone)?
                         == 0
@@ -719,7 +725,7 @@ where
                         break;
                     }
                 }
-                if read_more(io, rbuf, BODY_TIMEOUT)
+                if read_more(io, rbuf, BODY_READ, BODY_TIMEOUT)
                     .await
                     .map_err(client_gone)?
                     == 0
@@ -756,7 +762,7 @@ async fn relay_body<C: AsyncWrite + Unpin>(
             if left == 0 {
                 return Ok(());
             }
-            if read_more(replica, ubuf, REPLICA_TIMEOUT).await? == 0 {
+            if read_more(replica, ubuf, BODY_READ, REPLICA_TIMEOUT).await? == 0 {
                 return Err(truncated());
             }
         },
@@ -785,7 +791,7 @@ async fn relay_body<C: AsyncWrite + Unpin>(
                     write_all(io, wbuf).await?;
                     wbuf.clear();
                 }
-                if read_more(replica, ubuf, REPLICA_TIMEOUT).await? == 0 {
+                if read_more(replica, ubuf, BODY_READ, REPLICA_TIMEOUT).await? == 0 {
                     return Err(truncated());
                 }
             }
@@ -795,7 +801,7 @@ async fn relay_body<C: AsyncWrite + Unpin>(
             ubuf.clear();
             write_all(io, wbuf).await?;
             wbuf.clear();
-            if read_more(replica, ubuf, REPLICA_TIMEOUT).await? == 0 {
+            if read_more(replica, ubuf, BODY_READ, REPLICA_TIMEOUT).await? == 0 {
                 return Ok(());
             }
         },

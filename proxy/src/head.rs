@@ -73,7 +73,7 @@ impl Default for Request {
             http11: true,
             target: String::new(),
             host: String::new(),
-            request_id: String::new(),
+            request_id: String::with_capacity(128),
             body: Framing::Empty,
             keep_alive: false,
             upgrade: false,
@@ -295,8 +295,7 @@ pub(crate) fn parse_request(
         connection.has("keep-alive")
     };
     req.upgrade = req.http11 && upgrade_value.is_some() && connection.has("upgrade");
-    req.request_id.clear();
-    req.request_id.push_str(&policy::request_id(incoming_id));
+    policy::write_request_id(incoming_id, &mut req.request_id);
 
     upstream.clear();
     for h in headers.iter() {
@@ -667,6 +666,37 @@ mod tests {
             parse_request(b"GET / HTTP/1.1\r\nHo", &mut req, &mut Vec::new(), FWD),
             Ok(false)
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_parse_or_refuse_without_panic(
+            input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+        ) {
+            let mut req = Request::default();
+            let mut up = Vec::new();
+            let _ = parse_request(&input, &mut req, &mut up, FWD);
+            let _ = parse_response(&input, &REPLY, &mut up);
+            let _ = header_map(&input);
+        }
+
+        #[test]
+        fn header_fields_survive_the_rewrite(
+            fields in proptest::collection::vec(("[A-Za-z][A-Za-z0-9-]{0,20}", "[ -~]{0,40}"), 0..20),
+        ) {
+            let mut raw = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
+            for (name, value) in &fields {
+                raw.push_str(&format!("{name}: {value}\r\n"));
+            }
+            raw.push_str("\r\n");
+            if let Ok((_, up)) = request(&raw) {
+                // Every line the replica gets is a well-formed field.
+                proptest::prop_assert!(up.ends_with("\r\n\r\n"));
+                for line in up[..up.len() - 4].split("\r\n") {
+                    proptest::prop_assert!(line.contains(':') && !line.contains('\n'), "{line:?}");
+                }
+            }
+        }
     }
 
     const REPLY: Reply<'static> = Reply {

@@ -1,13 +1,14 @@
-//! The edge's HTTP hot path: one request from a client (HTTP/1.1 or h2, as
-//! pingora-core decoded it) carried to a replica over a pooled HTTP/1.1
-//! connection, and its response carried back, with every decision taken
-//! by [`policy`] (shared with HTTP/3).
+//! What every TCP front end shares: the [`EdgeProxy`] of a listener, the
+//! [`Plan`] for a request (ACME answer, redirect, page, static site or
+//! forward), and the replica choice with its retries ([`Attempts`], over
+//! the edge's own connection pool). Also the h2 front end: a request as
+//! pingora-core's h2 codec decoded it, carried to a replica over pooled
+//! HTTP/1.1 with pingora-core's client codec.
 //!
-//! Written on pingora-core directly (its HTTP codecs and upstream
-//! connection pool) rather than on pingora-proxy's `ProxyHttp`: one task
-//! per request, no boxed future per hook, no channels between a client
-//! half and a replica half. Issue #6 measured that machinery at about
-//! twice nginx's CPU per small request.
+//! HTTP/1.1 clients take the edge's own codec in `h1.rs` instead: issue
+//! #6 measured pingora's HTTP/1 session code (header maps kept twice, a
+//! 64 KB body buffer and a new session per request) at twice nginx's CPU
+//! per small request.
 
 use std::borrow::Cow;
 use std::net::SocketAddr;

@@ -1,11 +1,12 @@
 //! berth's edge proxy: the route table (an immutable snapshot swapped
 //! atomically by the orchestrator), the request policy as plain functions,
-//! and the hot path on pingora-core that serves it.
+//! and the front ends that serve it.
 //!
-//! The policy lives in [`policy`] so that both front ends (pingora-core's
-//! codecs for HTTP/1.1 and h2 over TCP, quinn + h3 for HTTP/3) call the
-//! same code and cannot drift. An app may also be a static [`site`] that
-//! the edge serves from memory itself.
+//! Three front ends share one policy ([`policy`]) and one way of choosing
+//! and reaching replicas (`hop.rs`), so they cannot drift: the edge's own
+//! HTTP/1.1 codec (`h1.rs`, the hot path), pingora-core's h2 codec for
+//! clients that negotiate h2, and quinn + h3 for HTTP/3. An app may also
+//! be a static [`site`] that the edge serves from memory itself.
 
 #![forbid(unsafe_code)]
 

@@ -162,28 +162,47 @@ const MAX_REQUEST_ID: usize = 128;
 /// The request id: the client's `X-Request-Id` when it is a short token of
 /// `[A-Za-z0-9._-]`, otherwise a fresh random 128-bit hex id.
 pub fn request_id(incoming: Option<&[u8]>) -> Cow<'_, str> {
-    if let Some(id) = incoming {
-        let ok = !id.is_empty()
-            && id.len() <= MAX_REQUEST_ID
-            && id
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-        if ok {
-            if let Ok(s) = std::str::from_utf8(id) {
-                return Cow::Borrowed(s);
-            }
-        }
+    match sane_request_id(incoming) {
+        Some(id) => Cow::Borrowed(id),
+        None => Cow::Owned(hex_id(rand::random::<u128>())),
     }
-    Cow::Owned(hex_id(rand::random::<u128>()))
+}
+
+/// [`request_id`] written into `out` (cleared first): no allocation once
+/// `out` has room for 128 bytes.
+pub fn write_request_id(incoming: Option<&[u8]>, out: &mut String) {
+    out.clear();
+    match sane_request_id(incoming) {
+        Some(id) => out.push_str(id),
+        None => push_hex_id(rand::random::<u128>(), out),
+    }
+}
+
+/// The client's request id, when it is one berth keeps.
+fn sane_request_id(incoming: Option<&[u8]>) -> Option<&str> {
+    let id = incoming?;
+    let ok = !id.is_empty()
+        && id.len() <= MAX_REQUEST_ID
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    ok.then(|| std::str::from_utf8(id).ok()).flatten()
 }
 
 /// `id` as 32 lowercase hex digits.
 fn hex_id(id: u128) -> String {
+    let mut out = String::with_capacity(32);
+    push_hex_id(id, &mut out);
+    out
+}
+
+fn push_hex_id(id: u128, out: &mut String) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    (0..32)
-        .rev()
-        .map(|i| char::from(DIGITS[((id >> (i * 4)) & 0xf) as usize]))
-        .collect()
+    out.extend(
+        (0..32)
+            .rev()
+            .map(|i| char::from(DIGITS[((id >> (i * 4)) & 0xf) as usize])),
+    );
 }
 
 /// Headers berth sets on every forwarded request. Client-sent values of the
@@ -438,6 +457,12 @@ mod tests {
         assert_eq!(hex_id(0xab), format!("{:032x}", 0xab));
         assert_eq!(hex_id(u128::MAX), "f".repeat(32));
         assert_ne!(request_id(None), request_id(None));
+        let mut out = String::from("old");
+        write_request_id(Some(b"abc-123"), &mut out);
+        assert_eq!(out, "abc-123");
+        write_request_id(Some(b"a b"), &mut out);
+        assert_eq!(out.len(), 32);
+        assert!(out.bytes().all(|b| b.is_ascii_hexdigit()));
     }
 
     #[test]
