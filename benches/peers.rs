@@ -618,18 +618,17 @@ async fn run(plan: Plan) {
     std::fs::write(&tls.cert, &cert_pem).unwrap();
     std::fs::write(&tls.key, &key_pem).unwrap();
 
-    // berth with the edge on its main runtime, and berth with one
-    // single-threaded edge worker per core (`[proxy] workers`).
-    let (mut berth, berth_peer, upstream) = start_berth("berth", "", None, &tls).await;
-    let image = berth.images_of_test()[0].clone();
-    // BERTH_BENCH_WORKERS: another worker count to compare (default: cores).
+    // berth as configured by default (one single-threaded edge worker per
+    // core), and berth with the edge on its main runtime (`workers = 0`).
+    // BERTH_BENCH_WORKERS: another worker count for the first.
     let workers = std::env::var("BERTH_BENCH_WORKERS")
         .ok()
-        .and_then(|w| w.parse().ok())
-        .unwrap_or_else(cores);
-    let workers = format!("workers = {workers}\n");
-    let (_berth_workers, workers_peer, _) =
-        start_berth("berth-workers", &workers, Some(&image), &tls).await;
+        .and_then(|w| w.parse::<usize>().ok())
+        .map_or(String::new(), |w| format!("workers = {w}\n"));
+    let (mut berth, berth_peer, upstream) = start_berth("berth", &workers, None, &tls).await;
+    let image = berth.images_of_test()[0].clone();
+    let (_berth_shared, shared_peer, _) =
+        start_berth("berth-shared", "workers = 0\n", Some(&image), &tls).await;
     let mut peers = vec![
         Peer {
             name: "direct",
@@ -639,7 +638,7 @@ async fn run(plan: Plan) {
             child: None,
         },
         berth_peer,
-        workers_peer,
+        shared_peer,
     ];
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     peers.push(start_nginx(dirs[0].path(), &upstream, &tls));

@@ -191,8 +191,8 @@ pub struct FileProxy {
     /// Seconds in-flight requests get to finish at shutdown; default 10.
     pub shutdown_grace_secs: Option<u64>,
     /// Threads of their own for the TCP edge, each a single-threaded
-    /// runtime accepting on the same sockets; default 0: the edge shares
-    /// berth's main runtime.
+    /// runtime accepting on the same sockets with its own replica pool;
+    /// default: one per core. 0: the edge shares berth's main runtime.
     pub workers: Option<u64>,
 }
 
@@ -364,7 +364,8 @@ impl Settings {
                 600,
             )?),
             edge_workers: match f.proxy.workers {
-                None | Some(0) => 0,
+                Some(0) => 0,
+                None => std::thread::available_parallelism().map_or(1, |n| n.get().min(64)),
                 other => secs("proxy.workers", other, 1, 64)? as usize,
             },
             acme,

@@ -27,11 +27,22 @@ pub(crate) enum ChunkedError {
     Trailers,
 }
 
+/// Where a chunk-size line is after its digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ext {
+    /// Still in the digits.
+    No,
+    /// Whitespace after them: only more of it or `;` may follow.
+    Space,
+    /// Inside `;` extensions (dropped when the body is passed on).
+    Yes,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    /// Reading a chunk-size line: the size so far, its digits, and whether
-    /// an extension (or whitespace before one) began.
-    Size { size: u64, digits: u8, ext: bool },
+    /// Reading a chunk-size line: the size so far, its digits, and how far
+    /// into an extension.
+    Size { size: u64, digits: u8, ext: Ext },
     /// The LF of a chunk-size line.
     SizeLf { size: u64 },
     /// Data bytes left in the current chunk.
@@ -66,7 +77,7 @@ impl Default for Chunked {
             state: State::Size {
                 size: 0,
                 digits: 0,
-                ext: false,
+                ext: Ext::No,
             },
             line: 0,
         }
@@ -114,17 +125,23 @@ impl Chunked {
                             State::SizeLf { size }
                         }
                         b'\r' | b'\n' => return Err(ChunkedError::Size),
-                        _ if ext => {
+                        _ if ext == Ext::Yes => {
                             if b != b'\t' && (b < 0x20 || b == 0x7f) {
                                 return Err(ChunkedError::Size);
                             }
                             State::Size { size, digits, ext }
                         }
-                        b';' | b' ' | b'\t' if digits > 0 => State::Size {
+                        b';' if digits > 0 => State::Size {
                             size,
                             digits,
-                            ext: true,
+                            ext: Ext::Yes,
                         },
+                        b' ' | b'\t' if digits > 0 => State::Size {
+                            size,
+                            digits,
+                            ext: Ext::Space,
+                        },
+                        _ if ext == Ext::Space => return Err(ChunkedError::Size),
                         _ => {
                             let digit = char::from(b).to_digit(16).ok_or(ChunkedError::Size)?;
                             if digits >= 16 {
@@ -151,7 +168,7 @@ impl Chunked {
                     b'\n' => State::Size {
                         size: 0,
                         digits: 0,
-                        ext: false,
+                        ext: Ext::No,
                     },
                     _ => return Err(ChunkedError::LineEnd),
                 },
@@ -207,7 +224,7 @@ mod tests {
 
     #[test]
     fn a_message_ends_after_its_trailers_and_keeps_what_follows() {
-        let msg = b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-T: 1\r\n\r\nGET / HTTP/1.1\r\n";
+        let msg = b"5\r\nhello\r\n6 ;ext=1\r\n world\r\n0\r\nX-T: 1\r\n\r\nGET / HTTP/1.1\r\n";
         for step in [1, 2, 3, 7, msg.len()] {
             let (data, used, done) = decode(msg, step).unwrap();
             assert_eq!(data, b"hello world");
@@ -231,6 +248,7 @@ mod tests {
             b"0\r\n\n",
             b"0\r\nX: 1\n\r\n",
             b"5;\x00\r\n",
+            b"5 6\r\nhello\r\n",
         ] {
             assert!(
                 decode(bad, 1).is_err(),

@@ -12,6 +12,7 @@
 //! the response is awaited, so a replica answering early (a 413) is heard.
 //! h2 clients are served by pingora-core's codec in `hop.rs`.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -45,6 +46,9 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Read size for heads, and what a connection's buffers start with (and
 /// shrink back to after a large message): memory per idle connection.
 const HEAD_READ: usize = 4 * 1024;
+/// How long, and how much, a closing connection still reads and drops.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 1 << 20;
 /// Read size for bodies.
 const BODY_READ: usize = 16 * 1024;
 
@@ -180,8 +184,9 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                     self.wbuf.clear();
                     self.page_head(page, false);
                     self.wbuf.extend_from_slice(page.body.as_bytes());
-                    let _ = write_all(&mut self.io, &self.wbuf).await;
-                    let _ = self.io.shutdown().await;
+                    if write_all(&mut self.io, &self.wbuf).await.is_ok() {
+                        self.close().await;
+                    }
                     return;
                 }
             }
@@ -190,7 +195,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                 self.exchange().await
             };
             if !outcome.keep {
-                let _ = timeout(WRITE_TIMEOUT, self.io.shutdown()).await;
+                self.close().await;
                 return;
             }
             shrink(&mut self.wbuf);
@@ -201,6 +206,27 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                 self.ubuf = BytesMut::with_capacity(HEAD_READ);
             }
         }
+    }
+
+    /// Ends the connection after a response: FIN first, then whatever the
+    /// client still sends (an upload the edge answered early) is read and
+    /// dropped for a moment, so a reset does not destroy the response
+    /// before the client read it (nginx's lingering close).
+    async fn close(&mut self) {
+        if timeout(WRITE_TIMEOUT, self.io.shutdown()).await.is_err() {
+            return;
+        }
+        let linger = async {
+            let mut drained = 0;
+            while drained < LINGER_BYTES {
+                self.rbuf.clear();
+                match read_more(&mut self.io, &mut self.rbuf, BODY_READ, LINGER_TIME).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => drained += n,
+                }
+            }
+        };
+        let _ = timeout(LINGER_TIME, linger).await;
     }
 
     /// Reads until a whole request head is buffered and parsed into
@@ -478,96 +504,52 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                 body = Framing::Empty;
             }
         }
-        write_all(&mut replica, &self.sbuf)
-            .await
-            .map_err(RelayError::Stale)?;
+        match write_all(&mut replica, &self.sbuf).await {
+            Ok(()) => {}
+            // Part of it may have gone: not sent again.
+            Err(e) if e.kind() == TIMED_OUT => return Err(RelayError::Replica { timed_out: true }),
+            // Refused outright (a closed pooled connection): nothing went.
+            Err(e) => return Err(RelayError::Stale(e)),
+        }
         self.rbuf.advance(inline);
-        let hsts = policy::hsts(route, edge.options().tls);
+        self.ubuf.clear();
+        self.wbuf.clear();
+        if body != Framing::Empty {
+            return self
+                .relay_streaming(route, guard, replica, addr, keep, started, body)
+                .await;
+        }
         let reply = Reply {
             head_request: self.req.method == http::Method::HEAD,
             http11: self.req.http11,
             keep_alive: keep,
             upgrade: self.req.upgrade,
             request_id: &self.req.request_id,
-            hsts,
+            hsts: policy::hsts(route, edge.options().tls),
             alt_svc: edge.alt_svc(),
         };
-        self.ubuf.clear();
-        self.wbuf.clear();
-        let (response, mut replica, body_sent) = if body == Framing::Empty {
-            // Sending again is safe while nothing came back.
-            let mut stale_ok = self.req.retryable();
-            let response = loop {
-                let read = read_head(
-                    &mut replica,
-                    &mut self.ubuf,
-                    &mut self.wbuf,
-                    &reply,
-                    stale_ok,
-                );
-                let response = read.await?;
-                if !response.informational {
-                    break response;
-                }
-                stale_ok = false;
-                if !self.wbuf.is_empty() {
-                    write_all(&mut self.io, &self.wbuf)
-                        .await
-                        .map_err(client_io)?;
-                    self.wbuf.clear();
-                }
-            };
-            (response, replica, true)
-        } else {
-            if self.req.expect_continue {
-                write_all(&mut self.io, b"HTTP/1.1 100 Continue\r\n\r\n")
+        // Sending again is safe while nothing came back.
+        let mut stale_ok = self.req.retryable();
+        let response = loop {
+            let read = read_head(
+                &mut replica,
+                &mut self.ubuf,
+                &mut self.wbuf,
+                &reply,
+                stale_ok,
+                None,
+            );
+            let response = read.await?;
+            if !response.informational {
+                break response;
+            }
+            stale_ok = false;
+            if !self.wbuf.is_empty() {
+                write_all(&mut self.io, &self.wbuf)
                     .await
                     .map_err(client_io)?;
+                self.wbuf.clear();
             }
-            let body_done = AtomicBool::new(false);
-            let (mut from, mut to) = tokio::io::split(replica);
-            let (response, sent) = {
-                let send = send_body(&mut self.io, &mut self.rbuf, &mut to, body, &body_done);
-                let recv = async {
-                    loop {
-                        // The client keeps its connection only if its whole
-                        // body was read before the answer came.
-                        let reply = Reply {
-                            keep_alive: reply.keep_alive && body_done.load(Ordering::Relaxed),
-                            ..reply
-                        };
-                        let read =
-                            read_head(&mut from, &mut self.ubuf, &mut self.wbuf, &reply, false);
-                        let response = read.await?;
-                        if !response.informational {
-                            break Ok::<_, RelayError>(response);
-                        }
-                        // 1xx while the body streams: not passed on.
-                        self.wbuf.clear();
-                    }
-                };
-                tokio::pin!(send, recv);
-                let mut sent = None;
-                let response = loop {
-                    tokio::select! {
-                        biased;
-                        response = &mut recv => break response?,
-                        result = &mut send, if sent.is_none() => match result {
-                            Err(SendError::Client { malformed }) => {
-                                return Err(RelayError::Client { malformed });
-                            }
-                            Err(SendError::Replica(e)) => {
-                                // The replica may still answer (a 413).
-                                tracing::debug!(err = %e, "replica stopped reading the request");
-                                sent = Some(false);
-                            }
-                            Ok(()) => sent = Some(true),
-                        },
-                    }
-                };
-                (response, sent == Some(true))
-            };
-            (response, from.unsplit(to), sent)
         };
         let status = response.status;
         let seconds = started.elapsed().as_secs_f64();
@@ -599,13 +581,151 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                 keep: false,
             });
         }
-        if response.replica_keep && body_sent && self.ubuf.is_empty() {
-            edge.pool().put(addr, replica);
+        if response.replica_keep && self.ubuf.is_empty() {
+            // After a response without a body, stray bytes from the replica
+            // would pass for the next response: that one is checked.
+            let checked = response.body == Framing::Empty;
+            edge.pool().put(addr, replica, checked);
         }
         drop(guard);
         Ok(Outcome {
             status,
             keep: response.client_keep,
+        })
+    }
+
+    /// [`Self::relay`] for a request whose body streams: the body is sent
+    /// while the response is awaited and relayed, so a replica answering
+    /// early (a 413) is heard, and one answering before it read the body
+    /// (full duplex) still gets all of it.
+    #[allow(clippy::too_many_arguments)]
+    async fn relay_streaming(
+        &mut self,
+        route: &Route,
+        mut guard: UpstreamGuard,
+        replica: Stream,
+        addr: SocketAddr,
+        keep: bool,
+        started: Instant,
+        body: Framing,
+    ) -> Result<Outcome, RelayError> {
+        let edge = self.edge;
+        if self.req.expect_continue {
+            write_all(&mut self.io, b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await
+                .map_err(client_io)?;
+        }
+        let reply = Reply {
+            head_request: self.req.method == http::Method::HEAD,
+            http11: self.req.http11,
+            keep_alive: keep,
+            upgrade: self.req.upgrade,
+            request_id: &self.req.request_id,
+            hsts: policy::hsts(route, edge.options().tls),
+            alt_svc: edge.alt_svc(),
+        };
+        let body_done = AtomicBool::new(false);
+        let (mut from, mut to) = tokio::io::split(replica);
+        let (mut client_in, mut client_out) = tokio::io::split(&mut self.io);
+        let (ubuf, wbuf) = (&mut self.ubuf, &mut self.wbuf);
+        // Boxed so it can be dropped (ending its borrows) before the end.
+        let mut send = Box::pin(send_body(
+            &mut client_in,
+            &mut self.rbuf,
+            &mut to,
+            body,
+            &body_done,
+        ));
+        // None while the body is still going; then whether all of it went.
+        let mut sent: Option<bool> = None;
+        let response = {
+            let recv = async {
+                loop {
+                    let read = read_head(&mut from, ubuf, wbuf, &reply, false, Some(&body_done));
+                    let response = read.await?;
+                    if !response.informational {
+                        break Ok::<_, RelayError>(response);
+                    }
+                    // 1xx while the body streams: not passed on.
+                    wbuf.clear();
+                }
+            };
+            tokio::pin!(recv);
+            loop {
+                tokio::select! {
+                    biased;
+                    response = &mut recv => break response?,
+                    result = &mut send, if sent.is_none() => match result {
+                        Err(SendError::Client { malformed }) => {
+                            return Err(RelayError::Client { malformed });
+                        }
+                        Err(SendError::Replica(e)) => {
+                            // The replica may still answer (a 413).
+                            tracing::debug!(err = %e, "replica stopped reading the request");
+                            sent = Some(false);
+                        }
+                        Ok(()) => sent = Some(true),
+                    },
+                }
+            }
+        };
+        let status = response.status;
+        let seconds = started.elapsed().as_secs_f64();
+        edge.metrics()
+            .observe_upstream(route.backend().app(), seconds);
+        if status == 101 {
+            if sent != Some(true) {
+                // An upgrade before the request body ended: no tunnel.
+                return Err(RelayError::Replica { timed_out: false });
+            }
+            drop(send);
+            drop((client_in, client_out));
+            let mut replica = from.unsplit(to);
+            if let Ok(connection) = CONNECTION.try_with(Clone::clone) {
+                guard.become_tunnel(connection);
+            }
+            self.tunnel(&mut replica).await;
+            return Ok(Outcome {
+                status,
+                keep: false,
+            });
+        }
+        // The response streams back while the rest of the body goes on.
+        let relayed = {
+            let relay = relay_body(&mut client_out, &mut from, ubuf, wbuf, &response);
+            tokio::pin!(relay);
+            loop {
+                tokio::select! {
+                    biased;
+                    relayed = &mut relay => break relayed,
+                    result = &mut send, if sent.is_none() => {
+                        if let Err(SendError::Client { .. } | SendError::Replica(_)) = &result {
+                            tracing::debug!("request body ended early");
+                        }
+                        sent = Some(result.is_ok());
+                    }
+                }
+            }
+        };
+        let complete = sent == Some(true);
+        if let Err(e) = relayed {
+            tracing::debug!(err = %e, "response cut short");
+            return Ok(Outcome {
+                status,
+                keep: false,
+            });
+        }
+        drop(send);
+        drop((client_in, client_out));
+        if response.replica_keep && complete && ubuf.is_empty() {
+            let checked = response.body == Framing::Empty;
+            edge.pool().put(addr, from.unsplit(to), checked);
+        }
+        drop(guard);
+        Ok(Outcome {
+            status,
+            // A body left unread ends the connection.
+            keep: response.client_keep && complete,
         })
     }
 
@@ -638,11 +758,21 @@ async fn read_head<R: AsyncRead + Unpin>(
     out: &mut Vec<u8>,
     reply: &Reply<'_>,
     stale_ok: bool,
+    body_done: Option<&AtomicBool>,
 ) -> Result<head::Response, RelayError> {
     let fresh = ubuf.is_empty();
     loop {
         if !ubuf.is_empty() {
-            match head::parse_response(ubuf, reply, out) {
+            // The client keeps its connection only if its whole body was
+            // read by the time the answer came.
+            let reply = match body_done {
+                Some(done) => Reply {
+                    keep_alive: reply.keep_alive && done.load(Ordering::Relaxed),
+                    ..*reply
+                },
+                None => *reply,
+            };
+            match head::parse_response(ubuf, &reply, out) {
                 Ok(Some(response)) => {
                     ubuf.advance(response.head_len);
                     return Ok(response);
@@ -711,16 +841,28 @@ where
             }
         }
         Framing::Chunked => {
+            // Re-chunked with berth's own size lines, extensions and
+            // trailers dropped (as nginx does): however the client framed
+            // it, the replica parses only framing the edge wrote.
             let mut chunked = Chunked::default();
+            let mut out = Vec::with_capacity(BODY_READ + 64);
             loop {
                 if !rbuf.is_empty() {
+                    out.clear();
                     let n = chunked
-                        .feed(rbuf, |_| {})
+                        .feed(rbuf, |data| {
+                            let _ = write!(out, "{:x}\r\n", data.len());
+                            out.extend_from_slice(data);
+                            out.extend_from_slice(b"\r\n");
+                        })
                         .map_err(|_| SendError::Client { malformed: true })?;
-                    write_all(to, &rbuf[..n])
-                        .await
-                        .map_err(SendError::Replica)?;
                     rbuf.advance(n);
+                    if chunked.is_done() {
+                        out.extend_from_slice(b"0\r\n\r\n");
+                    }
+                    if !out.is_empty() {
+                        write_all(to, &out).await.map_err(SendError::Replica)?;
+                    }
                     if chunked.is_done() {
                         break;
                     }
@@ -742,9 +884,9 @@ where
 
 /// Relays a response body from the replica to the client after its head
 /// (already in `wbuf`): a small response goes out in one write.
-async fn relay_body<C: AsyncWrite + Unpin>(
+async fn relay_body<C: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
     io: &mut C,
-    replica: &mut Stream,
+    replica: &mut R,
     ubuf: &mut BytesMut,
     wbuf: &mut Vec<u8>,
     response: &head::Response,

@@ -216,22 +216,28 @@ pub(crate) fn parse_request(
     req.target.clear();
     req.host.clear();
     let mut host_from_target = false;
+    if req.method == Method::CONNECT {
+        // The edge is no forward proxy; a 2xx would make it a tunnel.
+        return Err(Refused(405));
+    }
     if target.starts_with('/') || (target == "*" && req.method == Method::OPTIONS) {
         req.target.push_str(target);
-    } else if req.method == Method::CONNECT {
-        return Err(Refused(405));
     } else {
         // Absolute form: its authority is the host (RFC 9112 §3.2.2).
         let uri: http::Uri = target.parse().map_err(|_| Refused(400))?;
         let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
             return Err(Refused(400));
         };
-        if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        let web = scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https");
+        if !web || authority.as_str().contains('@') {
             return Err(Refused(400));
         }
         req.host.push_str(authority.as_str());
-        req.target
-            .push_str(uri.path_and_query().map_or("/", |pq| pq.as_str()));
+        let pq = uri.path_and_query().map_or("/", |pq| pq.as_str());
+        if !pq.starts_with('/') {
+            req.target.push('/');
+        }
+        req.target.push_str(pq);
         host_from_target = true;
     }
     let connection = ConnectionFields::of(headers).ok_or(Refused(400))?;
@@ -420,6 +426,9 @@ pub(crate) fn parse_response(
     let (Some(status), Some(version)) = (parsed.code, parsed.version) else {
         return Err(BadResponse::Malformed);
     };
+    if !(100..=599).contains(&status) {
+        return Err(BadResponse::Malformed);
+    }
     let headers = parsed.headers;
     let reason = parsed.reason.unwrap_or_default();
     let switching = status == 101;
@@ -438,6 +447,10 @@ pub(crate) fn parse_response(
             }
             length = Some(n);
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            if te.is_some() {
+                // Codings split over fields: not worth the ambiguity.
+                return Err(BadResponse::Malformed);
+            }
             te = Some(h.value);
         }
     }
@@ -628,6 +641,8 @@ mod tests {
         let (req, up) = request("GET http://b.test:8/x HTTP/1.1\r\nHost: evil\r\n\r\n").unwrap();
         assert_eq!((req.host.as_str(), req.target.as_str()), ("b.test:8", "/x"));
         assert!(up.starts_with("host: b.test:8\r\n") && !up.contains("evil"));
+        let (req, _) = request("GET http://b.test?q HTTP/1.1\r\n\r\n").unwrap();
+        assert_eq!(req.target, "/?q");
         let (req, _) = request("GET / HTTP/1.0\r\n\r\n").unwrap();
         assert!(!req.keep_alive && req.host.is_empty());
         let (req, _) = request("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap();
@@ -653,6 +668,8 @@ mod tests {
             ("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", 405),
             ("GET ftp://a/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
             ("GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400),
+            ("CONNECT /x HTTP/1.1\r\nHost: a\r\n\r\n", 405),
+            ("GET http://user@a/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
         ] {
             assert_eq!(request(raw).err(), Some(Refused(status)), "{raw:?}");
         }
@@ -775,6 +792,12 @@ mod tests {
         let (r, out) = response(raw, &upgrade).unwrap();
         assert!(!r.informational && !r.client_keep && !r.replica_keep);
         assert!(out.ends_with("connection: upgrade\r\nupgrade: websocket\r\n\r\n"));
+        for bad in [
+            "HTTP/1.1 042 Odd\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ] {
+            assert_eq!(response(bad, &REPLY).err(), Some(BadResponse::Malformed));
+        }
         for bad in [
             "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
             "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",

@@ -630,7 +630,7 @@ impl Relay<'_> {
         if replica_reusable && !upgraded {
             replica.respect_keepalive();
             if let Some(stream) = replica.reuse().await {
-                self.edge.pool.put(addr, stream);
+                self.edge.pool.put(addr, stream, false);
             }
         }
         drop(self.guard);

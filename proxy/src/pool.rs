@@ -35,6 +35,14 @@ pub(crate) const PEEK_AFTER: Duration = Duration::from_secs(1);
 /// How often putting a connection back also sweeps out expired ones.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
+/// One idle connection.
+struct Entry {
+    stream: Stream,
+    since: Instant,
+    /// Peeked at before reuse even by retryable requests.
+    checked: bool,
+}
+
 /// Idle connections by replica address.
 pub(crate) struct ReplicaPool {
     idle: Mutex<Idle>,
@@ -44,7 +52,7 @@ pub(crate) struct ReplicaPool {
 
 struct Idle {
     /// Per replica, oldest first: the newest is reused first.
-    by_addr: HashMap<SocketAddr, Vec<(Stream, Instant)>>,
+    by_addr: HashMap<SocketAddr, Vec<Entry>>,
     count: usize,
     swept: Instant,
 }
@@ -72,24 +80,26 @@ impl ReplicaPool {
     /// closed, so a recently used one is taken without the peek.
     pub(crate) fn take(&self, addr: SocketAddr, retryable: bool) -> Option<Stream> {
         loop {
-            let (stream, since) = {
+            let entry = {
                 let mut idle = self.lock();
                 let entry = idle.by_addr.get_mut(&addr)?.pop()?;
                 idle.count -= 1;
                 entry
             };
-            let idle = since.elapsed();
-            let trusted = retryable && idle < self.peek_after;
-            if idle < IDLE_TIMEOUT && (trusted || is_quiet(&stream)) {
-                return Some(stream);
+            let idle = entry.since.elapsed();
+            let trusted = retryable && !entry.checked && idle < self.peek_after;
+            if idle < IDLE_TIMEOUT && (trusted || is_quiet(&entry.stream)) {
+                return Some(entry.stream);
             }
             // Closed or expired: dropped (closed) outside the lock.
         }
     }
 
     /// Keeps `stream`, a connection to `addr` that finished a request
-    /// cleanly, for reuse; drops it when the pool is full.
-    pub(crate) fn put(&self, addr: SocketAddr, stream: Stream) {
+    /// cleanly, for reuse; drops it when the pool is full. `checked`: it is
+    /// peeked at before any reuse (after a response without a body, whose
+    /// end a replica may have misjudged).
+    pub(crate) fn put(&self, addr: SocketAddr, stream: Stream, checked: bool) {
         let now = Instant::now();
         let mut expired = Vec::new();
         let mut idle = self.lock();
@@ -97,8 +107,7 @@ impl ReplicaPool {
             idle.swept = now;
             let mut dropped = 0;
             idle.by_addr.retain(|_, conns| {
-                let fresh =
-                    conns.partition_point(|(_, since)| now.duration_since(*since) >= IDLE_TIMEOUT);
+                let fresh = conns.partition_point(|e| now.duration_since(e.since) >= IDLE_TIMEOUT);
                 dropped += fresh;
                 expired.extend(conns.drain(..fresh));
                 !conns.is_empty()
@@ -107,7 +116,11 @@ impl ReplicaPool {
         }
         if idle.count < self.capacity {
             idle.count += 1;
-            idle.by_addr.entry(addr).or_default().push((stream, now));
+            idle.by_addr.entry(addr).or_default().push(Entry {
+                stream,
+                since: now,
+                checked,
+            });
         }
         drop(idle);
         drop(expired);
@@ -161,8 +174,8 @@ mod tests {
         let (a, _a_server) = pair(&listener).await;
         let (b, b_server) = pair(&listener).await;
         let (a_id, b_id) = (a.id(), b.id());
-        pool.put(addr, a);
-        pool.put(addr, b);
+        pool.put(addr, a, false);
+        pool.put(addr, b, false);
         assert_eq!(pool.len(), 2);
         // The replica closes b (the newest): taking skips it for a.
         drop(b_server);
@@ -183,7 +196,7 @@ mod tests {
             ..ReplicaPool::new(8)
         };
         let (a, mut a_server) = pair(&listener).await;
-        pool.put(addr, a);
+        pool.put(addr, a, false);
         a_server.write_all(b"HTTP/1.1 200 OK\r\n").await.unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(pool.take(addr, false).is_none());
@@ -196,20 +209,34 @@ mod tests {
         let pool = ReplicaPool::new(8);
         let (a, a_server) = pair(&listener).await;
         let (b, b_server) = pair(&listener).await;
-        pool.put(addr, a);
-        pool.put(addr, b);
+        pool.put(addr, a, false);
+        pool.put(addr, b, false);
         drop((a_server, b_server));
         tokio::time::sleep(Duration::from_millis(50)).await;
         // A request that must not be sent twice gets no closed connection.
         assert!(pool.take(addr, false).is_none());
         let (c, _c_server) = pair(&listener).await;
         let (d, d_server) = pair(&listener).await;
-        pool.put(addr, c);
-        pool.put(addr, d);
+        pool.put(addr, c, false);
+        pool.put(addr, d, false);
         drop(d_server);
         tokio::time::sleep(Duration::from_millis(50)).await;
         // A retryable one may: the hop retries it on a new connection.
         assert!(pool.take(addr, true).is_some());
+    }
+
+    #[tokio::test]
+    async fn connections_put_back_checked_are_always_peeked() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let pool = ReplicaPool::new(8);
+        let (a, mut a_server) = pair(&listener).await;
+        pool.put(addr, a, true);
+        // Stray bytes after a bodiless response: even a retryable request
+        // within the peek window does not get them as its answer.
+        a_server.write_all(b"stray body").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(pool.take(addr, true).is_none());
     }
 
     #[tokio::test]
@@ -219,8 +246,8 @@ mod tests {
         let pool = ReplicaPool::new(1);
         let (a, _sa) = pair(&listener).await;
         let (b, _sb) = pair(&listener).await;
-        pool.put(addr, a);
-        pool.put(addr, b);
+        pool.put(addr, a, false);
+        pool.put(addr, b, false);
         assert_eq!(pool.len(), 1);
     }
 

@@ -638,6 +638,88 @@ async fn early_answers_to_uploads_reach_the_client() {
 }
 
 #[tokio::test]
+async fn streamed_uploads_are_rechunked_and_keep_the_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = Arc::new(Backend::new("app", vec![echo_upstream("a").await]));
+    let edge = start_edge(vec![route("app.test", "/", false, &backend)]).await;
+    let mut conn = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
+    // A chunked upload in pieces, with an extension and a trailer the
+    // replica never sees, then a second request on the same connection.
+    let head = "POST /up HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n";
+    conn.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    conn.write_all(b"5;name=x\r\nhello\r\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    conn.write_all(b"6\r\n world\r\n0\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n")
+        .await
+        .unwrap();
+    let next = "GET /next HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n";
+    conn.write_all(next.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert_eq!(answer.matches("HTTP/1.1 200 OK").count(), 2, "{answer}");
+    assert!(answer.contains("\"body_len\":11") && answer.contains("\"path\":\"/next\""));
+    assert!(!answer.contains("6.6.6.6"));
+}
+
+#[tokio::test]
+async fn replicas_answering_before_the_body_still_get_all_of_it() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A full-duplex replica: its response head goes out first, then it
+    // reads the whole body and reports its length as the response body.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut conn, _) = listener.accept().await.unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 8192];
+        let head_end = loop {
+            let n = conn.read(&mut chunk).await.unwrap();
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+        };
+        let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        conn.write_all(head).await.unwrap();
+        let mut got = buf.len() - head_end;
+        while got < 300_000 {
+            let n = conn.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the body was cut at {got}");
+            got += n;
+        }
+        let report = format!("{got}");
+        let tail = format!("{:x}\r\n{report}\r\n0\r\n\r\n", report.len());
+        conn.write_all(tail.as_bytes()).await.unwrap();
+    });
+    let backend = Arc::new(Backend::new("app", vec![up]));
+    let edge = start_edge(vec![route("app.test", "/", false, &backend)]).await;
+    let mut conn = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
+    let head = "POST /duplex HTTP/1.1\r\nHost: app.test\r\nContent-Length: 300000\r\n\r\n";
+    conn.write_all(head.as_bytes()).await.unwrap();
+    // The response head arrives before any of the body was sent.
+    let mut first = vec![0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut first))
+        .await
+        .expect("the early head is relayed")
+        .unwrap();
+    let first = String::from_utf8_lossy(&first[..n]).into_owned();
+    assert!(first.starts_with("HTTP/1.1 200 OK"), "{first}");
+    conn.write_all(&vec![b'x'; 300_000]).await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut rest))
+        .await
+        .expect("the rest of the response arrives and the edge closes")
+        .unwrap();
+    let all = first + &String::from_utf8_lossy(&rest);
+    assert!(all.contains("\r\n300000\r\n0\r\n\r\n"), "{all}");
+}
+
+#[tokio::test]
 async fn expect_continue_is_answered_by_the_edge() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let backend = Arc::new(Backend::new("app", vec![echo_upstream("a").await]));
