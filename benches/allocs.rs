@@ -228,9 +228,11 @@ fn main() {
     );
     say!(
         out,
-        "  {:.1} allocations and {:.0} bytes allocated per proxied request",
+        "  {:.2} allocations and {:.0} bytes allocated per proxied request ({} and {} bytes in all)",
         per(a1 - a0),
-        per(b1 - b0)
+        per(b1 - b0),
+        a1 - a0,
+        b1 - b0
     );
     let classes: Vec<String> = (0..32)
         .filter(|&i| s1[i] > s0[i])
