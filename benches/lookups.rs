@@ -3,8 +3,9 @@
 //! building and swapping in a new table of that size, which is what every
 //! deployment and domain change does.
 //!
-//! Also the other per-request policy functions of the hot path (request
-//! id, path rewrite, forwarding headers, header filter).
+//! Also the other per-request functions of the hot path: request id, path
+//! rewrite, forwarding headers, and the HTTP/1.1 codec's head parsing and
+//! rewriting (request and response) and chunked framing.
 //!
 //! Run: `cargo bench --bench lookups`
 
@@ -173,5 +174,62 @@ fn per_request(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, lookups, rebuild, per_request);
+/// The HTTP/1.1 codec on a browser-like request and a small response:
+/// what every proxied request costs in head parsing and rewriting.
+fn codec(c: &mut Criterion) {
+    use berth_proxy::codec::{self, Chunked, Forwarding, Reply, Request};
+    let request = b"GET /api/users?page=2 HTTP/1.1\r\nHost: app7.example.com\r\n\
+        User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\n\
+        Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n\
+        Accept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate, br\r\n\
+        Connection: keep-alive\r\nCookie: session=0123456789abcdef; theme=dark\r\n\
+        Sec-Fetch-Mode: navigate\r\nX-Forwarded-For: 6.6.6.6\r\n\
+        Upgrade-Insecure-Requests: 1\r\n\r\n";
+    let response = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+        Content-Length: 12\r\nDate: Mon, 30 Nov 2026 12:00:00 GMT\r\n\
+        Cache-Control: no-cache\r\nConnection: keep-alive\r\n\r\n{\"ok\":true}\n";
+    let fwd = Forwarding {
+        client: "10.1.2.3".parse().ok(),
+        tls: false,
+    };
+    let mut g = c.benchmark_group("codec");
+    let mut req = Request::default();
+    let mut out = Vec::with_capacity(4096);
+    g.bench_function("request_head_10", |b| {
+        b.iter(|| codec::parse_request(black_box(request), &mut req, &mut out, fwd).is_ok())
+    });
+    let reply = Reply {
+        head_request: false,
+        http11: true,
+        keep_alive: true,
+        upgrade: false,
+        request_id: "0123456789abcdef0123456789abcdef",
+        hsts: None,
+        alt_svc: None,
+    };
+    g.bench_function("response_head_5", |b| {
+        b.iter(|| {
+            out.clear();
+            codec::parse_response(black_box(response), &reply, &mut out).is_ok()
+        })
+    });
+    let mut body = Vec::new();
+    for _ in 0..16 {
+        body.extend_from_slice(b"1000\r\n");
+        body.extend_from_slice(&[b'x'; 4096]);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"0\r\n\r\n");
+    g.bench_function("chunked_64k", |b| {
+        b.iter(|| {
+            let mut chunked = Chunked::default();
+            let mut data = 0;
+            let used = chunked.feed(black_box(&body), |d| data += d.len());
+            (used.is_ok(), data)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, lookups, rebuild, per_request, codec);
 criterion_main!(benches);

@@ -898,9 +898,19 @@ fn others(r: &mut String) {
         ),
         ("per_request", "request_id_fresh", "request id, fresh"),
         (
-            "per_request",
-            "header_filter_10",
-            "header filter, 10 headers",
+            "codec",
+            "request_head_10",
+            "HTTP/1.1 request head, 10 fields: parse, check, rewrite",
+        ),
+        (
+            "codec",
+            "response_head_5",
+            "HTTP/1.1 response head, 5 fields: parse, rewrite",
+        ),
+        (
+            "codec",
+            "chunked_64k",
+            "chunked framing, 64 KiB in 16 chunks",
         ),
     ];
     writeln!(

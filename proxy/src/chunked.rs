@@ -15,7 +15,7 @@ const MAX_TRAILERS: usize = 16 * 1024;
 
 /// A malformed chunked message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum ChunkedError {
+pub enum ChunkedError {
     /// A chunk-size line that is not hex digits plus an extension, or too long.
     #[error("malformed chunk size line")]
     Size,
@@ -65,7 +65,7 @@ enum State {
 
 /// Decoder state of one chunked message.
 #[derive(Debug, Clone)]
-pub(crate) struct Chunked {
+pub struct Chunked {
     state: State,
     /// Bytes of the current size line, or of the trailer section.
     line: usize,
@@ -86,17 +86,13 @@ impl Default for Chunked {
 
 impl Chunked {
     /// Whether the whole message (last chunk and trailers) was read.
-    pub(crate) fn is_done(&self) -> bool {
+    pub fn is_done(&self) -> bool {
         self.state == State::Done
     }
 
     /// Reads from `buf` up to the end of the message and returns how many
     /// bytes belong to it; `data` gets each run of chunk data.
-    pub(crate) fn feed(
-        &mut self,
-        buf: &[u8],
-        mut data: impl FnMut(&[u8]),
-    ) -> Result<usize, ChunkedError> {
+    pub fn feed(&mut self, buf: &[u8], mut data: impl FnMut(&[u8])) -> Result<usize, ChunkedError> {
         let mut i = 0;
         while i < buf.len() {
             if let State::Data(left) = self.state {

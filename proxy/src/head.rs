@@ -19,7 +19,7 @@ use http::Method;
 use crate::policy::{self, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID};
 
 /// Largest request or response head accepted.
-pub(crate) const MAX_HEAD: usize = 64 * 1024;
+pub const MAX_HEAD: usize = 64 * 1024;
 /// Most header fields in one head.
 const MAX_HEADERS: usize = 100;
 /// Most `Connection` header fields in one head.
@@ -27,7 +27,7 @@ const MAX_CONNECTION_FIELDS: usize = 8;
 
 /// How a message's body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Framing {
+pub enum Framing {
     /// No body.
     Empty,
     /// `Content-Length` bytes.
@@ -40,30 +40,30 @@ pub(crate) enum Framing {
 
 /// A request refused before it reached any route: the status to answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Refused(pub(crate) u16);
+pub struct Refused(pub u16);
 
 /// What the edge keeps of a client's request head. Its strings are reused
 /// from request to request on a connection.
 #[derive(Debug)]
-pub(crate) struct Request {
-    pub(crate) method: Method,
+pub struct Request {
+    pub method: Method,
     /// HTTP/1.1 (else 1.0).
-    pub(crate) http11: bool,
+    pub http11: bool,
     /// The path and query (`*` for `OPTIONS *`).
-    pub(crate) target: String,
+    pub target: String,
     /// `Host`, or the authority of an absolute-form target.
-    pub(crate) host: String,
+    pub host: String,
     /// The request id: the client's when sane, else a fresh one.
-    pub(crate) request_id: String,
-    pub(crate) body: Framing,
+    pub request_id: String,
+    pub body: Framing,
     /// The client may send another request after this one.
-    pub(crate) keep_alive: bool,
+    pub keep_alive: bool,
     /// A protocol upgrade (WebSocket) is asked for.
-    pub(crate) upgrade: bool,
+    pub upgrade: bool,
     /// The client waits for `100 Continue` before sending its body.
-    pub(crate) expect_continue: bool,
+    pub expect_continue: bool,
     /// Length of the head in the buffer it was parsed from.
-    pub(crate) head_len: usize,
+    pub head_len: usize,
 }
 
 impl Default for Request {
@@ -85,21 +85,21 @@ impl Default for Request {
 
 impl Request {
     /// The path without the query.
-    pub(crate) fn path(&self) -> &str {
+    pub fn path(&self) -> &str {
         self.target.split_once('?').map_or(&self.target, |(p, _)| p)
     }
 
     /// Whether the request may be sent again on another connection.
-    pub(crate) fn retryable(&self) -> bool {
+    pub fn retryable(&self) -> bool {
         self.method.is_idempotent() && self.body == Framing::Empty
     }
 }
 
 /// The edge's own forwarding values for a client connection.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Forwarding {
-    pub(crate) client: Option<IpAddr>,
-    pub(crate) tls: bool,
+pub struct Forwarding {
+    pub client: Option<IpAddr>,
+    pub tls: bool,
 }
 
 fn is_one_of(name: &[u8], names: &[&str]) -> bool {
@@ -191,7 +191,7 @@ fn put_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 /// header section the replica gets (every field but connection-specific
 /// and forwarding ones, then berth's own, then the blank line) into
 /// `upstream`. `Ok(false)`: the head is not complete yet.
-pub(crate) fn parse_request(
+pub fn parse_request(
     buf: &[u8],
     req: &mut Request,
     upstream: &mut Vec<u8>,
@@ -360,39 +360,39 @@ pub(crate) fn parse_request(
 
 /// A request's side of writing its response to the client.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Reply<'a> {
+pub struct Reply<'a> {
     /// The request was HEAD: no body, whatever the headers say.
-    pub(crate) head_request: bool,
-    pub(crate) http11: bool,
+    pub head_request: bool,
+    pub http11: bool,
     /// The client connection may carry another request after this one.
-    pub(crate) keep_alive: bool,
+    pub keep_alive: bool,
     /// The request asked for an upgrade.
-    pub(crate) upgrade: bool,
-    pub(crate) request_id: &'a str,
-    pub(crate) hsts: Option<&'a str>,
-    pub(crate) alt_svc: Option<&'a str>,
+    pub upgrade: bool,
+    pub request_id: &'a str,
+    pub hsts: Option<&'a str>,
+    pub alt_svc: Option<&'a str>,
 }
 
 /// A replica's response head, as parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Response {
-    pub(crate) status: u16,
-    pub(crate) head_len: usize,
+pub struct Response {
+    pub status: u16,
+    pub head_len: usize,
     /// How the body is delimited on the replica connection.
-    pub(crate) body: Framing,
+    pub body: Framing,
     /// A 1xx other than 101: another head follows.
-    pub(crate) informational: bool,
+    pub informational: bool,
     /// The client connection may carry another request.
-    pub(crate) client_keep: bool,
+    pub client_keep: bool,
     /// The replica connection may carry another request.
-    pub(crate) replica_keep: bool,
+    pub replica_keep: bool,
     /// A chunked body is unwrapped for an HTTP/1.0 client.
-    pub(crate) dechunk: bool,
+    pub dechunk: bool,
 }
 
 /// A response head berth cannot pass on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum BadResponse {
+pub enum BadResponse {
     #[error("malformed response head")]
     Malformed,
     #[error("response head too large")]
@@ -408,7 +408,7 @@ pub(crate) enum BadResponse {
 /// berth's own added. `Ok(None)`: not complete yet. An informational
 /// head for an HTTP/1.0 client, or a `100` (berth answers `Expect`
 /// itself), writes nothing.
-pub(crate) fn parse_response(
+pub fn parse_response(
     buf: &[u8],
     reply: &Reply<'_>,
     out: &mut Vec<u8>,
@@ -542,7 +542,7 @@ pub(crate) fn parse_response(
 /// Writes the head of a response berth makes itself: status line, the
 /// given fields, `Content-Length`, and `Connection` as `keep_alive` and
 /// the client's version need.
-pub(crate) fn own_head<'v>(
+pub fn own_head<'v>(
     out: &mut Vec<u8>,
     status: http::StatusCode,
     fields: impl IntoIterator<Item = (&'v [u8], &'v [u8])>,
@@ -575,7 +575,7 @@ pub(crate) fn own_head<'v>(
 
 /// The request's header fields as a map, for the static site (which reads
 /// conditional and negotiation fields); off the forwarding path.
-pub(crate) fn header_map(buf: &[u8]) -> http::HeaderMap {
+pub fn header_map(buf: &[u8]) -> http::HeaderMap {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut []);
     let mut map = http::HeaderMap::new();

@@ -24,6 +24,14 @@ pub mod site;
 mod table;
 mod upstream;
 
+/// The HTTP/1.1 codec's head and framing functions, exported for the
+/// criterion benches (`benches/lookups.rs`) only: not an API.
+#[doc(hidden)]
+pub mod codec {
+    pub use crate::chunked::Chunked;
+    pub use crate::head::{parse_request, parse_response, Forwarding, Reply, Request};
+}
+
 pub use h3::{serve_h3, H3Error, H3Options};
 pub use hop::{EdgeOptions, EdgeProxy};
 pub use metrics::ProxyMetrics;
