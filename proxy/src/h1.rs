@@ -281,22 +281,18 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
     async fn exchange(&mut self) -> Outcome {
         let edge = self.edge;
         let closing = *self.shutdown.borrow();
-        // A body berth does not read itself ends the connection.
-        let body_unread = self.req.body != Framing::Empty;
         let keep = self.req.keep_alive && !closing;
+        // A body berth does not read itself (it answers on its own) ends
+        // the connection.
+        let own_keep = keep && self.req.body == Framing::Empty;
         let host = (!self.req.host.is_empty()).then_some(self.req.host.as_str());
         let (plan, app) = edge.plan(host, self.req.path(), &self.req.target);
         let outcome = match plan {
             Plan::Forward(route) => self.forward(route, keep).await,
             Plan::Challenge(key_auth) => {
                 let ctype = [(&b"content-type"[..], &b"text/plain"[..])];
-                self.answer(
-                    StatusCode::OK,
-                    &ctype,
-                    key_auth.as_bytes(),
-                    keep && !body_unread,
-                )
-                .await
+                self.answer(StatusCode::OK, &ctype, key_auth.as_bytes(), own_keep)
+                    .await
             }
             Plan::Redirect(to) => {
                 let fields = [
@@ -304,17 +300,12 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                     (b"location", to.as_bytes()),
                     (b"cache-control", b"no-store"),
                 ];
-                let keep = keep && !body_unread;
-                self.answer(
-                    StatusCode::PERMANENT_REDIRECT,
-                    &fields,
-                    b"Moved to HTTPS\n",
-                    keep,
-                )
-                .await
+                let body = b"Moved to HTTPS\n";
+                self.answer(StatusCode::PERMANENT_REDIRECT, &fields, body, own_keep)
+                    .await
             }
             Plan::Page(page) => {
-                self.req.keep_alive = keep && !body_unread;
+                self.req.keep_alive = own_keep;
                 self.consume_head();
                 self.send_page(page).await
             }
@@ -333,7 +324,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                 if let Some(alt_svc) = edge.alt_svc() {
                     fields.push((b"alt-svc", alt_svc.as_bytes()));
                 }
-                let keep = keep && !body_unread;
+                let keep = own_keep;
                 self.wbuf.clear();
                 // The site sets Content-Length itself (and none on 304).
                 head::own_head(
@@ -519,15 +510,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                 .relay_streaming(route, guard, replica, addr, keep, started, body)
                 .await;
         }
-        let reply = Reply {
-            head_request: self.req.method == http::Method::HEAD,
-            http11: self.req.http11,
-            keep_alive: keep,
-            upgrade: self.req.upgrade,
-            request_id: &self.req.request_id,
-            hsts: policy::hsts(route, edge.options().tls),
-            alt_svc: edge.alt_svc(),
-        };
+        let reply = reply_for(edge, &self.req, route, keep);
         // Sending again is safe while nothing came back.
         let mut stale_ok = self.req.retryable();
         let response = loop {
@@ -615,15 +598,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                 .await
                 .map_err(client_io)?;
         }
-        let reply = Reply {
-            head_request: self.req.method == http::Method::HEAD,
-            http11: self.req.http11,
-            keep_alive: keep,
-            upgrade: self.req.upgrade,
-            request_id: &self.req.request_id,
-            hsts: policy::hsts(route, edge.options().tls),
-            alt_svc: edge.alt_svc(),
-        };
+        let reply = reply_for(edge, &self.req, route, keep);
         let body_done = AtomicBool::new(false);
         let (mut from, mut to) = tokio::io::split(replica);
         let (mut client_in, mut client_out) = tokio::io::split(&mut self.io);
@@ -746,6 +721,24 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
         if let Err(e) = tokio::io::copy_bidirectional(&mut self.io, replica).await {
             tracing::debug!(err = %e, "tunnel ended");
         }
+    }
+}
+
+/// How the response to `req`, forwarded along `route`, is written.
+fn reply_for<'a>(
+    edge: &'a EdgeProxy,
+    req: &'a head::Request,
+    route: &Route,
+    keep: bool,
+) -> Reply<'a> {
+    Reply {
+        head_request: req.method == http::Method::HEAD,
+        http11: req.http11,
+        keep_alive: keep,
+        upgrade: req.upgrade,
+        request_id: &req.request_id,
+        hsts: policy::hsts(route, edge.options().tls),
+        alt_svc: edge.alt_svc(),
     }
 }
 
