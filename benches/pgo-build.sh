@@ -41,7 +41,7 @@ echo "2/3 merging $(ls "$raw" | wc -l) profiles" >&2
 "$profdata" merge -o "$merged" "$raw"
 
 echo "3/3 optimised build" >&2
-use_flags="-Cprofile-use=$merged -Cllvm-args=-pgo-warn-mismatch=false"
+use_flags="-Cprofile-use=$merged"
 RUSTFLAGS="$use_flags" CARGO_TARGET_DIR=target/pgo cargo build --release --bin berth
 echo "built target/pgo/release/berth" >&2
 
