@@ -7,7 +7,7 @@
 #
 # Needs llvm-profdata of the LLVM major rustc uses (`rustc -vV`): Debian's
 # llvm-<N> package, or rustup's llvm-tools component. Not needed for a
-# normal build: PGO is an extra ~10 %, never a requirement.
+# normal build: PGO is optional (benches/README.md has what it gained).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
