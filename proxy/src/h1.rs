@@ -14,6 +14,7 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -72,6 +73,8 @@ where
         sbuf: Vec::with_capacity(1024),
         req: head::Request::default(),
         shutdown: shutdown.clone(),
+        idle: Deadline::new(),
+        replica_wait: Deadline::new(),
     };
     conn.run().await;
 }
@@ -93,6 +96,10 @@ struct Conn<'e, C> {
     sbuf: Vec<u8>,
     req: head::Request,
     shutdown: ShutdownWatch,
+    /// Times the wait for the client's next request.
+    idle: Deadline,
+    /// Times the waits for the replica.
+    replica_wait: Deadline,
 }
 
 /// How reading the next request ended.
@@ -147,6 +154,55 @@ async fn read_more<R: AsyncRead + Unpin>(
     match timeout(limit, r.read_buf(buf)).await {
         Ok(read) => read,
         Err(_) => Err(TIMED_OUT.into()),
+    }
+}
+
+/// A connection's timer for one kind of wait (the client's next request,
+/// the replica's answer), armed lazily. A wait only computes its deadline;
+/// the timer in tokio's wheel stays as it is until it fires, and is then
+/// set to the deadline of the wait in progress. `timeout()` around every
+/// read registered a timer per wait instead, and perf showed that
+/// registering can wake the runtime's driver through its eventfd: a write
+/// and an extra poll for about every other request.
+struct Deadline {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Deadline {
+    fn new() -> Self {
+        Self {
+            sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
+        }
+    }
+
+    /// Reads up to `size` more bytes of `r` into `buf` within `limit`:
+    /// `Ok(0)` at end of stream.
+    async fn read<R: AsyncRead + Unpin>(
+        &mut self,
+        r: &mut R,
+        buf: &mut BytesMut,
+        size: usize,
+        limit: Duration,
+    ) -> std::io::Result<usize> {
+        buf.reserve(size);
+        let deadline = tokio::time::Instant::now() + limit;
+        if self.sleep.deadline() > deadline {
+            self.sleep.as_mut().reset(deadline);
+        }
+        let read = r.read_buf(buf);
+        tokio::pin!(read);
+        loop {
+            tokio::select! {
+                biased;
+                read = &mut read => return read,
+                () = self.sleep.as_mut() => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(TIMED_OUT.into());
+                    }
+                    self.sleep.as_mut().reset(deadline);
+                }
+            }
+        }
     }
 }
 
@@ -253,7 +309,8 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                 None => {
                     // Idle between requests: shutdown ends the wait.
                     let read =
-                        read_more(&mut self.io, &mut self.rbuf, HEAD_READ, KEEPALIVE_TIMEOUT);
+                        self.idle
+                            .read(&mut self.io, &mut self.rbuf, HEAD_READ, KEEPALIVE_TIMEOUT);
                     let mut stop = self.shutdown.clone();
                     tokio::select! {
                         biased;
@@ -516,6 +573,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
         let response = loop {
             let read = read_head(
                 &mut replica,
+                &mut self.replica_wait,
                 &mut self.ubuf,
                 &mut self.wbuf,
                 &reply,
@@ -552,6 +610,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
         let relayed = relay_body(
             &mut self.io,
             &mut replica,
+            &mut self.replica_wait,
             &mut self.ubuf,
             &mut self.wbuf,
             &response,
@@ -603,6 +662,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
         let (mut from, mut to) = tokio::io::split(replica);
         let (mut client_in, mut client_out) = tokio::io::split(&mut self.io);
         let (ubuf, wbuf) = (&mut self.ubuf, &mut self.wbuf);
+        let replica_wait = &mut self.replica_wait;
         // Boxed so it can be dropped (ending its borrows) before the end.
         let mut send = Box::pin(send_body(
             &mut client_in,
@@ -616,7 +676,15 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
         let response = {
             let recv = async {
                 loop {
-                    let read = read_head(&mut from, ubuf, wbuf, &reply, false, Some(&body_done));
+                    let read = read_head(
+                        &mut from,
+                        replica_wait,
+                        ubuf,
+                        wbuf,
+                        &reply,
+                        false,
+                        Some(&body_done),
+                    );
                     let response = read.await?;
                     if !response.informational {
                         break Ok::<_, RelayError>(response);
@@ -667,7 +735,14 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
         }
         // The response streams back while the rest of the body goes on.
         let relayed = {
-            let relay = relay_body(&mut client_out, &mut from, ubuf, wbuf, &response);
+            let relay = relay_body(
+                &mut client_out,
+                &mut from,
+                replica_wait,
+                ubuf,
+                wbuf,
+                &response,
+            );
             tokio::pin!(relay);
             loop {
                 tokio::select! {
@@ -747,6 +822,7 @@ fn reply_for<'a>(
 /// reported as stale (the request may go again).
 async fn read_head<R: AsyncRead + Unpin>(
     r: &mut R,
+    wait: &mut Deadline,
     ubuf: &mut BytesMut,
     out: &mut Vec<u8>,
     reply: &Reply<'_>,
@@ -778,7 +854,7 @@ async fn read_head<R: AsyncRead + Unpin>(
             }
         }
         let nothing_yet = stale_ok && fresh && ubuf.is_empty();
-        match read_more(r, ubuf, HEAD_READ, REPLICA_TIMEOUT).await {
+        match wait.read(r, ubuf, HEAD_READ, REPLICA_TIMEOUT).await {
             Ok(0) if nothing_yet => {
                 return Err(RelayError::Stale(std::io::ErrorKind::UnexpectedEof.into()))
             }
@@ -880,6 +956,7 @@ where
 async fn relay_body<C: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
     io: &mut C,
     replica: &mut R,
+    wait: &mut Deadline,
     ubuf: &mut BytesMut,
     wbuf: &mut Vec<u8>,
     response: &head::Response,
@@ -897,7 +974,7 @@ async fn relay_body<C: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
             if left == 0 {
                 return Ok(());
             }
-            if read_more(replica, ubuf, BODY_READ, REPLICA_TIMEOUT).await? == 0 {
+            if wait.read(replica, ubuf, BODY_READ, REPLICA_TIMEOUT).await? == 0 {
                 return Err(truncated());
             }
         },
@@ -926,7 +1003,7 @@ async fn relay_body<C: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
                     write_all(io, wbuf).await?;
                     wbuf.clear();
                 }
-                if read_more(replica, ubuf, BODY_READ, REPLICA_TIMEOUT).await? == 0 {
+                if wait.read(replica, ubuf, BODY_READ, REPLICA_TIMEOUT).await? == 0 {
                     return Err(truncated());
                 }
             }
@@ -936,9 +1013,51 @@ async fn relay_body<C: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
             ubuf.clear();
             write_all(io, wbuf).await?;
             wbuf.clear();
-            if read_more(replica, ubuf, BODY_READ, REPLICA_TIMEOUT).await? == 0 {
+            if wait.read(replica, ubuf, BODY_READ, REPLICA_TIMEOUT).await? == 0 {
                 return Ok(());
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_times_each_wait_from_its_own_start() {
+        let (mut near, mut far) = tokio::io::duplex(64);
+        let mut wait = Deadline::new();
+        let mut buf = BytesMut::new();
+        let minute = Duration::from_secs(60);
+        far.write_all(b"x").await.unwrap();
+        assert_eq!(wait.read(&mut near, &mut buf, 16, minute).await.unwrap(), 1);
+        // A wait that starts 50 s later ends 60 s after its own start, not
+        // at the first wait's deadline.
+        tokio::time::advance(Duration::from_secs(50)).await;
+        let start = tokio::time::Instant::now();
+        let err = wait
+            .read(&mut near, &mut buf, 16, minute)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), TIMED_OUT);
+        let waited = start.elapsed();
+        assert!(
+            waited >= minute && waited < minute + Duration::from_secs(1),
+            "{waited:?}"
+        );
+        // A shorter wait after a longer one is not held to the longer one.
+        let start = tokio::time::Instant::now();
+        let short = Duration::from_secs(5);
+        assert!(wait.read(&mut near, &mut buf, 16, short).await.is_err());
+        let waited = start.elapsed();
+        assert!(
+            waited >= short && waited < short + Duration::from_secs(1),
+            "{waited:?}"
+        );
+        // Data arriving in time is read.
+        far.write_all(b"yz").await.unwrap();
+        assert_eq!(wait.read(&mut near, &mut buf, 16, short).await.unwrap(), 2);
+        assert_eq!(&buf[..], b"xyz");
     }
 }
