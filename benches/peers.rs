@@ -9,6 +9,8 @@
 //! - hop: wrk, HTTP/1.1 keep-alive, and a new connection per request;
 //! - TLS: h2load, h2 over TLS on kept connections, and full TLS 1.3
 //!   handshakes (one request per connection);
+//! - HTTP/3: the harness's own quinn + h3 load generator (Debian's h2load
+//!   has no QUIC) against the peers that speak it (berth, Caddy);
 //! - footprint: berth's idle RSS with 0, 100 and 1,000 apps, and the time
 //!   from start to serving with 1,000 apps in the store.
 //!
@@ -21,6 +23,8 @@
 //! Needs Docker, and Debian's wrk, nghttp2-client, nginx, haproxy, caddy
 //! and busybox-static (the upstream image borrows nothing else).
 
+#[path = "h3load/mod.rs"]
+mod h3load;
 #[path = "results/mod.rs"]
 mod results;
 #[path = "../tests/support/mod.rs"]
@@ -151,6 +155,8 @@ struct Peer {
     http: String,
     /// HTTPS address, if it terminates TLS here.
     https: Option<String>,
+    /// HTTP/3 (UDP) address, if it speaks HTTP/3.
+    h3: Option<String>,
     /// Processes whose CPU and memory count.
     pids: Vec<u32>,
     child: Option<Child>,
@@ -385,6 +391,35 @@ fn h2load(peer: &Peer, requests: usize, clients: usize, streams: usize) -> Sampl
     s
 }
 
+/// The harness's HTTP/3 load (`plan.connections` connections, 10
+/// streams each) against `peer` for `plan.seconds`.
+fn h3(plan: &Plan, peer: &Peer, ca_pem: &str) -> Sample {
+    let Some(addr) = &peer.h3 else {
+        return Sample::default();
+    };
+    let cpu0 = cpu_us(&peer.pids);
+    let load = h3load::run(
+        addr.parse().unwrap(),
+        HOST,
+        ca_pem,
+        plan.connections,
+        10,
+        Duration::from_secs(plan.seconds),
+    );
+    let cpu = cpu_us(&peer.pids) - cpu0;
+    if load.errors > 0 {
+        eprintln!("  {}: {} HTTP/3 requests failed", peer.name, load.errors);
+    }
+    let done = load.requests.max(1) as f64;
+    Sample {
+        rps: load.requests as f64 / load.elapsed.as_secs_f64(),
+        p50_ms: load.p50.as_secs_f64() * 1000.0,
+        p99_ms: load.p99.as_secs_f64() * 1000.0,
+        cpu_us_per_req: cpu as f64 / done,
+        rss_kib: rss_kib(&peer.pids) as f64,
+    }
+}
+
 /// Files the peers share: certificate and key of `bench.test`.
 struct Tls {
     cert: PathBuf,
@@ -423,6 +458,7 @@ fn start_nginx(dir: &Path, upstream: &str, tls: &Tls) -> Peer {
         pids: with_children(child.id()),
         http: addr,
         https: Some(format!("127.0.0.1:{https}")),
+        h3: None,
         child: Some(child),
     }
 }
@@ -455,6 +491,7 @@ fn start_haproxy(dir: &Path, upstream: &str, tls: &Tls) -> Peer {
         pids: vec![child.id()],
         http: addr,
         https: Some(format!("127.0.0.1:{https}")),
+        h3: None,
         child: Some(child),
     }
 }
@@ -462,7 +499,7 @@ fn start_haproxy(dir: &Path, upstream: &str, tls: &Tls) -> Peer {
 fn start_caddy(dir: &Path, upstream: &str, tls: &Tls) -> Peer {
     let (http, https) = (free_port(), free_port());
     let conf = format!(
-        "{{\n  admin off\n  auto_https off\n  default_sni {HOST}\n  servers {{\n    protocols h1 h2\n  }}\n}}\n\
+        "{{\n  admin off\n  auto_https off\n  default_sni {HOST}\n  servers {{\n    protocols h1 h2 h3\n  }}\n}}\n\
          http://{HOST}:{http} {{\n  bind 127.0.0.1\n  reverse_proxy {upstream}\n}}\n\
          https://{HOST}:{https} {{\n  bind 127.0.0.1\n  tls {cert} {key}\n  reverse_proxy {upstream}\n}}\n",
         cert = tls.cert.display(),
@@ -487,6 +524,8 @@ fn start_caddy(dir: &Path, upstream: &str, tls: &Tls) -> Peer {
         pids: vec![child.id()],
         http: addr,
         https: Some(format!("127.0.0.1:{https}")),
+        // Caddy serves HTTP/3 on its HTTPS port, over UDP.
+        h3: Some(format!("127.0.0.1:{https}")),
         child: Some(child),
     }
 }
@@ -598,6 +637,8 @@ async fn start_berth(
         name,
         http: berth.http.clone(),
         https: Some(berth.https.clone()),
+        // berth's QUIC listener shares the HTTPS port number.
+        h3: Some(berth.https.clone()),
         pids: vec![berth.child.as_ref().unwrap().id()],
         child: None,
     };
@@ -627,13 +668,16 @@ async fn run(plan: Plan) {
         .map_or(String::new(), |w| format!("workers = {w}\n"));
     let (mut berth, berth_peer, upstream) = start_berth("berth", &workers, None, &tls).await;
     let image = berth.images_of_test()[0].clone();
-    let (_berth_shared, shared_peer, _) =
+    let (_berth_shared, mut shared_peer, _) =
         start_berth("berth-shared", "workers = 0\n", Some(&image), &tls).await;
+    // Its HTTP/3 listener is berth's either way: measured once.
+    shared_peer.h3 = None;
     let mut peers = vec![
         Peer {
             name: "direct",
             http: upstream.clone(),
             https: None,
+            h3: None,
             pids: Vec::new(),
             child: None,
         },
@@ -684,6 +728,15 @@ async fn run(plan: Plan) {
                     .entry(peer.name)
                     .or_default()
                     .push(hs);
+            }
+            if peer.h3.is_some() {
+                let h3 = h3(&plan, peer, &ca.pem);
+                table
+                    .entry("5 HTTP/3, kept connections")
+                    .or_default()
+                    .entry(peer.name)
+                    .or_default()
+                    .push(h3);
             }
         }
     }
@@ -785,22 +838,30 @@ fn report(plan: &Plan, table: &Table, footprint: &[(usize, u64, f64, Duration)])
          behind each proxy; `direct` is wrk against the upstream itself. {} interleaved rounds of \
          {} s per run, medians. wrk: `-t1 -c{}`; h2load: `-c{} -m10` on kept connections, and `-m1` \
          with one request per connection for handshakes (h2load reports no percentiles: p50 is its \
-         mean, p99 its maximum). CPU is user + system time of the proxy's processes from /proc, per \
+         mean, p99 its maximum). HTTP/3: the harness's own quinn + h3 client on one thread, `{}` \
+         connections with 10 streams each (`benches/h3load`). CPU is user + system time of the proxy's processes from /proc, per \
          request.\n",
         BODY.len(),
         plan.rounds,
         plan.seconds,
         plan.connections,
+        plan.connections,
         plan.connections
     )
     .unwrap();
     for (scenario, peers) in table {
-        let nginx = peers.get("nginx").map(|s| med(s));
+        // The reference: nginx, or Caddy where nginx does not take part
+        // (HTTP/3: Debian's nginx and HAProxy are built without QUIC).
+        let reference = ["nginx", "caddy"]
+            .into_iter()
+            .find(|name| peers.contains_key(name))
+            .unwrap_or("nginx");
+        let nginx = peers.get(reference).map(|s| med(s));
         let direct = peers.get("direct").map(|s| med(s));
         writeln!(r, "## {}\n", &scenario[2..]).unwrap();
         writeln!(
             r,
-            "| peer | req/s | p50 ms | p99 ms | CPU µs/req | RSS MiB | req/s vs nginx | CPU vs nginx | req/s vs direct |"
+            "| peer | req/s | p50 ms | p99 ms | CPU µs/req | RSS MiB | req/s vs {reference} | CPU vs {reference} | req/s vs direct |"
         )
         .unwrap();
         writeln!(r, "|---|---:|---:|---:|---:|---:|---:|---:|---:|").unwrap();

@@ -137,6 +137,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 connect_timeout: settings.connect_timeout,
                 https_port: https_addr.port(),
                 h3_port: Some(https_addr.port()),
+                tunnel_idle: settings.tunnel_idle,
             },
             challenges.clone(),
         )

@@ -194,6 +194,9 @@ pub struct FileProxy {
     /// runtime accepting on the same sockets with its own replica pool;
     /// default: one per core. 0: the edge shares berth's main runtime.
     pub workers: Option<u64>,
+    /// Seconds an upgraded connection (a WebSocket) may carry no byte
+    /// either way before the edge closes it; default 3600.
+    pub tunnel_idle_secs: Option<u64>,
 }
 
 /// Values from flags and environment variables; they win over the file.
@@ -256,6 +259,8 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// Dedicated single-threaded edge workers (0: the main runtime).
     pub edge_workers: usize,
+    /// Deadline for an upgraded connection without traffic.
+    pub tunnel_idle: Duration,
     /// Where certificates come from.
     pub acme: AcmeSettings,
     /// Handshakes for names without a certificate.
@@ -368,6 +373,12 @@ impl Settings {
                 None => std::thread::available_parallelism().map_or(1, |n| n.get().min(64)),
                 other => secs("proxy.workers", other, 1, 64)? as usize,
             },
+            tunnel_idle: Duration::from_secs(secs(
+                "proxy.tunnel_idle_secs",
+                f.proxy.tunnel_idle_secs,
+                3600,
+                7 * 86400,
+            )?),
             acme,
             build: BuildSettings {
                 concurrency: secs("build.concurrency", f.build.concurrency, 1, 64)? as usize,

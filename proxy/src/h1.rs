@@ -30,6 +30,7 @@ use crate::head::{self, Framing, Refused, Reply};
 use crate::hop::{Attempts, Failure, Plan};
 use crate::policy::{self, X_REQUEST_ID};
 use crate::service::CONNECTION;
+use crate::tunnel;
 use crate::{EdgeProxy, Route, UpstreamGuard};
 
 /// How long an idle keep-alive connection is kept open.
@@ -52,6 +53,8 @@ const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 1 << 20;
 /// Read size for bodies.
 const BODY_READ: usize = 16 * 1024;
+/// Pipelined bytes read ahead while a response is awaited.
+const PIPELINED_MAX: usize = 64 * 1024;
 
 /// Serves one HTTP/1.1 client connection until it closes, fails, idles
 /// out, or the edge shuts down.
@@ -580,7 +583,16 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                 stale_ok,
                 None,
             );
-            let response = read.await?;
+            // A client gone meanwhile ends the wait (and the replica's
+            // work, as its connection closes), as nginx does.
+            let response = tokio::select! {
+                biased;
+                response = read => response?,
+                () = client_gone(&mut self.io, &mut self.rbuf) => {
+                    tracing::debug!("client closed before the response came");
+                    return Err(RelayError::Client { malformed: false });
+                }
+            };
             if !response.informational {
                 break response;
             }
@@ -793,8 +805,10 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
             }
             self.rbuf.clear();
         }
-        if let Err(e) = tokio::io::copy_bidirectional(&mut self.io, replica).await {
-            tracing::debug!(err = %e, "tunnel ended");
+        match tunnel::carry(&mut self.io, replica, self.edge.options().tunnel_idle).await {
+            tunnel::End::Closed(None) => {}
+            tunnel::End::Closed(Some(e)) => tracing::debug!(err = %e, "tunnel ended"),
+            tunnel::End::Idle => tracing::debug!("idle tunnel closed"),
         }
     }
 }
@@ -865,6 +879,20 @@ async fn read_head<R: AsyncRead + Unpin>(
             Err(e) => return Err(replica_io(e)),
         }
     }
+}
+
+/// Resolves when the client closed its connection (or failed) while its
+/// answer is awaited. Bytes it sends meanwhile (pipelined requests) stay in
+/// `rbuf` for later; past [`PIPELINED_MAX`] of them it stops looking.
+async fn client_gone<C: AsyncRead + Unpin>(io: &mut C, rbuf: &mut BytesMut) {
+    while rbuf.len() < PIPELINED_MAX {
+        rbuf.reserve(HEAD_READ);
+        match io.read_buf(rbuf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+    std::future::pending().await
 }
 
 /// Why sending a request body failed.

@@ -45,6 +45,9 @@ pub struct EdgeOptions {
     pub https_port: u16,
     /// UDP port of the HTTP/3 listener, advertised in `Alt-Svc` on TLS.
     pub h3_port: Option<u16>,
+    /// Deadline for an upgraded connection (a WebSocket) that carries no
+    /// byte either way.
+    pub tunnel_idle: Duration,
 }
 
 /// Idle upstream connections kept per listener (per worker). Below the

@@ -22,6 +22,7 @@ mod router;
 mod service;
 pub mod site;
 mod table;
+mod tunnel;
 mod upstream;
 
 /// The HTTP/1.1 codec's head and framing functions, exported for the

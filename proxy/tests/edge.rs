@@ -94,6 +94,11 @@ struct Edge {
 }
 
 async fn start_edge(specs: Vec<RouteSpec>) -> Edge {
+    start_edge_with(specs, Duration::from_secs(3600)).await
+}
+
+/// [`start_edge`] with a deadline for idle tunnels.
+async fn start_edge_with(specs: Vec<RouteSpec>, tunnel_idle: Duration) -> Edge {
     let router = Arc::new(Router::new(RouteTable::build(specs)));
     let mut registry = Registry::default();
     let metrics = ProxyMetrics::register(&mut registry);
@@ -105,6 +110,7 @@ async fn start_edge(specs: Vec<RouteSpec>) -> Edge {
             connect_timeout: Duration::from_secs(1),
             https_port: 443,
             h3_port: None,
+            tunnel_idle,
         },
         Arc::default(),
     );
@@ -370,6 +376,92 @@ async fn closing_a_replicas_tunnels_ends_its_websockets_and_nothing_else() {
     again.send(Message::text("after")).await.unwrap();
     let reply = again.next().await.unwrap().unwrap();
     assert_eq!(reply.into_text().unwrap().as_str(), "echo:after");
+}
+
+#[tokio::test]
+async fn idle_websockets_are_closed_and_busy_ones_kept() {
+    let upstream = Upstream::new(ws_upstream().await);
+    let state = upstream.state().clone();
+    let backend = Arc::new(Backend::with_upstreams("ws", vec![upstream]));
+    let idle = Duration::from_millis(600);
+    let edge = start_edge_with(vec![route("ws.test", "/", false, &backend)], idle).await;
+    let request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("ws://{}/socket", edge.addr),
+    )
+    .map(|mut r| {
+        r.headers_mut().insert("host", "ws.test".parse().unwrap());
+        r
+    })
+    .unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    // Traffic more often than the deadline keeps it, well past it.
+    for i in 0..6 {
+        tokio::time::sleep(idle / 3).await;
+        ws.send(Message::text(format!("{i}"))).await.unwrap();
+        let reply = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a busy tunnel stays open")
+            .unwrap()
+            .unwrap();
+        assert_eq!(reply.into_text().unwrap().as_str(), format!("echo:{i}"));
+    }
+    // Silence: the edge closes both sides.
+    let end = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("an idle tunnel is closed by the edge");
+    assert!(!matches!(end, Some(Ok(Message::Text(_)))), "{end:?}");
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while state.in_flight() != 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the replica's count drops to zero");
+}
+
+#[tokio::test]
+async fn a_client_gone_before_the_answer_frees_the_replica() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A replica that reads one request, never answers, and reports when
+    // its connection is closed.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut conn, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let mut seen = Vec::new();
+        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = conn.read(&mut buf).await.unwrap();
+            seen.extend_from_slice(&buf[..n]);
+        }
+        let n = conn.read(&mut buf).await.unwrap_or(0);
+        let _ = closed_tx.send(n);
+    });
+    let backend = Arc::new(Backend::new("slow", vec![addr]));
+    let edge = start_edge(vec![route("slow.test", "/", false, &backend)]).await;
+    let mut client = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
+    client
+        .write_all(b"GET /long-poll HTTP/1.1\r\nHost: slow.test\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(client);
+    let n = tokio::time::timeout(Duration::from_secs(5), closed_rx)
+        .await
+        .expect("the edge closes the replica's connection when the client leaves")
+        .unwrap();
+    assert_eq!(n, 0, "nothing more was sent to the replica");
+    // Pipelined requests still work: bytes read while waiting are kept.
+    let ok = Arc::new(Backend::new("ok", vec![echo_upstream("ok").await]));
+    edge.router
+        .swap(RouteTable::build(vec![route("ok.test", "/", false, &ok)]));
+    let answer = raw_exchange(
+        &edge,
+        b"GET /1 HTTP/1.1\r\nHost: ok.test\r\n\r\nGET /2 HTTP/1.1\r\nHost: ok.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(answer.matches("HTTP/1.1 200").count(), 2, "{answer}");
 }
 
 #[tokio::test]

@@ -1,0 +1,139 @@
+//! A small HTTP/3 load generator for the peers harness, as h2load is for
+//! h2 (Debian's h2load is built without QUIC): `connections` QUIC
+//! connections with `streams` GETs in flight on each, for a fixed time,
+//! on one thread of its own (one core, like `wrk -t1`). quinn + h3 on the
+//! client side, so every HTTP/3 peer meets the same client.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Buf;
+
+/// What one run did.
+pub struct H3Load {
+    /// Complete 200 responses.
+    pub requests: u64,
+    /// Requests that failed or answered otherwise.
+    pub errors: u64,
+    pub elapsed: Duration,
+    pub p50: Duration,
+    pub p99: Duration,
+}
+
+/// Loads `https://{host}/` at `addr` (UDP) for `duration`, trusting the
+/// PEM certificate `ca`.
+pub fn run(
+    addr: SocketAddr,
+    host: &str,
+    ca: &str,
+    connections: usize,
+    streams: usize,
+    duration: Duration,
+) -> H3Load {
+    let host = host.to_string();
+    let ca = ca.to_string();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(load(addr, host, ca, connections, streams, duration))
+    })
+    .join()
+    .unwrap()
+}
+
+async fn load(
+    addr: SocketAddr,
+    host: String,
+    ca: String,
+    connections: usize,
+    streams: usize,
+    duration: Duration,
+) -> H3Load {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut ca.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut tls = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h3".to_vec()];
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
+
+    let url: http::Uri = format!("https://{host}/").parse().unwrap();
+    let mut senders = Vec::new();
+    let mut drivers = Vec::new();
+    for _ in 0..connections {
+        let conn = endpoint.connect(addr, &host).unwrap().await.unwrap();
+        let (mut driver, sender) = h3::client::new(h3_quinn::Connection::new(conn))
+            .await
+            .unwrap();
+        drivers.push(tokio::spawn(async move {
+            let _ = std::future::poll_fn(|cx| driver.poll_close(cx)).await;
+        }));
+        senders.push(sender);
+    }
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut tasks = Vec::new();
+    for sender in &senders {
+        for _ in 0..streams {
+            let mut sender = sender.clone();
+            let url = url.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut errors = 0u64;
+                while Instant::now() < deadline {
+                    let sent = Instant::now();
+                    let req = http::Request::get(url.clone()).body(()).unwrap();
+                    let ok = async {
+                        let mut stream = sender.send_request(req).await.ok()?;
+                        stream.finish().await.ok()?;
+                        let resp = stream.recv_response().await.ok()?;
+                        while let Some(mut chunk) = stream.recv_data().await.ok()? {
+                            chunk.advance(chunk.remaining());
+                        }
+                        (resp.status() == 200).then_some(())
+                    }
+                    .await;
+                    match ok {
+                        Some(()) => latencies.push(sent.elapsed()),
+                        None => errors += 1,
+                    }
+                }
+                (latencies, errors)
+            }));
+        }
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for task in tasks {
+        let (l, e) = task.await.unwrap();
+        latencies.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed();
+    drop(senders);
+    for driver in drivers {
+        driver.abort();
+    }
+    endpoint.close(0u32.into(), b"done");
+    latencies.sort_unstable();
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    H3Load {
+        requests: latencies.len() as u64,
+        errors,
+        elapsed,
+        p50: at(0.50),
+        p99: at(0.99),
+    }
+}
