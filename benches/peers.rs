@@ -20,6 +20,7 @@
 //! Full run (writes BENCHMARKS.md): `cargo bench --bench peers`
 //! Smoke run (seconds, no file):    `cargo bench --profile dev --bench peers -- --smoke`
 //! Hop loop (keep-alive only, no file): `cargo bench --bench peers -- --quick`
+//! HTTP/3 loop (berth and Caddy, no file): `cargo bench --bench peers -- --h3`
 //! Needs Docker, and Debian's wrk, nghttp2-client, nginx, haproxy, caddy
 //! and busybox-static (the upstream image borrows nothing else).
 
@@ -60,7 +61,9 @@ fn main() {
     let plan = if smoke {
         Plan::smoke()
     } else if args.iter().any(|a| a == "--quick") {
-        Plan::quick()
+        Plan::focused(Focus::KeepAlive)
+    } else if args.iter().any(|a| a == "--h3") {
+        Plan::focused(Focus::H3)
     } else {
         Plan::full()
     };
@@ -70,9 +73,9 @@ fn main() {
 /// How long and how often.
 struct Plan {
     smoke: bool,
-    /// Only the keep-alive hop, no Caddy, no footprint, no file: the loop
-    /// for tuning the hop.
-    quick: bool,
+    /// What runs: everything, or one scenario as a tuning loop (no
+    /// footprint, no file).
+    focus: Focus,
     rounds: usize,
     seconds: u64,
     connections: usize,
@@ -87,7 +90,7 @@ impl Plan {
     fn full() -> Plan {
         Plan {
             smoke: false,
-            quick: false,
+            focus: Focus::All,
             rounds: 3,
             seconds: 8,
             connections: 50,
@@ -97,9 +100,9 @@ impl Plan {
         }
     }
 
-    fn quick() -> Plan {
+    fn focused(focus: Focus) -> Plan {
         Plan {
-            quick: true,
+            focus,
             seconds: 5,
             ..Plan::full()
         }
@@ -108,7 +111,7 @@ impl Plan {
     fn smoke() -> Plan {
         Plan {
             smoke: true,
-            quick: false,
+            focus: Focus::All,
             rounds: 1,
             seconds: 1,
             connections: 8,
@@ -117,6 +120,16 @@ impl Plan {
             apps: [0, 10, 20],
         }
     }
+}
+
+/// Which scenarios a run measures.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Focus {
+    All,
+    /// HTTP/1.1 keep-alive through berth, nginx and HAProxy.
+    KeepAlive,
+    /// HTTP/3 through berth and Caddy.
+    H3,
 }
 
 /// The upstream: HTTP/1.1 keep-alive, a fixed 12-byte body, one worker
@@ -583,6 +596,15 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// Medians per scenario and peer.
 type Table = BTreeMap<&'static str, BTreeMap<&'static str, Vec<Sample>>>;
 
+fn record(table: &mut Table, scenario: &'static str, peer: &Peer, sample: Sample) {
+    table
+        .entry(scenario)
+        .or_default()
+        .entry(peer.name)
+        .or_default()
+        .push(sample);
+}
+
 fn med(samples: &[Sample]) -> Sample {
     let m = |f: fn(&Sample) -> f64| median(samples.iter().map(f).collect());
     Sample {
@@ -672,22 +694,22 @@ async fn run(plan: Plan) {
         start_berth("berth-shared", "workers = 0\n", Some(&image), &tls).await;
     // Its HTTP/3 listener is berth's either way: measured once.
     shared_peer.h3 = None;
-    let mut peers = vec![
-        Peer {
+    let mut peers = vec![berth_peer];
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    if plan.focus != Focus::H3 {
+        peers.push(Peer {
             name: "direct",
             http: upstream.clone(),
             https: None,
             h3: None,
             pids: Vec::new(),
             child: None,
-        },
-        berth_peer,
-        shared_peer,
-    ];
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    peers.push(start_nginx(dirs[0].path(), &upstream, &tls));
-    peers.push(start_haproxy(dirs[1].path(), &upstream, &tls));
-    if !plan.quick {
+        });
+        peers.push(shared_peer);
+        peers.push(start_nginx(dirs[0].path(), &upstream, &tls));
+        peers.push(start_haproxy(dirs[1].path(), &upstream, &tls));
+    }
+    if plan.focus != Focus::KeepAlive {
         peers.push(start_caddy(dirs[2].path(), &upstream, &tls));
     }
 
@@ -695,64 +717,48 @@ async fn run(plan: Plan) {
     for round in 0..plan.rounds {
         eprintln!("round {} of {}", round + 1, plan.rounds);
         for peer in &peers {
-            let url = format!("http://{}/", peer.http);
-            let keep = wrk(&plan, peer, &url, false);
-            table
-                .entry("1 HTTP/1.1 keep-alive")
-                .or_default()
-                .entry(peer.name)
-                .or_default()
-                .push(keep);
-            if plan.quick {
-                continue;
+            if plan.focus != Focus::H3 {
+                hop_and_tls(&plan, peer, &mut table);
             }
-            let close = wrk(&plan, peer, &url, true);
-            table
-                .entry("2 HTTP/1.1 new connection per request")
-                .or_default()
-                .entry(peer.name)
-                .or_default()
-                .push(close);
-            if peer.https.is_some() {
-                let h2 = h2load(peer, plan.h2_requests, plan.connections, 10);
-                table
-                    .entry("3 h2 over TLS, kept connections")
-                    .or_default()
-                    .entry(peer.name)
-                    .or_default()
-                    .push(h2);
-                let hs = h2load(peer, plan.handshakes, plan.handshakes.min(100), 1);
-                table
-                    .entry("4 TLS 1.3 handshakes (1 request per connection)")
-                    .or_default()
-                    .entry(peer.name)
-                    .or_default()
-                    .push(hs);
-            }
-            if peer.h3.is_some() {
+            if peer.h3.is_some() && plan.focus != Focus::KeepAlive {
                 let h3 = h3(&plan, peer, &ca.pem);
-                table
-                    .entry("5 HTTP/3, kept connections")
-                    .or_default()
-                    .entry(peer.name)
-                    .or_default()
-                    .push(h3);
+                record(&mut table, "5 HTTP/3, kept connections", peer, h3);
             }
         }
     }
     drop(peers);
 
-    let footprint = if plan.quick {
+    let footprint = if plan.focus != Focus::All {
         Vec::new()
     } else {
         footprint(&plan, &mut berth).await
     };
     let report = report(&plan, &table, &footprint);
     println!("{report}");
-    if !plan.smoke && !plan.quick {
+    if !plan.smoke && plan.focus == Focus::All {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
         std::fs::write(&path, &report).unwrap();
         eprintln!("wrote {}", path.display());
+    }
+}
+
+/// The TCP scenarios: HTTP/1.1 (keep-alive, and unless focused on it, a
+/// connection per request), then h2 and handshakes over TLS.
+fn hop_and_tls(plan: &Plan, peer: &Peer, table: &mut Table) {
+    let url = format!("http://{}/", peer.http);
+    let keep = wrk(plan, peer, &url, false);
+    record(table, "1 HTTP/1.1 keep-alive", peer, keep);
+    if plan.focus == Focus::KeepAlive {
+        return;
+    }
+    let close = wrk(plan, peer, &url, true);
+    record(table, "2 HTTP/1.1 new connection per request", peer, close);
+    if peer.https.is_some() {
+        let h2 = h2load(peer, plan.h2_requests, plan.connections, 10);
+        record(table, "3 h2 over TLS, kept connections", peer, h2);
+        let hs = h2load(peer, plan.handshakes, plan.handshakes.min(100), 1);
+        let scenario = "4 TLS 1.3 handshakes (1 request per connection)";
+        record(table, scenario, peer, hs);
     }
 }
 

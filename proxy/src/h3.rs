@@ -2,11 +2,13 @@
 //! certificates (the rustls resolver over the shared store, so a new or
 //! renewed certificate never rebuilds the QUIC endpoint), the same route
 //! table and the same [`policy`] as the TCP path. Each request goes to a
-//! replica over HTTP/1.1 with both bodies streamed; a replica that refuses
-//! the connection is skipped for the next one, as on TCP. Static sites are
-//! answered from memory, as on TCP.
+//! replica over HTTP/1.1 with both bodies streamed, on a kept connection
+//! when one is idle (hyper client connections in a [`ReplicaPool`]); a
+//! replica that refuses the connection is skipped for the next one, and a
+//! kept connection found closed costs a new one, not an error, as on TCP.
+//! Static sites are answered from memory, as on TCP.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +24,7 @@ use pingora_core::server::ShutdownWatch;
 use rustls::server::ResolvesServerCert;
 
 use crate::policy::{self, Decision, ErrorPage};
+use crate::pool::ReplicaPool;
 use crate::{ProxyMetrics, Route, Router, SiteResponse, UpstreamGuard};
 
 /// Largest header section a client may send.
@@ -30,6 +33,11 @@ const MAX_HEADER_BYTES: u64 = 64 * 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle QUIC connections close after this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest wait for a replica's response head, and between its body reads
+/// (as on TCP).
+const REPLICA_TIMEOUT: Duration = Duration::from_secs(300);
+/// Idle connections to replicas kept in all.
+const KEPT_CONNECTIONS: usize = 1024;
 
 type H3Conn = h3_quinn::Connection;
 type SendHalf =
@@ -37,6 +45,8 @@ type SendHalf =
 type RecvHalf =
     RequestStream<<h3_quinn::BidiStream<Bytes> as h3::quic::BidiStream<Bytes>>::RecvStream, Bytes>;
 type UpstreamBody = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+/// One HTTP/1.1 client connection to a replica.
+type Sender = hyper::client::conn::http1::SendRequest<UpstreamBody>;
 
 /// Why the HTTP/3 listener could not start.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +71,7 @@ struct Front {
     router: Arc<Router>,
     metrics: ProxyMetrics,
     options: H3Options,
+    pool: ReplicaPool<Sender>,
 }
 
 /// The QUIC endpoint configuration: TLS 1.3 with ALPN `h3` and
@@ -99,6 +110,7 @@ pub async fn serve_h3(
         router,
         metrics,
         options,
+        pool: ReplicaPool::new(KEPT_CONNECTIONS),
     });
     loop {
         let incoming = tokio::select! {
@@ -212,8 +224,28 @@ struct Outcome {
 
 /// A replica, connected, and the guard that counts the request on it.
 struct Connected {
-    tcp: tokio::net::TcpStream,
+    addr: SocketAddr,
+    sender: Sender,
+    /// Taken from the pool: it may turn out closed.
+    reused: bool,
     _guard: UpstreamGuard,
+}
+
+/// Opens an HTTP/1.1 connection to a replica within `timeout`.
+async fn dial(addr: SocketAddr, timeout: Duration) -> Option<Sender> {
+    let tcp = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr))
+        .await
+        .ok()?
+        .ok()?;
+    let _ = tcp.set_nodelay(true);
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .ok()?;
+    // Ends when the sender is dropped (or the replica closes).
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Some(sender)
 }
 
 /// Picks a replica of `route` that is not draining and connects to it,
@@ -242,13 +274,22 @@ async fn connect(
             let Some(guard) = upstream.acquire() else {
                 continue;
             };
-            let dial = tokio::net::TcpStream::connect(upstream.addr());
-            match tokio::time::timeout(front.options.connect_timeout, dial).await {
-                Ok(Ok(tcp)) => {
-                    let _ = tcp.set_nodelay(true);
-                    return Ok((route, Connected { tcp, _guard: guard }));
+            let addr = upstream.addr();
+            let (sender, reused) = match front.pool.take(addr, false) {
+                Some(sender) => (Some(sender), true),
+                None => (dial(addr, front.options.connect_timeout).await, false),
+            };
+            match sender {
+                Some(sender) => {
+                    let connected = Connected {
+                        addr,
+                        sender,
+                        reused,
+                        _guard: guard,
+                    };
+                    return Ok((route, connected));
                 }
-                _ => connect_failed = true,
+                None => connect_failed = true,
             }
         }
     }
@@ -308,20 +349,50 @@ async fn forward(
     };
     outcome.app = Some(route.backend().app().clone());
     let started = Instant::now();
-    let (mut sender, conn) =
-        match hyper::client::conn::http1::handshake(TokioIo::new(connected.tcp)).await {
-            Ok(pair) => pair,
-            Err(_) => return page(send, policy::BAD_GATEWAY, request_id, outcome).await,
-        };
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let upstream_req = upstream_request(&route, req, recv, host.as_deref(), client, request_id);
-    let response = match sender.send_request(upstream_req).await {
-        Ok(r) => r,
-        Err(err) => {
-            tracing::debug!(%err, "HTTP/3: the replica failed");
+    let Connected {
+        addr,
+        mut sender,
+        mut reused,
+        _guard,
+    } = connected;
+    let request = upstream_request(&route, req, recv, host.as_deref(), client, request_id);
+    let mut spare = if reused { spare(&request) } else { None };
+    let mut pending = Some(request);
+    let response = loop {
+        let Some(request) = pending.take() else {
             return page(send, policy::BAD_GATEWAY, request_id, outcome).await;
+        };
+        let err = if let Err(err) = sender.ready().await {
+            pending = Some(request);
+            err
+        } else {
+            let sent = tokio::time::timeout(REPLICA_TIMEOUT, sender.try_send_request(request));
+            match sent.await {
+                Ok(Ok(response)) => break response,
+                Ok(Err(mut err)) => {
+                    pending = err.take_message();
+                    if pending.is_none() && err.error().is_incomplete_message() {
+                        pending = spare.take();
+                    }
+                    err.into_error()
+                }
+                Err(_) => return page(send, policy::GATEWAY_TIMEOUT, request_id, outcome).await,
+            }
+        };
+        // A kept connection closed meanwhile took nothing of the request
+        // (hyper hands it back): it goes once more, on a new connection.
+        let fresh = if reused && pending.is_some() {
+            reused = false;
+            dial(addr, front.options.connect_timeout).await
+        } else {
+            None
+        };
+        match fresh {
+            Some(fresh) => sender = fresh,
+            None => {
+                tracing::debug!(%err, "HTTP/3: the replica failed");
+                return page(send, policy::BAD_GATEWAY, request_id, outcome).await;
+            }
         }
     };
     front
@@ -344,12 +415,16 @@ async fn forward(
     }
     outcome.status = parts.status.as_u16();
     send.send_response(head).await?;
-    while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else {
-            // The replica broke off mid-body: reset the stream so the
-            // client sees a failure, not a short success.
-            send.stop_stream(h3::error::Code::H3_INTERNAL_ERROR);
-            return Ok(());
+    loop {
+        let frame = match tokio::time::timeout(REPLICA_TIMEOUT, body.frame()).await {
+            Ok(Some(Ok(frame))) => frame,
+            Ok(None) => break,
+            // The replica broke off mid-body (or stalled): reset the
+            // stream so the client sees a failure, not a short success.
+            Ok(Some(Err(_))) | Err(_) => {
+                send.stop_stream(h3::error::Code::H3_INTERNAL_ERROR);
+                return Ok(());
+            }
         };
         match frame.into_data() {
             Ok(data) => send.send_data(data).await?,
@@ -360,6 +435,10 @@ async fn forward(
             }
         }
     }
+    // The whole response came: the connection can serve the next request
+    // (hyper closes it instead when the replica said `Connection: close`).
+    drop(body);
+    front.pool.put(addr, sender, false);
     send.finish().await
 }
 
@@ -398,7 +477,7 @@ fn upstream_request(
             http::Method::GET | http::Method::HEAD | http::Method::DELETE | http::Method::OPTIONS
         );
     let body: UpstreamBody = if bodiless {
-        Empty::new().map_err(|never| match never {}).boxed_unsync()
+        empty_body()
     } else {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(4);
         tokio::spawn(async move {
@@ -426,11 +505,28 @@ fn upstream_request(
         .method(parts.method)
         .uri(path)
         .body(body)
-        .unwrap_or_else(|_| {
-            Request::new(Empty::new().map_err(|never| match never {}).boxed_unsync())
-        });
+        .unwrap_or_else(|_| Request::new(empty_body()));
     *out.headers_mut() = headers;
     out
+}
+
+fn empty_body() -> UpstreamBody {
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+/// A copy of a body-less request, to send again on a new connection when
+/// a kept one turns out closed after it was written and before any answer
+/// (as the TCP path retries such requests once).
+fn spare(request: &Request<UpstreamBody>) -> Option<Request<UpstreamBody>> {
+    use http_body::Body as _;
+    if !request.method().is_idempotent() || !request.body().is_end_stream() {
+        return None;
+    }
+    let mut copy = Request::new(empty_body());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.headers_mut() = request.headers().clone();
+    Some(copy)
 }
 
 /// Sends a static site's response, with the headers the edge adds to

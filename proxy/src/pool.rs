@@ -1,5 +1,6 @@
 //! The edge's idle HTTP/1.1 connections to replicas, kept for the next
-//! request to the same replica.
+//! request to the same replica: the TCP front end keeps its own sockets,
+//! the HTTP/3 front end keeps hyper client connections.
 //!
 //! No task watches an idle connection (pingora's pool spawns one per
 //! connection put back, with channels to call it off on reuse): a
@@ -35,29 +36,52 @@ pub(crate) const PEEK_AFTER: Duration = Duration::from_secs(1);
 /// How often putting a connection back also sweeps out expired ones.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
+/// A connection the pool can keep: it tells whether it is still usable.
+pub(crate) trait Kept {
+    /// Still open, with nothing unasked-for waiting on it.
+    fn is_quiet(&self) -> bool;
+}
+
+impl Kept for Stream {
+    /// One non-blocking peek at the socket.
+    fn is_quiet(&self) -> bool {
+        let mut byte = [0u8; 1];
+        let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
+        matches!(recv(self.id(), &mut byte, flags), Err(Errno::EAGAIN))
+    }
+}
+
+impl<B> Kept for hyper::client::conn::http1::SendRequest<B> {
+    /// hyper's connection task reads the socket and notices a close (or
+    /// stray bytes, which it treats as an error) itself.
+    fn is_quiet(&self) -> bool {
+        !self.is_closed()
+    }
+}
+
 /// One idle connection.
-struct Entry {
-    stream: Stream,
+struct Entry<T> {
+    stream: T,
     since: Instant,
     /// Peeked at before reuse even by retryable requests.
     checked: bool,
 }
 
 /// Idle connections by replica address.
-pub(crate) struct ReplicaPool {
-    idle: Mutex<Idle>,
+pub(crate) struct ReplicaPool<T = Stream> {
+    idle: Mutex<Idle<T>>,
     capacity: usize,
     peek_after: Duration,
 }
 
-struct Idle {
+struct Idle<T> {
     /// Per replica, oldest first: the newest is reused first.
-    by_addr: HashMap<SocketAddr, Vec<Entry>>,
+    by_addr: HashMap<SocketAddr, Vec<Entry<T>>>,
     count: usize,
     swept: Instant,
 }
 
-impl ReplicaPool {
+impl<T: Kept> ReplicaPool<T> {
     /// A pool keeping at most `capacity` idle connections in all.
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
@@ -71,14 +95,14 @@ impl ReplicaPool {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Idle> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Idle<T>> {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A live idle connection to `addr`, if one is kept. `retryable`: the
     /// request can go again on a new connection should this one turn out
     /// closed, so a recently used one is taken without the peek.
-    pub(crate) fn take(&self, addr: SocketAddr, retryable: bool) -> Option<Stream> {
+    pub(crate) fn take(&self, addr: SocketAddr, retryable: bool) -> Option<T> {
         loop {
             let entry = {
                 let mut idle = self.lock();
@@ -88,7 +112,7 @@ impl ReplicaPool {
             };
             let idle = entry.since.elapsed();
             let trusted = retryable && !entry.checked && idle < self.peek_after;
-            if idle < IDLE_TIMEOUT && (trusted || is_quiet(&entry.stream)) {
+            if idle < IDLE_TIMEOUT && (trusted || entry.stream.is_quiet()) {
                 return Some(entry.stream);
             }
             // Closed or expired: dropped (closed) outside the lock.
@@ -99,7 +123,7 @@ impl ReplicaPool {
     /// cleanly, for reuse; drops it when the pool is full. `checked`: it is
     /// peeked at before any reuse (after a response without a body, whose
     /// end a replica may have misjudged).
-    pub(crate) fn put(&self, addr: SocketAddr, stream: Stream, checked: bool) {
+    pub(crate) fn put(&self, addr: SocketAddr, stream: T, checked: bool) {
         let now = Instant::now();
         let mut expired = Vec::new();
         let mut idle = self.lock();
@@ -140,14 +164,6 @@ pub(crate) async fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Res
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
     tcp.set_nodelay(true)?;
     Ok(Box::new(L4Stream::from(tcp)))
-}
-
-/// Whether an idle connection is still open with nothing to read: one
-/// non-blocking peek at its socket.
-fn is_quiet(stream: &Stream) -> bool {
-    let mut byte = [0u8; 1];
-    let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
-    matches!(recv(stream.id(), &mut byte, flags), Err(Errno::EAGAIN))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -287,4 +288,74 @@ async fn static_sites_are_answered_over_http3() {
     assert_eq!(get(&mut sender, "/api").await.1, "<h1>home</h1>");
     assert_eq!(get(&mut sender, "/api/%2e%2e/x").await.0, 400);
     assert_eq!(get(&mut sender, "/api/missing.css").await.0, 404);
+}
+
+/// A hand-written HTTP/1.1 replica: answers every request head with a
+/// 200 and `body`; counts the connections it accepted and, with `close`,
+/// closes each connection after one answer without saying so.
+async fn counting_upstream(close: bool) -> (SocketAddr, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                    buf.drain(..end);
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    if conn.write_all(answer).await.is_err() || close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test]
+async fn replica_connections_are_kept_for_the_next_request() {
+    let (upstream, accepted) = counting_upstream(false).await;
+    let edge = start_edge(vec![upstream]).await;
+    let (mut sender, _endpoint) = client(&edge).await;
+    for _ in 0..20 {
+        assert_eq!(get(&mut sender, "/api/x").await, (200, "ok".to_string()));
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "20 requests in turn share one replica connection"
+    );
+}
+
+#[tokio::test]
+async fn kept_connections_the_replica_closed_cost_no_request() {
+    let (upstream, accepted) = counting_upstream(true).await;
+    let edge = start_edge(vec![upstream]).await;
+    let (mut sender, _endpoint) = client(&edge).await;
+    for i in 0..20 {
+        assert_eq!(
+            get(&mut sender, "/api/x").await,
+            (200, "ok".to_string()),
+            "request {i}"
+        );
+        // Half of them find the closed connection still in the pool.
+        if i % 2 == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 20);
 }
