@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Buf;
 
+/// A request not answered this soon counts as failed.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// What one run did.
 pub struct H3Load {
     /// Complete 200 responses.
@@ -87,10 +90,13 @@ async fn load(
             tasks.push(tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut errors = 0u64;
-                while Instant::now() < deadline {
+                // Failures in a row: the connection is gone; stop rather
+                // than spin on it.
+                let mut failing = 0;
+                while Instant::now() < deadline && failing < 3 {
                     let sent = Instant::now();
                     let req = http::Request::get(url.clone()).body(()).unwrap();
-                    let ok = async {
+                    let exchange = async {
                         let mut stream = sender.send_request(req).await.ok()?;
                         stream.finish().await.ok()?;
                         let resp = stream.recv_response().await.ok()?;
@@ -98,11 +104,17 @@ async fn load(
                             chunk.advance(chunk.remaining());
                         }
                         (resp.status() == 200).then_some(())
-                    }
-                    .await;
+                    };
+                    let ok = tokio::time::timeout(REQUEST_TIMEOUT, exchange).await;
                     match ok {
-                        Some(()) => latencies.push(sent.elapsed()),
-                        None => errors += 1,
+                        Ok(Some(())) => {
+                            latencies.push(sent.elapsed());
+                            failing = 0;
+                        }
+                        Ok(None) | Err(_) => {
+                            errors += 1;
+                            failing += 1;
+                        }
                     }
                 }
                 (latencies, errors)

@@ -883,7 +883,10 @@ async fn read_head<R: AsyncRead + Unpin>(
 
 /// Resolves when the client closed its connection (or failed) while its
 /// answer is awaited. Bytes it sends meanwhile (pipelined requests) stay in
-/// `rbuf` for later; past [`PIPELINED_MAX`] of them it stops looking.
+/// `rbuf` for later; past [`PIPELINED_MAX`] of them it stops looking. A
+/// client that only shut down its sending side counts as gone, as nginx
+/// counts it by default (a 499 in its log): HTTP/1.1 gives a half-close
+/// no meaning, and a long wait for nobody holds the replica.
 async fn client_gone<C: AsyncRead + Unpin>(io: &mut C, rbuf: &mut BytesMut) {
     while rbuf.len() < PIPELINED_MAX {
         rbuf.reserve(HEAD_READ);

@@ -36,6 +36,14 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest wait for a replica's response head, and between its body reads
 /// (as on TCP).
 const REPLICA_TIMEOUT: Duration = Duration::from_secs(300);
+/// Longest wait for the client's next piece of a request body.
+const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest wait for the client to take a piece of the response.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A kept connection that fails this soon after a body-less idempotent
+/// request was written to it was closed by the replica before it read the
+/// request (not while it worked on it): the request goes again.
+const RESEND_WINDOW: Duration = Duration::from_secs(1);
 /// Idle connections to replicas kept in all.
 const KEPT_CONNECTIONS: usize = 1024;
 
@@ -355,28 +363,45 @@ async fn forward(
         mut reused,
         _guard,
     } = connected;
-    let request = upstream_request(&route, req, recv, host.as_deref(), client, request_id);
+    let (request, uploaded) =
+        upstream_request(&route, req, recv, host.as_deref(), client, request_id);
     let mut spare = if reused { spare(&request) } else { None };
     let mut pending = Some(request);
     let response = loop {
         let Some(request) = pending.take() else {
             return page(send, policy::BAD_GATEWAY, request_id, outcome).await;
         };
-        let err = if let Err(err) = sender.ready().await {
+        // A kept connection is idle: ready at once, unless it closed.
+        let ready = tokio::time::timeout(front.options.connect_timeout, sender.ready()).await;
+        let err = if !matches!(ready, Ok(Ok(()))) {
             pending = Some(request);
-            err
+            match ready {
+                Ok(Err(err)) => err.to_string(),
+                _ => "the connection was not ready".to_string(),
+            }
         } else {
-            let sent = tokio::time::timeout(REPLICA_TIMEOUT, sender.try_send_request(request));
-            match sent.await {
-                Ok(Ok(response)) => break response,
-                Ok(Err(mut err)) => {
-                    pending = err.take_message();
-                    if pending.is_none() && err.error().is_incomplete_message() {
-                        pending = spare.take();
+            // The deadline for the answer runs from the end of the upload.
+            let mut upload = uploaded.clone();
+            let deadline = async move {
+                let _ = upload.wait_for(|done| *done).await;
+                tokio::time::sleep(REPLICA_TIMEOUT).await;
+            };
+            let sent_at = Instant::now();
+            tokio::select! {
+                sent = sender.try_send_request(request) => match sent {
+                    Ok(response) => break response,
+                    Err(mut err) => {
+                        pending = err.take_message();
+                        let early = sent_at.elapsed() < RESEND_WINDOW;
+                        if pending.is_none() && early && err.error().is_incomplete_message() {
+                            pending = spare.take();
+                        }
+                        err.into_error().to_string()
                     }
-                    err.into_error()
+                },
+                () = deadline => {
+                    return page(send, policy::GATEWAY_TIMEOUT, request_id, outcome).await;
                 }
-                Err(_) => return page(send, policy::GATEWAY_TIMEOUT, request_id, outcome).await,
             }
         };
         // A kept connection closed meanwhile took nothing of the request
@@ -426,25 +451,39 @@ async fn forward(
                 return Ok(());
             }
         };
-        match frame.into_data() {
-            Ok(data) => send.send_data(data).await?,
-            Err(frame) => {
-                if let Ok(trailers) = frame.into_trailers() {
-                    send.send_trailers(trailers).await?;
+        let written = match frame.into_data() {
+            Ok(data) => tokio::time::timeout(WRITE_TIMEOUT, send.send_data(data)).await,
+            Err(frame) => match frame.into_trailers() {
+                Ok(trailers) => {
+                    tokio::time::timeout(WRITE_TIMEOUT, send.send_trailers(trailers)).await
                 }
+                Err(_) => Ok(Ok(())),
+            },
+        };
+        match written {
+            Ok(result) => result?,
+            // A client that takes nothing holds no replica for long.
+            Err(_) => {
+                send.stop_stream(h3::error::Code::H3_REQUEST_CANCELLED);
+                return Ok(());
             }
         }
     }
-    // The whole response came: the connection can serve the next request
-    // (hyper closes it instead when the replica said `Connection: close`).
+    // The whole response came, and the whole request went: the connection
+    // can serve the next request (hyper closes it instead when the replica
+    // said `Connection: close`). A connection still carrying an upload is
+    // busy and is not kept.
     drop(body);
-    front.pool.put(addr, sender, false);
+    if *uploaded.borrow() {
+        front.pool.put(addr, sender, false);
+    }
     send.finish().await
 }
 
 /// The request to the replica: path rewritten by the route, hop-by-hop and
 /// untrusted forwarding headers dropped, berth's forwarding headers set,
-/// the body streamed from the client as it arrives.
+/// the body streamed from the client as it arrives. The receiver turns
+/// true once the whole body was handed on (at once without a body).
 fn upstream_request(
     route: &Route,
     req: Request<()>,
@@ -452,7 +491,7 @@ fn upstream_request(
     host: Option<&str>,
     client: IpAddr,
     request_id: &str,
-) -> Request<UpstreamBody> {
+) -> (Request<UpstreamBody>, tokio::sync::watch::Receiver<bool>) {
     let (parts, ()) = req.into_parts();
     let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let path = policy::upstream_path(route, pq).into_owned();
@@ -476,22 +515,40 @@ fn upstream_request(
             parts.method,
             http::Method::GET | http::Method::HEAD | http::Method::DELETE | http::Method::OPTIONS
         );
+    let (done, uploaded) = tokio::sync::watch::channel(bodiless);
     let body: UpstreamBody = if bodiless {
         empty_body()
     } else {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(4);
         tokio::spawn(async move {
             loop {
-                let frame = match recv.recv_data().await {
-                    Ok(Some(mut chunk)) => Ok(Frame::data(chunk.copy_to_bytes(chunk.remaining()))),
-                    Ok(None) => match recv.recv_trailers().await {
-                        Ok(Some(trailers)) => Ok(Frame::trailers(trailers)),
-                        _ => return,
-                    },
-                    Err(err) => Err(std::io::Error::other(err.to_string())),
+                let next = tokio::time::timeout(BODY_TIMEOUT, recv.recv_data()).await;
+                let frame = match next {
+                    Ok(Ok(Some(mut chunk))) => {
+                        Ok(Frame::data(chunk.copy_to_bytes(chunk.remaining())))
+                    }
+                    Ok(Ok(None)) => {
+                        let trailers = tokio::time::timeout(BODY_TIMEOUT, recv.recv_trailers());
+                        match trailers.await {
+                            Ok(Ok(Some(trailers))) => Ok(Frame::trailers(trailers)),
+                            Ok(Ok(None)) => {
+                                let _ = done.send(true);
+                                return;
+                            }
+                            Ok(Err(err)) => Err(std::io::Error::other(err.to_string())),
+                            Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+                        }
+                    }
+                    Ok(Err(err)) => Err(std::io::Error::other(err.to_string())),
+                    Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
                 };
                 let last = frame.as_ref().map_or(true, |f| f.is_trailers());
-                if tx.send(frame).await.is_err() || last {
+                let trailers = frame.is_ok() && last;
+                let sent = tx.send(frame).await.is_ok();
+                if sent && trailers {
+                    let _ = done.send(true);
+                }
+                if !sent || last {
                     return;
                 }
             }
@@ -507,7 +564,7 @@ fn upstream_request(
         .body(body)
         .unwrap_or_else(|_| Request::new(empty_body()));
     *out.headers_mut() = headers;
-    out
+    (out, uploaded)
 }
 
 fn empty_body() -> UpstreamBody {

@@ -452,16 +452,67 @@ async fn a_client_gone_before_the_answer_frees_the_replica() {
         .expect("the edge closes the replica's connection when the client leaves")
         .unwrap();
     assert_eq!(n, 0, "nothing more was sent to the replica");
-    // Pipelined requests still work: bytes read while waiting are kept.
-    let ok = Arc::new(Backend::new("ok", vec![echo_upstream("ok").await]));
-    edge.router
-        .swap(RouteTable::build(vec![route("ok.test", "/", false, &ok)]));
-    let answer = raw_exchange(
-        &edge,
-        b"GET /1 HTTP/1.1\r\nHost: ok.test\r\n\r\nGET /2 HTTP/1.1\r\nHost: ok.test\r\nConnection: close\r\n\r\n",
-    )
-    .await;
-    assert_eq!(answer.matches("HTTP/1.1 200").count(), 2, "{answer}");
+}
+
+/// An upstream that answers with the request's path; paths under `/slow`
+/// after `delay`.
+async fn slow_upstream(delay: Duration) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: Request<Incoming>| async move {
+                    let path = req.uri().path().to_string();
+                    if path.starts_with("/slow") {
+                        tokio::time::sleep(delay).await;
+                    }
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(path))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn requests_pipelined_while_an_answer_is_awaited_are_kept() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let slow = Arc::new(Backend::new(
+        "slow",
+        vec![slow_upstream(Duration::from_millis(400)).await],
+    ));
+    let edge = start_edge(vec![route("slow.test", "/", false, &slow)]).await;
+    let mut conn = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
+    conn.write_all(b"GET /slow HTTP/1.1\r\nHost: slow.test\r\n\r\n")
+        .await
+        .unwrap();
+    // The edge waits for the replica while these arrive: 40 requests,
+    // over 64 KiB with their padding, so the read-ahead fills up too.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let pad = "x".repeat(2000);
+    let mut more = String::new();
+    for i in 0..40 {
+        let close = if i == 39 { "Connection: close\r\n" } else { "" };
+        more.push_str(&format!(
+            "GET /n{i} HTTP/1.1\r\nHost: slow.test\r\nX-Pad: {pad}\r\n{close}\r\n"
+        ));
+    }
+    conn.write_all(more.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), conn.read_to_end(&mut answer))
+        .await
+        .expect("all answered, then closed")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert_eq!(answer.matches("HTTP/1.1 200").count(), 41, "{answer}");
+    let first = answer.find("/slow").unwrap();
+    let last = answer.find("/n39").unwrap();
+    assert!(first < answer.find("/n0").unwrap() && last > answer.find("/n38").unwrap());
 }
 
 #[tokio::test]

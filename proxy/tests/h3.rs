@@ -359,3 +359,70 @@ async fn kept_connections_the_replica_closed_cost_no_request() {
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 20);
 }
+
+/// A replica that answers the first request on each connection and, on
+/// the next one, reads its head and closes without answering; counts the
+/// connections and the request heads it read.
+async fn one_answer_upstream() -> (SocketAddr, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let heads = Arc::new(AtomicUsize::new(0));
+    let (accepted2, heads2) = (accepted.clone(), heads.clone());
+    tokio::spawn(async move {
+        loop {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            accepted2.fetch_add(1, Ordering::SeqCst);
+            let heads = heads2.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                for answered in [false, true] {
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    heads.fetch_add(1, Ordering::SeqCst);
+                    if answered {
+                        return;
+                    }
+                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                    buf.drain(..end);
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    if conn.write_all(answer).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted, heads)
+}
+
+#[tokio::test]
+async fn a_get_the_replica_dropped_unanswered_goes_again_and_a_post_does_not() {
+    let (upstream, accepted, heads) = one_answer_upstream().await;
+    let edge = start_edge(vec![upstream]).await;
+    let (mut sender, _endpoint) = client(&edge).await;
+    assert_eq!(get(&mut sender, "/api/a").await, (200, "ok".to_string()));
+    // Kept connection: the replica reads this GET and closes; the edge
+    // sends it again on a new connection, which answers.
+    assert_eq!(get(&mut sender, "/api/b").await, (200, "ok".to_string()));
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    assert_eq!(heads.load(Ordering::SeqCst), 3);
+    // A POST with a body is never sent twice: the client gets a 502.
+    let req = http::Request::post("https://app.test/api/c")
+        .header("content-length", "4")
+        .body(())
+        .unwrap();
+    let mut stream = sender.send_request(req).await.unwrap();
+    stream.send_data(Bytes::from_static(b"data")).await.unwrap();
+    stream.finish().await.unwrap();
+    let status = stream.recv_response().await.unwrap().status();
+    assert_eq!(status, 502);
+    assert_eq!(heads.load(Ordering::SeqCst), 4, "the POST was read once");
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
