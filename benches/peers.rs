@@ -43,13 +43,18 @@ use support::{docker, Berth};
 
 /// Body of every upstream answer (12 bytes, as in the issue's numbers).
 const BODY: &[u8] = b"hello world\n";
+/// Port the upstream listens on, in its container.
+const UPSTREAM_PORT: u16 = 8080;
 /// Host name every proxy serves.
 const HOST: &str = "bench.test";
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--upstream") {
-        let port = args.get(i + 1).and_then(|p| p.parse().ok()).unwrap_or(8080);
+        let port = args
+            .get(i + 1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(UPSTREAM_PORT);
         return upstream(port);
     }
     // `cargo test --benches` runs bench targets with `--test`: nothing to do.
@@ -576,7 +581,7 @@ fn upstream_image(instance: &str) -> String {
         ctx.path().join("Dockerfile"),
         format!(
             "FROM scratch\nLABEL berth.test={instance}\n{copies}COPY upstream /upstream\n\
-             ENTRYPOINT [\"/upstream\", \"--upstream\", \"8080\"]\n"
+             ENTRYPOINT [\"/upstream\", \"--upstream\", \"{UPSTREAM_PORT}\"]\n"
         ),
     )
     .unwrap();
@@ -635,8 +640,10 @@ async fn start_berth(
         }
     };
     berth
-        .create_app(json!({"name": "bench", "image": image, "port": 8080,
-            "health_check": {"type": "tcp"}, "domains": [{"host": HOST}]}))
+        .create_app(
+            json!({"name": "bench", "image": image, "port": UPSTREAM_PORT,
+            "health_check": {"type": "tcp"}, "domains": [{"host": HOST}]}),
+        )
         .await;
     let deployed = berth.deploy("bench").await;
     assert_eq!(deployed["status"], "succeeded", "{deployed}");
@@ -664,7 +671,7 @@ async fn start_berth(
         pids: vec![berth.child.as_ref().unwrap().id()],
         child: None,
     };
-    (berth, peer, format!("{ip}:8080"))
+    (berth, peer, format!("{ip}:{UPSTREAM_PORT}"))
 }
 
 async fn run(plan: Plan) {
@@ -694,7 +701,7 @@ async fn run(plan: Plan) {
         start_berth("berth-shared", "workers = 0\n", Some(&image), &tls).await;
     // Its HTTP/3 listener is berth's either way: measured once.
     shared_peer.h3 = None;
-    let mut peers = vec![berth_peer];
+    let mut peers = Vec::new();
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     if plan.focus != Focus::H3 {
         peers.push(Peer {
@@ -705,6 +712,9 @@ async fn run(plan: Plan) {
             pids: Vec::new(),
             child: None,
         });
+    }
+    peers.push(berth_peer);
+    if plan.focus != Focus::H3 {
         peers.push(shared_peer);
         peers.push(start_nginx(dirs[0].path(), &upstream, &tls));
         peers.push(start_haproxy(dirs[1].path(), &upstream, &tls));
@@ -717,10 +727,12 @@ async fn run(plan: Plan) {
     for round in 0..plan.rounds {
         eprintln!("round {} of {}", round + 1, plan.rounds);
         for peer in &peers {
+            settle(UPSTREAM_PORT);
             if plan.focus != Focus::H3 {
                 hop_and_tls(&plan, peer, &mut table);
             }
             if peer.h3.is_some() && plan.focus != Focus::KeepAlive {
+                settle(UPSTREAM_PORT);
                 let h3 = h3(&plan, peer, &ca.pem);
                 record(&mut table, "5 HTTP/3, kept connections", peer, h3);
             }
@@ -739,6 +751,46 @@ async fn run(plan: Plan) {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
         std::fs::write(&path, &report).unwrap();
         eprintln!("wrote {}", path.display());
+    }
+}
+
+/// Connections to the upstream's port waiting out TIME_WAIT on this host.
+fn time_waits(port: u16) -> usize {
+    let port = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    fields.get(3) == Some(&"06")
+                        && fields.get(2).is_some_and(|remote| remote.ends_with(&port))
+                })
+                .count()
+        })
+        .sum()
+}
+
+/// Waits (up to 70 s) until the connections the previous peer closed to
+/// the upstream have left TIME_WAIT. Every proxy reaches the upstream
+/// from the same host address, so they share one range of ephemeral
+/// ports toward it (about 28,000): a peer that churns upstream
+/// connections (Caddy, whose pool keeps fewer idle connections than the
+/// load uses) would otherwise leave the next peer's connects failing
+/// with EADDRNOTAVAIL, and that peer's numbers would measure the previous
+/// one.
+fn settle(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(70);
+    let mut waited = false;
+    while time_waits(port) > 2_000 && Instant::now() < deadline {
+        waited = true;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    if waited {
+        eprintln!("  (waited for TIME_WAIT toward the upstream to clear)");
     }
 }
 

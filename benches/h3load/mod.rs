@@ -133,7 +133,10 @@ async fn load(
     for driver in drivers {
         driver.abort();
     }
+    // Said to the server, so it does not keep the connections until they
+    // idle out.
     endpoint.close(0u32.into(), b"done");
+    let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
     latencies.sort_unstable();
     let at = |q: f64| {
         latencies
