@@ -5,7 +5,6 @@
 //! client side, so every HTTP/3 peer meets the same client.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Buf;
@@ -55,17 +54,7 @@ async fn load(
     streams: usize,
     duration: Duration,
 ) -> H3Load {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut ca.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let mut tls = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h3".to_vec()];
-    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
+    let endpoint = crate::support::tls::h3_endpoint(ca.as_bytes());
 
     let url: http::Uri = format!("https://{host}/").parse().unwrap();
     let mut senders = Vec::new();

@@ -310,19 +310,31 @@ async fn large_bodies_stream_through() {
     assert_eq!(body["body_len"], 64 << 20);
 }
 
+type WebSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket to `ws://ws.test/socket` through the edge.
+async fn ws_connect(
+    edge: &Edge,
+) -> (
+    WebSocket,
+    tokio_tungstenite::tungstenite::handshake::client::Response,
+) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{}/socket", edge.addr)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("host", "ws.test".parse().unwrap());
+    tokio_tungstenite::connect_async(request).await.unwrap()
+}
+
 #[tokio::test]
 async fn websocket_upgrades_pass_through() {
     let backend = Arc::new(Backend::new("ws", vec![ws_upstream().await]));
     let edge = start_edge(vec![route("ws.test", "/", false, &backend)]).await;
-    let request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-        format!("ws://{}/socket", edge.addr),
-    )
-    .map(|mut r| {
-        r.headers_mut().insert("host", "ws.test".parse().unwrap());
-        r
-    })
-    .unwrap();
-    let (mut ws, resp) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let (mut ws, resp) = ws_connect(&edge).await;
     assert_eq!(resp.status(), 101);
     for i in 0..3 {
         ws.send(Message::text(format!("hi {i}"))).await.unwrap();
@@ -341,18 +353,7 @@ async fn closing_a_replicas_tunnels_ends_its_websockets_and_nothing_else() {
     let state = upstream.state().clone();
     let backend = Arc::new(Backend::with_upstreams("ws", vec![upstream]));
     let edge = start_edge(vec![route("ws.test", "/", false, &backend)]).await;
-    let open = || async {
-        let request =
-            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-                format!("ws://{}/socket", edge.addr),
-            )
-            .map(|mut r| {
-                r.headers_mut().insert("host", "ws.test".parse().unwrap());
-                r
-            })
-            .unwrap();
-        tokio_tungstenite::connect_async(request).await.unwrap().0
-    };
+    let open = || async { ws_connect(&edge).await.0 };
     let mut ws = open().await;
     ws.send(Message::text("before")).await.unwrap();
     let reply = ws.next().await.unwrap().unwrap();
@@ -385,15 +386,7 @@ async fn idle_websockets_are_closed_and_busy_ones_kept() {
     let backend = Arc::new(Backend::with_upstreams("ws", vec![upstream]));
     let idle = Duration::from_millis(600);
     let edge = start_edge_with(vec![route("ws.test", "/", false, &backend)], idle).await;
-    let request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-        format!("ws://{}/socket", edge.addr),
-    )
-    .map(|mut r| {
-        r.headers_mut().insert("host", "ws.test".parse().unwrap());
-        r
-    })
-    .unwrap();
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let (mut ws, _) = ws_connect(&edge).await;
     // Traffic more often than the deadline keeps it, well past it.
     for i in 0..6 {
         tokio::time::sleep(idle / 3).await;

@@ -87,6 +87,23 @@ pub fn curl_https(ca: &Path, host: &str, addr: &str, path: &str) -> Result<CurlR
     })
 }
 
+/// A QUIC client endpoint on loopback offering h3 and trusting the PEM
+/// certificates in `ca_pem`.
+pub fn h3_endpoint(ca_pem: &[u8]) -> quinn::Endpoint {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut &*ca_pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut tls = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h3".to_vec()];
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(quic)));
+    endpoint
+}
+
 /// One HTTP/3 GET of `https://<host><path>` at `addr` (UDP) with `ca`
 /// trusted, from a quinn + h3 client; returns status, headers and body.
 pub async fn h3_get(
@@ -96,19 +113,7 @@ pub async fn h3_get(
     path: &str,
 ) -> (u16, http::HeaderMap, String) {
     use bytes::Buf;
-    use std::sync::Arc;
-    let mut roots = rustls::RootCertStore::empty();
-    let pem = std::fs::read(ca).unwrap();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let mut tls = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h3".to_vec()];
-    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
+    let endpoint = h3_endpoint(&std::fs::read(ca).unwrap());
     let conn = endpoint
         .connect(addr.parse().unwrap(), host)
         .unwrap()
