@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use berth_proxy::{
     Backend, EdgeOptions, EdgeProxy, ProxyMetrics, RouteSpec, RouteTable, Router, Site,
-    SiteOptions, Upstream,
+    SiteOptions, Upstream, UpstreamState,
 };
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -330,6 +330,22 @@ async fn ws_connect(
     tokio_tungstenite::connect_async(request).await.unwrap()
 }
 
+/// Waits (5 s at most) for the edge to end `ws`, then for its replica's
+/// in-flight count to drop to zero.
+async fn assert_ended_and_released(ws: &mut WebSocket, state: &UpstreamState, why: &str) {
+    let end = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .unwrap_or_else(|_| panic!("{why}"));
+    assert!(!matches!(end, Some(Ok(Message::Text(_)))), "{end:?}");
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while state.in_flight() != 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the replica's count drops to zero");
+}
+
 #[tokio::test]
 async fn websocket_upgrades_pass_through() {
     let backend = Arc::new(Backend::new("ws", vec![ws_upstream().await]));
@@ -361,17 +377,7 @@ async fn closing_a_replicas_tunnels_ends_its_websockets_and_nothing_else() {
     assert_eq!(state.in_flight(), 1, "the tunnel counts on its replica");
     // The drain deadline: the edge cuts the tunnel, client side included.
     assert_eq!(state.close_tunnels(), 1);
-    let end = tokio::time::timeout(Duration::from_secs(5), ws.next())
-        .await
-        .expect("the websocket ends promptly");
-    assert!(!matches!(end, Some(Ok(Message::Text(_)))), "{end:?}");
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while state.in_flight() != 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the replica's count drops to zero");
+    assert_ended_and_released(&mut ws, &state, "the websocket ends promptly").await;
     // Plain requests on the edge are unaffected.
     let mut again = open().await;
     again.send(Message::text("after")).await.unwrap();
@@ -399,17 +405,7 @@ async fn idle_websockets_are_closed_and_busy_ones_kept() {
         assert_eq!(reply.into_text().unwrap().as_str(), format!("echo:{i}"));
     }
     // Silence: the edge closes both sides.
-    let end = tokio::time::timeout(Duration::from_secs(5), ws.next())
-        .await
-        .expect("an idle tunnel is closed by the edge");
-    assert!(!matches!(end, Some(Ok(Message::Text(_)))), "{end:?}");
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while state.in_flight() != 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the replica's count drops to zero");
+    assert_ended_and_released(&mut ws, &state, "an idle tunnel is closed by the edge").await;
 }
 
 #[tokio::test]
