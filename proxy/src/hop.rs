@@ -533,6 +533,14 @@ impl Relay<'_> {
             replica.finish_body().await.map_err(RelayError::Stale)?;
         }
         while !request_done || !response_done {
+            let watching = request_done;
+            let client = async {
+                if watching {
+                    session.read_body_or_idle(true).await
+                } else {
+                    session.read_request_body().await
+                }
+            };
             tokio::select! {
                 task = replica.read_response_task(), if !response_done => {
                     let task = match task {
@@ -602,8 +610,16 @@ impl Relay<'_> {
                         request_done = true;
                     }
                 }
-                data = session.read_request_body(), if !request_done => {
+                // The request body while it lasts; after it, until the
+                // response head comes, a watch on the stream: a client that
+                // reset it (or left) frees the replica at once instead of
+                // after the replica's answer.
+                data = client, if !request_done || !header_seen => {
                     let data = data.map_err(RelayError::Client)?;
+                    if watching {
+                        // Only an error ends the watch; nothing to relay.
+                        continue;
+                    }
                     match data {
                         Some(data) => {
                             body_sent = true;

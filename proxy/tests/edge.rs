@@ -99,6 +99,54 @@ async fn start_edge(specs: Vec<RouteSpec>) -> Edge {
 
 /// [`start_edge`] with a deadline for idle tunnels.
 async fn start_edge_with(specs: Vec<RouteSpec>, tunnel_idle: Duration) -> Edge {
+    start_edge_on(specs, tunnel_idle, None).await
+}
+
+/// An edge on TLS with one self-signed certificate for every route's
+/// host; also returns the certificate (DER) for the client to trust.
+async fn start_tls_edge(specs: Vec<RouteSpec>) -> (Edge, Vec<u8>) {
+    use berth_acme::{CertStore, Certificate, Resolver, UnknownName};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let hosts = specs.iter().map(|s| s.host.to_string()).collect::<Vec<_>>();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(hosts)
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let store = Arc::new(CertStore::new(UnknownName::Refuse).unwrap());
+    store.install(
+        "edge",
+        Certificate::from_pem(&cert.pem(), &key.serialize_pem()).unwrap(),
+    );
+    let tls = berth_proxy::tls_config(Arc::new(Resolver(store)));
+    let edge = start_edge_on(specs, Duration::from_secs(3600), Some(tls)).await;
+    (edge, cert.der().to_vec())
+}
+
+/// An h2 client of `edge` over TLS, trusting `ca_der`.
+async fn h2_client(edge: &Edge, ca_der: &[u8]) -> h2::client::SendRequest<Bytes> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca_der.to_vec().into()).unwrap();
+    let mut config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("slow.test").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let (sender, connection) = h2::client::handshake(tls).await.unwrap();
+    tokio::spawn(connection);
+    sender.ready().await.unwrap()
+}
+
+async fn start_edge_on(
+    specs: Vec<RouteSpec>,
+    tunnel_idle: Duration,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> Edge {
     let router = Arc::new(Router::new(RouteTable::build(specs)));
     let mut registry = Registry::default();
     let metrics = ProxyMetrics::register(&mut registry);
@@ -106,7 +154,7 @@ async fn start_edge_with(specs: Vec<RouteSpec>, tunnel_idle: Duration) -> Edge {
         router.clone(),
         metrics,
         EdgeOptions {
-            tls: false,
+            tls: tls.is_some(),
             connect_timeout: Duration::from_secs(1),
             https_port: 443,
             h3_port: None,
@@ -117,7 +165,7 @@ async fn start_edge_with(specs: Vec<RouteSpec>, tunnel_idle: Duration) -> Edge {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, watch) = tokio::sync::watch::channel(false);
-    tokio::spawn(berth_proxy::serve(listener, proxy, None, watch));
+    tokio::spawn(berth_proxy::serve(listener, proxy, tls, watch));
     Edge {
         addr,
         router,
@@ -408,11 +456,10 @@ async fn idle_websockets_are_closed_and_busy_ones_kept() {
     assert_ended_and_released(&mut ws, &state, "an idle tunnel is closed by the edge").await;
 }
 
-#[tokio::test]
-async fn a_client_gone_before_the_answer_frees_the_replica() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    // A replica that reads one request, never answers, and reports when
-    // its connection is closed.
+/// A replica that reads one request head, never answers, and reports how
+/// many more bytes it read before its connection closed.
+async fn silent_upstream() -> (SocketAddr, tokio::sync::oneshot::Receiver<usize>) {
+    use tokio::io::AsyncReadExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
@@ -427,6 +474,13 @@ async fn a_client_gone_before_the_answer_frees_the_replica() {
         let n = conn.read(&mut buf).await.unwrap_or(0);
         let _ = closed_tx.send(n);
     });
+    (addr, closed_rx)
+}
+
+#[tokio::test]
+async fn a_client_gone_before_the_answer_frees_the_replica() {
+    use tokio::io::AsyncWriteExt;
+    let (addr, closed) = silent_upstream().await;
     let backend = Arc::new(Backend::new("slow", vec![addr]));
     let edge = start_edge(vec![route("slow.test", "/", false, &backend)]).await;
     let mut client = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
@@ -436,11 +490,46 @@ async fn a_client_gone_before_the_answer_frees_the_replica() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(client);
-    let n = tokio::time::timeout(Duration::from_secs(5), closed_rx)
+    let n = tokio::time::timeout(Duration::from_secs(5), closed)
         .await
         .expect("the edge closes the replica's connection when the client leaves")
         .unwrap();
     assert_eq!(n, 0, "nothing more was sent to the replica");
+}
+
+#[tokio::test]
+async fn an_h2_stream_reset_before_the_answer_frees_the_replica() {
+    let (addr, closed) = silent_upstream().await;
+    let slow = Arc::new(Backend::new("slow", vec![addr]));
+    let echo = Arc::new(Backend::new("echo", vec![echo_upstream("echo").await]));
+    let (edge, ca) = start_tls_edge(vec![
+        route("slow.test", "/", false, &slow),
+        route("echo.test", "/", false, &echo),
+    ])
+    .await;
+    let mut h2 = h2_client(&edge, &ca).await;
+    let req = http::Request::get("https://slow.test/long-poll")
+        .body(())
+        .unwrap();
+    let (waiting, stream) = h2.send_request(req, true).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Dropping both halves of the stream resets it (RST_STREAM CANCEL).
+    drop((waiting, stream));
+    let n = tokio::time::timeout(Duration::from_secs(5), closed)
+        .await
+        .expect("the edge closes the replica's connection when the stream is reset")
+        .unwrap();
+    assert_eq!(n, 0, "nothing more was sent to the replica");
+    // The client's connection and its other streams go on.
+    let req = http::Request::get("https://echo.test/next")
+        .body(())
+        .unwrap();
+    let (answer, _) = h2.ready().await.unwrap().send_request(req, true).unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(5), answer)
+        .await
+        .expect("the next stream is answered")
+        .unwrap();
+    assert_eq!(answer.status(), 200);
 }
 
 /// An upstream that answers with the request's path; paths under `/slow`

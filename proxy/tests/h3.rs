@@ -426,3 +426,40 @@ async fn a_get_the_replica_dropped_unanswered_goes_again_and_a_post_does_not() {
     assert_eq!(heads.load(Ordering::SeqCst), 4, "the POST was read once");
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn an_answered_upload_that_stalls_holds_back_no_other_request() {
+    let (upstream, accepted) = counting_upstream(false).await;
+    let edge = start_edge(vec![upstream]).await;
+    let (mut sender, _endpoint) = client(&edge).await;
+    // The replica answers at the request head; the client sends a little
+    // of its body and then nothing, keeping the stream open.
+    let req = http::Request::post("https://app.test/api/upload")
+        .header("content-length", "100000")
+        .body(())
+        .unwrap();
+    let mut upload = sender.send_request(req).await.unwrap();
+    upload
+        .send_data(Bytes::from_static(b"first bytes"))
+        .await
+        .unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(5), upload.recv_response())
+        .await
+        .expect("the replica's early answer reaches the client")
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    // The connection under the stalled upload is busy: the next requests
+    // take another one and are answered at once.
+    for i in 0..3 {
+        let got = tokio::time::timeout(Duration::from_secs(5), get(&mut sender, "/api/next"))
+            .await
+            .unwrap_or_else(|_| panic!("GET {i} waited on the stalled upload"));
+        assert_eq!(got, (200, "ok".to_string()));
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        2,
+        "one connection stays with the upload, the GETs share the other"
+    );
+    drop(upload);
+}
