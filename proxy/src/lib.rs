@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+mod balance;
 mod chunked;
 mod h1;
 mod h3;

@@ -19,6 +19,7 @@ use rustls::server::ResolvesServerCert;
 use rustls::ServerConfig;
 use tokio_util::sync::CancellationToken;
 
+use crate::balance::Balance;
 use crate::{h1, EdgeProxy};
 
 tokio::task_local! {
@@ -48,7 +49,8 @@ pub fn tls_config(resolver: Arc<dyn ResolvesServerCert>) -> Arc<ServerConfig> {
 
 /// Serves `proxy` on `threads` threads of its own, each a single-threaded
 /// runtime accepting on the same socket, with its own upstream connection
-/// pool (nothing is handed between runtimes). Each thread ends once
+/// pool (nothing is handed between runtimes); a thread ahead of the others
+/// in open connections lets them take the next ones (`balance.rs`). Each thread ends once
 /// `shutdown` turned true and its connections have ended.
 pub fn serve_on_threads(
     listener: TcpListener,
@@ -59,17 +61,20 @@ pub fn serve_on_threads(
 ) -> std::io::Result<EdgeThreads> {
     let addr = listener.local_addr()?;
     let mut done = Vec::with_capacity(threads);
+    let balance = (threads > 1).then(|| Balance::new(threads));
     for i in 0..threads {
         let listener = listener.try_clone()?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         let (proxy, tls, shutdown) = (make_proxy(), tls.clone(), shutdown.clone());
+        let worker = balance.clone().map(|balance| (balance, i));
         let (finished, wait) = tokio::sync::oneshot::channel::<()>();
         std::thread::Builder::new()
             .name(format!("berth-edge-{i}"))
             .spawn(move || {
-                if let Err(err) = runtime.block_on(serve(listener, proxy, tls, shutdown)) {
+                let serve = serve_worker(listener, proxy, tls, shutdown, worker);
+                if let Err(err) = runtime.block_on(serve) {
                     tracing::error!(%addr, %err, "an edge worker stopped");
                 }
                 let _ = finished.send(());
@@ -101,7 +106,19 @@ pub async fn serve(
     listener: TcpListener,
     proxy: EdgeProxy,
     tls: Option<Arc<ServerConfig>>,
+    shutdown: ShutdownWatch,
+) -> std::io::Result<()> {
+    serve_worker(listener, proxy, tls, shutdown, None).await
+}
+
+/// [`serve`] as worker `i` of the listener's workers, taking its share of
+/// the connections by `balance`, when given as `(balance, i)`.
+async fn serve_worker(
+    listener: TcpListener,
+    proxy: EdgeProxy,
+    tls: Option<Arc<ServerConfig>>,
     mut shutdown: ShutdownWatch,
+    worker: Option<(Arc<Balance>, usize)>,
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
@@ -109,8 +126,14 @@ pub async fn serve(
     let app = Arc::new(proxy);
     let acceptor = tls.map(|config| Arc::new(Acceptor::from_server_config(config)));
     loop {
+        let accept = async {
+            if let Some((balance, i)) = &worker {
+                balance.turn(*i).await;
+            }
+            listener.accept().await
+        };
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+            accepted = accept => accepted,
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() {
                     break;
@@ -129,7 +152,9 @@ pub async fn serve(
             }
         };
         let (app, acceptor, shutdown) = (app.clone(), acceptor.clone(), shutdown.clone());
+        let held = worker.as_ref().map(|(balance, i)| balance.opened(*i));
         connections.spawn(async move {
+            let _held = held;
             // A tunnel on this connection registers `cut` with its replica,
             // whose drain deadline may then end the whole connection.
             let cut = CancellationToken::new();
