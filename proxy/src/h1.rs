@@ -12,6 +12,7 @@
 //! the response is awaited, so a replica answering early (a 413) is heard.
 //! h2 clients are served by pingora-core's codec in `hop.rs`.
 
+use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -62,13 +63,21 @@ pub(crate) async fn serve<C>(edge: &EdgeProxy, io: C, peer: SocketAddr, shutdown
 where
     C: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    // One wait for shutdown for the connection's whole life: registered
+    // once, not again for every request.
+    let mut stop = shutdown.clone();
+    let stopping = async move {
+        // A dropped sender never asks to stop.
+        if stop.wait_for(|stopping| *stopping).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::pin!(stopping);
     let mut conn = Conn {
         edge,
         io,
-        fwd: head::Forwarding {
-            client: Some(peer.ip()),
-            tls: edge.options().tls,
-        },
+        stopping: stopping.as_mut(),
+        fwd: head::Forwarding::new(Some(peer.ip()), edge.options().tls),
         rbuf: BytesMut::with_capacity(HEAD_READ),
         wbuf: Vec::with_capacity(HEAD_READ),
         ubuf: BytesMut::with_capacity(HEAD_READ),
@@ -86,6 +95,8 @@ where
 struct Conn<'e, C> {
     edge: &'e EdgeProxy,
     io: C,
+    /// Resolves once the edge shuts down; not polled after that.
+    stopping: Pin<&'e mut (dyn Future<Output = ()> + Send)>,
     fwd: head::Forwarding,
     /// Bytes from the client not consumed yet (pipelined requests too).
     rbuf: BytesMut,
@@ -294,7 +305,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
         let mut deadline = None;
         loop {
             if !self.rbuf.is_empty() {
-                match head::parse_request(&self.rbuf, &mut self.req, &mut self.block, self.fwd) {
+                match head::parse_request(&self.rbuf, &mut self.req, &mut self.block, &self.fwd) {
                     Ok(true) => return Next::Request,
                     Ok(false) if self.rbuf.len() >= head::MAX_HEAD => return Next::Refused(431),
                     Ok(false) => {}
@@ -314,17 +325,10 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                     let read =
                         self.idle
                             .read(&mut self.io, &mut self.rbuf, HEAD_READ, KEEPALIVE_TIMEOUT);
-                    let mut stop = self.shutdown.clone();
                     tokio::select! {
                         biased;
                         read = read => read,
-                        stopping = async { stop.wait_for(|stopping| *stopping).await.is_ok() } => {
-                            if stopping {
-                                return Next::Closed;
-                            }
-                            // A dropped sender never asks to stop.
-                            std::future::pending().await
-                        }
+                        () = self.stopping.as_mut() => return Next::Closed,
                     }
                 }
             };
@@ -340,7 +344,9 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
     /// Serves the request in `self.req`.
     async fn exchange(&mut self) -> Outcome {
         let edge = self.edge;
-        let closing = *self.shutdown.borrow();
+        // The value is read (a lock shared by every connection) only once
+        // it changed: shutting down.
+        let closing = matches!(self.shutdown.has_changed(), Ok(true)) && *self.shutdown.borrow();
         let keep = self.req.keep_alive && !closing;
         // A body berth does not read itself (it answers on its own) ends
         // the connection.

@@ -95,11 +95,32 @@ impl Request {
     }
 }
 
-/// The edge's own forwarding values for a client connection.
-#[derive(Debug, Clone, Copy)]
+/// The edge's own forwarding values for a client connection, the client's
+/// address written out once for all its requests.
+#[derive(Debug, Clone)]
 pub struct Forwarding {
-    pub client: Option<IpAddr>,
-    pub tls: bool,
+    /// The client's address as text (`INET6_ADDRSTRLEN` bytes at most).
+    client: Option<([u8; 46], usize)>,
+    tls: bool,
+}
+
+impl Forwarding {
+    /// The values for a connection from `client` (IPv4-mapped addresses as
+    /// IPv4), over TLS or not.
+    pub fn new(client: Option<IpAddr>, tls: bool) -> Self {
+        let client = client.map(|ip| {
+            let mut text = [0u8; 46];
+            let mut out = std::io::Cursor::new(&mut text[..]);
+            let _ = write!(out, "{}", ip.to_canonical());
+            let len = usize::try_from(out.position()).unwrap_or(0);
+            (text, len)
+        });
+        Forwarding { client, tls }
+    }
+
+    fn client(&self) -> Option<&[u8]> {
+        self.client.as_ref().map(|(text, len)| &text[..*len])
+    }
 }
 
 fn is_one_of(name: &[u8], names: &[&str]) -> bool {
@@ -195,7 +216,7 @@ pub fn parse_request(
     buf: &[u8],
     req: &mut Request,
     upstream: &mut Vec<u8>,
-    fwd: Forwarding,
+    fwd: &Forwarding,
 ) -> Result<bool, Refused> {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut []);
@@ -327,11 +348,8 @@ pub fn parse_request(
     if host_from_target {
         put_header(upstream, b"host", req.host.as_bytes());
     }
-    if let Some(ip) = fwd.client {
-        upstream.extend_from_slice(X_FORWARDED_FOR.as_bytes());
-        upstream.extend_from_slice(b": ");
-        let _ = write!(upstream, "{}", ip.to_canonical());
-        upstream.extend_from_slice(b"\r\n");
+    if let Some(ip) = fwd.client() {
+        put_header(upstream, X_FORWARDED_FOR.as_bytes(), ip);
     }
     let proto: &[u8] = if fwd.tls { b"https" } else { b"http" };
     put_header(upstream, X_FORWARDED_PROTO.as_bytes(), proto);
@@ -596,16 +614,32 @@ pub fn header_map(buf: &[u8]) -> http::HeaderMap {
 mod tests {
     use super::*;
 
-    const FWD: Forwarding = Forwarding {
-        client: Some(IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 7))),
-        tls: false,
-    };
+    fn fwd() -> Forwarding {
+        Forwarding::new(
+            Some(IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 7))),
+            false,
+        )
+    }
 
     fn request(raw: &str) -> Result<(Request, String), Refused> {
         let mut req = Request::default();
         let mut up = Vec::new();
-        assert!(parse_request(raw.as_bytes(), &mut req, &mut up, FWD)?);
+        assert!(parse_request(raw.as_bytes(), &mut req, &mut up, &fwd())?);
         Ok((req, String::from_utf8(up).unwrap()))
+    }
+
+    #[test]
+    fn client_addresses_are_written_as_forwarded_for_text() {
+        let text = |ip: &str| {
+            let fwd = Forwarding::new(Some(ip.parse().unwrap()), false);
+            String::from_utf8(fwd.client().unwrap().to_vec()).unwrap()
+        };
+        assert_eq!(text("203.0.113.9"), "203.0.113.9");
+        assert_eq!(text("::ffff:203.0.113.9"), "203.0.113.9");
+        assert_eq!(text("2001:db8::1"), "2001:db8::1");
+        let longest = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
+        assert_eq!(text(longest), longest);
+        assert!(Forwarding::new(None, true).client().is_none());
     }
 
     #[test]
@@ -680,7 +714,7 @@ mod tests {
         assert_eq!(request(&many).err(), Some(Refused(431)));
         let mut req = Request::default();
         assert_eq!(
-            parse_request(b"GET / HTTP/1.1\r\nHo", &mut req, &mut Vec::new(), FWD),
+            parse_request(b"GET / HTTP/1.1\r\nHo", &mut req, &mut Vec::new(), &fwd()),
             Ok(false)
         );
     }
@@ -692,7 +726,7 @@ mod tests {
         ) {
             let mut req = Request::default();
             let mut up = Vec::new();
-            let _ = parse_request(&input, &mut req, &mut up, FWD);
+            let _ = parse_request(&input, &mut req, &mut up, &fwd());
             let _ = parse_response(&input, &REPLY, &mut up);
             let _ = header_map(&input);
         }
