@@ -21,6 +21,7 @@
 //! Smoke run (seconds, no file):    `cargo bench --profile dev --bench peers -- --smoke`
 //! Hop loop (keep-alive only, no file): `cargo bench --bench peers -- --quick`
 //! HTTP/3 loop (berth and Caddy, no file): `cargo bench --bench peers -- --h3`
+//! h2 loop (every proxy, no file):       `cargo bench --bench peers -- --h2`
 //! Needs Docker, and Debian's wrk, nghttp2-client, nginx, haproxy, caddy
 //! and busybox-static (the upstream image borrows nothing else).
 
@@ -69,6 +70,8 @@ fn main() {
         Plan::focused(Focus::KeepAlive)
     } else if args.iter().any(|a| a == "--h3") {
         Plan::focused(Focus::H3)
+    } else if args.iter().any(|a| a == "--h2") {
+        Plan::focused(Focus::H2)
     } else {
         Plan::full()
     };
@@ -135,6 +138,8 @@ enum Focus {
     KeepAlive,
     /// HTTP/3 through berth and Caddy.
     H3,
+    /// h2 over TLS on kept connections through every proxy.
+    H2,
 }
 
 /// The upstream: HTTP/1.1 keep-alive, a fixed 12-byte body, one worker
@@ -360,11 +365,13 @@ fn h2load(peer: &Peer, requests: usize, clients: usize, streams: usize) -> Sampl
         return Sample::default();
     };
     let port = https.rsplit(':').next().unwrap();
+    let log = tempfile::NamedTempFile::new().unwrap();
     let cpu0 = cpu_us(&peer.pids);
     let out = Command::new("h2load")
         .args(["-n", &requests.to_string(), "-c", &clients.to_string()])
         .args(["-m", &streams.to_string(), "-t", "1"])
         .arg(format!("--connect-to=127.0.0.1:{port}"))
+        .arg(format!("--log-file={}", log.path().display()))
         .arg(format!("https://{HOST}:{port}/"))
         .output()
         .expect("h2load is installed (nghttp2-client)");
@@ -396,17 +403,44 @@ fn h2load(peer: &Peer, requests: usize, clients: usize, streams: usize) -> Sampl
             if done < requests as f64 {
                 eprintln!("  {}: {line}", peer.name);
             }
-        } else if let Some(rest) = line.strip_prefix("time for request:") {
-            // min max mean sd +/- sd: no percentiles from h2load; mean as p50.
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            s.p50_ms = fields.get(2).map_or(f64::NAN, |v| parse_latency_ms(v));
-            s.p99_ms = fields.get(1).map_or(f64::NAN, |v| parse_latency_ms(v));
         }
+    }
+    // h2load prints no percentiles; its per-request log has each time.
+    let mut times = logged_times_ms(log.path());
+    if times.is_empty() {
+        (s.p50_ms, s.p99_ms) = (f64::NAN, f64::NAN);
+    } else {
+        times.sort_by(f64::total_cmp);
+        let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+        s.p50_ms = at(0.50);
+        s.p99_ms = at(0.99);
+        eprintln!(
+            "  {}: h2load's slowest of {} successful requests: {:.1} ms",
+            peer.name,
+            times.len(),
+            times[times.len() - 1]
+        );
     }
     if done > 0.0 {
         s.cpu_us_per_req = cpu as f64 / done;
     }
     s
+}
+
+/// Times (ms) of the successful (2xx) requests in an h2load `--log-file`:
+/// tab-separated start (µs since the epoch), status, and µs until the end
+/// of the response.
+fn logged_times_ms(path: &Path) -> Vec<f64> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split('\t').skip(1);
+            let status: u16 = fields.next()?.trim().parse().ok()?;
+            let us: f64 = fields.next()?.trim().parse().ok()?;
+            (200..300).contains(&status).then_some(us / 1000.0)
+        })
+        .collect()
 }
 
 /// The harness's HTTP/3 load (`plan.connections` connections, 10
@@ -731,7 +765,7 @@ async fn run(plan: Plan) {
             if plan.focus != Focus::H3 {
                 hop_and_tls(&plan, peer, &mut table);
             }
-            if peer.h3.is_some() && plan.focus != Focus::KeepAlive {
+            if peer.h3.is_some() && matches!(plan.focus, Focus::All | Focus::H3) {
                 settle(UPSTREAM_PORT);
                 let h3 = h3(&plan, peer, &ca.pem);
                 record(&mut table, "5 HTTP/3, kept connections", peer, h3);
@@ -797,6 +831,13 @@ fn settle(port: u16) {
 /// The TCP scenarios: HTTP/1.1 (keep-alive, and unless focused on it, a
 /// connection per request), then h2 and handshakes over TLS.
 fn hop_and_tls(plan: &Plan, peer: &Peer, table: &mut Table) {
+    if plan.focus == Focus::H2 {
+        if peer.https.is_some() {
+            let h2 = h2load(peer, plan.h2_requests, plan.connections, 10);
+            record(table, "3 h2 over TLS, kept connections", peer, h2);
+        }
+        return;
+    }
     let url = format!("http://{}/", peer.http);
     let keep = wrk(plan, peer, &url, false);
     record(table, "1 HTTP/1.1 keep-alive", peer, keep);
@@ -895,8 +936,8 @@ fn report(plan: &Plan, table: &Table, footprint: &[(usize, u64, f64, Duration)])
         "One keep-alive upstream (a hyper server answering {} bytes, in a container berth deployed) \
          behind each proxy; `direct` is wrk against the upstream itself. {} interleaved rounds of \
          {} s per run, medians. wrk: `-t1 -c{}`; h2load: `-c{} -m10` on kept connections, and `-m1` \
-         with one request per connection for handshakes (h2load reports no percentiles: p50 is its \
-         mean, p99 its maximum). HTTP/3: the harness's own quinn + h3 client on one thread, `{}` \
+         with one request per connection for handshakes (percentiles from h2load's per-request \
+         `--log-file`). HTTP/3: the harness's own quinn + h3 client on one thread, `{}` \
          connections with 10 streams each (`benches/h3load`). CPU is user + system time of the proxy's processes from /proc, per \
          request.\n",
         BODY.len(),

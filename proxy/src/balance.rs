@@ -6,10 +6,12 @@
 //! workers, one worker took 60 % of them, and its connections waited
 //! longer (berth's p99 was 1.6x nginx's at equal throughput). HAProxy
 //! gives each connection to its least loaded thread instead. Here a worker
-//! that holds more connections than another one by more than
-//! [`SLACK`] waits before it accepts, so the other one takes the next
-//! connection; the wait has a deadline, so a stuck worker cannot stop the
-//! rest from accepting.
+//! that holds more connections than another one by more than [`SLACK`]
+//! waits (up to [`MAX_WAIT`]) before its next accept, so while connections
+//! keep coming the others take them; when they come further apart than
+//! that, whichever worker accepts first takes the next one. The deadline
+//! keeps a stuck worker from stopping the rest, and a worker that ended
+//! retires its slot so the others do not wait for it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -67,6 +69,15 @@ impl Balance {
         }
     }
 
+    /// Takes `worker` out of the balance once the guard drops (its accept
+    /// loop ended): the others no longer wait for it to catch up.
+    pub(crate) fn retire_on_drop(self: &Arc<Self>, worker: usize) -> Retire {
+        Retire {
+            balance: self.clone(),
+            worker,
+        }
+    }
+
     /// Counts a connection `worker` accepted until the returned guard drops.
     pub(crate) fn opened(self: &Arc<Self>, worker: usize) -> Held {
         self.open[worker].fetch_add(1, Ordering::Relaxed);
@@ -92,6 +103,25 @@ impl Drop for Held {
         self.balance.changed.notify_waiters();
     }
 }
+
+/// Retires a worker from its balance when dropped.
+#[derive(Debug)]
+pub(crate) struct Retire {
+    balance: Arc<Balance>,
+    worker: usize,
+}
+
+impl Drop for Retire {
+    fn drop(&mut self) {
+        // Never the least loaded again; its open connections may still
+        // count down from here.
+        self.balance.open[self.worker].store(RETIRED, Ordering::Relaxed);
+        self.balance.changed.notify_waiters();
+    }
+}
+
+/// The count of a retired worker.
+const RETIRED: usize = usize::MAX / 2;
 
 #[cfg(test)]
 mod tests {
@@ -131,7 +161,25 @@ mod tests {
         let _e = balance.opened(0);
         let started = tokio::time::Instant::now();
         balance.turn(0).await;
-        assert_eq!(started.elapsed(), MAX_WAIT);
+        assert!(started.elapsed() >= MAX_WAIT);
         drop(b);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retired_worker_is_not_waited_for() {
+        let balance = Balance::new(3);
+        let _a = balance.opened(0);
+        let _b = balance.opened(0);
+        let c = balance.opened(2);
+        assert!(balance.ahead(0), "worker 1 holds none");
+        drop(balance.retire_on_drop(1));
+        assert!(!balance.ahead(0));
+        let started = tokio::time::Instant::now();
+        balance.turn(0).await;
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        // A retired worker's last connections closing keep it out.
+        drop(balance.retire_on_drop(2));
+        drop(c);
+        assert!(!balance.ahead(0));
     }
 }

@@ -346,7 +346,8 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
         let edge = self.edge;
         // The value is read (a lock shared by every connection) only once
         // it changed: shutting down.
-        let closing = matches!(self.shutdown.has_changed(), Ok(true)) && *self.shutdown.borrow();
+        // (A dropped sender counts as changed: its last value holds.)
+        let closing = self.shutdown.has_changed().unwrap_or(true) && *self.shutdown.borrow();
         let keep = self.req.keep_alive && !closing;
         // A body berth does not read itself (it answers on its own) ends
         // the connection.

@@ -535,11 +535,17 @@ impl Relay<'_> {
         while !request_done || !response_done {
             let watching = request_done;
             let client = async {
-                if watching {
-                    session.read_body_or_idle(true).await
-                } else {
-                    session.read_request_body().await
+                if !watching {
+                    return session.read_request_body().await;
                 }
+                // Only h2 streams come here; nothing to watch otherwise.
+                let closed = match session.watch_h2_stream_close() {
+                    Some(closed) => closed.await,
+                    None => std::future::pending().await,
+                };
+                // The watch ends only when the client reset the stream or
+                // left: never with a body to relay.
+                Error::e_explain(ErrorType::H2Error, format!("client reset: {:?}", closed?))
             };
             tokio::select! {
                 task = replica.read_response_task(), if !response_done => {
@@ -616,10 +622,6 @@ impl Relay<'_> {
                 // after the replica's answer.
                 data = client, if !request_done || !header_seen => {
                     let data = data.map_err(RelayError::Client)?;
-                    if watching {
-                        // Only an error ends the watch; nothing to relay.
-                        continue;
-                    }
                     match data {
                         Some(data) => {
                             body_sent = true;

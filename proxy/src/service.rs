@@ -120,6 +120,9 @@ async fn serve_worker(
     mut shutdown: ShutdownWatch,
     worker: Option<(Arc<Balance>, usize)>,
 ) -> std::io::Result<()> {
+    let _retire = worker
+        .as_ref()
+        .map(|(balance, i)| balance.retire_on_drop(*i));
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let connections = tokio_util::task::TaskTracker::new();

@@ -456,51 +456,84 @@ async fn idle_websockets_are_closed_and_busy_ones_kept() {
     assert_ended_and_released(&mut ws, &state, "an idle tunnel is closed by the edge").await;
 }
 
-/// A replica that reads one request head, never answers, and reports how
-/// many more bytes it read before its connection closed.
-async fn silent_upstream() -> (SocketAddr, tokio::sync::oneshot::Receiver<usize>) {
+/// A replica that reads one request head and never answers. Tells when it
+/// has read the head, and then how many more bytes it read before its
+/// connection closed.
+struct SilentUpstream {
+    addr: SocketAddr,
+    head_read: tokio::sync::oneshot::Receiver<()>,
+    closed: tokio::sync::oneshot::Receiver<usize>,
+}
+
+async fn silent_upstream() -> SilentUpstream {
     use tokio::io::AsyncReadExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
+    let (head_tx, head_read) = tokio::sync::oneshot::channel();
+    let (closed_tx, closed) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let (mut conn, _) = listener.accept().await.unwrap();
         let mut buf = [0u8; 4096];
         let mut seen = Vec::new();
         while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-            let n = conn.read(&mut buf).await.unwrap();
-            seen.extend_from_slice(&buf[..n]);
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
         }
+        let _ = head_tx.send(());
         let n = conn.read(&mut buf).await.unwrap_or(0);
         let _ = closed_tx.send(n);
     });
-    (addr, closed_rx)
+    SilentUpstream {
+        addr,
+        head_read,
+        closed,
+    }
+}
+
+impl SilentUpstream {
+    /// Waits until the replica read the request head.
+    async fn head_read(&mut self) {
+        tokio::time::timeout(Duration::from_secs(5), &mut self.head_read)
+            .await
+            .expect("the request reaches the replica")
+            .unwrap();
+    }
+
+    /// Asserts the replica's connection closes within 5 s with nothing
+    /// more sent on it.
+    async fn assert_closed(self, why: &str) {
+        let n = tokio::time::timeout(Duration::from_secs(5), self.closed)
+            .await
+            .expect(why)
+            .unwrap();
+        assert_eq!(n, 0, "nothing more was sent to the replica");
+    }
 }
 
 #[tokio::test]
 async fn a_client_gone_before_the_answer_frees_the_replica() {
     use tokio::io::AsyncWriteExt;
-    let (addr, closed) = silent_upstream().await;
-    let backend = Arc::new(Backend::new("slow", vec![addr]));
+    let mut replica = silent_upstream().await;
+    let backend = Arc::new(Backend::new("slow", vec![replica.addr]));
     let edge = start_edge(vec![route("slow.test", "/", false, &backend)]).await;
     let mut client = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
     client
         .write_all(b"GET /long-poll HTTP/1.1\r\nHost: slow.test\r\n\r\n")
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    replica.head_read().await;
     drop(client);
-    let n = tokio::time::timeout(Duration::from_secs(5), closed)
-        .await
-        .expect("the edge closes the replica's connection when the client leaves")
-        .unwrap();
-    assert_eq!(n, 0, "nothing more was sent to the replica");
+    replica
+        .assert_closed("the edge closes the replica's connection when the client leaves")
+        .await;
 }
 
 #[tokio::test]
 async fn an_h2_stream_reset_before_the_answer_frees_the_replica() {
-    let (addr, closed) = silent_upstream().await;
-    let slow = Arc::new(Backend::new("slow", vec![addr]));
+    let mut replica = silent_upstream().await;
+    let slow = Arc::new(Backend::new("slow", vec![replica.addr]));
     let echo = Arc::new(Backend::new("echo", vec![echo_upstream("echo").await]));
     let (edge, ca) = start_tls_edge(vec![
         route("slow.test", "/", false, &slow),
@@ -512,14 +545,12 @@ async fn an_h2_stream_reset_before_the_answer_frees_the_replica() {
         .body(())
         .unwrap();
     let (waiting, stream) = h2.send_request(req, true).unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    replica.head_read().await;
     // Dropping both halves of the stream resets it (RST_STREAM CANCEL).
     drop((waiting, stream));
-    let n = tokio::time::timeout(Duration::from_secs(5), closed)
-        .await
-        .expect("the edge closes the replica's connection when the stream is reset")
-        .unwrap();
-    assert_eq!(n, 0, "nothing more was sent to the replica");
+    replica
+        .assert_closed("the edge closes the replica's connection when the stream is reset")
+        .await;
     // The client's connection and its other streams go on.
     let req = http::Request::get("https://echo.test/next")
         .body(())
