@@ -50,8 +50,8 @@ pub fn tls_config(resolver: Arc<dyn ResolvesServerCert>) -> Arc<ServerConfig> {
 /// Serves `proxy` on `threads` threads of its own, each a single-threaded
 /// runtime accepting on the same socket, with its own upstream connection
 /// pool (nothing is handed between runtimes); a thread ahead of the others
-/// in open connections lets them take the next ones (`balance.rs`). Each thread ends once
-/// `shutdown` turned true and its connections have ended.
+/// in open connections lets them take the next ones (`balance.rs`). Each
+/// thread ends once `shutdown` turned true and its connections have ended.
 pub fn serve_on_threads(
     listener: TcpListener,
     threads: usize,
