@@ -22,6 +22,8 @@ use hyper_util::rt::TokioIo;
 use prometheus_client::registry::Registry;
 use tokio_tungstenite::tungstenite::Message;
 
+mod support;
+
 /// An upstream that answers with a JSON echo of what it received:
 /// `{name, path, headers, body_len}`.
 async fn echo_upstream(name: &'static str) -> SocketAddr {
@@ -105,22 +107,11 @@ async fn start_edge_with(specs: Vec<RouteSpec>, tunnel_idle: Duration) -> Edge {
 /// An edge on TLS with one self-signed certificate for every route's
 /// host; also returns the certificate (DER) for the client to trust.
 async fn start_tls_edge(specs: Vec<RouteSpec>) -> (Edge, Vec<u8>) {
-    use berth_acme::{CertStore, Certificate, Resolver, UnknownName};
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let hosts = specs.iter().map(|s| s.host.to_string()).collect::<Vec<_>>();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(hosts)
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    let store = Arc::new(CertStore::new(UnknownName::Refuse).unwrap());
-    store.install(
-        "edge",
-        Certificate::from_pem(&cert.pem(), &key.serialize_pem()).unwrap(),
-    );
-    let tls = berth_proxy::tls_config(Arc::new(Resolver(store)));
+    let hosts = specs.iter().map(|s| s.host.to_string()).collect();
+    let (resolver, ca_der) = support::self_signed(hosts);
+    let tls = berth_proxy::tls_config(resolver);
     let edge = start_edge_on(specs, Duration::from_secs(3600), Some(tls)).await;
-    (edge, cert.der().to_vec())
+    (edge, ca_der)
 }
 
 /// An h2 client of `edge` over TLS, trusting `ca_der`.

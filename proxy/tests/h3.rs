@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_acme::{CertStore, Certificate, Resolver, UnknownName};
 use berth_proxy::{
     Backend, H3Options, ProxyMetrics, RouteSpec, RouteTable, Router, Site, SiteOptions,
 };
@@ -19,6 +18,8 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use prometheus_client::registry::Registry;
+
+mod support;
 
 /// An upstream that answers every request with its own body, streamed
 /// back as it arrives, and `x-seen-*` headers telling what it received.
@@ -70,17 +71,7 @@ async fn start_edge(upstreams: Vec<SocketAddr>) -> Edge {
 /// An edge whose one route, `app.test/api` (prefix stripped, HTTPS only,
 /// HSTS), goes to `backend`.
 async fn start_edge_with(backend: Backend) -> Edge {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["app.test".to_string()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    let store = Arc::new(CertStore::new(UnknownName::Refuse).unwrap());
-    store.install(
-        "app",
-        Certificate::from_pem(&cert.pem(), &key.serialize_pem()).unwrap(),
-    );
+    let (resolver, ca_der) = support::self_signed(vec!["app.test".to_string()]);
     let router = Arc::new(Router::new(RouteTable::build([RouteSpec {
         host: "app.test".into(),
         path_prefix: "/api".into(),
@@ -96,7 +87,7 @@ async fn start_edge_with(backend: Backend) -> Edge {
     let (stop, watch) = tokio::sync::watch::channel(false);
     tokio::spawn(berth_proxy::serve_h3(
         socket,
-        Arc::new(Resolver(store)),
+        resolver,
         router,
         metrics,
         H3Options {
@@ -106,7 +97,7 @@ async fn start_edge_with(backend: Backend) -> Edge {
     ));
     Edge {
         addr,
-        ca_der: cert.der().to_vec(),
+        ca_der,
         _stop: stop,
     }
 }
