@@ -3,7 +3,8 @@
 //! version answers, route-switch latency (from the new replicas passing
 //! their health gate to the first request they serve), and berth's own
 //! share of a deploy of a local image (its total time less Docker calls and
-//! waiting on the app).
+//! waiting on the app), and the time from an API call that adds a domain
+//! to the first request the edge routes for it.
 //!
 //! Run: `cargo bench --bench deploy` (rounds: `BERTH_BENCH_ROUNDS`, default 20).
 //! Needs Docker and Debian's `busybox-static`, like the tests.
@@ -126,6 +127,30 @@ struct Samples {
     docker: Vec<f64>,
     waiting: Vec<f64>,
     berth: Vec<f64>,
+    domain_visible: Vec<f64>,
+}
+
+/// Adds a domain to the running app through the API and times the call
+/// to the first request the edge routes for it, polling throughout.
+async fn domain_visible(berth: &Berth, round: usize) -> f64 {
+    let host = format!("added{round}.test");
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/", berth.http);
+    let patch = json!({"domains": [{"host": "web.test"}, {"host": host}]});
+    let called = Instant::now();
+    let poll = async {
+        let deadline = called + Duration::from_secs(10);
+        loop {
+            let answer = client.get(&url).header("host", &host).send().await;
+            if answer.is_ok_and(|r| r.status() == 200) {
+                return called.elapsed();
+            }
+            assert!(Instant::now() < deadline, "{host} never routed");
+        }
+    };
+    let ((status, body), seen) = tokio::join!(berth.api("PATCH", "/apps/web", Some(patch)), poll);
+    assert_eq!(status, 200, "{body}");
+    ms(seen)
 }
 
 #[tokio::main]
@@ -176,6 +201,9 @@ async fn main() {
         s.berth.push(field("berth_ms"));
     }
     watcher.abort();
+    for round in 0..rounds {
+        s.domain_visible.push(domain_visible(&berth, round).await);
+    }
 
     let mut out = String::new();
     let (sent, failed) = (
@@ -200,6 +228,11 @@ async fn main() {
         out,
         "  route switch, health gate passed to first request served: {:>6.2} ms (target < 50 ms)",
         median(s.switch)
+    );
+    say!(
+        out,
+        "  route visible after an API change, domain added to first request served: {:>5.2} ms (target < 50 ms)",
+        median(s.domain_visible)
     );
     say!(
         out,

@@ -22,6 +22,7 @@
 //! Hop loop (keep-alive only, no file): `cargo bench --bench peers -- --quick`
 //! HTTP/3 loop (berth and Caddy, no file): `cargo bench --bench peers -- --h3`
 //! h2 loop (every proxy, no file):       `cargo bench --bench peers -- --h2`
+//! New-connection loop (no Caddy, no file): `cargo bench --bench peers -- --close`
 //! Needs Docker, and Debian's wrk, nghttp2-client, nginx, haproxy, caddy
 //! and busybox-static (the upstream image borrows nothing else).
 
@@ -72,6 +73,8 @@ fn main() {
         Plan::focused(Focus::H3)
     } else if args.iter().any(|a| a == "--h2") {
         Plan::focused(Focus::H2)
+    } else if args.iter().any(|a| a == "--close") {
+        Plan::focused(Focus::Close)
     } else {
         Plan::full()
     };
@@ -140,6 +143,9 @@ enum Focus {
     H3,
     /// h2 over TLS on kept connections through every proxy.
     H2,
+    /// HTTP/1.1 with a new connection per request through berth, nginx
+    /// and HAProxy.
+    Close,
 }
 
 /// The upstream: HTTP/1.1 keep-alive, a fixed 12-byte body, one worker
@@ -753,7 +759,7 @@ async fn run(plan: Plan) {
         peers.push(start_nginx(dirs[0].path(), &upstream, &tls));
         peers.push(start_haproxy(dirs[1].path(), &upstream, &tls));
     }
-    if plan.focus != Focus::KeepAlive {
+    if !matches!(plan.focus, Focus::KeepAlive | Focus::Close) {
         peers.push(start_caddy(dirs[2].path(), &upstream, &tls));
     }
 
@@ -839,6 +845,11 @@ fn hop_and_tls(plan: &Plan, peer: &Peer, table: &mut Table) {
         return;
     }
     let url = format!("http://{}/", peer.http);
+    if plan.focus == Focus::Close {
+        let close = wrk(plan, peer, &url, true);
+        record(table, "2 HTTP/1.1 new connection per request", peer, close);
+        return;
+    }
     let keep = wrk(plan, peer, &url, false);
     record(table, "1 HTTP/1.1 keep-alive", peer, keep);
     if plan.focus == Focus::KeepAlive {

@@ -255,7 +255,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                     self.page_head(page, false);
                     self.wbuf.extend_from_slice(page.body.as_bytes());
                     if write_all(&mut self.io, &self.wbuf).await.is_ok() {
-                        self.close().await;
+                        self.close(true).await;
                     }
                     return;
                 }
@@ -265,7 +265,10 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                 self.exchange().await
             };
             if !outcome.keep {
-                self.close().await;
+                // Only a request with a body, or bytes sent after it, can
+                // leave the client writing into a closing connection.
+                let unread = self.req.body != Framing::Empty || !self.rbuf.is_empty();
+                self.close(unread).await;
                 return;
             }
             shrink(&mut self.wbuf);
@@ -278,12 +281,15 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
         }
     }
 
-    /// Ends the connection after a response: FIN first, then whatever the
-    /// client still sends (an upload the edge answered early) is read and
-    /// dropped for a moment, so a reset does not destroy the response
-    /// before the client read it (nginx's lingering close).
-    async fn close(&mut self) {
-        if timeout(WRITE_TIMEOUT, self.io.shutdown()).await.is_err() {
+    /// Ends the connection after a response: FIN first (and TLS's
+    /// close_notify). With `linger`, whatever the client still sends (an
+    /// upload the edge answered early) is then read and dropped for a
+    /// moment, so a reset does not destroy the response before the client
+    /// read it (nginx's lingering close). Without, the socket closes at
+    /// once, as nginx does when nothing of the client is left unread: no
+    /// wait for the client's FIN, no wakeup more per connection.
+    async fn close(&mut self, linger: bool) {
+        if timeout(WRITE_TIMEOUT, self.io.shutdown()).await.is_err() || !linger {
             return;
         }
         let linger = async {

@@ -772,6 +772,35 @@ async fn pipelined_requests_are_answered_in_order() {
 }
 
 #[tokio::test]
+async fn bytes_sent_after_a_closing_request_are_drained_not_reset() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = Arc::new(Backend::new("app", vec![echo_upstream("a").await]));
+    let edge = start_edge(vec![route("app.test", "/", false, &backend)]).await;
+    // The edge closes after the first answer while what follows is still
+    // unread in its socket. Closing outright would reset the connection,
+    // and on a real network a reset can overtake the answer: the edge
+    // drains instead (a lingering close), so the client may go on writing.
+    let mut conn = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
+    let mut raw = b"GET /only HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n".to_vec();
+    raw.extend(std::iter::repeat_n(b'x', 64 * 1024));
+    conn.write_all(&raw).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut answer))
+        .await
+        .expect("the edge answers and closes")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(answer.contains("\"path\":\"/only\""), "{answer}");
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        conn.write_all(&[b'y'; 16 * 1024])
+            .await
+            .expect("no reset while the edge lingers");
+    }
+}
+
+#[tokio::test]
 async fn chunked_responses_pass_through_and_old_clients_get_them_unwrapped() {
     let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
                     5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n";
