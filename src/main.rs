@@ -10,6 +10,7 @@ mod builds;
 mod certs;
 mod cli;
 mod hooks;
+mod listener;
 mod metrics;
 mod orchestrator;
 mod secrets;

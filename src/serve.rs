@@ -3,7 +3,6 @@
 //! connect to Docker, reconcile, then serve the edge, the admin API and the
 //! metrics until SIGTERM/SIGINT, and shut down gracefully.
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -21,6 +20,7 @@ use berth_config::UnknownSni;
 
 use crate::auth::{ensure_admin_token, TokenOrigin};
 use crate::certs::Certificates;
+use crate::listener::FileBudget;
 use crate::orchestrator::{DeploySettings, Engine, Orchestrator};
 use crate::secrets::SecretBox;
 use crate::store::Store;
@@ -30,6 +30,7 @@ pub const ADDRESSES_FILE: &str = "addresses.json";
 
 /// Runs berth until a shutdown signal.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let files = FileBudget::raise();
     std::fs::create_dir_all(&settings.data_dir).with_context(|| {
         format!(
             "creating the data directory {}",
@@ -189,27 +190,22 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     certs.run(shutdown.clone());
 
     let admin_addr = admin.local_addr()?;
-    let api = crate::api::router(
-        crate::api::ApiState {
-            orchestrator: orchestrator.clone(),
-            certs,
-        },
-        auth,
-    );
-    let admin_task = tokio::spawn(
-        axum::serve(
-            admin,
-            api.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .into_future(),
-    );
+    let api = crate::api::router(crate::api::ApiState::new(orchestrator.clone(), certs), auth);
+    let admin_task = tokio::spawn(crate::listener::serve(
+        "admin",
+        admin,
+        api,
+        files.admin(),
+        shutdown.clone(),
+    ));
     let metrics_addr = metrics_listener.local_addr()?;
-    let metrics_task = tokio::spawn(
-        axum::serve(metrics_listener, crate::metrics::router(Arc::new(registry)))
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .into_future(),
-    );
+    let metrics_task = tokio::spawn(crate::listener::serve(
+        "metrics",
+        metrics_listener,
+        crate::metrics::router(Arc::new(registry)),
+        files.metrics(),
+        shutdown.clone(),
+    ));
     let addresses = Addresses {
         http: http_addr,
         https: https_addr,

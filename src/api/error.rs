@@ -51,6 +51,12 @@ impl ApiError {
         }
     }
 
+    /// The answer's status.
+    #[cfg(test)]
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     /// The same error, naming `field`.
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());

@@ -4,16 +4,18 @@
 //! the provider's signature, not the admin token), the "test connection"
 //! of a git source, and the build plan of an `auto` build.
 
-use axum::body::Bytes;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use berth_config::{BuildKind, GitAuth, SourceInput};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
-use super::json::ApiJson;
+use super::json::{self, ApiJson};
 use super::ApiState;
 use crate::builds::detect::BuildPlan;
 use crate::builds::{Credentials, RemoteRefs};
@@ -21,8 +23,12 @@ use crate::hooks::{self, Decision, Event, Trigger};
 use crate::store::{AppRecord, DeliveryRecord, HookOutcome, StoreError};
 use crate::vault::Vault;
 
-/// Largest webhook body accepted (GitHub sends up to 25 MiB).
-pub const MAX_HOOK_BODY: usize = 25 << 20;
+/// Webhook bodies read at once; more deliveries wait for a turn, so
+/// memory stays bounded (at most this many times the largest limit).
+pub const HOOK_BODIES_AT_ONCE: usize = 4;
+
+/// How long a delivery waits for its turn to be read.
+const TURN_DEADLINE: Duration = Duration::from_secs(10);
 
 /// An app's webhook.
 #[derive(Serialize, ToSchema)]
@@ -133,7 +139,7 @@ pub async fn receive(
     State(state): State<ApiState>,
     Path((app, token)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<(StatusCode, Json<HookAnswer>), ApiError> {
     let unknown = || {
         ApiError::new(
@@ -142,12 +148,14 @@ pub async fn receive(
             "no webhook at this URL; copy the URL from GET /api/v1/apps/{name}/webhook",
         )
     };
+    // App and token first: nothing of the body is read for a stranger.
     let store = state.orchestrator.store();
     let record = store.app(&app).map_err(|_| unknown())?;
     let vault = vault_of(&state, &record)?;
     if !vault.hook_token_matches(&token) {
         return Err(unknown());
     }
+    let body = read_body(&state, &headers, body).await?;
     let delivery = match hooks::parse(&headers, &body, vault.hook_secret.as_bytes()) {
         Ok(d) => d,
         Err(err) => {
@@ -239,6 +247,57 @@ pub async fn receive(
         }
     };
     Ok((answer.0, Json(answer.1)))
+}
+
+/// Reads a delivery's body: at most the sender's limit, with a turn among
+/// [`HOOK_BODIES_AT_ONCE`] readers and within [`json::BODY_DEADLINE`].
+async fn read_body(state: &ApiState, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let limit = hooks::body_limit(headers);
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!(
+                "the delivery is larger than {} KiB, the most this sender's webhooks carry",
+                limit / 1024
+            ),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let busy = || {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many webhook deliveries are being read; send it again later",
+        )
+    };
+    let _turn = tokio::time::timeout(TURN_DEADLINE, state.hook_bodies.acquire())
+        .await
+        .map_err(|_| busy())?
+        .map_err(|_| busy())?;
+    match tokio::time::timeout(json::BODY_DEADLINE, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) if declared.is_none() => Err(too_large()),
+        Ok(Err(e)) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("the delivery's body could not be read: {e}"),
+        )),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the delivery's body did not arrive within {} s",
+                json::BODY_DEADLINE.as_secs()
+            ),
+        )),
+    }
 }
 
 /// A short description of an event for the delivery record.

@@ -11,6 +11,8 @@ mod json;
 mod projects;
 mod views;
 
+use std::sync::Arc;
+
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
@@ -18,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
+use tokio::sync::Semaphore;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
@@ -34,6 +37,19 @@ pub struct ApiState {
     pub orchestrator: Orchestrator,
     /// The edge's certificates.
     pub certs: Certificates,
+    /// Turns for reading webhook bodies.
+    hook_bodies: Arc<Semaphore>,
+}
+
+impl ApiState {
+    /// The handlers' state over the orchestrator and the certificates.
+    pub fn new(orchestrator: Orchestrator, certs: Certificates) -> Self {
+        Self {
+            orchestrator,
+            certs,
+            hook_bodies: Arc::new(Semaphore::new(hooks::HOOK_BODIES_AT_ONCE)),
+        }
+    }
 }
 
 /// Answer of `GET /api/v1/health`.
@@ -151,12 +167,15 @@ pub fn router(state: ApiState, auth: AdminAuth) -> Router {
             axum::routing::delete(certificates::delete),
         )
         .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(json::MAX_BODY))
         .layer(middleware::from_fn_with_state(auth, require_token))
         .with_state(state.clone());
     // Webhooks authenticate with their URL token and signature instead.
     let webhooks = Router::new()
         .route("/api/v1/hooks/{app}/{token}", post(hooks::receive))
-        .layer(axum::extract::DefaultBodyLimit::max(hooks::MAX_HOOK_BODY))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::hooks::MAX_BODY_LIMIT,
+        ))
         .with_state(state);
     Router::new()
         .route("/api/v1/health", get(health))

@@ -215,6 +215,26 @@ impl fmt::Display for GitRef {
     }
 }
 
+/// Largest body read from a delivery with these headers, in bytes: what
+/// each host sends at most, so a sender is never read past its own kind.
+///
+/// | sender | limit |
+/// | --- | --- |
+/// | GitHub | 25 MiB (GitHub's own cap on payloads) |
+/// | GitLab | 25 MiB (it lists at most 20 commits, but file lists can be long) |
+/// | Gitea, Forgejo, Gogs, Bitbucket | 10 MiB |
+/// | no provider headers (Docker Hub, a CI script's POST) | 64 KiB |
+pub fn body_limit(headers: &HeaderMap) -> usize {
+    match Source::detect(headers) {
+        Some(Source::Github | Source::Gitlab) => 25 << 20,
+        Some(Source::Forgejo | Source::Gitea | Source::Gogs | Source::Bitbucket) => 10 << 20,
+        None => 64 << 10,
+    }
+}
+
+/// The largest of the [`body_limit`]s.
+pub const MAX_BODY_LIMIT: usize = 25 << 20;
+
 /// Why a delivery was refused. Messages name the fix and never carry the
 /// secret or the signature.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

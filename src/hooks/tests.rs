@@ -1515,3 +1515,28 @@ fn skip_marker_and_decide_never_panic_on_odd_text() {
         let _ = decide_image(&text, &text, Some(&text));
     }
 }
+
+#[test]
+fn each_sender_is_read_only_up_to_its_own_limit() {
+    assert_eq!(
+        body_limit(&headers(&[("x-github-event", "push")])),
+        25 << 20
+    );
+    assert_eq!(
+        body_limit(&headers(&[("x-gitlab-event", "Push Hook")])),
+        25 << 20
+    );
+    assert_eq!(body_limit(&headers(&[("x-gitea-event", "push")])), 10 << 20);
+    assert_eq!(
+        body_limit(&headers(&[("x-event-key", "repo:push")])),
+        10 << 20
+    );
+    assert_eq!(body_limit(&HeaderMap::new()), 64 << 10);
+    for h in [
+        headers(&[("x-github-event", "push")]),
+        headers(&[("x-forgejo-event", "push")]),
+        HeaderMap::new(),
+    ] {
+        assert!(body_limit(&h) <= MAX_BODY_LIMIT);
+    }
+}
