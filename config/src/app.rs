@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::{Domain, DomainInput};
 use crate::health::{HealthCheck, HealthCheckInput};
-use crate::names::{validate_host, validate_name, validate_path_prefix};
+use crate::names::validate_name;
 use crate::source::{
     git_origin, AppSecrets, BuildInput, BuildKind, BuildSpec, GitAuth, GitSource, SourceInput,
 };
@@ -63,107 +64,6 @@ pub fn validate_description(description: &str) -> Result<(), FieldError> {
         ));
     }
     Ok(())
-}
-
-/// One domain of an app as the user sends it.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
-pub struct DomainInput {
-    /// Host name, e.g. `app.example.com` or `*.example.com`.
-    pub host: String,
-    /// Path prefix the app owns on this host; default `/`.
-    #[serde(default)]
-    pub path_prefix: Option<String>,
-    /// Remove the prefix before forwarding; default false.
-    #[serde(default)]
-    pub strip_prefix: Option<bool>,
-    /// Where the host's certificate comes from; default `none` (HTTP only).
-    #[serde(default)]
-    pub certificate: Option<CertificateSource>,
-    /// Answer plain HTTP with a 308 to HTTPS (ACME challenges excepted);
-    /// default true when the domain has a certificate.
-    #[serde(default)]
-    pub redirect_https: Option<bool>,
-    /// Send `Strict-Transport-Security` on HTTPS responses; default false.
-    #[serde(default)]
-    pub hsts: Option<bool>,
-}
-
-/// Where a domain's certificate comes from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum CertificateSource {
-    /// No HTTPS for this domain.
-    #[default]
-    None,
-    /// Issued and renewed by ACME (Let's Encrypt by default).
-    Letsencrypt,
-    /// A certificate uploaded through `POST /api/v1/certificates` that
-    /// covers the host.
-    Custom,
-}
-
-/// A validated domain: requests for `host` whose path starts with
-/// `path_prefix` (on a segment boundary) go to the app.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Domain {
-    /// Lowercase host, without trailing dot; may start with `*.`.
-    pub host: String,
-    /// Starts with `/`, no trailing `/` except for the root.
-    pub path_prefix: String,
-    /// Whether the prefix is removed before the request is forwarded.
-    pub strip_prefix: bool,
-    /// Where the host's certificate comes from.
-    #[serde(default)]
-    pub certificate: CertificateSource,
-    /// Whether plain HTTP is redirected to HTTPS.
-    #[serde(default)]
-    pub redirect_https: bool,
-    /// Whether HTTPS responses carry HSTS.
-    #[serde(default)]
-    pub hsts: bool,
-}
-
-impl DomainInput {
-    fn validate(&self) -> Result<Domain, FieldError> {
-        let host = validate_host("host", &self.host)?;
-        let path_prefix =
-            validate_path_prefix("path_prefix", self.path_prefix.as_deref().unwrap_or("/"))?;
-        let certificate = self.certificate.unwrap_or_default();
-        let tls = certificate != CertificateSource::None;
-        if certificate == CertificateSource::Letsencrypt && host.starts_with("*.") {
-            return Err(FieldError::new(
-                "certificate",
-                "wildcard hosts need a DNS-01 challenge, which berth does not do; \
-                 upload a wildcard certificate and use \"custom\"",
-            ));
-        }
-        let redirect_https = self.redirect_https.unwrap_or(tls);
-        if redirect_https && !tls {
-            return Err(FieldError::new(
-                "redirect_https",
-                "needs a certificate; set certificate to \"letsencrypt\" or \"custom\"",
-            ));
-        }
-        let hsts = self.hsts.unwrap_or(false);
-        if hsts && !tls {
-            return Err(FieldError::new(
-                "hsts",
-                "needs a certificate; set certificate to \"letsencrypt\" or \"custom\"",
-            ));
-        }
-        Ok(Domain {
-            host,
-            path_prefix,
-            strip_prefix: self.strip_prefix.unwrap_or(false),
-            certificate,
-            redirect_https,
-            hsts,
-        })
-    }
 }
 
 /// An app as the user creates it (`POST /api/v1/apps`).
@@ -599,19 +499,9 @@ impl AppSpec {
                     .health_check
                     .unwrap_or_else(|| HealthCheckInput::from(&self.health_check)),
             ),
-            domains: patch.domains.unwrap_or_else(|| {
-                self.domains
-                    .iter()
-                    .map(|d| DomainInput {
-                        host: d.host.clone(),
-                        path_prefix: Some(d.path_prefix.clone()),
-                        strip_prefix: Some(d.strip_prefix),
-                        certificate: Some(d.certificate),
-                        redirect_https: Some(d.redirect_https),
-                        hsts: Some(d.hsts),
-                    })
-                    .collect()
-            }),
+            domains: patch
+                .domains
+                .unwrap_or_else(|| self.domains.iter().map(DomainInput::from).collect()),
         };
         input.validate_with(previous_auth, &previous_secrets)
     }

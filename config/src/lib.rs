@@ -7,14 +7,16 @@
 #![forbid(unsafe_code)]
 
 mod app;
+mod domain;
 mod error;
 mod health;
 mod names;
 mod settings;
 mod source;
 
-pub use app::{
-    AppInput, AppPatch, AppSpec, CertificateSource, Domain, DomainInput, ProjectInput, ProjectSpec,
+pub use app::{AppInput, AppPatch, AppSpec, ProjectInput, ProjectSpec};
+pub use domain::{
+    CertificateSource, Domain, DomainEdit, DomainEditError, DomainInput, DomainKey, DomainPatch,
 };
 pub use error::{ConfigError, FieldError};
 pub use health::{HealthCheck, HealthCheckInput, HealthKind};

@@ -76,7 +76,10 @@ fn check_trigger(spec: &AppSpec) -> Result<(), FieldError> {
 }
 
 /// A `custom` domain needs an uploaded certificate that covers its host.
-fn check_custom_certificates(state: &ApiState, spec: &AppSpec) -> Result<(), FieldError> {
+pub(super) fn check_custom_certificates(
+    state: &ApiState,
+    spec: &AppSpec,
+) -> Result<(), FieldError> {
     for (i, d) in spec.domains.iter().enumerate() {
         if d.certificate == CertificateSource::Custom && !state.certs.custom_covers(&d.host) {
             return Err(FieldError::new(

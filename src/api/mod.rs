@@ -5,6 +5,7 @@
 mod apps;
 mod certificates;
 mod deployments;
+mod domains;
 mod error;
 mod hooks;
 mod json;
@@ -92,6 +93,7 @@ impl Modify for BearerAuth {
         projects::create, projects::list, projects::get_one, projects::patch, projects::delete,
         apps::create, apps::list, apps::get_one, apps::patch, apps::delete,
         apps::stop, apps::start, apps::logs,
+        domains::list, domains::add, domains::change, domains::remove,
         deployments::create, deployments::list_for_app, deployments::get_one,
         deployments::list, deployments::cancel, deployments::rollback, deployments::logs,
         certificates::list, certificates::create, certificates::delete,
@@ -141,6 +143,14 @@ pub fn router(state: ApiState, auth: AdminAuth) -> Router {
         .route(
             "/apps/{name}",
             get(apps::get_one).patch(apps::patch).delete(apps::delete),
+        )
+        .route(
+            "/apps/{name}/domains",
+            get(domains::list).post(domains::add),
+        )
+        .route(
+            "/apps/{name}/domains/{host}",
+            axum::routing::patch(domains::change).delete(domains::remove),
         )
         .route("/apps/{name}/stop", post(apps::stop))
         .route("/apps/{name}/start", post(apps::start))
@@ -200,6 +210,8 @@ mod tests {
             "/api/v1/deployments/{id}",
             "/api/v1/projects/{name}",
             "/api/v1/apps/{name}/logs",
+            "/api/v1/apps/{name}/domains",
+            "/api/v1/apps/{name}/domains/{host}",
             "/api/v1/certificates",
         ] {
             assert!(paths.iter().any(|x| x == p), "{p} missing from {paths:?}");

@@ -88,6 +88,8 @@ pub struct Berth {
     pub metrics: String,
     /// Flags added to `berth serve`.
     pub extra_args: Vec<String>,
+    /// A command (with its arguments) that runs berth, e.g. `prlimit`.
+    pub wrapper: Vec<String>,
     pub token: String,
     images: Vec<String>,
     client: reqwest::Client,
@@ -123,6 +125,21 @@ impl Berth {
     /// Like [`Berth::start_with`], plus more TOML tables (`tables`, e.g.
     /// `[acme]` lines) and flags of `berth serve`.
     pub async fn start_configured(deploy: &str, tables: &str, args: Vec<String>) -> Berth {
+        let mut berth = Self::prepare(deploy, tables, args);
+        berth.launch().await;
+        berth
+    }
+
+    /// Like [`Berth::start`], run through `wrapper` (e.g. `prlimit ... --`).
+    pub async fn start_wrapped(wrapper: &[&str]) -> Berth {
+        let mut berth = Self::prepare("", "", Vec::new());
+        berth.wrapper = wrapper.iter().map(|s| s.to_string()).collect();
+        berth.launch().await;
+        berth
+    }
+
+    /// The data dir and config of a new instance, not started yet.
+    fn prepare(deploy: &str, tables: &str, args: Vec<String>) -> Berth {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("berth.toml"),
@@ -132,7 +149,7 @@ impl Berth {
             ),
         )
         .unwrap();
-        let mut berth = Berth {
+        Berth {
             instance: unique("t"),
             dir,
             child: None,
@@ -141,12 +158,11 @@ impl Berth {
             https: String::new(),
             metrics: String::new(),
             extra_args: args,
+            wrapper: Vec::new(),
             token: String::new(),
             images: Vec::new(),
             client: reqwest::Client::new(),
-        };
-        berth.launch().await;
-        berth
+        }
     }
 
     /// Path of the data directory.
@@ -163,7 +179,15 @@ impl Berth {
         // instrumented one) under the same harness.
         let exe = std::env::var_os("BERTH_BENCH_BIN")
             .unwrap_or_else(|| env!("CARGO_BIN_EXE_berth").into());
-        let child = Command::new(exe)
+        let mut command = match self.wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        let child = command
             .args(["serve", "--instance", &self.instance])
             .arg("--data-dir")
             .arg(self.data_dir())
