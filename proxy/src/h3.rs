@@ -23,6 +23,7 @@ use hyper_util::rt::TokioIo;
 use pingora_core::server::ShutdownWatch;
 use rustls::server::ResolvesServerCert;
 
+use crate::path;
 use crate::policy::{self, Decision, ErrorPage};
 use crate::pool::ReplicaPool;
 use crate::{ProxyMetrics, Route, Router, SiteResponse, UpstreamGuard};
@@ -311,13 +312,18 @@ async fn connect(
 #[allow(clippy::too_many_arguments)]
 async fn forward(
     front: &Front,
-    req: Request<()>,
+    mut req: Request<()>,
     recv: RecvHalf,
     send: &mut SendHalf,
     client: IpAddr,
     request_id: &str,
     outcome: &mut Outcome,
 ) -> Result<(), h3::error::StreamError> {
+    // Routing, prefix stripping and the replica see the path without dot
+    // segments (`path.rs`).
+    if let Some(uri) = path::normalize_uri(req.uri()) {
+        *req.uri_mut() = uri;
+    }
     let host = req
         .uri()
         .authority()
@@ -344,6 +350,10 @@ async fn forward(
             Decision::NoReplica(route) => {
                 outcome.app = Some(route.backend().app().clone());
                 return page(send, policy::NO_REPLICA, request_id, outcome).await;
+            }
+            Decision::Stopped(route) => {
+                outcome.app = Some(route.backend().app().clone());
+                return page(send, policy::STOPPED, request_id, outcome).await;
             }
             Decision::UnknownHost => {
                 return page(send, policy::NOT_FOUND, request_id, outcome).await
@@ -497,9 +507,7 @@ fn upstream_request(
     let path = policy::upstream_path(route, pq).into_owned();
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
-    for name in policy::UNTRUSTED_FORWARDING_HEADERS {
-        headers.remove(name);
-    }
+    strip_unforwardable(&mut headers);
     let fwd = policy::forwarded(Some(client), true, host);
     if let Some(ip) = &fwd.for_ip {
         set(&mut headers, policy::X_FORWARDED_FOR, ip);
@@ -640,6 +648,19 @@ fn set(headers: &mut HeaderMap, name: &str, value: &str) {
         HeaderValue::from_str(value),
     ) {
         headers.insert(name, value);
+    }
+}
+
+/// Removes the client's headers that [`policy::forwardable`] keeps from a
+/// replica (berth's own forwarding ones are set afresh after).
+fn strip_unforwardable(headers: &mut HeaderMap) {
+    let dropped: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| !policy::forwardable(name.as_str().as_bytes()))
+        .cloned()
+        .collect();
+    for name in dropped {
+        headers.remove(name);
     }
 }
 

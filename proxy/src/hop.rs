@@ -28,6 +28,7 @@ use pingora_http::{RequestHeader, ResponseHeader};
 
 use berth_acme::Http01Tokens;
 
+use crate::path;
 use crate::policy::{self, Decision, ErrorPage};
 use crate::policy::{X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID};
 use crate::pool::{self, ReplicaPool};
@@ -120,7 +121,10 @@ impl EdgeProxy {
         let table = self.router.load();
         let decision = policy::decide(&table, host, path);
         let app = match &decision {
-            Decision::Forward(route) | Decision::NoReplica(route) | Decision::Static(route, _) => {
+            Decision::Forward(route)
+            | Decision::NoReplica(route)
+            | Decision::Stopped(route)
+            | Decision::Static(route, _) => {
                 let app = route.backend().app().clone();
                 let https_port = self.options.https_port;
                 if let Some(to) =
@@ -140,6 +144,7 @@ impl EdgeProxy {
                 hsts: policy::hsts(route, tls),
             },
             Decision::NoReplica(_) => Plan::Page(policy::NO_REPLICA),
+            Decision::Stopped(_) => Plan::Page(policy::STOPPED),
             Decision::UnknownHost => Plan::Page(policy::NOT_FOUND),
         };
         (plan, app)
@@ -254,7 +259,7 @@ impl Attempts {
                 let table = edge.router.load();
                 self.route = match policy::decide(&table, host, path) {
                     Decision::Forward(route) => route.clone(),
-                    Decision::NoReplica(_) => return Err(ran_out),
+                    Decision::NoReplica(_) | Decision::Stopped(_) => return Err(ran_out),
                     _ => return Err(Failure::Gone),
                 };
                 (self.turn, self.attempt) = (self.route.backend().start(), 0);
@@ -373,6 +378,11 @@ struct Exchange<'e> {
 impl Exchange<'_> {
     async fn run(&mut self, session: &mut ServerSession) {
         let edge = self.edge;
+        // Routing, prefix stripping and the replica see the path without
+        // dot segments (`path.rs`).
+        if let Some(uri) = path::normalize_uri(&session.req_header().uri) {
+            session.req_header_mut().set_uri(uri);
+        }
         let req = session.req_header();
         let request_id_value = request_id(req);
         let request_id = request_id_value.to_str().unwrap_or_default();
@@ -737,7 +747,7 @@ fn upstream_request(
     for (name, value) in &req.headers {
         let lower = name.as_str();
         let named = name != header::HOST && nominated.iter().any(|n| n == lower);
-        if named || policy::is_hop_by_hop(lower) || policy::is_set_by_edge(lower) {
+        if named || !policy::forwardable(lower.as_bytes()) {
             continue;
         }
         up.append_header(name.clone(), value.clone())?;

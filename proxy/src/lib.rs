@@ -17,6 +17,7 @@ mod h3;
 mod head;
 mod hop;
 mod metrics;
+mod path;
 pub mod policy;
 mod pool;
 mod router;

@@ -116,21 +116,63 @@ async fn start_tls_edge(specs: Vec<RouteSpec>) -> (Edge, Vec<u8>) {
 
 /// An h2 client of `edge` over TLS, trusting `ca_der`.
 async fn h2_client(edge: &Edge, ca_der: &[u8]) -> h2::client::SendRequest<Bytes> {
+    h2_client_for(edge, ca_der, "slow.test").await
+}
+
+/// A TLS connection to `edge` for the name `sni`, trusting the `ca_der`
+/// certificates, offering `alpn`.
+async fn tls_connect(
+    edge: &Edge,
+    ca_der: &[&[u8]],
+    sni: &str,
+    alpn: &[u8],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca_der.to_vec().into()).unwrap();
+    for der in ca_der {
+        roots.add(der.to_vec().into()).unwrap();
+    }
     let mut config = rustls::ClientConfig::builder()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     let tcp = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("slow.test").unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    let name = rustls::pki_types::ServerName::try_from(sni.to_string()).unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// An h2 client of `edge` over TLS for the name `sni`, trusting `ca_der`.
+async fn h2_client_for(edge: &Edge, ca_der: &[u8], sni: &str) -> h2::client::SendRequest<Bytes> {
+    let tls = tls_connect(edge, &[ca_der], sni, b"h2").await;
     let (sender, connection) = h2::client::handshake(tls).await.unwrap();
     tokio::spawn(connection);
     sender.ready().await.unwrap()
+}
+
+/// Sends `req` over `h2`; returns the status and the body.
+async fn h2_send(h2: &mut h2::client::SendRequest<Bytes>, req: http::Request<()>) -> (u16, String) {
+    let (answer, _) = h2
+        .clone()
+        .ready()
+        .await
+        .unwrap()
+        .send_request(req, true)
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(5), answer)
+        .await
+        .expect("the stream is answered")
+        .unwrap();
+    let status = resp.status().as_u16();
+    let mut body = resp.into_body();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.unwrap();
+        let _ = body.flow_control().release_capacity(chunk.len());
+        bytes.extend_from_slice(&chunk);
+    }
+    (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
 async fn start_edge_on(
@@ -258,6 +300,60 @@ async fn forwards_with_forwarding_headers_and_request_id() {
     assert_eq!(h["host"], "app.test");
 }
 
+/// Client-address headers a replica must never see from a client: spelled
+/// with underscores (which CGI-style apps read as the real ones), or a
+/// CDN's or load balancer's own.
+const SPOOFED: [&str; 8] = [
+    "x_real_ip",
+    "x_forwarded_for",
+    "x-client-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "x-cluster-client-ip",
+    "fastly-client-ip",
+    "x_anything",
+];
+
+fn assert_no_spoofed_header(h: &serde_json::Value) {
+    for name in SPOOFED {
+        assert!(h.get(name).is_none(), "{name} reached the replica: {h}");
+    }
+    assert_eq!(h["x-kept"], "yes", "{h}");
+    assert_eq!(h["x-forwarded-for"], "127.0.0.1", "{h}");
+}
+
+#[tokio::test]
+async fn underscored_and_vendor_client_ip_headers_never_reach_a_replica() {
+    let backend = Arc::new(Backend::new("app", vec![echo_upstream("a").await]));
+    let specs = vec![route("app.test", "/", false, &backend)];
+
+    // HTTP/1.1, the edge's own codec.
+    let edge = start_edge(specs.clone()).await;
+    let mut req = client()
+        .get(format!("http://{}/", edge.addr))
+        .header("host", "app.test")
+        .header("x-kept", "yes");
+    for name in SPOOFED {
+        req = req.header(name, "6.6.6.6");
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_no_spoofed_header(&body["headers"]);
+
+    // h2 over TLS.
+    let (edge, ca) = start_tls_edge(specs).await;
+    let mut h2 = h2_client_for(&edge, &ca, "app.test").await;
+    let mut req = http::Request::get("https://app.test/").header("x-kept", "yes");
+    for name in SPOOFED {
+        req = req.header(name, "6.6.6.6");
+    }
+    let (status, body) = h2_send(&mut h2, req.body(()).unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_no_spoofed_header(&body["headers"]);
+}
+
 #[tokio::test]
 async fn longest_prefix_wins_and_prefixes_can_be_stripped() {
     let root = Arc::new(Backend::new("root", vec![echo_upstream("root").await]));
@@ -280,6 +376,57 @@ async fn longest_prefix_wins_and_prefixes_can_be_stripped() {
     assert_eq!(body["name"], "root");
 }
 
+/// The JSON body of a raw HTTP/1.1 answer from the echo upstream.
+fn echoed(answer: &str) -> serde_json::Value {
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 "), "{answer}");
+    serde_json::from_str(body).unwrap()
+}
+
+#[tokio::test]
+async fn dot_segments_are_resolved_before_routing_and_prefix_stripping() {
+    let root = Arc::new(Backend::new("root", vec![echo_upstream("root").await]));
+    let api = Arc::new(Backend::new("api", vec![echo_upstream("api").await]));
+    let specs = vec![
+        route("site.test", "/", false, &root),
+        route("site.test", "/api", true, &api),
+    ];
+    // (path as sent, the app it reaches, the path the app sees)
+    let cases = [
+        ("/api/../x", "root", "/x"),
+        ("/api/%2e%2E/x?q=/../y", "root", "/x?q=/../y"),
+        ("/api/v1/../users", "api", "/users"),
+        ("/../../api/./y", "api", "/y"),
+    ];
+    // HTTP/1.1 written by hand: HTTP clients resolve dot segments themselves.
+    let edge = start_edge(specs.clone()).await;
+    for (sent, app, seen) in cases {
+        let raw = format!("GET {sent} HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n");
+        let body = echoed(&raw_exchange(&edge, raw.as_bytes()).await);
+        assert_eq!(
+            (body["name"].as_str(), body["path"].as_str()),
+            (Some(app), Some(seen)),
+            "{sent}"
+        );
+    }
+    // h2 carries the path as sent, too.
+    let (edge, ca) = start_tls_edge(specs).await;
+    let mut h2 = h2_client_for(&edge, &ca, "site.test").await;
+    for (sent, app, seen) in cases {
+        let req = http::Request::get(format!("https://site.test{sent}"))
+            .body(())
+            .unwrap();
+        let (status, body) = h2_send(&mut h2, req).await;
+        assert_eq!(status, 200, "{sent}: {body}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (body["name"].as_str(), body["path"].as_str()),
+            (Some(app), Some(seen)),
+            "{sent}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn unknown_hosts_get_404_and_apps_without_replicas_503() {
     let empty = Arc::new(Backend::new("empty", vec![]));
@@ -290,6 +437,17 @@ async fn unknown_hosts_get_404_and_apps_without_replicas_503() {
     let resp = get(&edge, "empty.test", "/").await;
     assert_eq!(resp.status(), 503);
     assert!(resp.text().await.unwrap().contains("no running replica"));
+}
+
+#[tokio::test]
+async fn stopped_apps_get_a_503_that_says_they_are_stopped() {
+    let stopped = Arc::new(Backend::stopped("stopped"));
+    let edge = start_edge(vec![route("stopped.test", "/", false, &stopped)]).await;
+    let resp = get(&edge, "stopped.test", "/").await;
+    assert_eq!(resp.status(), 503);
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("stopped by its owner"), "{body}");
+    assert!(!body.contains("Try again shortly"), "{body}");
 }
 
 #[tokio::test]
