@@ -23,6 +23,7 @@ use hyper_util::rt::TokioIo;
 use pingora_core::server::ShutdownWatch;
 use rustls::server::ResolvesServerCert;
 
+use crate::fronting::{self, HostCertificates};
 use crate::path;
 use crate::policy::{self, Decision, ErrorPage};
 use crate::pool::ReplicaPool;
@@ -78,6 +79,8 @@ pub struct H3Options {
 /// What every HTTP/3 request needs.
 struct Front {
     router: Arc<Router>,
+    /// The served certificates by name, for the domain-fronting check.
+    certs: Arc<dyn HostCertificates>,
     metrics: ProxyMetrics,
     options: H3Options,
     pool: ReplicaPool<Sender>,
@@ -101,22 +104,29 @@ fn quic_config(resolver: Arc<dyn ResolvesServerCert>) -> Result<quinn::ServerCon
 
 /// Serves HTTP/3 on an already bound UDP socket until `shutdown` turns
 /// true; connections then get a GOAWAY-free close after the caller's grace.
-pub async fn serve_h3(
+/// `resolver` gives the handshakes their certificates, and tells which
+/// certificate serves a request's host: a host the connection's
+/// certificate does not serve gets 421 (`fronting.rs`).
+pub async fn serve_h3<R>(
     socket: std::net::UdpSocket,
-    resolver: Arc<dyn ResolvesServerCert>,
+    resolver: Arc<R>,
     router: Arc<Router>,
     metrics: ProxyMetrics,
     options: H3Options,
     mut shutdown: ShutdownWatch,
-) -> Result<(), H3Error> {
+) -> Result<(), H3Error>
+where
+    R: ResolvesServerCert + HostCertificates + 'static,
+{
     let endpoint = quinn::Endpoint::new(
         quinn::EndpointConfig::default(),
-        Some(quic_config(resolver)?),
+        Some(quic_config(resolver.clone())?),
         socket,
         Arc::new(quinn::TokioRuntime),
     )?;
     let front = Arc::new(Front {
         router,
+        certs: resolver,
         metrics,
         options,
         pool: ReplicaPool::new(KEPT_CONNECTIONS),
@@ -150,6 +160,13 @@ pub async fn serve_h3(
 
 async fn serve_connection(conn: quinn::Connection, front: Arc<Front>, mut shutdown: ShutdownWatch) {
     let client = conn.remote_address().ip();
+    // The name the client connected for, which every request's host is
+    // checked against (`fronting.rs`).
+    let sni: Option<Arc<str>> = conn
+        .handshake_data()
+        .and_then(|data| data.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|data| data.server_name)
+        .map(Arc::from);
     let mut h3 = match h3::server::builder()
         .max_field_section_size(MAX_HEADER_BYTES)
         .build::<H3Conn, Bytes>(h3_quinn::Connection::new(conn))
@@ -175,8 +192,8 @@ async fn serve_connection(conn: quinn::Connection, front: Arc<Front>, mut shutdo
         };
         match accepted {
             Ok(Some(resolver)) => {
-                let front = front.clone();
-                tokio::spawn(async move { handle(resolver, front, client).await });
+                let (front, sni) = (front.clone(), sni.clone());
+                tokio::spawn(async move { handle(resolver, front, client, sni).await });
             }
             Ok(None) => return,
             Err(err) => {
@@ -187,7 +204,12 @@ async fn serve_connection(conn: quinn::Connection, front: Arc<Front>, mut shutdo
     }
 }
 
-async fn handle(resolver: RequestResolver<H3Conn, Bytes>, front: Arc<Front>, client: IpAddr) {
+async fn handle(
+    resolver: RequestResolver<H3Conn, Bytes>,
+    front: Arc<Front>,
+    client: IpAddr,
+    sni: Option<Arc<str>>,
+) {
     let _in_flight = front.metrics.in_flight();
     let (req, stream) = match resolver.resolve_request().await {
         Ok(pair) => pair,
@@ -213,6 +235,7 @@ async fn handle(resolver: RequestResolver<H3Conn, Bytes>, front: Arc<Front>, cli
         recv,
         &mut send,
         client,
+        sni.as_deref(),
         &request_id,
         &mut outcome,
     )
@@ -316,6 +339,7 @@ async fn forward(
     recv: RecvHalf,
     send: &mut SendHalf,
     client: IpAddr,
+    sni: Option<&str>,
     request_id: &str,
     outcome: &mut Outcome,
 ) -> Result<(), h3::error::StreamError> {
@@ -334,6 +358,9 @@ async fn forward(
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         });
+    if fronting::misdirected(Some(&*front.certs), sni, host.as_deref()) {
+        return page(send, policy::MISDIRECTED, request_id, outcome).await;
+    }
     let path = req.uri().path().to_string();
     let route = {
         let table = front.router.load();

@@ -28,6 +28,7 @@ use pingora_http::{RequestHeader, ResponseHeader};
 
 use berth_acme::Http01Tokens;
 
+use crate::fronting::{self, HostCertificates};
 use crate::path;
 use crate::policy::{self, Decision, ErrorPage};
 use crate::policy::{X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID};
@@ -46,6 +47,11 @@ pub struct EdgeOptions {
     pub https_port: u16,
     /// UDP port of the HTTP/3 listener, advertised in `Alt-Svc` on TLS.
     pub h3_port: Option<u16>,
+    /// The certificates the TLS listener serves, by name: a request for a
+    /// host another certificate serves than the connection's (SNI) gets
+    /// 421 (`fronting.rs`). `None` on plain HTTP; on TLS it turns the
+    /// check off.
+    pub certificates: Option<Arc<dyn HostCertificates>>,
     /// Deadline for an upgraded connection (a WebSocket) that carries no
     /// byte either way.
     pub tunnel_idle: Duration,
@@ -106,15 +112,20 @@ impl EdgeProxy {
     }
 
     /// What to do with a request for `host` and `path` (the path and query
-    /// in `path_and_query`), and the app it belongs to: the one decision
-    /// both TCP front ends take.
+    /// in `path_and_query`) on a connection whose TLS handshake asked for
+    /// `sni`, and the app it belongs to: the one decision both TCP front
+    /// ends take.
     pub(crate) fn plan(
         &self,
+        sni: Option<&str>,
         host: Option<&str>,
         path: &str,
         path_and_query: &str,
     ) -> (Plan, Option<Arc<str>>) {
         let tls = self.options.tls;
+        if fronting::misdirected(self.options.certificates.as_deref(), sni, host) {
+            return (Plan::Page(policy::MISDIRECTED), None);
+        }
         if let Some(key_auth) = policy::acme_challenge(tls, path, &self.challenges) {
             return (Plan::Challenge(key_auth), None);
         }
@@ -310,8 +321,15 @@ impl Attempts {
     }
 }
 
+/// One h2 client connection: the edge, and the name its TLS handshake
+/// asked for (SNI), which the host of every stream is checked against.
+pub(crate) struct H2Connection {
+    pub(crate) edge: Arc<EdgeProxy>,
+    pub(crate) sni: Option<String>,
+}
+
 #[async_trait]
-impl HttpServerApp for EdgeProxy {
+impl HttpServerApp for H2Connection {
     async fn process_new_http(
         self: &Arc<Self>,
         mut session: ServerSession,
@@ -347,15 +365,17 @@ impl HttpServerApp for EdgeProxy {
             // Stop the client from reusing the connection.
             session.set_keepalive(None);
         }
-        let _in_flight = self.metrics.in_flight();
+        let edge = &self.edge;
+        let _in_flight = edge.metrics.in_flight();
         let mut exchange = Exchange {
-            edge: self,
+            edge,
+            sni: self.sni.as_deref(),
             app: None,
             reusable: true,
         };
         exchange.run(&mut session).await;
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        self.metrics.observe_request(exchange.app.as_ref(), status);
+        edge.metrics.observe_request(exchange.app.as_ref(), status);
         if !exchange.reusable {
             session.shutdown().await;
             return None;
@@ -369,6 +389,8 @@ impl HttpServerApp for EdgeProxy {
 /// One request's walk through the edge.
 struct Exchange<'e> {
     edge: &'e EdgeProxy,
+    /// The name the connection's TLS handshake asked for.
+    sni: Option<&'e str>,
     /// The app the request went to, for metrics.
     app: Option<Arc<str>>,
     /// Whether the client connection may carry another request.
@@ -387,7 +409,8 @@ impl Exchange<'_> {
         let request_id_value = request_id(req);
         let request_id = request_id_value.to_str().unwrap_or_default();
         let path_and_query = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let (plan, app) = edge.plan(request_host(req), req.uri.path(), path_and_query);
+        let host = request_host(req);
+        let (plan, app) = edge.plan(self.sni, host, req.uri.path(), path_and_query);
         self.app = app;
         let r = match plan {
             Plan::Forward(route) => {

@@ -12,6 +12,7 @@
 
 mod balance;
 mod chunked;
+mod fronting;
 mod h1;
 mod h3;
 mod head;
@@ -35,6 +36,7 @@ pub mod codec {
     pub use crate::head::{parse_request, parse_response, Forwarding, Reply, Request};
 }
 
+pub use fronting::HostCertificates;
 pub use h3::{serve_h3, H3Error, H3Options};
 pub use hop::{EdgeOptions, EdgeProxy};
 pub use metrics::ProxyMetrics;

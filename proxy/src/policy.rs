@@ -275,6 +275,13 @@ pub const STOPPED: ErrorPage = ErrorPage {
     body: "<!doctype html><title>503 Service Unavailable</title><h1>503 Service Unavailable</h1><p>This app is stopped by its owner.</p>\n",
 };
 
+/// The connection's certificate does not serve the host asked for
+/// (domain fronting, `fronting.rs`): the client connects again for it.
+pub const MISDIRECTED: ErrorPage = ErrorPage {
+    status: 421,
+    body: "<!doctype html><title>421 Misdirected Request</title><h1>421 Misdirected Request</h1><p>This connection was made for another site. Connect again for this one.</p>\n",
+};
+
 /// No replica could be reached.
 pub const BAD_GATEWAY: ErrorPage = ErrorPage {
     status: 502,
@@ -304,6 +311,7 @@ pub const GATEWAY_TIMEOUT: ErrorPage = ErrorPage {
 pub fn error_page(status: u16) -> ErrorPage {
     match status {
         404 => NOT_FOUND,
+        421 => MISDIRECTED,
         503 => NO_REPLICA,
         502 => BAD_GATEWAY,
         504 => GATEWAY_TIMEOUT,
@@ -568,7 +576,7 @@ mod tests {
 
     #[test]
     fn error_pages_match_their_status() {
-        for s in [400, 404, 413, 500, 502, 503, 504] {
+        for s in [400, 404, 413, 421, 500, 502, 503, 504] {
             assert_eq!(error_page(s).status, s);
         }
     }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_proxy::{
-    Backend, EdgeOptions, EdgeProxy, ProxyMetrics, RouteSpec, RouteTable, Router, Site,
-    SiteOptions, Upstream, UpstreamState,
+    Backend, EdgeOptions, EdgeProxy, HostCertificates, ProxyMetrics, RouteSpec, RouteTable, Router,
+    Site, SiteOptions, Upstream, UpstreamState,
 };
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -109,14 +109,13 @@ async fn start_edge_with(specs: Vec<RouteSpec>, tunnel_idle: Duration) -> Edge {
 async fn start_tls_edge(specs: Vec<RouteSpec>) -> (Edge, Vec<u8>) {
     let hosts = specs.iter().map(|s| s.host.to_string()).collect();
     let (resolver, ca_der) = support::self_signed(hosts);
-    let tls = berth_proxy::tls_config(resolver);
-    let edge = start_edge_on(specs, Duration::from_secs(3600), Some(tls)).await;
+    let edge = start_edge_on(specs, Duration::from_secs(3600), Some(resolver)).await;
     (edge, ca_der)
 }
 
 /// An h2 client of `edge` over TLS, trusting `ca_der`.
 async fn h2_client(edge: &Edge, ca_der: &[u8]) -> h2::client::SendRequest<Bytes> {
-    h2_client_for(edge, ca_der, "slow.test").await
+    h2_client_for(edge, &[ca_der], "slow.test").await
 }
 
 /// A TLS connection to `edge` for the name `sni`, trusting the `ca_der`
@@ -144,8 +143,8 @@ async fn tls_connect(
 }
 
 /// An h2 client of `edge` over TLS for the name `sni`, trusting `ca_der`.
-async fn h2_client_for(edge: &Edge, ca_der: &[u8], sni: &str) -> h2::client::SendRequest<Bytes> {
-    let tls = tls_connect(edge, &[ca_der], sni, b"h2").await;
+async fn h2_client_for(edge: &Edge, ca_der: &[&[u8]], sni: &str) -> h2::client::SendRequest<Bytes> {
+    let tls = tls_connect(edge, ca_der, sni, b"h2").await;
     let (sender, connection) = h2::client::handshake(tls).await.unwrap();
     tokio::spawn(connection);
     sender.ready().await.unwrap()
@@ -178,8 +177,9 @@ async fn h2_send(h2: &mut h2::client::SendRequest<Bytes>, req: http::Request<()>
 async fn start_edge_on(
     specs: Vec<RouteSpec>,
     tunnel_idle: Duration,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    certificates: Option<Arc<berth_acme::Resolver>>,
 ) -> Edge {
+    let tls = certificates.clone().map(|c| berth_proxy::tls_config(c));
     let router = Arc::new(Router::new(RouteTable::build(specs)));
     let mut registry = Registry::default();
     let metrics = ProxyMetrics::register(&mut registry);
@@ -192,6 +192,7 @@ async fn start_edge_on(
             https_port: 443,
             h3_port: None,
             tunnel_idle,
+            certificates: certificates.map(|c| c as Arc<dyn HostCertificates>),
         },
         Arc::default(),
     );
@@ -343,7 +344,7 @@ async fn underscored_and_vendor_client_ip_headers_never_reach_a_replica() {
 
     // h2 over TLS.
     let (edge, ca) = start_tls_edge(specs).await;
-    let mut h2 = h2_client_for(&edge, &ca, "app.test").await;
+    let mut h2 = h2_client_for(&edge, &[&ca], "app.test").await;
     let mut req = http::Request::get("https://app.test/").header("x-kept", "yes");
     for name in SPOOFED {
         req = req.header(name, "6.6.6.6");
@@ -352,6 +353,77 @@ async fn underscored_and_vendor_client_ip_headers_never_reach_a_replica() {
     assert_eq!(status, 200, "{body}");
     let body: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_no_spoofed_header(&body["headers"]);
+}
+
+/// Sends `raw` on a TLS connection for `sni` and reads the answer until
+/// the edge closes.
+async fn tls_exchange(edge: &Edge, ca_der: &[&[u8]], sni: &str, raw: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tls = tls_connect(edge, ca_der, sni, b"http/1.1").await;
+    tls.write_all(raw.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let read = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf))
+            .await
+            .expect("the edge answers and closes");
+        match read {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn a_host_another_certificate_serves_is_misdirected_on_the_connection() {
+    let a = Arc::new(Backend::new("a", vec![echo_upstream("a").await]));
+    let b = Arc::new(Backend::new("b", vec![echo_upstream("b").await]));
+    let (resolver, ders) = support::self_signed_each(&["a.test", "b.test"]);
+    let specs = vec![
+        route("a.test", "/", false, &a),
+        route("b.test", "/", false, &b),
+    ];
+    let edge = start_edge_on(specs, Duration::from_secs(3600), Some(resolver)).await;
+    let cas: Vec<&[u8]> = ders.iter().map(Vec::as_slice).collect();
+
+    // HTTP/1.1 over TLS: the connection was made for a.test.
+    for (host, status) in [
+        ("a.test", "200"),
+        ("A.test:443", "200"),
+        ("b.test", "421"),
+        ("b.test:443", "421"),
+    ] {
+        let raw = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let answer = tls_exchange(&edge, &cas, "a.test", &raw).await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{host}: {answer}"
+        );
+        if status == "421" {
+            assert!(answer.contains("Misdirected Request"), "{answer}");
+            assert!(!answer.contains("\"name\""), "a replica answered: {answer}");
+        }
+    }
+    // Its own connection, b.test is served.
+    let raw = "GET / HTTP/1.1\r\nHost: b.test\r\nConnection: close\r\n\r\n";
+    let answer = tls_exchange(&edge, &cas, "b.test", raw).await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    assert!(answer.contains("\"name\":\"b\""), "{answer}");
+
+    // h2: one connection for a.test, streams for both names.
+    let mut h2 = h2_client_for(&edge, &cas, "a.test").await;
+    let get = |host: &str| {
+        http::Request::get(format!("https://{host}/"))
+            .body(())
+            .unwrap()
+    };
+    let (status, body) = h2_send(&mut h2, get("b.test")).await;
+    assert_eq!(status, 421, "{body}");
+    assert!(body.contains("Misdirected Request"), "{body}");
+    let (status, body) = h2_send(&mut h2, get("a.test")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"name\":\"a\""), "{body}");
 }
 
 #[tokio::test]
@@ -411,7 +483,7 @@ async fn dot_segments_are_resolved_before_routing_and_prefix_stripping() {
     }
     // h2 carries the path as sent, too.
     let (edge, ca) = start_tls_edge(specs).await;
-    let mut h2 = h2_client_for(&edge, &ca, "site.test").await;
+    let mut h2 = h2_client_for(&edge, &[&ca], "site.test").await;
     for (sent, app, seen) in cases {
         let req = http::Request::get(format!("https://site.test{sent}"))
             .body(())

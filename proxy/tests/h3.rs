@@ -67,7 +67,8 @@ fn seen_names(headers: &http::HeaderMap) -> String {
 
 struct Edge {
     addr: SocketAddr,
-    ca_der: Vec<u8>,
+    /// The certificates the edge serves, for clients to trust.
+    ca_der: Vec<Vec<u8>>,
     _stop: tokio::sync::watch::Sender<bool>,
 }
 
@@ -79,6 +80,15 @@ async fn start_edge(upstreams: Vec<SocketAddr>) -> Edge {
 /// HSTS), goes to `backend`.
 async fn start_edge_with(backend: Backend) -> Edge {
     let (resolver, ca_der) = support::self_signed(vec!["app.test".to_string()]);
+    start_edge_served(backend, resolver, vec![ca_der]).await
+}
+
+/// [`start_edge_with`] serving the certificates of `resolver`.
+async fn start_edge_served(
+    backend: Backend,
+    resolver: Arc<berth_acme::Resolver>,
+    ca_der: Vec<Vec<u8>>,
+) -> Edge {
     let router = Arc::new(Router::new(RouteTable::build([RouteSpec {
         host: "app.test".into(),
         path_prefix: "/api".into(),
@@ -113,7 +123,9 @@ type Sender = h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>;
 
 async fn client(edge: &Edge) -> (Sender, quinn::Endpoint) {
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(edge.ca_der.clone().into()).unwrap();
+    for der in &edge.ca_der {
+        roots.add(der.clone().into()).unwrap();
+    }
     let mut tls = rustls::ClientConfig::builder()
         .with_root_certificates(roots)
         .with_no_client_auth();
@@ -244,6 +256,34 @@ async fn dot_segments_are_resolved_before_routing_and_prefix_stripping() {
     );
     // Out of the route's prefix: `/x` has no route, so no replica sees it.
     assert_eq!(seen_path(&mut sender, "/api/../x").await, (404, None));
+}
+
+#[tokio::test]
+async fn a_host_another_certificate_serves_is_misdirected_on_the_connection() {
+    let (resolver, ders) = support::self_signed_each(&["app.test", "other.test"]);
+    let backend = Backend::new("app", vec![echo_upstream().await]);
+    let edge = start_edge_served(backend, resolver, ders).await;
+    // The connection is made for app.test.
+    let (mut sender, _endpoint) = client(&edge).await;
+    let mut status_of = async |uri: &str| {
+        let req = http::Request::get(uri).body(()).unwrap();
+        let mut stream = sender.send_request(req).await.unwrap();
+        stream.finish().await.unwrap();
+        let resp = stream.recv_response().await.unwrap();
+        let mut body = Vec::new();
+        while let Some(chunk) = stream.recv_data().await.unwrap() {
+            body.extend_from_slice(chunk.chunk());
+        }
+        (
+            resp.status().as_u16(),
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    };
+    let (status, body) = status_of("https://other.test/api/x").await;
+    assert_eq!(status, 421, "{body}");
+    assert!(body.contains("Misdirected Request"), "{body}");
+    assert_eq!(status_of("https://app.test/api/x").await.0, 200);
+    assert_eq!(status_of("https://APP.test:443/api/x").await.0, 200);
 }
 
 #[tokio::test]
