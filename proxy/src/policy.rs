@@ -1,8 +1,10 @@
 //! The request policy as plain functions over berth's own types: which
-//! route a request takes, how its path is rewritten, which forwarding
-//! headers it carries and what error page it gets. Both front ends (the
-//! HTTP/1.1 + h2 hot path in `hop.rs`, HTTP/3 in `h3.rs`) call these, so
-//! they cannot drift.
+//! route a request takes, how its path is rewritten, which headers reach a
+//! replica ([`forwardable`]), which forwarding headers it carries and what
+//! error page it gets. The three front ends (HTTP/1.1 in `h1.rs`/`head.rs`,
+//! h2 in `hop.rs`, HTTP/3 in `h3.rs`) call these, so they cannot drift;
+//! they also share the path normalization of `path.rs` and the
+//! domain-fronting check of `fronting.rs`.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
