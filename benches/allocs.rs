@@ -165,6 +165,7 @@ fn edge(upstream: SocketAddr) -> SocketAddr {
                     connect_timeout: Duration::from_secs(1),
                     https_port: 443,
                     h3_port: None,
+                    certificates: None,
                     tunnel_idle: Duration::from_secs(3600),
                 },
                 Arc::default(),

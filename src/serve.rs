@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use berth_config::Settings;
-use berth_proxy::{EdgeOptions, EdgeProxy, H3Options, ProxyMetrics, Router};
+use berth_proxy::{EdgeOptions, EdgeProxy, H3Options, HostCertificates, ProxyMetrics, Router};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
@@ -129,6 +129,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let (edge_stop, edge_watch) = tokio::sync::watch::channel(false);
     let http_addr = http.local_addr()?;
     let https_addr = https.local_addr()?;
+    let resolver = Arc::new(Resolver(served));
     let edge = |tls: bool| {
         EdgeProxy::new(
             router.clone(),
@@ -139,11 +140,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 https_port: https_addr.port(),
                 h3_port: Some(https_addr.port()),
                 tunnel_idle: settings.tunnel_idle,
+                certificates: tls.then(|| resolver.clone() as Arc<dyn HostCertificates>),
             },
             challenges.clone(),
         )
     };
-    let resolver = Arc::new(Resolver(served));
     let tls = berth_proxy::tls_config(resolver.clone());
     let edge_tasks = if settings.edge_workers == 0 {
         let serve = |listener, tls: bool, config| {

@@ -292,7 +292,10 @@ async fn stop_answers_503_and_start_serves_again() {
     let (status, app) = berth.api("POST", "/apps/web/stop", None).await;
     assert_eq!(status, 200, "{app}");
     assert_eq!(app["status"], "stopped");
-    assert_eq!(berth.get("web.test", "/").await.0, 503);
+    let (status, body) = berth.get("web.test", "/").await;
+    assert_eq!(status, 503);
+    assert!(body.contains("stopped by its owner"), "{body}");
+    assert!(!body.contains("Try again shortly"), "{body}");
     let (status, app) = berth.api("POST", "/apps/web/start", None).await;
     assert_eq!(status, 200, "{app}");
     assert_eq!(app["status"], "running");

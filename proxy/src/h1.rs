@@ -58,9 +58,15 @@ const BODY_READ: usize = 16 * 1024;
 const PIPELINED_MAX: usize = 64 * 1024;
 
 /// Serves one HTTP/1.1 client connection until it closes, fails, idles
-/// out, or the edge shuts down.
-pub(crate) async fn serve<C>(edge: &EdgeProxy, io: C, peer: SocketAddr, shutdown: &ShutdownWatch)
-where
+/// out, or the edge shuts down; `sni` is the name its TLS handshake asked
+/// for, if any.
+pub(crate) async fn serve<C>(
+    edge: &EdgeProxy,
+    io: C,
+    peer: SocketAddr,
+    sni: Option<String>,
+    shutdown: &ShutdownWatch,
+) where
     C: AsyncRead + AsyncWrite + Unpin + Send,
 {
     // One wait for shutdown for the connection's whole life: registered
@@ -78,6 +84,7 @@ where
         io,
         stopping: stopping.as_mut(),
         fwd: head::Forwarding::new(Some(peer.ip()), edge.options().tls),
+        sni,
         rbuf: BytesMut::with_capacity(HEAD_READ),
         wbuf: Vec::with_capacity(HEAD_READ),
         ubuf: BytesMut::with_capacity(HEAD_READ),
@@ -98,6 +105,8 @@ struct Conn<'e, C> {
     /// Resolves once the edge shuts down; not polled after that.
     stopping: Pin<&'e mut (dyn Future<Output = ()> + Send)>,
     fwd: head::Forwarding,
+    /// The name the connection's TLS handshake asked for.
+    sni: Option<String>,
     /// Bytes from the client not consumed yet (pipelined requests too).
     rbuf: BytesMut,
     /// Bytes for the client.
@@ -359,7 +368,8 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
         // the connection.
         let own_keep = keep && self.req.body == Framing::Empty;
         let host = (!self.req.host.is_empty()).then_some(self.req.host.as_str());
-        let (plan, app) = edge.plan(host, self.req.path(), &self.req.target);
+        let sni = self.sni.as_deref();
+        let (plan, app) = edge.plan(sni, host, self.req.path(), &self.req.target);
         let outcome = match plan {
             Plan::Forward(route) => self.forward(route, keep).await,
             Plan::Challenge(key_auth) => {

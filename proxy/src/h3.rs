@@ -23,6 +23,8 @@ use hyper_util::rt::TokioIo;
 use pingora_core::server::ShutdownWatch;
 use rustls::server::ResolvesServerCert;
 
+use crate::fronting::{self, HostCertificates};
+use crate::path;
 use crate::policy::{self, Decision, ErrorPage};
 use crate::pool::ReplicaPool;
 use crate::{ProxyMetrics, Route, Router, SiteResponse, UpstreamGuard};
@@ -77,6 +79,8 @@ pub struct H3Options {
 /// What every HTTP/3 request needs.
 struct Front {
     router: Arc<Router>,
+    /// The served certificates by name, for the domain-fronting check.
+    certs: Arc<dyn HostCertificates>,
     metrics: ProxyMetrics,
     options: H3Options,
     pool: ReplicaPool<Sender>,
@@ -100,22 +104,29 @@ fn quic_config(resolver: Arc<dyn ResolvesServerCert>) -> Result<quinn::ServerCon
 
 /// Serves HTTP/3 on an already bound UDP socket until `shutdown` turns
 /// true; connections then get a GOAWAY-free close after the caller's grace.
-pub async fn serve_h3(
+/// `resolver` gives the handshakes their certificates, and tells which
+/// certificate serves a request's host: a host the connection's
+/// certificate does not serve gets 421 (`fronting.rs`).
+pub async fn serve_h3<R>(
     socket: std::net::UdpSocket,
-    resolver: Arc<dyn ResolvesServerCert>,
+    resolver: Arc<R>,
     router: Arc<Router>,
     metrics: ProxyMetrics,
     options: H3Options,
     mut shutdown: ShutdownWatch,
-) -> Result<(), H3Error> {
+) -> Result<(), H3Error>
+where
+    R: ResolvesServerCert + HostCertificates + 'static,
+{
     let endpoint = quinn::Endpoint::new(
         quinn::EndpointConfig::default(),
-        Some(quic_config(resolver)?),
+        Some(quic_config(resolver.clone())?),
         socket,
         Arc::new(quinn::TokioRuntime),
     )?;
     let front = Arc::new(Front {
         router,
+        certs: resolver,
         metrics,
         options,
         pool: ReplicaPool::new(KEPT_CONNECTIONS),
@@ -149,6 +160,13 @@ pub async fn serve_h3(
 
 async fn serve_connection(conn: quinn::Connection, front: Arc<Front>, mut shutdown: ShutdownWatch) {
     let client = conn.remote_address().ip();
+    // The name the client connected for, which every request's host is
+    // checked against (`fronting.rs`).
+    let sni: Option<Arc<str>> = conn
+        .handshake_data()
+        .and_then(|data| data.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|data| data.server_name)
+        .map(Arc::from);
     let mut h3 = match h3::server::builder()
         .max_field_section_size(MAX_HEADER_BYTES)
         .build::<H3Conn, Bytes>(h3_quinn::Connection::new(conn))
@@ -174,8 +192,8 @@ async fn serve_connection(conn: quinn::Connection, front: Arc<Front>, mut shutdo
         };
         match accepted {
             Ok(Some(resolver)) => {
-                let front = front.clone();
-                tokio::spawn(async move { handle(resolver, front, client).await });
+                let (front, sni) = (front.clone(), sni.clone());
+                tokio::spawn(async move { handle(resolver, front, client, sni).await });
             }
             Ok(None) => return,
             Err(err) => {
@@ -186,7 +204,12 @@ async fn serve_connection(conn: quinn::Connection, front: Arc<Front>, mut shutdo
     }
 }
 
-async fn handle(resolver: RequestResolver<H3Conn, Bytes>, front: Arc<Front>, client: IpAddr) {
+async fn handle(
+    resolver: RequestResolver<H3Conn, Bytes>,
+    front: Arc<Front>,
+    client: IpAddr,
+    sni: Option<Arc<str>>,
+) {
     let _in_flight = front.metrics.in_flight();
     let (req, stream) = match resolver.resolve_request().await {
         Ok(pair) => pair,
@@ -212,6 +235,7 @@ async fn handle(resolver: RequestResolver<H3Conn, Bytes>, front: Arc<Front>, cli
         recv,
         &mut send,
         client,
+        sni.as_deref(),
         &request_id,
         &mut outcome,
     )
@@ -311,13 +335,19 @@ async fn connect(
 #[allow(clippy::too_many_arguments)]
 async fn forward(
     front: &Front,
-    req: Request<()>,
+    mut req: Request<()>,
     recv: RecvHalf,
     send: &mut SendHalf,
     client: IpAddr,
+    sni: Option<&str>,
     request_id: &str,
     outcome: &mut Outcome,
 ) -> Result<(), h3::error::StreamError> {
+    // Routing, prefix stripping and the replica see the path without dot
+    // segments (`path.rs`).
+    if let Some(uri) = path::normalize_uri(req.uri()) {
+        *req.uri_mut() = uri;
+    }
     let host = req
         .uri()
         .authority()
@@ -328,6 +358,9 @@ async fn forward(
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         });
+    if fronting::misdirected(Some(&*front.certs), sni, host.as_deref()) {
+        return page(send, policy::MISDIRECTED, request_id, outcome).await;
+    }
     let path = req.uri().path().to_string();
     let route = {
         let table = front.router.load();
@@ -344,6 +377,10 @@ async fn forward(
             Decision::NoReplica(route) => {
                 outcome.app = Some(route.backend().app().clone());
                 return page(send, policy::NO_REPLICA, request_id, outcome).await;
+            }
+            Decision::Stopped(route) => {
+                outcome.app = Some(route.backend().app().clone());
+                return page(send, policy::STOPPED, request_id, outcome).await;
             }
             Decision::UnknownHost => {
                 return page(send, policy::NOT_FOUND, request_id, outcome).await
@@ -497,9 +534,7 @@ fn upstream_request(
     let path = policy::upstream_path(route, pq).into_owned();
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
-    for name in policy::UNTRUSTED_FORWARDING_HEADERS {
-        headers.remove(name);
-    }
+    strip_unforwardable(&mut headers);
     let fwd = policy::forwarded(Some(client), true, host);
     if let Some(ip) = &fwd.for_ip {
         set(&mut headers, policy::X_FORWARDED_FOR, ip);
@@ -640,6 +675,19 @@ fn set(headers: &mut HeaderMap, name: &str, value: &str) {
         HeaderValue::from_str(value),
     ) {
         headers.insert(name, value);
+    }
+}
+
+/// Removes the client's headers that [`policy::forwardable`] keeps from a
+/// replica (berth's own forwarding ones are set afresh after).
+fn strip_unforwardable(headers: &mut HeaderMap) {
+    let dropped: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| !policy::forwardable(name.as_str().as_bytes()))
+        .cloned()
+        .collect();
+    for name in dropped {
+        headers.remove(name);
     }
 }
 

@@ -10,12 +10,14 @@
 //! edge writes is its own, with CRLF line ends, so nothing of a client's
 //! framing reaches a replica unchecked.
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::mem::MaybeUninit;
 use std::net::IpAddr;
 
 use http::Method;
 
+use crate::path;
 use crate::policy::{self, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID};
 
 /// Largest request or response head accepted.
@@ -261,6 +263,16 @@ pub fn parse_request(
         req.target.push_str(pq);
         host_from_target = true;
     }
+    // Routing, prefix stripping and the replica see the path without dot
+    // segments; a path that has none is not copied.
+    let normalized = match path::normalize_target(&req.target) {
+        Cow::Owned(target) => Some(target),
+        Cow::Borrowed(_) => None,
+    };
+    if let Some(target) = normalized {
+        req.target.clear();
+        req.target.push_str(&target);
+    }
     let connection = ConnectionFields::of(headers).ok_or(Refused(400))?;
     let (mut hosts, mut length, mut chunked) = (0, None, false);
     let mut te = false;
@@ -327,17 +339,8 @@ pub fn parse_request(
     upstream.clear();
     for h in headers.iter() {
         let name = h.name;
-        let lower_known = is_one_of(name.as_bytes(), &policy::HOP_BY_HOP_HEADERS)
-            || is_one_of(name.as_bytes(), &policy::UNTRUSTED_FORWARDING_HEADERS)
-            || is_one_of(
-                name.as_bytes(),
-                &[
-                    X_FORWARDED_FOR,
-                    X_FORWARDED_PROTO,
-                    X_FORWARDED_HOST,
-                    X_REQUEST_ID,
-                ],
-            )
+        // Framing and `Expect` are the edge's own to write.
+        let lower_known = !policy::forwardable(name.as_bytes())
             || is_one_of(name.as_bytes(), &["content-length", "expect"]);
         let host = name.eq_ignore_ascii_case("host");
         if lower_known || (host && host_from_target) || (!host && connection.names(name)) {
@@ -647,7 +650,8 @@ mod tests {
         let (req, up) = request(
             "POST /a?b=1 HTTP/1.1\r\nHost: App.test\r\nConnection: keep-alive, X-Secret\r\n\
              X-Secret: 1\r\nKeep-Alive: 5\r\nX-Forwarded-For: 6.6.6.6\r\nForwarded: for=x\r\n\
-             X-Request-Id: abc\r\nContent-Length: 3\r\nAccept: */*\r\n\r\nabc",
+             X-Request-Id: abc\r\nContent-Length: 3\r\nAccept: */*\r\nX_Real_IP: 6.6.6.6\r\n\
+             True-Client-IP: 6.6.6.6\r\nX-Client-IP: 6.6.6.6\r\n\r\nabc",
         )
         .unwrap();
         assert_eq!(req.target, "/a?b=1");
@@ -662,6 +666,14 @@ mod tests {
              x-forwarded-proto: http\r\nx-forwarded-host: App.test\r\nx-request-id: abc\r\n\
              content-length: 3\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn targets_lose_their_dot_segments_but_not_their_query() {
+        let (req, _) = request("GET /api/../x?a=.. HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+        assert_eq!((req.target.as_str(), req.path()), ("/x?a=..", "/x"));
+        let (req, _) = request("GET http://a/b/%2e%2E/../c HTTP/1.1\r\n\r\n").unwrap();
+        assert_eq!(req.target, "/c");
     }
 
     #[test]

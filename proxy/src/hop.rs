@@ -28,6 +28,8 @@ use pingora_http::{RequestHeader, ResponseHeader};
 
 use berth_acme::Http01Tokens;
 
+use crate::fronting::{self, HostCertificates};
+use crate::path;
 use crate::policy::{self, Decision, ErrorPage};
 use crate::policy::{X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID};
 use crate::pool::{self, ReplicaPool};
@@ -45,6 +47,11 @@ pub struct EdgeOptions {
     pub https_port: u16,
     /// UDP port of the HTTP/3 listener, advertised in `Alt-Svc` on TLS.
     pub h3_port: Option<u16>,
+    /// The certificates the TLS listener serves, by name: a request for a
+    /// host another certificate serves than the connection's (SNI) gets
+    /// 421 (`fronting.rs`). `None` on plain HTTP; on TLS it turns the
+    /// check off.
+    pub certificates: Option<Arc<dyn HostCertificates>>,
     /// Deadline for an upgraded connection (a WebSocket) that carries no
     /// byte either way.
     pub tunnel_idle: Duration,
@@ -105,22 +112,30 @@ impl EdgeProxy {
     }
 
     /// What to do with a request for `host` and `path` (the path and query
-    /// in `path_and_query`), and the app it belongs to: the one decision
-    /// both TCP front ends take.
+    /// in `path_and_query`) on a connection whose TLS handshake asked for
+    /// `sni`, and the app it belongs to: the one decision both TCP front
+    /// ends take.
     pub(crate) fn plan(
         &self,
+        sni: Option<&str>,
         host: Option<&str>,
         path: &str,
         path_and_query: &str,
     ) -> (Plan, Option<Arc<str>>) {
         let tls = self.options.tls;
+        if fronting::misdirected(self.options.certificates.as_deref(), sni, host) {
+            return (Plan::Page(policy::MISDIRECTED), None);
+        }
         if let Some(key_auth) = policy::acme_challenge(tls, path, &self.challenges) {
             return (Plan::Challenge(key_auth), None);
         }
         let table = self.router.load();
         let decision = policy::decide(&table, host, path);
         let app = match &decision {
-            Decision::Forward(route) | Decision::NoReplica(route) | Decision::Static(route, _) => {
+            Decision::Forward(route)
+            | Decision::NoReplica(route)
+            | Decision::Stopped(route)
+            | Decision::Static(route, _) => {
                 let app = route.backend().app().clone();
                 let https_port = self.options.https_port;
                 if let Some(to) =
@@ -140,6 +155,7 @@ impl EdgeProxy {
                 hsts: policy::hsts(route, tls),
             },
             Decision::NoReplica(_) => Plan::Page(policy::NO_REPLICA),
+            Decision::Stopped(_) => Plan::Page(policy::STOPPED),
             Decision::UnknownHost => Plan::Page(policy::NOT_FOUND),
         };
         (plan, app)
@@ -254,7 +270,7 @@ impl Attempts {
                 let table = edge.router.load();
                 self.route = match policy::decide(&table, host, path) {
                     Decision::Forward(route) => route.clone(),
-                    Decision::NoReplica(_) => return Err(ran_out),
+                    Decision::NoReplica(_) | Decision::Stopped(_) => return Err(ran_out),
                     _ => return Err(Failure::Gone),
                 };
                 (self.turn, self.attempt) = (self.route.backend().start(), 0);
@@ -305,8 +321,15 @@ impl Attempts {
     }
 }
 
+/// One h2 client connection: the edge, and the name its TLS handshake
+/// asked for (SNI), which the host of every stream is checked against.
+pub(crate) struct H2Connection {
+    pub(crate) edge: Arc<EdgeProxy>,
+    pub(crate) sni: Option<String>,
+}
+
 #[async_trait]
-impl HttpServerApp for EdgeProxy {
+impl HttpServerApp for H2Connection {
     async fn process_new_http(
         self: &Arc<Self>,
         mut session: ServerSession,
@@ -342,15 +365,17 @@ impl HttpServerApp for EdgeProxy {
             // Stop the client from reusing the connection.
             session.set_keepalive(None);
         }
-        let _in_flight = self.metrics.in_flight();
+        let edge = &self.edge;
+        let _in_flight = edge.metrics.in_flight();
         let mut exchange = Exchange {
-            edge: self,
+            edge,
+            sni: self.sni.as_deref(),
             app: None,
             reusable: true,
         };
         exchange.run(&mut session).await;
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        self.metrics.observe_request(exchange.app.as_ref(), status);
+        edge.metrics.observe_request(exchange.app.as_ref(), status);
         if !exchange.reusable {
             session.shutdown().await;
             return None;
@@ -364,6 +389,8 @@ impl HttpServerApp for EdgeProxy {
 /// One request's walk through the edge.
 struct Exchange<'e> {
     edge: &'e EdgeProxy,
+    /// The name the connection's TLS handshake asked for.
+    sni: Option<&'e str>,
     /// The app the request went to, for metrics.
     app: Option<Arc<str>>,
     /// Whether the client connection may carry another request.
@@ -373,11 +400,17 @@ struct Exchange<'e> {
 impl Exchange<'_> {
     async fn run(&mut self, session: &mut ServerSession) {
         let edge = self.edge;
+        // Routing, prefix stripping and the replica see the path without
+        // dot segments (`path.rs`).
+        if let Some(uri) = path::normalize_uri(&session.req_header().uri) {
+            session.req_header_mut().set_uri(uri);
+        }
         let req = session.req_header();
         let request_id_value = request_id(req);
         let request_id = request_id_value.to_str().unwrap_or_default();
         let path_and_query = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let (plan, app) = edge.plan(request_host(req), req.uri.path(), path_and_query);
+        let host = request_host(req);
+        let (plan, app) = edge.plan(self.sni, host, req.uri.path(), path_and_query);
         self.app = app;
         let r = match plan {
             Plan::Forward(route) => {
@@ -737,7 +770,7 @@ fn upstream_request(
     for (name, value) in &req.headers {
         let lower = name.as_str();
         let named = name != header::HOST && nominated.iter().any(|n| n == lower);
-        if named || policy::is_hop_by_hop(lower) || policy::is_set_by_edge(lower) {
+        if named || !policy::forwardable(lower.as_bytes()) {
             continue;
         }
         up.append_header(name.clone(), value.clone())?;

@@ -12,11 +12,13 @@
 
 mod balance;
 mod chunked;
+mod fronting;
 mod h1;
 mod h3;
 mod head;
 mod hop;
 mod metrics;
+mod path;
 pub mod policy;
 mod pool;
 mod router;
@@ -34,6 +36,7 @@ pub mod codec {
     pub use crate::head::{parse_request, parse_response, Forwarding, Reply, Request};
 }
 
+pub use fronting::HostCertificates;
 pub use h3::{serve_h3, H3Error, H3Options};
 pub use hop::{EdgeOptions, EdgeProxy};
 pub use metrics::ProxyMetrics;

@@ -1,8 +1,10 @@
 //! The request policy as plain functions over berth's own types: which
-//! route a request takes, how its path is rewritten, which forwarding
-//! headers it carries and what error page it gets. Both front ends (the
-//! HTTP/1.1 + h2 hot path in `hop.rs`, HTTP/3 in `h3.rs`) call these, so
-//! they cannot drift.
+//! route a request takes, how its path is rewritten, which headers reach a
+//! replica ([`forwardable`]), which forwarding headers it carries and what
+//! error page it gets. The three front ends (HTTP/1.1 in `h1.rs`/`head.rs`,
+//! h2 in `hop.rs`, HTTP/3 in `h3.rs`) call these, so they cannot drift;
+//! they also share the path normalization of `path.rs` and the
+//! domain-fronting check of `fronting.rs`.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -24,6 +26,8 @@ pub enum Decision<'t> {
     UnknownHost,
     /// The app exists but has no live replica: 503.
     NoReplica(&'t Route),
+    /// The app's owner stopped it: 503 with a page that says so.
+    Stopped(&'t Route),
 }
 
 /// Decides where a request goes from its `Host` (or `:authority`) and path.
@@ -35,6 +39,7 @@ pub fn decide<'t>(table: &'t RouteTable, host: Option<&str>, path: &str) -> Deci
         None => Decision::UnknownHost,
         Some(route) => match route.backend().static_site() {
             Some(site) => Decision::Static(route, site),
+            None if route.backend().is_stopped() => Decision::Stopped(route),
             None if route.backend().upstreams().is_empty() => Decision::NoReplica(route),
             None => Decision::Forward(route),
         },
@@ -136,13 +141,31 @@ pub fn is_hop_by_hop(name: &str) -> bool {
     HOP_BY_HOP_HEADERS.contains(&name)
 }
 
-/// Whether `name` (lowercase) is a forwarding header: the client's value
-/// is dropped, and berth sets its own where it has one.
-pub fn is_set_by_edge(name: &str) -> bool {
-    matches!(
-        name,
-        X_FORWARDED_FOR | X_FORWARDED_PROTO | X_FORWARDED_HOST | X_REQUEST_ID
-    ) || UNTRUSTED_FORWARDING_HEADERS.contains(&name)
+/// Whether a client's header field named `name` (any case) may go on to a
+/// replica: the one test all three front ends apply to request headers.
+/// Not forwarded are connection-specific fields ([`HOP_BY_HOP_HEADERS`]),
+/// the forwarding fields berth sets itself (`X-Forwarded-*`,
+/// `X-Request-Id`: the client's values are replaced), forwarding and
+/// client-address fields berth never trusts ([`UNTRUSTED_FORWARDING_HEADERS`]),
+/// and any name with an underscore: CGI-style apps read `X_Real_IP` and
+/// `X-Real-IP` as the same variable, so an underscore spelling would slip
+/// past the list (nginx drops such names by default too). The fields the
+/// `Connection` header names are the caller's to drop.
+pub fn forwardable(name: &[u8]) -> bool {
+    let listed = |names: &[&str]| {
+        names
+            .iter()
+            .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+    };
+    !(name.contains(&b'_')
+        || listed(&HOP_BY_HOP_HEADERS)
+        || listed(&[
+            X_FORWARDED_FOR,
+            X_FORWARDED_PROTO,
+            X_FORWARDED_HOST,
+            X_REQUEST_ID,
+        ])
+        || listed(&UNTRUSTED_FORWARDING_HEADERS))
 }
 
 /// The header names a `Connection` header value lists, lowercased: the
@@ -247,6 +270,20 @@ pub const NO_REPLICA: ErrorPage = ErrorPage {
     body: "<!doctype html><title>503 Service Unavailable</title><h1>503 Service Unavailable</h1><p>This app has no running replica right now. Try again shortly.</p>\n",
 };
 
+/// The app was stopped by its owner: no retry will help until it is
+/// started again.
+pub const STOPPED: ErrorPage = ErrorPage {
+    status: 503,
+    body: "<!doctype html><title>503 Service Unavailable</title><h1>503 Service Unavailable</h1><p>This app is stopped by its owner.</p>\n",
+};
+
+/// The connection's certificate does not serve the host asked for
+/// (domain fronting, `fronting.rs`): the client connects again for it.
+pub const MISDIRECTED: ErrorPage = ErrorPage {
+    status: 421,
+    body: "<!doctype html><title>421 Misdirected Request</title><h1>421 Misdirected Request</h1><p>This connection was made for another site. Connect again for this one.</p>\n",
+};
+
 /// No replica could be reached.
 pub const BAD_GATEWAY: ErrorPage = ErrorPage {
     status: 502,
@@ -276,6 +313,7 @@ pub const GATEWAY_TIMEOUT: ErrorPage = ErrorPage {
 pub fn error_page(status: u16) -> ErrorPage {
     match status {
         404 => NOT_FOUND,
+        421 => MISDIRECTED,
         503 => NO_REPLICA,
         502 => BAD_GATEWAY,
         504 => GATEWAY_TIMEOUT,
@@ -290,13 +328,22 @@ pub fn error_page(status: u16) -> ErrorPage {
     }
 }
 
-/// Forwarding headers a client may send that berth never passes on: the
-/// edge is the first hop, so only the values it sets itself can be trusted.
-pub const UNTRUSTED_FORWARDING_HEADERS: [&str; 4] = [
+/// Forwarding and client-address headers a client may send that berth
+/// never passes on, whoever sent them: berth has no trusted-peer setting
+/// and is always the first hop, so only the values it sets itself can be
+/// trusted. The vendor client-IP headers (a CDN's or load balancer's) are
+/// stripped always for the same reason; an app behind berth that reads
+/// one would otherwise take the client's word for its address.
+pub const UNTRUSTED_FORWARDING_HEADERS: [&str; 9] = [
     "forwarded",
     "x-real-ip",
     "x-forwarded-port",
     "x-forwarded-prefix",
+    "x-client-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "x-cluster-client-ip",
+    "fastly-client-ip",
 ];
 
 #[cfg(test)]
@@ -408,6 +455,28 @@ mod tests {
     }
 
     #[test]
+    fn stopped_apps_are_told_apart_from_apps_without_replicas() {
+        let t = RouteTable::build([RouteSpec {
+            host: "app.example.com".into(),
+            path_prefix: "/".into(),
+            strip_prefix: false,
+            redirect_https: false,
+            hsts: false,
+            backend: Arc::new(Backend::stopped("app")),
+        }]);
+        let Decision::Stopped(route) = decide(&t, Some("app.example.com"), "/x") else {
+            panic!("a stopped app's route is not forwarded");
+        };
+        assert_eq!(&**route.backend().app(), "app");
+        assert!(route.backend().upstreams().is_empty());
+        assert_eq!(STOPPED.status, 503);
+        assert!(STOPPED.body.contains("stopped by its owner"));
+        assert!(!STOPPED.body.contains("Try again"));
+        assert_ne!(STOPPED.body, NO_REPLICA.body);
+        assert!(!Backend::new("x", vec![]).is_stopped());
+    }
+
+    #[test]
     fn prefixes_are_stripped_when_asked() {
         let t = table(true, 1);
         let route = t.lookup("app.example.com", "/api").unwrap();
@@ -475,8 +544,41 @@ mod tests {
     }
 
     #[test]
+    fn spoofable_and_underscored_headers_are_not_forwardable() {
+        for name in [
+            "X_Real_IP",
+            "x_forwarded_for",
+            "X-Forwarded_Host",
+            "_",
+            "X-Client-IP",
+            "true-client-ip",
+            "CF-Connecting-IP",
+            "X-Cluster-Client-Ip",
+            "Fastly-Client-IP",
+            "Forwarded",
+            "X-Real-Ip",
+            "X-Forwarded-For",
+            "x-request-id",
+            "Connection",
+            "Transfer-Encoding",
+        ] {
+            assert!(!forwardable(name.as_bytes()), "{name} is forwarded");
+        }
+        for name in [
+            "Host",
+            "Accept",
+            "X-Real-Ipx",
+            "x-client",
+            "Cookie",
+            "X-Custom-Header",
+        ] {
+            assert!(forwardable(name.as_bytes()), "{name} is dropped");
+        }
+    }
+
+    #[test]
     fn error_pages_match_their_status() {
-        for s in [400, 404, 413, 500, 502, 503, 504] {
+        for s in [400, 404, 413, 421, 500, 502, 503, 504] {
             assert_eq!(error_page(s).status, s);
         }
     }

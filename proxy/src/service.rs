@@ -13,13 +13,14 @@ use pingora_core::apps::ServerApp;
 use pingora_core::listeners::tls::Acceptor;
 use pingora_core::protocols::l4::stream::Stream as L4Stream;
 use pingora_core::protocols::tls::ALPN;
-use pingora_core::protocols::{GetSocketDigest, SocketDigest, Stream};
+use pingora_core::protocols::{GetSocketDigest, SocketDigest, Ssl, Stream};
 use pingora_core::server::ShutdownWatch;
 use rustls::server::ResolvesServerCert;
 use rustls::ServerConfig;
 use tokio_util::sync::CancellationToken;
 
 use crate::balance::Balance;
+use crate::hop::H2Connection;
 use crate::{h1, EdgeProxy};
 
 tokio::task_local! {
@@ -167,32 +168,42 @@ async fn serve_worker(
                 }
                 let Some(acceptor) = acceptor else {
                     // Plain HTTP/1.1: the edge's own codec on the bare socket.
-                    return h1::serve(&app, tcp, peer, &shutdown).await;
+                    return h1::serve(&app, tcp, peer, None, &shutdown).await;
                 };
                 let mut stream = L4Stream::from(tcp);
                 let digest = SocketDigest::from_raw_fd(stream.as_raw_fd());
                 let _ = digest.peer_addr.set(Some(peer.into()));
                 stream.set_socket_digest(digest);
                 let handshake = acceptor.tls_handshake(stream);
-                let stream: Stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await
-                {
-                    Ok(Ok(tls)) => Box::new(tls),
-                    Ok(Err(err)) => {
-                        tracing::debug!(%peer, %err, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
+                let (stream, sni): (Stream, _) =
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                        Ok(Ok(tls)) => {
+                            // The name the client connected for, which every
+                            // request's host is checked against (`fronting.rs`).
+                            let sni = tls.get_ssl().and_then(|ssl| ssl.server_name());
+                            let sni = sni.map(str::to_owned);
+                            (Box::new(tls), sni)
+                        }
+                        Ok(Err(err)) => {
+                            tracing::debug!(%peer, %err, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
                 if stream.selected_alpn_proto() != Some(ALPN::H2) {
-                    return h1::serve(&app, stream, peer, &shutdown).await;
+                    return h1::serve(&app, stream, peer, sni, &shutdown).await;
                 }
                 // h2: pingora-core's codec, one `EdgeProxy` exchange per stream.
-                let mut next = app.process_new(stream, &shutdown).await;
+                let h2 = Arc::new(H2Connection {
+                    edge: app.clone(),
+                    sni,
+                });
+                let mut next = h2.process_new(stream, &shutdown).await;
                 while let Some(stream) = next {
-                    next = app.process_new(stream, &shutdown).await;
+                    next = h2.process_new(stream, &shutdown).await;
                 }
             };
             CONNECTION

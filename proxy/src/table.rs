@@ -18,6 +18,8 @@ pub struct Backend {
     upstreams: Box<[Upstream]>,
     cursor: AtomicUsize,
     site: Option<Arc<Site>>,
+    /// Stopped by its owner (not merely without a live replica).
+    stopped: bool,
 }
 
 impl Backend {
@@ -33,6 +35,7 @@ impl Backend {
             upstreams: upstreams.into_boxed_slice(),
             cursor: AtomicUsize::new(0),
             site: None,
+            stopped: false,
         }
     }
 
@@ -44,7 +47,22 @@ impl Backend {
             upstreams: Box::default(),
             cursor: AtomicUsize::new(0),
             site: Some(site),
+            stopped: false,
         }
+    }
+
+    /// A backend for `app` that its owner stopped: no replica, and its
+    /// routes say so (a 503 of its own, not "try again shortly").
+    pub fn stopped(app: impl Into<Arc<str>>) -> Self {
+        Self {
+            stopped: true,
+            ..Self::new(app, Vec::new())
+        }
+    }
+
+    /// Whether the app was stopped by its owner.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
     }
 
     /// The static site, when the app is one.

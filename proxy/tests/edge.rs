@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_proxy::{
-    Backend, EdgeOptions, EdgeProxy, ProxyMetrics, RouteSpec, RouteTable, Router, Site,
-    SiteOptions, Upstream, UpstreamState,
+    Backend, EdgeOptions, EdgeProxy, HostCertificates, ProxyMetrics, RouteSpec, RouteTable, Router,
+    Site, SiteOptions, Upstream, UpstreamState,
 };
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -109,35 +109,77 @@ async fn start_edge_with(specs: Vec<RouteSpec>, tunnel_idle: Duration) -> Edge {
 async fn start_tls_edge(specs: Vec<RouteSpec>) -> (Edge, Vec<u8>) {
     let hosts = specs.iter().map(|s| s.host.to_string()).collect();
     let (resolver, ca_der) = support::self_signed(hosts);
-    let tls = berth_proxy::tls_config(resolver);
-    let edge = start_edge_on(specs, Duration::from_secs(3600), Some(tls)).await;
+    let edge = start_edge_on(specs, Duration::from_secs(3600), Some(resolver)).await;
     (edge, ca_der)
 }
 
 /// An h2 client of `edge` over TLS, trusting `ca_der`.
 async fn h2_client(edge: &Edge, ca_der: &[u8]) -> h2::client::SendRequest<Bytes> {
+    h2_client_for(edge, &[ca_der], "slow.test").await
+}
+
+/// A TLS connection to `edge` for the name `sni`, trusting the `ca_der`
+/// certificates, offering `alpn`.
+async fn tls_connect(
+    edge: &Edge,
+    ca_der: &[&[u8]],
+    sni: &str,
+    alpn: &[u8],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca_der.to_vec().into()).unwrap();
+    for der in ca_der {
+        roots.add(der.to_vec().into()).unwrap();
+    }
     let mut config = rustls::ClientConfig::builder()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     let tcp = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("slow.test").unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    let name = rustls::pki_types::ServerName::try_from(sni.to_string()).unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// An h2 client of `edge` over TLS for the name `sni`, trusting `ca_der`.
+async fn h2_client_for(edge: &Edge, ca_der: &[&[u8]], sni: &str) -> h2::client::SendRequest<Bytes> {
+    let tls = tls_connect(edge, ca_der, sni, b"h2").await;
     let (sender, connection) = h2::client::handshake(tls).await.unwrap();
     tokio::spawn(connection);
     sender.ready().await.unwrap()
 }
 
+/// Sends `req` over `h2`; returns the status and the body.
+async fn h2_send(h2: &mut h2::client::SendRequest<Bytes>, req: http::Request<()>) -> (u16, String) {
+    let (answer, _) = h2
+        .clone()
+        .ready()
+        .await
+        .unwrap()
+        .send_request(req, true)
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(5), answer)
+        .await
+        .expect("the stream is answered")
+        .unwrap();
+    let status = resp.status().as_u16();
+    let mut body = resp.into_body();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.unwrap();
+        let _ = body.flow_control().release_capacity(chunk.len());
+        bytes.extend_from_slice(&chunk);
+    }
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
 async fn start_edge_on(
     specs: Vec<RouteSpec>,
     tunnel_idle: Duration,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    certificates: Option<Arc<berth_acme::Resolver>>,
 ) -> Edge {
+    let tls = certificates.clone().map(|c| berth_proxy::tls_config(c));
     let router = Arc::new(Router::new(RouteTable::build(specs)));
     let mut registry = Registry::default();
     let metrics = ProxyMetrics::register(&mut registry);
@@ -150,6 +192,7 @@ async fn start_edge_on(
             https_port: 443,
             h3_port: None,
             tunnel_idle,
+            certificates: certificates.map(|c| c as Arc<dyn HostCertificates>),
         },
         Arc::default(),
     );
@@ -258,6 +301,131 @@ async fn forwards_with_forwarding_headers_and_request_id() {
     assert_eq!(h["host"], "app.test");
 }
 
+/// Client-address headers a replica must never see from a client: spelled
+/// with underscores (which CGI-style apps read as the real ones), or a
+/// CDN's or load balancer's own.
+const SPOOFED: [&str; 8] = [
+    "x_real_ip",
+    "x_forwarded_for",
+    "x-client-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "x-cluster-client-ip",
+    "fastly-client-ip",
+    "x_anything",
+];
+
+fn assert_no_spoofed_header(h: &serde_json::Value) {
+    for name in SPOOFED {
+        assert!(h.get(name).is_none(), "{name} reached the replica: {h}");
+    }
+    assert_eq!(h["x-kept"], "yes", "{h}");
+    assert_eq!(h["x-forwarded-for"], "127.0.0.1", "{h}");
+}
+
+#[tokio::test]
+async fn underscored_and_vendor_client_ip_headers_never_reach_a_replica() {
+    let backend = Arc::new(Backend::new("app", vec![echo_upstream("a").await]));
+    let specs = vec![route("app.test", "/", false, &backend)];
+
+    // HTTP/1.1, the edge's own codec.
+    let edge = start_edge(specs.clone()).await;
+    let mut req = client()
+        .get(format!("http://{}/", edge.addr))
+        .header("host", "app.test")
+        .header("x-kept", "yes");
+    for name in SPOOFED {
+        req = req.header(name, "6.6.6.6");
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_no_spoofed_header(&body["headers"]);
+
+    // h2 over TLS.
+    let (edge, ca) = start_tls_edge(specs).await;
+    let mut h2 = h2_client_for(&edge, &[&ca], "app.test").await;
+    let mut req = http::Request::get("https://app.test/").header("x-kept", "yes");
+    for name in SPOOFED {
+        req = req.header(name, "6.6.6.6");
+    }
+    let (status, body) = h2_send(&mut h2, req.body(()).unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_no_spoofed_header(&body["headers"]);
+}
+
+/// Sends `raw` on a TLS connection for `sni` and reads the answer until
+/// the edge closes.
+async fn tls_exchange(edge: &Edge, ca_der: &[&[u8]], sni: &str, raw: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tls = tls_connect(edge, ca_der, sni, b"http/1.1").await;
+    tls.write_all(raw.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let read = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf))
+            .await
+            .expect("the edge answers and closes");
+        match read {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn a_host_another_certificate_serves_is_misdirected_on_the_connection() {
+    let a = Arc::new(Backend::new("a", vec![echo_upstream("a").await]));
+    let b = Arc::new(Backend::new("b", vec![echo_upstream("b").await]));
+    let (resolver, ders) = support::self_signed_each(&["a.test", "b.test"]);
+    let specs = vec![
+        route("a.test", "/", false, &a),
+        route("b.test", "/", false, &b),
+    ];
+    let edge = start_edge_on(specs, Duration::from_secs(3600), Some(resolver)).await;
+    let cas: Vec<&[u8]> = ders.iter().map(Vec::as_slice).collect();
+
+    // HTTP/1.1 over TLS: the connection was made for a.test.
+    for (host, status) in [
+        ("a.test", "200"),
+        ("A.test:443", "200"),
+        ("b.test", "421"),
+        ("b.test:443", "421"),
+    ] {
+        let raw = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let answer = tls_exchange(&edge, &cas, "a.test", &raw).await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{host}: {answer}"
+        );
+        if status == "421" {
+            assert!(answer.contains("Misdirected Request"), "{answer}");
+            assert!(!answer.contains("\"name\""), "a replica answered: {answer}");
+        }
+    }
+    // Its own connection, b.test is served.
+    let raw = "GET / HTTP/1.1\r\nHost: b.test\r\nConnection: close\r\n\r\n";
+    let answer = tls_exchange(&edge, &cas, "b.test", raw).await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    assert!(answer.contains("\"name\":\"b\""), "{answer}");
+
+    // h2: one connection for a.test, streams for both names.
+    let mut h2 = h2_client_for(&edge, &cas, "a.test").await;
+    let get = |host: &str| {
+        http::Request::get(format!("https://{host}/"))
+            .body(())
+            .unwrap()
+    };
+    let (status, body) = h2_send(&mut h2, get("b.test")).await;
+    assert_eq!(status, 421, "{body}");
+    assert!(body.contains("Misdirected Request"), "{body}");
+    let (status, body) = h2_send(&mut h2, get("a.test")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"name\":\"a\""), "{body}");
+}
+
 #[tokio::test]
 async fn longest_prefix_wins_and_prefixes_can_be_stripped() {
     let root = Arc::new(Backend::new("root", vec![echo_upstream("root").await]));
@@ -280,6 +448,57 @@ async fn longest_prefix_wins_and_prefixes_can_be_stripped() {
     assert_eq!(body["name"], "root");
 }
 
+/// The JSON body of a raw HTTP/1.1 answer from the echo upstream.
+fn echoed(answer: &str) -> serde_json::Value {
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 "), "{answer}");
+    serde_json::from_str(body).unwrap()
+}
+
+#[tokio::test]
+async fn dot_segments_are_resolved_before_routing_and_prefix_stripping() {
+    let root = Arc::new(Backend::new("root", vec![echo_upstream("root").await]));
+    let api = Arc::new(Backend::new("api", vec![echo_upstream("api").await]));
+    let specs = vec![
+        route("site.test", "/", false, &root),
+        route("site.test", "/api", true, &api),
+    ];
+    // (path as sent, the app it reaches, the path the app sees)
+    let cases = [
+        ("/api/../x", "root", "/x"),
+        ("/api/%2e%2E/x?q=/../y", "root", "/x?q=/../y"),
+        ("/api/v1/../users", "api", "/users"),
+        ("/../../api/./y", "api", "/y"),
+    ];
+    // HTTP/1.1 written by hand: HTTP clients resolve dot segments themselves.
+    let edge = start_edge(specs.clone()).await;
+    for (sent, app, seen) in cases {
+        let raw = format!("GET {sent} HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n");
+        let body = echoed(&raw_exchange(&edge, raw.as_bytes()).await);
+        assert_eq!(
+            (body["name"].as_str(), body["path"].as_str()),
+            (Some(app), Some(seen)),
+            "{sent}"
+        );
+    }
+    // h2 carries the path as sent, too.
+    let (edge, ca) = start_tls_edge(specs).await;
+    let mut h2 = h2_client_for(&edge, &[&ca], "site.test").await;
+    for (sent, app, seen) in cases {
+        let req = http::Request::get(format!("https://site.test{sent}"))
+            .body(())
+            .unwrap();
+        let (status, body) = h2_send(&mut h2, req).await;
+        assert_eq!(status, 200, "{sent}: {body}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (body["name"].as_str(), body["path"].as_str()),
+            (Some(app), Some(seen)),
+            "{sent}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn unknown_hosts_get_404_and_apps_without_replicas_503() {
     let empty = Arc::new(Backend::new("empty", vec![]));
@@ -290,6 +509,17 @@ async fn unknown_hosts_get_404_and_apps_without_replicas_503() {
     let resp = get(&edge, "empty.test", "/").await;
     assert_eq!(resp.status(), 503);
     assert!(resp.text().await.unwrap().contains("no running replica"));
+}
+
+#[tokio::test]
+async fn stopped_apps_get_a_503_that_says_they_are_stopped() {
+    let stopped = Arc::new(Backend::stopped("stopped"));
+    let edge = start_edge(vec![route("stopped.test", "/", false, &stopped)]).await;
+    let resp = get(&edge, "stopped.test", "/").await;
+    assert_eq!(resp.status(), 503);
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("stopped by its owner"), "{body}");
+    assert!(!body.contains("Try again shortly"), "{body}");
 }
 
 #[tokio::test]

@@ -43,7 +43,8 @@ async fn echo_upstream() -> SocketAddr {
                         .header("x-seen-host", seen("host"))
                         .header("x-seen-proto", seen("x-forwarded-proto"))
                         .header("x-seen-for", seen("x-forwarded-for"))
-                        .header("x-seen-real-ip", seen("x-real-ip"));
+                        .header("x-seen-real-ip", seen("x-real-ip"))
+                        .header("x-seen-names", seen_names(req.headers()));
                     if let Some(len) = req.headers().get("content-length") {
                         resp = resp.header("content-length", len.clone());
                     }
@@ -58,9 +59,16 @@ async fn echo_upstream() -> SocketAddr {
     addr
 }
 
+/// The names of `headers`, comma-separated.
+fn seen_names(headers: &http::HeaderMap) -> String {
+    let names: Vec<&str> = headers.keys().map(|n| n.as_str()).collect();
+    names.join(",")
+}
+
 struct Edge {
     addr: SocketAddr,
-    ca_der: Vec<u8>,
+    /// The certificates the edge serves, for clients to trust.
+    ca_der: Vec<Vec<u8>>,
     _stop: tokio::sync::watch::Sender<bool>,
 }
 
@@ -72,6 +80,15 @@ async fn start_edge(upstreams: Vec<SocketAddr>) -> Edge {
 /// HSTS), goes to `backend`.
 async fn start_edge_with(backend: Backend) -> Edge {
     let (resolver, ca_der) = support::self_signed(vec!["app.test".to_string()]);
+    start_edge_served(backend, resolver, vec![ca_der]).await
+}
+
+/// [`start_edge_with`] serving the certificates of `resolver`.
+async fn start_edge_served(
+    backend: Backend,
+    resolver: Arc<berth_acme::Resolver>,
+    ca_der: Vec<Vec<u8>>,
+) -> Edge {
     let router = Arc::new(Router::new(RouteTable::build([RouteSpec {
         host: "app.test".into(),
         path_prefix: "/api".into(),
@@ -106,7 +123,9 @@ type Sender = h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>;
 
 async fn client(edge: &Edge) -> (Sender, quinn::Endpoint) {
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(edge.ca_der.clone().into()).unwrap();
+    for der in &edge.ca_der {
+        roots.add(der.clone().into()).unwrap();
+    }
     let mut tls = rustls::ClientConfig::builder()
         .with_root_certificates(roots)
         .with_no_client_auth();
@@ -173,6 +192,98 @@ async fn requests_reach_the_replica_with_the_tcp_paths_policy() {
 
     // Unknown paths get the same 404 page as over TCP.
     assert_eq!(get(&mut sender, "/other").await.0, 404);
+}
+
+#[tokio::test]
+async fn underscored_and_vendor_client_ip_headers_never_reach_a_replica() {
+    let edge = start_edge(vec![echo_upstream().await]).await;
+    let (mut sender, _endpoint) = client(&edge).await;
+    let spoofed = [
+        "x_real_ip",
+        "x_forwarded_for",
+        "x-client-ip",
+        "true-client-ip",
+        "cf-connecting-ip",
+        "x-cluster-client-ip",
+        "fastly-client-ip",
+        "x_anything",
+    ];
+    let mut req = http::Request::get("https://app.test/api/x").header("x-kept", "yes");
+    for name in spoofed {
+        req = req.header(name, "6.6.6.6");
+    }
+    let mut stream = sender.send_request(req.body(()).unwrap()).await.unwrap();
+    stream.finish().await.unwrap();
+    let resp = stream.recv_response().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let names = resp.headers()["x-seen-names"].to_str().unwrap();
+    let names: Vec<&str> = names.split(',').collect();
+    for name in spoofed {
+        assert!(
+            !names.contains(&name),
+            "{name} reached the replica: {names:?}"
+        );
+    }
+    assert!(names.contains(&"x-kept"), "{names:?}");
+    assert_eq!(resp.headers()["x-seen-for"], "127.0.0.1");
+}
+
+/// A GET of `https://app.test<path>`; returns the status and the path the
+/// replica saw, if one did.
+async fn seen_path(sender: &mut Sender, path: &str) -> (u16, Option<String>) {
+    let req = http::Request::get(format!("https://app.test{path}"))
+        .body(())
+        .unwrap();
+    let mut stream = sender.send_request(req).await.unwrap();
+    stream.finish().await.unwrap();
+    let resp = stream.recv_response().await.unwrap();
+    let seen = resp.headers().get("x-seen-path");
+    let seen = seen.map(|v| v.to_str().unwrap().to_string());
+    (resp.status().as_u16(), seen)
+}
+
+#[tokio::test]
+async fn dot_segments_are_resolved_before_routing_and_prefix_stripping() {
+    let edge = start_edge(vec![echo_upstream().await]).await;
+    let (mut sender, _endpoint) = client(&edge).await;
+    assert_eq!(
+        seen_path(&mut sender, "/api/v1/../items?x=/../y").await,
+        (200, Some("/items?x=/../y".to_string()))
+    );
+    assert_eq!(
+        seen_path(&mut sender, "/api/%2e/%2E%2e/api/z").await,
+        (200, Some("/z".to_string()))
+    );
+    // Out of the route's prefix: `/x` has no route, so no replica sees it.
+    assert_eq!(seen_path(&mut sender, "/api/../x").await, (404, None));
+}
+
+#[tokio::test]
+async fn a_host_another_certificate_serves_is_misdirected_on_the_connection() {
+    let (resolver, ders) = support::self_signed_each(&["app.test", "other.test"]);
+    let backend = Backend::new("app", vec![echo_upstream().await]);
+    let edge = start_edge_served(backend, resolver, ders).await;
+    // The connection is made for app.test.
+    let (mut sender, _endpoint) = client(&edge).await;
+    let mut status_of = async |uri: &str| {
+        let req = http::Request::get(uri).body(()).unwrap();
+        let mut stream = sender.send_request(req).await.unwrap();
+        stream.finish().await.unwrap();
+        let resp = stream.recv_response().await.unwrap();
+        let mut body = Vec::new();
+        while let Some(chunk) = stream.recv_data().await.unwrap() {
+            body.extend_from_slice(chunk.chunk());
+        }
+        (
+            resp.status().as_u16(),
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    };
+    let (status, body) = status_of("https://other.test/api/x").await;
+    assert_eq!(status, 421, "{body}");
+    assert!(body.contains("Misdirected Request"), "{body}");
+    assert_eq!(status_of("https://app.test/api/x").await.0, 200);
+    assert_eq!(status_of("https://APP.test:443/api/x").await.0, 200);
 }
 
 #[tokio::test]
@@ -277,7 +388,11 @@ async fn static_sites_are_answered_over_http3() {
         (200, "<h1>home</h1>".to_string())
     );
     assert_eq!(get(&mut sender, "/api").await.1, "<h1>home</h1>");
-    assert_eq!(get(&mut sender, "/api/%2e%2e/x").await.0, 400);
+    // Dot segments are resolved before routing: this one leaves the
+    // route (no route owns `/x`); one hidden behind an encoded slash
+    // reaches the site, which refuses it.
+    assert_eq!(get(&mut sender, "/api/%2e%2e/x").await.0, 404);
+    assert_eq!(get(&mut sender, "/api/a%2f..%2f..%2fx").await.0, 400);
     assert_eq!(get(&mut sender, "/api/missing.css").await.0, 404);
 }
 

@@ -491,6 +491,7 @@ impl Orchestrator {
                 .unwrap_or_default();
             let backend = Arc::new(match site {
                 Some(site) => Backend::site(app.spec.name.as_str(), site.clone()),
+                None if app.stopped => Backend::stopped(app.spec.name.as_str()),
                 None => Backend::with_upstreams(app.spec.name.as_str(), upstreams),
             });
             for d in &app.spec.domains {
