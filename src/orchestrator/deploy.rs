@@ -210,7 +210,7 @@ impl Orchestrator {
         let engine = &self.inner.engine;
         let settings = &self.inner.settings;
         let log = self.inner.logs.open(&record.id);
-        engine.ensure_network().await?;
+        let network = engine.ensure_network().await?;
         match &record.image_id {
             Some(pinned) => log.push(&format!("using pinned image {pinned} ({})", record.image)),
             None if record.spec.source.is_some() => log.push("building from source"),
@@ -274,6 +274,7 @@ impl Orchestrator {
                 let config = ReplicaConfig {
                     name,
                     image: &image_id,
+                    network: &network,
                     env: env.clone(),
                     command: spec.command.clone(),
                     cpus: spec.cpus,
