@@ -1,6 +1,7 @@
 //! The deployment queue against the real Docker engine: cancel a running
 //! deployment, supersede a queued one, and survive `kill -9` in the middle
-//! of a deploy with the last good version serving and no orphans.
+//! of a deploy with the last good version serving and no orphans; a first
+//! deployment that fails leaves the app `failed` with the reason.
 
 mod support;
 
@@ -297,4 +298,52 @@ async fn a_crash_loop_shows_in_the_app_status() {
     };
     assert!(app["restarts"].as_u64().unwrap() >= 3, "{app}");
     assert_eq!(app["last_exit"], "exited with code 3", "{app}");
+}
+
+#[tokio::test]
+async fn a_failed_first_deploy_leaves_the_app_failed_with_the_reason() {
+    let mut berth = Berth::start().await;
+    // Not local, and no registry is reachable: the pull fails.
+    berth
+        .create_app(json!({
+            "name": "web", "image": "berth-test/absent:1", "port": 8080,
+            "domains": [{"host": "web.test"}]
+        }))
+        .await;
+    let (_, app) = berth.api("GET", "/apps/web", None).await;
+    assert_eq!(app["status"], "not_deployed", "{app}");
+    assert!(app.get("reason").is_none(), "{app}");
+
+    let d = berth.deploy("web").await;
+    assert_eq!(d["status"], "failed", "{d}");
+    let error = d["error"].as_str().unwrap();
+    assert!(!error.is_empty(), "{d}");
+    let (_, app) = berth.api("GET", "/apps/web", None).await;
+    assert_eq!(app["status"], "failed", "{app}");
+    assert_eq!(app["reason"], error, "{app}");
+    let (_, listed) = berth.api("GET", "/apps", None).await;
+    assert_eq!(listed[0]["status"], "failed", "{listed}");
+
+    // Nobody is told that a previous version serves: there is none.
+    let log = berth.log();
+    assert!(log.contains("nothing serves this app yet"), "{log}");
+    assert!(!log.contains("previous version keeps serving"), "{log}");
+    let id = d["id"].as_str().unwrap();
+    let (_, kept) = berth
+        .api("GET", &format!("/deployments/{id}/logs"), None)
+        .await;
+    assert!(
+        kept["lines"]
+            .to_string()
+            .contains("nothing serves this app yet"),
+        "{kept}"
+    );
+
+    // A deployment that works clears it.
+    let v1 = berth.image(Image::Web("v1"));
+    set_image(&berth, &v1).await;
+    assert_eq!(berth.deploy("web").await["status"], "succeeded");
+    let (_, app) = berth.api("GET", "/apps/web", None).await;
+    assert_eq!(app["status"], "running", "{app}");
+    assert!(app.get("reason").is_none(), "{app}");
 }

@@ -615,6 +615,37 @@ async fn static_site_is_served_by_the_edge_with_spa_fallback() {
         "{d}"
     );
     assert_eq!(berth.get("evil.test", "/passwd").await.0, 503);
+    // A symlink inside the site is served; one out of it fails the
+    // deployment naming the link and its target, rather than vanishing.
+    let links = server.create_repo("links");
+    let public = links.work.path().join("public");
+    std::fs::create_dir_all(&public).unwrap();
+    std::os::unix::fs::symlink("index.html", public.join("home.html")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", public.join("passwd.txt")).unwrap();
+    links.commit("main", &[("public/index.html", Some(b"links\n"))], "links");
+    berth
+        .create_app(json!({
+            "name": "links",
+            "source": {"type": "git", "url": server.url("links")},
+            "build": {"type": "static", "publish_dir": "public"},
+            "domains": [{"host": "links.test"}]
+        }))
+        .await;
+    let d = berth.deploy("links").await;
+    assert_eq!(d["status"], "failed", "{d}");
+    let error = d["error"].as_str().unwrap();
+    assert!(
+        error.contains("passwd.txt") && error.contains("/etc/passwd"),
+        "{d}"
+    );
+    assert!(error.contains("remove the link"), "{d}");
+    links.commit("main", &[("public/passwd.txt", None)], "unlink");
+    let d = berth.deploy("links").await;
+    assert_eq!(d["status"], "succeeded", "{d}\n{}", berth.log());
+    assert_eq!(
+        berth.get("links.test", "/home.html").await,
+        (200, "links\n".to_string())
+    );
     // Served again after a restart, from the files kept on disk.
     assert!(berth.terminate().await);
     berth.launch().await;

@@ -43,8 +43,12 @@ impl From<ProjectRecord> for ProjectView {
 #[derive(Serialize, ToSchema, PartialEq, Eq, Debug)]
 #[serde(rename_all = "snake_case")]
 pub enum AppStatus {
-    /// Never deployed successfully.
+    /// Never deployed successfully, and no deployment of it has failed
+    /// since it was created (or the last one was cancelled).
     NotDeployed,
+    /// Never deployed successfully and its last deployment failed, so
+    /// nothing serves it; `reason` says why (e.g. the engine's pull error).
+    Failed,
     /// Every replica serves.
     Running,
     /// Some replicas serve.
@@ -88,6 +92,9 @@ pub struct AppView {
     pub domains: Vec<Domain>,
     /// Whether it serves.
     pub status: AppStatus,
+    /// Why the app is `failed`: the error of its last deployment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Replicas serving now.
     pub serving_replicas: usize,
     /// Exits of the serving version's replicas that berth did not ask for.
@@ -116,10 +123,16 @@ impl AppView {
         };
         let crashes =
             orchestrator.crash_state(&record.spec.name, record.active_deployment.as_deref());
+        let mut reason = None;
         let status = if record.stopped {
             AppStatus::Stopped
         } else if record.active_deployment.is_none() {
-            AppStatus::NotDeployed
+            reason = last_failure(orchestrator, &record.spec.name);
+            if reason.is_some() {
+                AppStatus::Failed
+            } else {
+                AppStatus::NotDeployed
+            }
         } else if crashes.crash_loop {
             AppStatus::CrashLoop
         } else if serving == 0 {
@@ -148,6 +161,7 @@ impl AppView {
             memory_mb: spec.memory_mb,
             domains: spec.domains,
             status,
+            reason,
             serving_replicas: serving,
             restarts: crashes.restarts,
             last_exit: crashes.last_exit,
@@ -155,6 +169,26 @@ impl AppView {
             created_at: record.created_at,
             updated_at: record.updated_at,
         }
+    }
+}
+
+/// The error of the app's last ended deployment, when it failed.
+fn last_failure(orchestrator: &Orchestrator, app: &str) -> Option<String> {
+    let deployments = match orchestrator.store().app_deployments(app) {
+        Ok(d) => d,
+        Err(err) => {
+            tracing::warn!(app, %err, "could not read the app's deployments");
+            return None;
+        }
+    };
+    // Newest first; one still queued or running has not ended yet.
+    let last = deployments.into_iter().find(|d| d.status.is_final())?;
+    match last.status {
+        DeploymentStatus::Failed | DeploymentStatus::RolledBack => Some(
+            last.error
+                .unwrap_or_else(|| format!("deployment {} failed", last.id)),
+        ),
+        _ => None,
     }
 }
 

@@ -21,6 +21,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+use super::publish::{site_too_large, unpack_site};
 use super::BuildError;
 
 /// Largest build context berth sends to the engine.
@@ -426,42 +427,10 @@ pub async fn copy_out(
         }
     }
     let dest = dest.to_path_buf();
-    tokio::task::spawn_blocking(move || unpack_site(&archive, &dest, max_bytes))
+    let dir = path.to_string();
+    tokio::task::spawn_blocking(move || unpack_site(&archive, &dest, &dir, max_bytes))
         .await
         .map_err(|e| BuildError::Io(format!("unpacking the site failed: {e}")))?
-}
-
-fn site_too_large(max_bytes: u64) -> BuildError {
-    BuildError::Invalid {
-        field: "build.publish_dir",
-        message: format!(
-            "the site is larger than {} MiB; publish less or raise [build] max_site_mb",
-            max_bytes >> 20
-        ),
-    }
-}
-
-/// Unpacks directories and regular files of `archive` into `dest`.
-fn unpack_site(archive: &[u8], dest: &Path, max_bytes: u64) -> Result<(), BuildError> {
-    let io = |e: std::io::Error| BuildError::Io(format!("cannot unpack the site: {e}"));
-    std::fs::create_dir_all(dest).map_err(io)?;
-    let mut tar = tar::Archive::new(archive);
-    tar.set_preserve_permissions(false);
-    let mut total = 0u64;
-    for entry in tar.entries().map_err(io)? {
-        let mut entry = entry.map_err(io)?;
-        let kind = entry.header().entry_type();
-        if !(kind.is_file() || kind.is_dir()) {
-            continue;
-        }
-        total += entry.size();
-        if total > max_bytes {
-            return Err(site_too_large(max_bytes));
-        }
-        // unpack_in refuses paths that leave `dest`.
-        entry.unpack_in(dest).map_err(io)?;
-    }
-    Ok(())
 }
 
 /// Removes a helper container when dropped.

@@ -8,6 +8,7 @@
 pub mod detect;
 pub mod git;
 mod image;
+mod publish;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use git::{Credentials, RemoteRefs};
 use image::ImageBuild;
+use publish::copy_tree;
 
 /// Why a build failed; messages never contain secret values.
 #[derive(Debug, thiserror::Error)]
@@ -596,32 +598,4 @@ fn publish_dir(root: &Path, context: &Path, given: Option<&str>) -> Result<PathB
         }
     }
     Ok(context.to_path_buf())
-}
-
-/// Copies regular files and directories; symlinks and hidden entries
-/// (`.git`, `.env`, …) stay behind, except `.well-known`.
-fn copy_tree(from: &Path, to: &Path, budget: &mut u64) -> Result<(), BuildError> {
-    let io = |e: std::io::Error| BuildError::Io(format!("cannot copy the site: {e}"));
-    std::fs::create_dir_all(to).map_err(io)?;
-    for entry in std::fs::read_dir(from).map_err(io)? {
-        let entry = entry.map_err(io)?;
-        let kind = entry.file_type().map_err(io)?;
-        let name = entry.file_name();
-        if name.to_string_lossy().starts_with('.') && name != ".well-known" {
-            continue;
-        }
-        let target = to.join(&name);
-        if kind.is_dir() {
-            copy_tree(&entry.path(), &target, budget)?;
-        } else if kind.is_file() {
-            let size = entry.metadata().map_err(io)?.len();
-            *budget = budget.checked_sub(size).ok_or_else(|| BuildError::Invalid {
-                field: "build.publish_dir",
-                message: "the site is larger than [build] max_site_mb; publish less or raise the limit"
-                    .into(),
-            })?;
-            std::fs::copy(entry.path(), &target).map_err(io)?;
-        }
-    }
-    Ok(())
 }

@@ -176,10 +176,35 @@ impl Orchestrator {
                 } else {
                     DeploymentStatus::Failed
                 };
-                tracing::warn!(app = %record.app, deployment = id, %message, "deployment did not succeed; the previous version keeps serving");
-                self.finish_deployment(id, status, Some(message));
+                self.end_unsuccessful(record, status, message, "deployment");
             }
         }
+    }
+
+    /// Ends a deployment (`what`: "deployment", "site deployment") that
+    /// failed or was cancelled before it retired anything, saying in
+    /// berth's log and the deployment's whether the previous version keeps
+    /// serving or nothing serves the app yet (a first deployment).
+    pub(super) fn end_unsuccessful(
+        &self,
+        record: &DeploymentRecord,
+        status: DeploymentStatus,
+        message: String,
+        what: &str,
+    ) {
+        let id = record.id.as_str();
+        let serves = match self.inner.store.app(&record.app) {
+            Ok(app) => app.active_deployment.is_some(),
+            Err(_) => false,
+        };
+        let after = if serves {
+            "the previous version keeps serving"
+        } else {
+            "nothing serves this app yet"
+        };
+        tracing::warn!(app = %record.app, deployment = id, %message, "{what} did not succeed; {after}");
+        self.inner.logs.open(id).push(after);
+        self.finish_deployment(id, status, Some(message));
     }
 
     /// Ends a rollout that failed after some old replicas were retired:
@@ -210,7 +235,7 @@ impl Orchestrator {
         let engine = &self.inner.engine;
         let settings = &self.inner.settings;
         let log = self.inner.logs.open(&record.id);
-        engine.ensure_network().await?;
+        let network = engine.ensure_network().await?;
         match &record.image_id {
             Some(pinned) => log.push(&format!("using pinned image {pinned} ({})", record.image)),
             None if record.spec.source.is_some() => log.push("building from source"),
@@ -274,6 +299,7 @@ impl Orchestrator {
                 let config = ReplicaConfig {
                     name,
                     image: &image_id,
+                    network: &network,
                     env: env.clone(),
                     command: spec.command.clone(),
                     cpus: spec.cpus,

@@ -4,13 +4,14 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary,
-    HealthStatusEnum, HostConfig, HostConfigLogConfig, NetworkCreateRequest, RestartPolicy,
-    RestartPolicyNameEnum,
+    EndpointSettings, HealthStatusEnum, HostConfig, HostConfigLogConfig, NetworkingConfig,
+    RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, ListContainersOptions, LogsOptions,
@@ -75,6 +76,10 @@ pub struct ReplicaConfig<'a> {
     pub name: String,
     /// Image reference or id.
     pub image: &'a str,
+    /// Id of the instance network (from [`Engine::ensure_network`]): the
+    /// replica attaches by id, which stays unambiguous even when another
+    /// network shares the name.
+    pub network: &'a str,
     /// `KEY=value` pairs.
     pub env: Vec<String>,
     /// Command override.
@@ -118,6 +123,9 @@ pub struct Engine {
     docker: Docker,
     instance: String,
     network: String,
+    /// Held while the instance network is looked up or created, so racing
+    /// deployments create it once (see `network.rs`).
+    pub(super) network_flight: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Engine {
@@ -135,6 +143,7 @@ impl Engine {
             docker,
             instance: instance.to_string(),
             network: format!("berth-{instance}"),
+            network_flight: Arc::default(),
         })
     }
 
@@ -146,32 +155,6 @@ impl Engine {
     /// The name of the instance's bridge network.
     pub fn network(&self) -> &str {
         &self.network
-    }
-
-    /// Creates the instance's bridge network if it is missing.
-    pub async fn ensure_network(&self) -> Result<(), EngineError> {
-        match clock::docker(self.docker.inspect_network(&self.network, None)).await {
-            Ok(_) => return Ok(()),
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(e.into()),
-        }
-        let request = NetworkCreateRequest {
-            name: self.network.clone(),
-            driver: Some("bridge".into()),
-            labels: Some(HashMap::from([(
-                LABEL_INSTANCE.to_string(),
-                self.instance.clone(),
-            )])),
-            ..Default::default()
-        };
-        match clock::docker(self.docker.create_network(request)).await {
-            Ok(_) => Ok(()),
-            // Created concurrently by another deployment: fine.
-            Err(BollardError::DockerResponseServerError {
-                status_code: 409, ..
-            }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
     }
 
     /// Returns the image's id, pulling it first if it is not local.
@@ -218,7 +201,8 @@ impl Engine {
             .ok_or_else(|| EngineError::Docker("image has no id".into()))
     }
 
-    /// Creates and starts one replica on the instance network; returns its id.
+    /// Creates and starts one replica on the instance network (attached by
+    /// the network's id); returns its id.
     pub async fn start_replica(&self, config: ReplicaConfig<'_>) -> Result<String, EngineError> {
         let host_config = HostConfig {
             network_mode: Some(self.network.clone()),
@@ -243,6 +227,17 @@ impl Engine {
             cmd: config.command,
             labels: Some(config.labels),
             host_config: Some(host_config),
+            // Docker resolves the network by this id, not by its name,
+            // when it creates and whenever it (re)starts the container.
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    self.network.clone(),
+                    EndpointSettings {
+                        network_id: Some(config.network.to_string()),
+                        ..Default::default()
+                    },
+                )])),
+            }),
             ..Default::default()
         };
         let options = CreateContainerOptions {

@@ -14,6 +14,7 @@ mod engine;
 mod health;
 mod logbook;
 mod metrics;
+mod network;
 mod reconcile;
 mod rollback;
 mod sites;

@@ -1,5 +1,6 @@
 //! Reconcile at start-up: compare the store's desired state with the
-//! containers the engine reports (by label) and repair both ways.
+//! containers the engine reports (by label) and repair both ways; remove
+//! empty duplicates of the instance network.
 
 use std::collections::HashMap;
 
@@ -16,6 +17,11 @@ impl Orchestrator {
         let store = &self.inner.store;
         let engine = &self.inner.engine;
         let grace = self.inner.settings.stop_grace;
+        // Duplicates of the instance network (an engine that allows them
+        // and two first deployments at once) make its name ambiguous.
+        if let Err(err) = engine.repair_networks().await {
+            tracing::warn!(%err, "could not check the instance network for duplicates");
+        }
         for d in store.deployments_with_status(&[DeploymentStatus::Running])? {
             // Its new replicas are not active, so they are removed below
             // and the last good version serves.

@@ -41,8 +41,7 @@ impl Orchestrator {
                     let dir = self.inner.builder.site_dir(&record.app, id);
                     let _ = tokio::fs::remove_dir_all(dir).await;
                 }
-                tracing::warn!(app = %record.app, deployment = id, %message, "site deployment did not succeed; the previous version keeps serving");
-                self.finish_deployment(id, status, Some(message));
+                self.end_unsuccessful(record, status, message, "site deployment");
             }
         }
     }

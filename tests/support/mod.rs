@@ -483,6 +483,32 @@ impl Berth {
         }
     }
 
+    /// Ids of the networks named `berth-<instance>` with the instance's
+    /// label, oldest first.
+    pub fn networks(&self) -> Vec<String> {
+        let out = docker(&[
+            "network",
+            "ls",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            &format!("label=berth.instance={}", self.instance),
+            "--format",
+            "{{.CreatedAt}}\t{{.Name}}\t{{.ID}}",
+        ]);
+        let name = format!("berth-{}", self.instance);
+        let mut rows: Vec<(String, String)> = out
+            .lines()
+            .filter_map(|l| {
+                let mut parts = l.split('\t');
+                let (created, n, id) = (parts.next()?, parts.next()?, parts.next()?);
+                (n == name).then(|| (created.to_string(), id.to_string()))
+            })
+            .collect();
+        rows.sort();
+        rows.into_iter().map(|(_, id)| id).collect()
+    }
+
     /// Names of this instance's containers (running or not).
     pub fn containers(&self) -> Vec<String> {
         let out = docker(&[
@@ -513,6 +539,16 @@ impl Drop for Berth {
         {
             for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
                 docker_quiet(&["rm", "-f", "-v", id]);
+            }
+        }
+        // By label and id: duplicates of the name (Docker 20.10 allows
+        // them) make `network rm <name>` ambiguous.
+        if let Ok(out) = Command::new("docker")
+            .args(["network", "ls", "-q", "--no-trunc", "--filter", &filter])
+            .output()
+        {
+            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                docker_quiet(&["network", "rm", id]);
             }
         }
         docker_quiet(&["network", "rm", &format!("berth-{}", self.instance)]);
