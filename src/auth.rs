@@ -38,17 +38,6 @@ impl AdminAuth {
     pub fn verify(&self, presented: &str) -> bool {
         sha256(presented).ct_eq(&self.hash).into()
     }
-
-    /// Checks an `Authorization` header value of the form `Bearer <token>`.
-    pub fn verify_header(&self, header: &[u8]) -> bool {
-        let Ok(text) = std::str::from_utf8(header) else {
-            return false;
-        };
-        let Some((scheme, token)) = text.split_once(' ') else {
-            return false;
-        };
-        scheme.eq_ignore_ascii_case("bearer") && self.verify(token.trim())
-    }
 }
 
 /// Where the token went, for the start-up log.
@@ -104,11 +93,7 @@ mod tests {
         let token = std::fs::read_to_string(&path).unwrap();
         let token = token.trim();
         assert!(auth.verify(token));
-        assert!(auth.verify_header(format!("Bearer {token}").as_bytes()));
-        assert!(auth.verify_header(format!("bearer {token}").as_bytes()));
-        assert!(!auth.verify_header(token.as_bytes()));
         assert!(!auth.verify("berth_wrong"));
-        assert!(!auth.verify_header(b"Basic abc"));
         let (again, origin) = ensure_admin_token(&store, dir.path()).unwrap();
         assert!(matches!(origin, TokenOrigin::Existing));
         assert!(again.verify(token));

@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+mod access;
 mod api;
 mod auth;
 mod builds;
@@ -13,6 +14,7 @@ mod hooks;
 mod listener;
 mod metrics;
 mod orchestrator;
+mod people;
 mod secrets;
 mod serve;
 mod store;

@@ -4,7 +4,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use berth_config::{
     git_origin, AppInput, AppPatch, AppSecrets, AppSpec, CertificateSource, FieldError,
 };
@@ -13,11 +13,13 @@ use time::OffsetDateTime;
 use utoipa::IntoParams;
 
 use super::error::{ApiError, ErrorBody};
+use super::guard::forbidden;
 use super::json::ApiJson;
 use super::views::{AppView, DeploymentView, LogsView};
 use super::ApiState;
+use crate::access::{Denied, Principal, Target};
 use crate::orchestrator::StartOutcome;
-use crate::store::{AppRecord, StoreError};
+use crate::store::{AppRecord, Scope, StoreError};
 use crate::vault::Vault;
 
 /// Default and largest `tail` of the logs endpoint.
@@ -31,11 +33,13 @@ const MAX_TAIL: usize = 10_000;
               (status = 409, body = ErrorBody, description = "name or route taken")))]
 pub async fn create(
     State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
     ApiJson(input): ApiJson<AppInput>,
 ) -> Result<(StatusCode, Json<AppView>), ApiError> {
     let now = OffsetDateTime::now_utc();
     let secrets = input.secrets();
     let spec = input.validate()?;
+    may_write_in(&principal, spec.project.as_deref())?;
     let vault = Vault::new(secrets)
         .and_then(|v| v.seal(state.orchestrator.secrets()))
         .map_err(|e| ApiError::internal(&e))?;
@@ -96,14 +100,35 @@ pub(super) fn check_custom_certificates(
 
 /// Lists apps.
 #[utoipa::path(get, path = "/api/v1/apps", tag = "apps", responses((status = 200, body = [AppView])))]
-pub async fn list(State(state): State<ApiState>) -> Result<Json<Vec<AppView>>, ApiError> {
+pub async fn list(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Json<Vec<AppView>>, ApiError> {
     let orchestrator = &state.orchestrator;
     let apps = orchestrator.store().apps()?;
     Ok(Json(
         apps.into_iter()
+            .filter(|a| principal.sees(Target::Project(a.spec.project.as_deref())))
             .map(|a| AppView::new(a, orchestrator))
             .collect(),
     ))
+}
+
+/// An app may go into a project (or into none) only for a principal that
+/// may write there.
+fn may_write_in(principal: &Principal, project: Option<&str>) -> Result<(), ApiError> {
+    match principal.check(Scope::Write, Target::Project(project)) {
+        Ok(()) => Ok(()),
+        Err(Denied::Scope(need)) => Err(forbidden(need)),
+        Err(Denied::Hidden) => Err(FieldError::new(
+            "project",
+            match project {
+                Some(p) => format!("project {p:?} does not exist"),
+                None => "give a project you may write in".to_string(),
+            },
+        )
+        .into()),
+    }
 }
 
 /// Reads an app.
@@ -129,9 +154,13 @@ pub async fn get_one(
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn patch(
     State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
     ApiJson(patch): ApiJson<AppPatch>,
 ) -> Result<Json<AppView>, ApiError> {
+    if let Some(project) = &patch.project {
+        may_write_in(&principal, Some(project))?;
+    }
     let orchestrator = &state.orchestrator;
     let secrets = orchestrator.secrets();
     let changed = AppSecrets {

@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
@@ -18,6 +18,7 @@ use super::error::{ApiError, ErrorBody};
 use super::json::ApiJson;
 use super::views::DeploymentView;
 use super::ApiState;
+use crate::access::{Principal, Target};
 use crate::orchestrator::DeploymentLog;
 use crate::store::{DeploymentStatus, Trigger};
 
@@ -37,6 +38,7 @@ pub struct ListQuery {
     responses((status = 200, body = [DeploymentView]), (status = 400, body = ErrorBody)))]
 pub async fn list(
     State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Vec<DeploymentView>>, ApiError> {
     let Query(query) = query.map_err(|e| {
@@ -59,10 +61,20 @@ pub async fn list(
         DeploymentStatus::RolledBack,
     ];
     let statuses = query.status.map_or(all.to_vec(), |s| vec![s]);
-    let mut list = state
-        .orchestrator
-        .store()
-        .deployments_with_status(&statuses)?;
+    let store = state.orchestrator.store();
+    let mut list = store.deployments_with_status(&statuses)?;
+    if !matches!(principal, Principal::Operator) {
+        let projects: std::collections::HashMap<String, Option<String>> = store
+            .apps()?
+            .into_iter()
+            .map(|a| (a.spec.name, a.spec.project))
+            .collect();
+        list.retain(|d| {
+            projects
+                .get(&d.app)
+                .is_some_and(|p| principal.sees(Target::Project(p.as_deref())))
+        });
+    }
     list.reverse();
     list.truncate(LIST_LIMIT);
     Ok(Json(list.into_iter().map(Into::into).collect()))

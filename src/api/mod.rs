@@ -7,17 +7,17 @@ mod certificates;
 mod deployments;
 mod domains;
 mod error;
+mod guard;
 mod hooks;
 mod json;
+mod keys;
 mod projects;
+mod users;
 mod views;
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::http::header::AUTHORIZATION;
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::middleware;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
@@ -99,6 +99,8 @@ impl Modify for BearerAuth {
         certificates::list, certificates::create, certificates::delete,
         hooks::get_webhook, hooks::rotate_webhook, hooks::receive, hooks::source_refs,
         hooks::build_plan,
+        users::list, users::create, users::patch, users::delete, users::audit,
+        keys::create, keys::list, keys::delete,
     ),
     modifiers(&BearerAuth),
     security(("admin_token" = [])),
@@ -112,25 +114,18 @@ async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
 
-async fn require_token(State(auth): State<AdminAuth>, req: Request, next: Next) -> Response {
-    let ok = req
-        .headers()
-        .get(AUTHORIZATION)
-        .is_some_and(|v| auth.verify_header(v.as_bytes()));
-    if ok {
-        next.run(req).await
-    } else {
-        ApiError::unauthorized().into_response()
-    }
-}
-
 async fn not_found() -> ApiError {
     ApiError::no_route()
 }
 
-/// The admin API's router.
+/// The admin API's router: every route behind the one gate ([`guard`]).
 pub fn router(state: ApiState, auth: AdminAuth) -> Router {
-    let protected = Router::new()
+    let gate = guard::Guard {
+        api: state.clone(),
+        admin: auth,
+    };
+    let api = Router::new()
+        .route("/health", get(health))
         .route("/openapi.json", get(openapi_json))
         .route("/projects", post(projects::create).get(projects::list))
         .route(
@@ -176,22 +171,22 @@ pub fn router(state: ApiState, auth: AdminAuth) -> Router {
             "/certificates/{id}",
             axum::routing::delete(certificates::delete),
         )
+        .route("/users", get(users::list).post(users::create))
+        .route(
+            "/users/{id}",
+            axum::routing::patch(users::patch).delete(users::delete),
+        )
+        .route("/audit", get(users::audit))
+        .route("/api-keys", get(keys::list).post(keys::create))
+        .route("/api-keys/{id}", axum::routing::delete(keys::delete))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(json::MAX_BODY))
-        .layer(middleware::from_fn_with_state(auth, require_token))
-        .with_state(state.clone());
-    // Webhooks authenticate with their URL token and signature instead.
-    let webhooks = Router::new()
-        .route("/api/v1/hooks/{app}/{token}", post(hooks::receive))
-        .layer(axum::extract::DefaultBodyLimit::max(
-            crate::hooks::MAX_BODY_LIMIT,
-        ))
+        // Webhooks authenticate with their URL token and signature; their
+        // bodies are read, and limited, by the receiver itself.
+        .route("/hooks/{app}/{token}", post(hooks::receive))
+        .layer(middleware::from_fn_with_state(gate, guard::guard))
         .with_state(state);
-    Router::new()
-        .route("/api/v1/health", get(health))
-        .merge(webhooks)
-        .nest("/api/v1", protected)
-        .fallback(not_found)
+    Router::new().nest("/api/v1", api).fallback(not_found)
 }
 
 #[cfg(test)]

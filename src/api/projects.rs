@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
+use axum::{Extension, Json};
 use berth_config::{ProjectInput, ProjectSpec};
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -12,6 +12,7 @@ use super::error::{ApiError, ErrorBody};
 use super::json::ApiJson;
 use super::views::ProjectView;
 use super::ApiState;
+use crate::access::{Principal, Target};
 use crate::store::ProjectRecord;
 
 /// Changes to a project.
@@ -40,9 +41,18 @@ pub async fn create(
 /// Lists projects.
 #[utoipa::path(get, path = "/api/v1/projects", tag = "projects",
     responses((status = 200, body = [ProjectView])))]
-pub async fn list(State(state): State<ApiState>) -> Result<Json<Vec<ProjectView>>, ApiError> {
+pub async fn list(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Json<Vec<ProjectView>>, ApiError> {
     let projects = state.orchestrator.store().projects()?;
-    Ok(Json(projects.into_iter().map(Into::into).collect()))
+    Ok(Json(
+        projects
+            .into_iter()
+            .filter(|p| principal.sees(Target::Project(Some(&p.spec.name))))
+            .map(Into::into)
+            .collect(),
+    ))
 }
 
 /// Reads a project.

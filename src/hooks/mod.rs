@@ -232,9 +232,6 @@ pub fn body_limit(headers: &HeaderMap) -> usize {
     }
 }
 
-/// The largest of the [`body_limit`]s.
-pub const MAX_BODY_LIMIT: usize = 25 << 20;
-
 /// Why a delivery was refused. Messages name the fix and never carry the
 /// secret or the signature.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1537,6 +1537,6 @@ fn each_sender_is_read_only_up_to_its_own_limit() {
         headers(&[("x-forgejo-event", "push")]),
         HeaderMap::new(),
     ] {
-        assert!(body_limit(&h) <= MAX_BODY_LIMIT);
+        assert!(body_limit(&h) <= 25 << 20);
     }
 }

@@ -5,6 +5,7 @@
 
 mod certificates;
 mod deliveries;
+mod people;
 mod records;
 mod schema;
 
@@ -16,6 +17,9 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 
 pub use certificates::{CertificateOrigin, CertificateRecord};
 pub use deliveries::{DeliveryRecord, HookOutcome};
+pub use people::{
+    new_id, ApiKeyRecord, AuditRecord, Grant, Role, Scope, SessionRecord, UserRecord,
+};
 pub use records::{
     AppRecord, DeploymentRecord, DeploymentStatus, Phase, PhaseTime, ProjectRecord, Timing, Trigger,
 };

@@ -16,7 +16,9 @@ use super::StoreError;
 ///   `hook_deliveries` table. Every addition is optional, so version 1 files
 ///   open unchanged; a berth that knows only version 1 refuses version 2
 ///   files instead of misreading them.
-pub const SCHEMA_VERSION: u32 = 2;
+/// - 3: people: the `users`, `sessions`, `api_keys` and `audit` tables. New
+///   tables only, so version 2 files open unchanged.
+pub const SCHEMA_VERSION: u32 = 3;
 /// First byte of every encoded value: JSON, format 1.
 const VALUE_FORMAT_JSON_V1: u8 = 1;
 
@@ -39,6 +41,15 @@ pub const CERTIFICATES: TableDefinition<&str, &[u8]> = TableDefinition::new("cer
 
 /// `hook_deliveries`: `<app>/<id>` → [`super::DeliveryRecord`].
 pub const HOOK_DELIVERIES: TableDefinition<&str, &[u8]> = TableDefinition::new("hook_deliveries");
+
+/// `users`: id → [`super::UserRecord`].
+pub const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+/// `sessions`: SHA-256 (hex) of the cookie's secret → [`super::SessionRecord`].
+pub const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+/// `api_keys`: SHA-256 (hex) of the key → [`super::ApiKeyRecord`].
+pub const API_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");
+/// `audit`: sortable id → [`super::AuditRecord`].
+pub const AUDIT: TableDefinition<&str, &[u8]> = TableDefinition::new("audit");
 
 /// Key of the schema version in `meta` (u32, little endian).
 pub const SCHEMA_KEY: &str = "schema_version";
@@ -75,6 +86,10 @@ pub fn init(db: &Database) -> Result<(), StoreError> {
         tx.open_multimap_table(APP_DEPLOYMENTS)?;
         tx.open_table(CERTIFICATES)?;
         tx.open_table(HOOK_DELIVERIES)?;
+        tx.open_table(USERS)?;
+        tx.open_table(SESSIONS)?;
+        tx.open_table(API_KEYS)?;
+        tx.open_table(AUDIT)?;
     }
     tx.commit()?;
     Ok(())
