@@ -177,7 +177,6 @@ pub fn route_need(method: &Method, template: &str) -> Option<Need> {
             need(Read, Instance)
         }
         ("DELETE", "/sessions/{id}") => need(Read, Instance),
-        ("GET" | "POST", "/api-keys") | ("DELETE", "/api-keys/{id}") => need(Read, Instance),
         ("POST", "/projects" | "/apps" | "/sources/refs") => need(Write, Instance),
         ("GET", "/projects/{name}") => need(Read, Project),
         ("PATCH" | "DELETE", "/projects/{name}") => need(Write, Project),
@@ -204,8 +203,8 @@ pub fn route_need(method: &Method, template: &str) -> Option<Need> {
         ) => need(Deploy, App),
         ("GET", "/deployments/{id}" | "/deployments/{id}/logs") => need(Read, Deployment),
         ("POST", "/deployments/{id}/cancel") => need(Deploy, Deployment),
-        ("GET" | "POST", "/certificates" | "/users" | "/audit")
-        | ("DELETE", "/certificates/{id}")
+        ("GET" | "POST", "/certificates" | "/users" | "/audit" | "/api-keys")
+        | ("DELETE", "/certificates/{id}" | "/api-keys/{id}")
         | ("PATCH" | "DELETE", "/users/{id}") => need(Admin, Instance),
         _ => None,
     }

@@ -9,7 +9,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, RawPathParams, Request, State};
+use axum::extract::{
+    ConnectInfo, FromRequestParts, MatchedPath, OriginalUri, RawPathParams, Request, State,
+};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -109,7 +111,10 @@ pub async fn guard(State(guard): State<Guard>, mut req: Request, next: Next) -> 
             .unwrap_or_default();
         (
             format!("{method} {}", template.as_deref().unwrap_or("-")),
-            req.uri().path().to_string(),
+            req.extensions()
+                .get::<OriginalUri>()
+                .map_or(req.uri().path(), |u| u.0.path())
+                .to_string(),
             address,
         )
     });

@@ -25,9 +25,11 @@ use tokio::sync::Semaphore;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
+use crate::access::{route_need, Need};
 use crate::auth::AdminAuth;
 use crate::certs::Certificates;
 use crate::orchestrator::Orchestrator;
+use http::Method;
 
 pub use error::ApiError;
 
@@ -75,13 +77,72 @@ async fn health() -> Json<Health> {
 struct BearerAuth;
 
 impl Modify for BearerAuth {
+    /// The bearer scheme, and for every operation the answers the gate
+    /// gives, taken from the route table itself: 401 without a principal,
+    /// 403 without the scope (public routes need neither).
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Ref, RefOr};
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "admin_token",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        let error = |description: &str| {
+            RefOr::T(
+                utoipa::openapi::ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        utoipa::openapi::ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            for (method, op) in operations(item) {
+                let answers = &mut op.responses.responses;
+                match route_need(&method, path) {
+                    Some(Need::Public) | None => {}
+                    Some(Need::SignedIn) => {
+                        answers
+                            .entry("401".into())
+                            .or_insert_with(|| error("no valid admin token, API key or session"));
+                    }
+                    Some(Need::Scope(scope, _)) => {
+                        answers
+                            .entry("401".into())
+                            .or_insert_with(|| error("no valid admin token, API key or session"));
+                        answers.entry("403".into()).or_insert_with(|| {
+                            error(&format!(
+                                "needs the '{}' scope (or a CSRF token with a session cookie)",
+                                scope.as_str()
+                            ))
+                        });
+                    }
+                }
+            }
+        }
     }
+}
+
+/// Every operation of a path item, with its method.
+fn operations(
+    item: &mut utoipa::openapi::PathItem,
+) -> impl Iterator<Item = (Method, &mut utoipa::openapi::path::Operation)> {
+    [
+        (Method::GET, item.get.as_mut()),
+        (Method::POST, item.post.as_mut()),
+        (Method::PUT, item.put.as_mut()),
+        (Method::PATCH, item.patch.as_mut()),
+        (Method::DELETE, item.delete.as_mut()),
+        (Method::HEAD, item.head.as_mut()),
+        (Method::OPTIONS, item.options.as_mut()),
+        (Method::TRACE, item.trace.as_mut()),
+    ]
+    .into_iter()
+    .filter_map(|(m, op)| op.map(|op| (m, op)))
 }
 
 #[derive(OpenApi)]
@@ -212,5 +273,36 @@ mod tests {
             assert!(paths.iter().any(|x| x == p), "{p} missing from {paths:?}");
         }
         assert!(serde_json::to_string(&doc).unwrap().contains("admin_token"));
+    }
+
+    /// A route in the document that the permission table does not know
+    /// would be refused to everyone: every operation must be in it, and
+    /// every one that needs a principal documents its 401 (and 403).
+    #[test]
+    fn every_documented_route_has_a_permission() {
+        let mut doc = ApiDoc::openapi();
+        let mut count = 0;
+        for (path, item) in doc.paths.paths.iter_mut() {
+            for (method, op) in operations(item) {
+                count += 1;
+                let need = route_need(&method, path);
+                assert!(
+                    need.is_some(),
+                    "{method} {path} has no entry in access::route_need"
+                );
+                let answers = &op.responses.responses;
+                match need {
+                    Some(Need::Scope(..)) => {
+                        assert!(
+                            answers.contains_key("401") && answers.contains_key("403"),
+                            "{method} {path}"
+                        )
+                    }
+                    Some(Need::SignedIn) => assert!(answers.contains_key("401"), "{method} {path}"),
+                    _ => assert!(!answers.contains_key("403"), "{method} {path}"),
+                }
+            }
+        }
+        assert!(count > 40, "only {count} operations");
     }
 }
