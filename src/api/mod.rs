@@ -179,6 +179,10 @@ async fn not_found() -> ApiError {
     ApiError::no_route()
 }
 
+async fn no_method() -> ApiError {
+    ApiError::no_method()
+}
+
 /// The admin API's router: every route behind the one gate ([`guard`]).
 pub fn router(state: ApiState, auth: AdminAuth) -> Router {
     let gate = guard::Guard {
@@ -241,6 +245,7 @@ pub fn router(state: ApiState, auth: AdminAuth) -> Router {
         .route("/api-keys", get(keys::list).post(keys::create))
         .route("/api-keys/{id}", axum::routing::delete(keys::delete))
         .fallback(not_found)
+        .method_not_allowed_fallback(no_method)
         .layer(axum::extract::DefaultBodyLimit::max(json::MAX_BODY))
         // Webhooks authenticate with their URL token and signature; their
         // bodies are read, and limited, by the receiver itself.
