@@ -280,6 +280,31 @@ mod tests {
         assert!(serde_json::to_string(&doc).unwrap().contains("admin_token"));
     }
 
+    /// Clients generated from the document, and schema-driven fuzzers,
+    /// see the limits the server enforces.
+    #[test]
+    fn schemas_carry_the_servers_constraints() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let app = &doc["components"]["schemas"]["AppInput"]["properties"];
+        assert_eq!(
+            app["name"]["pattern"], "^[a-z]([a-z0-9-]*[a-z0-9])?$",
+            "{app}"
+        );
+        assert_eq!(app["name"]["maxLength"], 63);
+        assert_eq!(app["port"]["minimum"], 1);
+        assert_eq!(app["port"]["maximum"], 65535);
+        assert_eq!(app["replicas"]["maximum"], 100);
+        assert_eq!(app["memory_mb"]["minimum"], 6);
+        let key = &doc["components"]["schemas"]["ApiKeyInput"]["properties"];
+        assert_eq!(key["name"]["maxLength"], 100, "{key}");
+        let user = &doc["components"]["schemas"]["UserInput"]["properties"];
+        assert_eq!(user["password"]["minLength"], 10, "{user}");
+        // Every name pattern the document gives is one the server checks.
+        for name in ["app-1", "a"] {
+            assert!(berth_config::validate_name("name", name).is_ok());
+        }
+    }
+
     /// A route in the document that the permission table does not know
     /// would be refused to everyone: every operation must be in it, and
     /// every one that needs a principal documents its 401 (and 403).
