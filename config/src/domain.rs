@@ -134,9 +134,11 @@ impl From<&Domain> for DomainInput {
 pub struct DomainPatch {
     /// New host name.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 253))]
     pub host: Option<String>,
     /// New path prefix.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^/", max_length = 1024))]
     pub path_prefix: Option<String>,
     /// Remove the prefix before forwarding.
     #[serde(default)]

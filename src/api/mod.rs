@@ -297,6 +297,10 @@ mod tests {
         assert_eq!(app["memory_mb"]["minimum"], 6);
         let key = &doc["components"]["schemas"]["ApiKeyInput"]["properties"];
         assert_eq!(key["name"]["maxLength"], 100, "{key}");
+        // Query parameters are documented as query parameters.
+        let audit = &doc["paths"]["/api/v1/audit"]["get"]["parameters"][0];
+        assert_eq!(audit["in"], "query", "{audit}");
+        assert_eq!(audit["required"], false, "{audit}");
         let user = &doc["components"]["schemas"]["UserInput"]["properties"];
         assert_eq!(user["password"]["minLength"], 10, "{user}");
         // Every name pattern the document gives is one the server checks.
