@@ -246,4 +246,29 @@ mod tests {
         }
         assert!(serde_json::to_string(&doc).unwrap().contains("admin_token"));
     }
+
+    #[test]
+    fn every_documented_route_has_a_need() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        let mut checked = 0;
+        for (path, ops) in paths {
+            for method in ops.as_object().unwrap().keys() {
+                let Ok(m) = method.to_uppercase().parse::<http::Method>() else {
+                    continue;
+                };
+                assert!(
+                    crate::access::route_need(&m, path).is_some(),
+                    "{method} {path} is missing from access::route_need"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 40, "{checked}");
+        use crate::access::Need;
+        for (m, p) in [("GET", "/setup"), ("POST", "/setup"), ("POST", "/session")] {
+            let need = crate::access::route_need(&m.parse().unwrap(), &format!("/api/v1{p}"));
+            assert_eq!(need, Some(Need::Public), "{m} {p}");
+        }
+    }
 }
