@@ -439,6 +439,7 @@ impl Sessions {
         if !same {
             return Err(SessionError::NotEnrolling);
         }
+        self.clear(&account);
         Ok(codes)
     }
 
@@ -472,6 +473,7 @@ impl Sessions {
             u.backup_codes.clear();
             Ok(())
         })?;
+        self.clear(&account);
         Ok(())
     }
 
