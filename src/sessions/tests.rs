@@ -64,7 +64,7 @@ fn setup_makes_the_owner_once_and_signs_them_in() {
         .setup(&code, "bob", "long enough!", &c)
         .unwrap_err();
     assert!(matches!(err, SessionError::SetupDone));
-    assert_eq!(err.status(), StatusCode::CONFLICT);
+    assert_eq!(err.status(), http::StatusCode::CONFLICT);
     // The stored session is found by the cookie's hash only.
     let stored = sessions
         .store()
