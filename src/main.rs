@@ -17,6 +17,7 @@ mod orchestrator;
 mod people;
 mod secrets;
 mod serve;
+mod sessions;
 mod store;
 mod vault;
 

@@ -19,7 +19,11 @@ use crate::certs::{CertificateView, CertificatesView};
 pub struct CustomCertificateInput {
     /// Its name: 1-63 of a-z, 0-9, '-'. Uploading under an existing name
     /// replaces that certificate.
-    #[schema(min_length = 1, max_length = 63, pattern = "^[a-z]([a-z0-9-]*[a-z0-9])?$")]
+    #[schema(
+        min_length = 1,
+        max_length = 63,
+        pattern = "^[a-z]([a-z0-9-]*[a-z0-9])?$"
+    )]
     pub name: String,
     /// The chain, PEM, leaf first.
     #[schema(min_length = 1)]
