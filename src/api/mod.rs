@@ -118,7 +118,19 @@ impl Modify for BearerAuth {
         };
         for (path, item) in openapi.paths.paths.iter_mut() {
             for (method, op) in operations(item) {
+                let has_body = op.request_body.is_some();
                 let answers = &mut op.responses.responses;
+                // Every body is read by `ApiJson` (or its limits): these
+                // answers can come from any operation that takes one.
+                if has_body {
+                    for (status, what) in [
+                        ("400", "the body is malformed or a field is invalid"),
+                        ("413", "the body is too large"),
+                        ("415", "the body is not JSON"),
+                    ] {
+                        answers.entry(status.into()).or_insert_with(|| error(what));
+                    }
+                }
                 match route_need(&method, path) {
                     Some(Need::Public) | None => {}
                     Some(Need::SignedIn) => {
