@@ -32,6 +32,8 @@ use crate::orchestrator::Orchestrator;
 use http::Method;
 
 pub use error::ApiError;
+pub(crate) use guard::{authenticate, Proof};
+pub use views::AppView;
 
 /// State shared by the handlers.
 #[derive(Clone)]
