@@ -167,16 +167,17 @@ pub fn route_need(method: &Method, template: &str) -> Option<Need> {
     let m = method.as_str();
     let need = |scope, on| Some(Need::Scope(scope, on));
     match (m, path) {
-        ("GET", "/health") | ("POST", "/hooks/{app}/{token}") | ("POST", "/session") => {
-            Some(Need::Public)
-        }
+        ("GET", "/health" | "/setup")
+        | ("POST", "/hooks/{app}/{token}" | "/session" | "/setup") => Some(Need::Public),
         ("GET", "/session") | ("DELETE", "/session") | ("POST", "/session/second-factor") => {
             Some(Need::SignedIn)
         }
         ("GET", "/openapi.json" | "/projects" | "/apps" | "/deployments" | "/sessions") => {
             need(Read, Instance)
         }
-        ("DELETE", "/sessions/{id}") => need(Read, Instance),
+        ("DELETE", "/sessions/{id}")
+        | ("POST", "/session/totp" | "/session/totp/confirm")
+        | ("DELETE", "/session/totp") => need(Read, Instance),
         ("POST", "/projects" | "/apps" | "/sources/refs") => need(Write, Instance),
         ("GET", "/projects/{name}") => need(Read, Project),
         ("PATCH" | "DELETE", "/projects/{name}") => need(Write, Project),

@@ -18,6 +18,7 @@ mod panel;
 mod people;
 mod secrets;
 mod serve;
+mod sessions;
 mod store;
 mod vault;
 

@@ -23,6 +23,7 @@ use crate::certs::Certificates;
 use crate::listener::FileBudget;
 use crate::orchestrator::{DeploySettings, Engine, Orchestrator};
 use crate::secrets::SecretBox;
+use crate::sessions::Sessions;
 use crate::store::Store;
 
 /// File in the data directory that tells where berth listens.
@@ -71,6 +72,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
 
     let secrets = SecretBox::open_or_create(&settings.data_dir)?;
+    let sessions = Sessions::new(store.clone(), secrets.clone(), &settings.data_dir)
+        .context("preparing sign-in (the setup code)")?;
     let served = Arc::new(
         CertStore::new(match settings.unknown_sni {
             UnknownSni::SelfSigned => UnknownName::SelfSigned,
@@ -191,7 +194,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     certs.run(shutdown.clone());
 
     let admin_addr = admin.local_addr()?;
-    let api_state = crate::api::ApiState::new(orchestrator.clone(), certs);
+    let api_state = crate::api::ApiState::new(orchestrator.clone(), certs, sessions);
     let panel =
         crate::panel::PanelState::new(api_state.clone(), auth.clone(), settings.data_dir.clone());
     let api = crate::api::router(api_state, auth).merge(crate::panel::router(panel));

@@ -244,6 +244,17 @@ async fn admin_bodies_too_large_or_not_json_are_refused_by_status() {
     let body: serde_json::Value = big.json().await.unwrap();
     assert_eq!(body["error"]["code"], "body_too_large", "{body}");
 
+    // An unknown method gets 405 with the JSON error body; a bad enum in a
+    // query gets 400 naming the parameter.
+    let (status, body) = berth
+        .api_raw("PUT", "/apps", Some("{}".into()), Some(&berth.token))
+        .await;
+    assert_eq!(status, 405, "{body}");
+    assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+    let (status, body) = berth.api("GET", "/deployments?status=bogus", None).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "status", "{body}");
+
     // Nothing was created by the refused requests; JSON still works.
     let (status, apps) = berth.api("GET", "/apps", None).await;
     assert_eq!(status, 200);

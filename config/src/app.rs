@@ -26,9 +26,18 @@ pub const MIN_MEMORY_MB: u64 = 6;
 #[serde(deny_unknown_fields)]
 pub struct ProjectInput {
     /// DNS label: 1-63 of a-z, 0-9, '-'.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 63,
+            pattern = "^[a-z]([a-z0-9-]*[a-z0-9])?$"
+        )
+    )]
     pub name: String,
     /// Free text shown in the panel.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 1000))]
     pub description: Option<String>,
 }
 
@@ -72,6 +81,14 @@ pub fn validate_description(description: &str) -> Result<(), FieldError> {
 #[serde(deny_unknown_fields)]
 pub struct AppInput {
     /// DNS label: 1-63 of a-z, 0-9, '-'.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 63,
+            pattern = "^[a-z]([a-z0-9-]*[a-z0-9])?$"
+        )
+    )]
     pub name: String,
     /// Name of an existing project.
     #[serde(default)]
@@ -89,9 +106,11 @@ pub struct AppInput {
     /// The port the app listens on inside its container (1-65535); not
     /// used by static sites.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 65535))]
     pub port: Option<i64>,
     /// Number of containers; default 1, at most 100.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100))]
     pub replicas: Option<i64>,
     /// Environment variables given to the containers.
     #[serde(default)]
@@ -101,12 +120,15 @@ pub struct AppInput {
     pub command: Option<Vec<String>>,
     /// CPU limit per container, in cores (e.g. 0.5).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0.0, maximum = 1024.0))]
     pub cpus: Option<f64>,
     /// Memory limit per container, in MiB (at least 6).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 6, maximum = 4194304))]
     pub memory_mb: Option<i64>,
     /// Host names and path prefixes routed to the app.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 100))]
     pub domains: Vec<DomainInput>,
     /// How new replicas prove they are ready; default `auto`.
     #[serde(default)]
@@ -114,6 +136,7 @@ pub struct AppInput {
     /// Replicas started (and old ones retired) per step of a rolling
     /// deployment; default: all at once.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100))]
     pub batch_size: Option<i64>,
 }
 
@@ -136,9 +159,11 @@ pub struct AppPatch {
     pub build: Option<BuildInput>,
     /// New container port; takes effect at the next deployment.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 65535))]
     pub port: Option<i64>,
     /// New replica count; takes effect at the next deployment.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100))]
     pub replicas: Option<i64>,
     /// Variables to set; a `null` value removes the variable.
     #[serde(default)]
@@ -148,18 +173,22 @@ pub struct AppPatch {
     pub command: Option<Vec<String>>,
     /// New CPU limit in cores; 0 removes the limit.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, maximum = 1024.0))]
     pub cpus: Option<f64>,
     /// New memory limit in MiB; 0 removes the limit.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 4194304))]
     pub memory_mb: Option<i64>,
     /// Replaces all domains; takes effect at once.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 100))]
     pub domains: Option<Vec<DomainInput>>,
     /// Replaces the health check; takes effect at the next deployment.
     #[serde(default)]
     pub health_check: Option<HealthCheckInput>,
     /// New batch size; 0 returns to all at once.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 100))]
     pub batch_size: Option<i64>,
 }
 

@@ -13,9 +13,11 @@ use crate::FieldError;
 #[serde(deny_unknown_fields)]
 pub struct DomainInput {
     /// Host name, e.g. `app.example.com` or `*.example.com`.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 253))]
     pub host: String,
     /// Path prefix the app owns on this host; default `/`.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^/", max_length = 1024))]
     pub path_prefix: Option<String>,
     /// Remove the prefix before forwarding; default false.
     #[serde(default)]
@@ -132,9 +134,11 @@ impl From<&Domain> for DomainInput {
 pub struct DomainPatch {
     /// New host name.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 253))]
     pub host: Option<String>,
     /// New path prefix.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^/", max_length = 1024))]
     pub path_prefix: Option<String>,
     /// Remove the prefix before forwarding.
     #[serde(default)]

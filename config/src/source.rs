@@ -36,6 +36,7 @@ pub struct SourceInput {
     pub kind: SourceKind,
     /// `https://…`, `http://…`, `ssh://user@host/…`, `user@host:path` or `git://…`;
     /// without credentials (give `token` or `ssh_key`).
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 2048))]
     pub url: String,
     /// Branch to build and to deploy on push; default: the remote's default branch.
     #[serde(default)]

@@ -253,6 +253,7 @@ pub async fn start(
 
 /// Query of the logs endpoint.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LogsQuery {
     /// Lines per container, 1-10000; default 100.

@@ -19,11 +19,18 @@ use crate::certs::{CertificateView, CertificatesView};
 pub struct CustomCertificateInput {
     /// Its name: 1-63 of a-z, 0-9, '-'. Uploading under an existing name
     /// replaces that certificate.
+    #[schema(
+        min_length = 1,
+        max_length = 63,
+        pattern = "^[a-z]([a-z0-9-]*[a-z0-9])?$"
+    )]
     pub name: String,
     /// The chain, PEM, leaf first.
+    #[schema(min_length = 1)]
     pub cert_pem: String,
     /// The private key, PEM (PKCS#8, PKCS#1 or SEC1). Stored encrypted,
     /// never returned.
+    #[schema(min_length = 1)]
     pub key_pem: String,
 }
 

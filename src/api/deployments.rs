@@ -27,6 +27,7 @@ const LIST_LIMIT: usize = 200;
 
 /// Query of the deployments listing.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only deployments with this status: queued, running, succeeded, failed, cancelled or rolled_back.
@@ -82,6 +83,7 @@ pub async fn list(
 
 /// Query of the deployment log endpoint.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LogQuery {
     /// Stream as Server-Sent Events, live until the deployment ends; default false.

@@ -21,6 +21,7 @@ use crate::store::{AppRecord, StoreError};
 
 /// Which domain of the host: its path prefix.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PrefixQuery {
     /// The domain's path prefix; default `/`.

@@ -81,6 +81,15 @@ impl ApiError {
         )
     }
 
+    /// 405 for a method the path does not have.
+    pub fn no_method() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this path does not take that method; see /api/v1/openapi.json for the ones it takes",
+        )
+    }
+
     /// A 500 whose details go to the log only.
     pub fn internal(err: &dyn std::fmt::Display) -> Self {
         tracing::error!(%err, "internal error in the admin API");

@@ -95,8 +95,18 @@ pub fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// Parses a JSON document into `T`, naming the field on error.
+/// Parses a JSON document into `T`, naming the field on error. Every body
+/// of the API is an object: an array is not read as a struct's fields in
+/// order, as serde would otherwise allow.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "the body must be a JSON object ({...})",
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
     de.end().map_err(|e| {
@@ -278,7 +288,9 @@ mod tests {
                 "invalid_json",
                 None,
             ),
-            (r#""just text""#, "invalid_field", None),
+            (r#""just text""#, "invalid_json", None),
+            (r#"[null, null]"#, "invalid_json", None),
+            (r#"  ["a", "x", 80]"#, "invalid_json", None),
         ];
         for (json, code, field) in cases {
             let err = parse::<AppInput>(json.as_bytes()).err().unwrap();

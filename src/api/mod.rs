@@ -1,6 +1,8 @@
 //! The admin API (JSON under `/api/v1`) on the admin address. Every route
-//! but `/api/v1/health` needs the admin bearer token; the OpenAPI document
-//! is generated from the handlers' annotations.
+//! passes one gate ([`guard`]): the public ones (health, setup, signing in,
+//! webhooks) go through, the rest need the admin token, an API key or a
+//! session cookie allowed by [`crate::access`]. The OpenAPI document is
+//! generated from the handlers' annotations.
 
 mod apps;
 mod certificates;
@@ -12,6 +14,7 @@ mod hooks;
 mod json;
 mod keys;
 mod projects;
+mod session;
 mod users;
 mod views;
 
@@ -29,6 +32,7 @@ use crate::access::{route_need, Need};
 use crate::auth::AdminAuth;
 use crate::certs::Certificates;
 use crate::orchestrator::Orchestrator;
+use crate::sessions::Sessions;
 use http::Method;
 
 pub use error::ApiError;
@@ -42,16 +46,20 @@ pub struct ApiState {
     pub orchestrator: Orchestrator,
     /// The edge's certificates.
     pub certs: Certificates,
+    /// Setup, sign-in and the second factor.
+    pub sessions: Sessions,
     /// Turns for reading webhook bodies.
     hook_bodies: Arc<Semaphore>,
 }
 
 impl ApiState {
-    /// The handlers' state over the orchestrator and the certificates.
-    pub fn new(orchestrator: Orchestrator, certs: Certificates) -> Self {
+    /// The handlers' state over the orchestrator, the certificates and
+    /// sign-in.
+    pub fn new(orchestrator: Orchestrator, certs: Certificates, sessions: Sessions) -> Self {
         Self {
             orchestrator,
             certs,
+            sessions,
             hook_bodies: Arc::new(Semaphore::new(hooks::HOOK_BODIES_AT_ONCE)),
         }
     }
@@ -164,6 +172,9 @@ fn operations(
         hooks::build_plan,
         users::list, users::create, users::patch, users::delete, users::audit,
         keys::create, keys::list, keys::delete,
+        session::setup_state, session::setup, session::sign_in, session::current,
+        session::sign_out, session::second_factor, session::totp_start, session::totp_confirm,
+        session::totp_off, session::list, session::revoke,
     ),
     modifiers(&BearerAuth),
     security(("admin_token" = [])),
@@ -179,6 +190,10 @@ async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
 
 async fn not_found() -> ApiError {
     ApiError::no_route()
+}
+
+async fn no_method() -> ApiError {
+    ApiError::no_method()
 }
 
 /// The admin API's router: every route behind the one gate ([`guard`]).
@@ -242,7 +257,23 @@ pub fn router(state: ApiState, auth: AdminAuth) -> Router {
         .route("/audit", get(users::audit))
         .route("/api-keys", get(keys::list).post(keys::create))
         .route("/api-keys/{id}", axum::routing::delete(keys::delete))
+        .route("/setup", get(session::setup_state).post(session::setup))
+        .route(
+            "/session",
+            post(session::sign_in)
+                .get(session::current)
+                .delete(session::sign_out),
+        )
+        .route("/session/second-factor", post(session::second_factor))
+        .route(
+            "/session/totp",
+            post(session::totp_start).delete(session::totp_off),
+        )
+        .route("/session/totp/confirm", post(session::totp_confirm))
+        .route("/sessions", get(session::list))
+        .route("/sessions/{id}", axum::routing::delete(session::revoke))
         .fallback(not_found)
+        .method_not_allowed_fallback(no_method)
         .layer(axum::extract::DefaultBodyLimit::max(json::MAX_BODY))
         // Webhooks authenticate with their URL token and signature; their
         // bodies are read, and limited, by the receiver itself.
@@ -271,10 +302,46 @@ mod tests {
             "/api/v1/apps/{name}/domains",
             "/api/v1/apps/{name}/domains/{host}",
             "/api/v1/certificates",
+            "/api/v1/setup",
+            "/api/v1/session",
+            "/api/v1/session/second-factor",
+            "/api/v1/session/totp",
+            "/api/v1/session/totp/confirm",
+            "/api/v1/sessions",
+            "/api/v1/sessions/{id}",
         ] {
             assert!(paths.iter().any(|x| x == p), "{p} missing from {paths:?}");
         }
         assert!(serde_json::to_string(&doc).unwrap().contains("admin_token"));
+    }
+
+    /// Clients generated from the document, and schema-driven fuzzers,
+    /// see the limits the server enforces.
+    #[test]
+    fn schemas_carry_the_servers_constraints() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let app = &doc["components"]["schemas"]["AppInput"]["properties"];
+        assert_eq!(
+            app["name"]["pattern"], "^[a-z]([a-z0-9-]*[a-z0-9])?$",
+            "{app}"
+        );
+        assert_eq!(app["name"]["maxLength"], 63);
+        assert_eq!(app["port"]["minimum"], 1);
+        assert_eq!(app["port"]["maximum"], 65535);
+        assert_eq!(app["replicas"]["maximum"], 100);
+        assert_eq!(app["memory_mb"]["minimum"], 6);
+        let key = &doc["components"]["schemas"]["ApiKeyInput"]["properties"];
+        assert_eq!(key["name"]["maxLength"], 100, "{key}");
+        // Query parameters are documented as query parameters.
+        let audit = &doc["paths"]["/api/v1/audit"]["get"]["parameters"][0];
+        assert_eq!(audit["in"], "query", "{audit}");
+        assert_eq!(audit["required"], false, "{audit}");
+        let user = &doc["components"]["schemas"]["UserInput"]["properties"];
+        assert_eq!(user["password"]["minLength"], 10, "{user}");
+        // Every name pattern the document gives is one the server checks.
+        for name in ["app-1", "a"] {
+            assert!(berth_config::validate_name("name", name).is_ok());
+        }
     }
 
     /// A route in the document that the permission table does not know
@@ -306,5 +373,13 @@ mod tests {
             }
         }
         assert!(count > 40, "only {count} operations");
+    }
+
+    #[test]
+    fn sign_in_routes_are_public() {
+        for (m, p) in [("GET", "/setup"), ("POST", "/setup"), ("POST", "/session")] {
+            let need = route_need(&m.parse().unwrap(), &format!("/api/v1{p}"));
+            assert_eq!(need, Some(Need::Public), "{m} {p}");
+        }
     }
 }

@@ -131,7 +131,8 @@ pub async fn create(
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "people", request_body = UserPatch,
     params(("id" = String, Path, description = "User id")),
     responses((status = 200, body = UserView), (status = 400, body = ErrorBody),
-              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "the last owner")))]
 pub async fn patch(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
@@ -207,6 +208,7 @@ pub async fn delete(
 
 /// Query of the audit log.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Entries, newest first: 1-1000, default 100.

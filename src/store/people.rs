@@ -250,7 +250,7 @@ impl Store {
         for entry in users.iter()? {
             out.push(decode::<UserRecord>(entry?.1.value())?);
         }
-        out.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        out.sort_by_key(|u| u.created_at);
         Ok(out)
     }
 
@@ -348,7 +348,7 @@ impl Store {
                 out.push(s);
             }
         }
-        out.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        out.sort_by_key(|x| std::cmp::Reverse(x.created_at));
         Ok(out)
     }
 
@@ -411,7 +411,7 @@ impl Store {
         for entry in keys.iter()? {
             out.push(decode::<ApiKeyRecord>(entry?.1.value())?);
         }
-        out.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        out.sort_by_key(|x| std::cmp::Reverse(x.created_at));
         Ok(out)
     }
 
