@@ -161,6 +161,18 @@ async fn wait_text(c: &Client, css: &str, needle: &str, secs: u64) -> String {
     }
 }
 
+async fn wait_nonempty(c: &Client, css: &str, secs: u64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let t = text(c, css).await;
+        if !t.trim().is_empty() {
+            return t;
+        }
+        assert!(Instant::now() < deadline, "{css} stayed empty");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn sign_in(c: &Client, admin: &str, user: &str, password: &str) {
     c.goto(&format!("http://{admin}/login")).await.unwrap();
     fill(c, "#username", user).await;
@@ -294,7 +306,7 @@ async fn panel_in_a_browser_from_setup_to_rollback_members_and_csrf() {
         .unwrap();
     fill(&c, "#domain", "web.test").await;
     click(&c, "button[type=submit]").await;
-    let error = wait_text(&c, "#name + .field-error", "", 10).await;
+    let error = wait_nonempty(&c, "#name + .field-error", 10).await;
     assert!(!error.is_empty());
     shoot(&c, "new-app-error").await;
     fill(&c, "#name", "web").await;
@@ -372,7 +384,7 @@ async fn panel_in_a_browser_from_setup_to_rollback_members_and_csrf() {
     // backup codes; then sign out and in again with a code.
     let mut used = 0;
     click(&c, "#totp-start").await;
-    let secret = wait_text(&c, "#totp-secret", "", 10).await;
+    let secret = wait_nonempty(&c, "#totp-secret", 10).await;
     assert!(secret.len() >= 16, "{secret:?}");
     let qr = c
         .find(Locator::Css("img.qr"))
@@ -386,7 +398,7 @@ async fn panel_in_a_browser_from_setup_to_rollback_members_and_csrf() {
     let code = fresh_code(&secret, &mut used).await;
     fill(&c, "#totp-code", &code).await;
     click(&c, "#totp button[type=submit]").await;
-    let codes = wait_text(&c, "#backup-codes", "", 10).await;
+    let codes = wait_nonempty(&c, "#backup-codes", 10).await;
     assert_eq!(
         codes.lines().filter(|l| !l.trim().is_empty()).count(),
         10,
