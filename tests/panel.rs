@@ -232,6 +232,20 @@ fn totp_matches_rfc_6238() {
     assert_eq!(totp(secret, 1_111_111_109 / 30), "081804");
 }
 
+/// Waits until the deployment on the page succeeded and the page was
+/// reloaded to show the app's new state (a log followed live reloads it).
+async fn wait_deployed(c: &Client) {
+    wait_text(c, "#log", "succeeded", 90).await;
+    wait_until(10, || async {
+        c.find(Locator::Css("pre#log:not([data-live])"))
+            .await
+            .is_ok()
+            && text(c, "pre#log").await.contains("succeeded")
+    })
+    .await;
+    wait_text(c, "h1 + .status", "running", 10).await;
+}
+
 /// Waits until the app answers through the edge with `version`.
 async fn wait_served(berth: &Berth, host: &str, version: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -317,7 +331,7 @@ async fn panel_in_a_browser_from_setup_to_rollback_members_and_csrf() {
     // Deploy, watch the live log to its end, see it through the edge.
     click(&c, "button[data-api$='/deployments']").await;
     wait_path(&c, "/apps/web?log=").await;
-    wait_text(&c, "#log", "succeeded", 90).await;
+    wait_deployed(&c).await;
     shoot(&c, "app-deployed").await;
     wait_served(&berth, "web.test", "v1").await;
 
@@ -342,12 +356,12 @@ async fn panel_in_a_browser_from_setup_to_rollback_members_and_csrf() {
     assert_eq!(app["image"], v2.as_str(), "{app}");
     click(&c, "button[data-api$='/deployments']").await;
     wait_path(&c, "/apps/web?log=").await;
-    wait_text(&c, "#log", "succeeded", 90).await;
+    wait_deployed(&c).await;
     wait_served(&berth, "web.test", "v2").await;
     c.goto(&format!("http://{admin}/apps/web")).await.unwrap();
     click_confirmed(&c, "button[data-api$='/rollback']").await;
     wait_path(&c, "/apps/web?log=").await;
-    wait_text(&c, "#log", "succeeded", 90).await;
+    wait_deployed(&c).await;
     wait_served(&berth, "web.test", "v1").await;
     shoot(&c, "app-rolled-back").await;
     c.goto(&format!("http://{admin}/certificates"))

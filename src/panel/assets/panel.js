@@ -140,6 +140,9 @@
   }
 
   function then(how, data, source) {
+    if (source && source.dataset.hide) {
+      document.querySelectorAll(source.dataset.hide).forEach(el => { el.hidden = true; });
+    }
     if (!how || how === "reload") { location.reload(); return; }
     if (how === "signin") {
       if (data && data.pending_second_factor) {
@@ -223,7 +226,9 @@
       };
       es.onerror = () => {
         es.close();
-        if (state) state.textContent = "the log has ended; reload to see the new state";
+        if (state) state.textContent = "the log has ended";
+        // A deployment followed live has ended: show the app's new state.
+        if (pre.dataset.live !== undefined) setTimeout(() => location.reload(), 800);
       };
     });
   }
