@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 use support::{Berth, Image};
@@ -262,17 +263,67 @@ async fn wait_served(berth: &Berth, host: &str, version: &str) {
     }
 }
 
+/// Pages forbid framing and inline script; assets are cached for good
+/// under hashed names; a page with its scripts stays under 100 KB.
+async fn page_headers_and_assets(admin: &str) {
+    let http = reqwest::Client::new();
+    let page = http
+        .get(format!("http://{admin}/setup"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let h = page.headers();
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.starts_with("default-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["referrer-policy"], "same-origin");
+    let html = page.text().await.unwrap();
+    let mut total = html.len();
+    let assets: Vec<&str> = html
+        .split('"')
+        .filter(|s| s.starts_with("/assets/"))
+        .collect();
+    assert_eq!(assets.len(), 3, "{html}");
+    for a in assets {
+        let r = http.get(format!("http://{admin}{a}")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{a}");
+        let cache = r.headers()["cache-control"].to_str().unwrap().to_string();
+        assert!(cache.contains("immutable"), "{a}: {cache}");
+        total += r.bytes().await.unwrap().len();
+    }
+    assert!(
+        total < 100_000,
+        "the setup page with its assets is {total} bytes"
+    );
+    // No session: every page sends you to setup first.
+    let none = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for path in ["/", "/apps/other", "/settings", "/login"] {
+        let r = none
+            .get(format!("http://{admin}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303, "{path}");
+        assert_eq!(r.headers()["location"], "/setup", "{path}");
+    }
+}
+
 #[tokio::test]
 async fn panel_in_a_browser_from_setup_to_rollback_members_and_csrf() {
     let mut berth = Berth::start().await;
     let v1 = berth.image(Image::Web("v1"));
     let v2 = berth.image(Image::Web("v2"));
-    for p in ["shop", "blog"] {
-        let (status, body) = berth
-            .api("POST", "/projects", Some(json!({"name": p})))
-            .await;
-        assert_eq!(status, 201, "{body}");
-    }
+    let (status, body) = berth
+        .api("POST", "/projects", Some(json!({"name": "blog"})))
+        .await;
+    assert_eq!(status, 201, "{body}");
     let (status, body) = berth
         .api(
             "POST",
@@ -282,6 +333,7 @@ async fn panel_in_a_browser_from_setup_to_rollback_members_and_csrf() {
         .await;
     assert_eq!(status, 201, "{body}");
     let admin = berth.admin.clone();
+    page_headers_and_assets(&admin).await;
     let driver = Driver::start();
     let c = driver.browser().await;
 
@@ -304,6 +356,10 @@ async fn panel_in_a_browser_from_setup_to_rollback_members_and_csrf() {
     wait_path(&c, "/").await;
     wait_text(&c, "h1", "Overview", 10).await;
     wait_text(&c, "#apps", "other", 10).await;
+    fill(&c, "#project-name", "shop").await;
+    fill(&c, "#project-description", "the shop's apps").await;
+    click(&c, "form[data-api='/api/v1/projects'] button[type=submit]").await;
+    wait_text(&c, "#projects", "shop", 10).await;
     shoot(&c, "overview").await;
 
     // A new app: a field error first, shown beside its field.
@@ -332,8 +388,10 @@ async fn panel_in_a_browser_from_setup_to_rollback_members_and_csrf() {
     click(&c, "button[data-api$='/deployments']").await;
     wait_path(&c, "/apps/web?log=").await;
     wait_deployed(&c).await;
-    shoot(&c, "app-deployed").await;
     wait_served(&berth, "web.test", "v1").await;
+    click(&c, "#container-logs-button").await;
+    wait_text(&c, "#container-logs", "== berth-", 10).await;
+    shoot(&c, "app-deployed").await;
 
     // A second version, then back to the first.
     fill(&c, "#new-image", &v2).await;
@@ -483,10 +541,29 @@ async fn panel_in_a_browser_from_setup_to_rollback_members_and_csrf() {
 
     // The member, in a browser of their own, sees only the shop project.
     let m = driver.browser().await;
-    sign_in(&m, &admin, "mia", "mia's long password").await;
+    // By keyboard alone: the username has the focus, Tab, Enter.
+    m.goto(&format!("http://{admin}/login")).await.unwrap();
+    let focused = m.active_element().await.unwrap();
+    assert_eq!(
+        focused.attr("id").await.unwrap().as_deref(),
+        Some("username")
+    );
+    focused
+        .send_keys(&format!(
+            "mia{}mia's long password{}",
+            char::from(Key::Tab),
+            char::from(Key::Enter)
+        ))
+        .await
+        .unwrap();
     wait_path(&m, "/").await;
     let apps = wait_text(&m, "#apps", "web", 10).await;
     assert!(!apps.contains("other"), "{apps}");
+    let projects = text(&m, "#projects").await;
+    assert!(
+        projects.contains("shop") && !projects.contains("blog"),
+        "{projects}"
+    );
     shoot(&m, "member-overview").await;
     m.goto(&format!("http://{admin}/apps/other")).await.unwrap();
     wait_text(&m, "h1", "Not found", 10).await;

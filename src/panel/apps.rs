@@ -21,6 +21,8 @@ use crate::store::{DeploymentStatus, Scope, StoreError};
 
 /// Deployments an app's page lists.
 const SHOWN: usize = 20;
+/// Webhook deliveries it lists.
+const DELIVERIES: usize = 5;
 
 /// A deployment row with what may be done to it.
 struct DeployItem {
@@ -38,6 +40,15 @@ struct DomainItem {
     cert: Option<DomainCertRow>,
 }
 
+/// A webhook delivery.
+struct DeliveryRow {
+    at: String,
+    provider: String,
+    event: String,
+    outcome: String,
+    reason: String,
+}
+
 #[derive(Template)]
 #[template(path = "app.html")]
 struct AppPage {
@@ -53,6 +64,8 @@ struct AppPage {
     /// The deployment whose log is shown.
     log: Option<DeploymentRow>,
     log_live: bool,
+    /// The webhook's last deliveries (shown to those who may see the webhook).
+    deliveries: Vec<DeliveryRow>,
     can_deploy: bool,
     can_write: bool,
 }
@@ -135,6 +148,22 @@ pub async fn detail(
             .unwrap_or("default branch");
         format!("{} ({at})", s.url)
     });
+    let can_write = may(&viewer.principal, Scope::Write, project.as_deref());
+    let deliveries = match can_write.then(|| store.deliveries(&name)).transpose() {
+        Ok(list) => list
+            .unwrap_or_default()
+            .iter()
+            .take(DELIVERIES)
+            .map(|d| DeliveryRow {
+                at: when(d.at),
+                provider: d.provider.clone(),
+                event: d.event.clone(),
+                outcome: label(&d.outcome),
+                reason: d.reason.clone(),
+            })
+            .collect(),
+        Err(err) => return failed(&viewer, &err),
+    };
     let build = app
         .build
         .as_ref()
@@ -150,8 +179,9 @@ pub async fn detail(
         deployments,
         log,
         log_live,
-        can_deploy: super::may(&viewer.principal, Scope::Deploy, project.as_deref()),
-        can_write: super::may(&viewer.principal, Scope::Write, project.as_deref()),
+        deliveries,
+        can_deploy: may(&viewer.principal, Scope::Deploy, project.as_deref()),
+        can_write,
         app,
     })
 }

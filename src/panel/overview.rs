@@ -74,7 +74,15 @@ struct OverviewPage {
     apps: Vec<AppRow>,
     deployments: Vec<DeploymentRow>,
     bars: Vec<Bar>,
+    projects: Vec<ProjectRow>,
     can_create: bool,
+}
+
+/// A project with how many of its apps the principal sees.
+struct ProjectRow {
+    name: String,
+    description: String,
+    apps: usize,
 }
 
 /// `GET /`: the overview.
@@ -112,6 +120,21 @@ pub async fn overview(State(state): State<PanelState>, viewer: Viewer) -> Respon
             .collect(),
         Err(err) => return failed(&viewer, &err),
     };
+    let projects = match store.projects() {
+        Ok(list) => list
+            .into_iter()
+            .filter(|p| viewer.principal.sees(Target::Project(Some(&p.spec.name))))
+            .map(|p| ProjectRow {
+                apps: apps
+                    .iter()
+                    .filter(|a| a.spec.project.as_deref() == Some(p.spec.name.as_str()))
+                    .count(),
+                name: p.spec.name,
+                description: p.spec.description,
+            })
+            .collect(),
+        Err(err) => return failed(&viewer, &err),
+    };
     let apps = apps
         .into_iter()
         .filter(|a| visible.contains_key(&a.spec.name))
@@ -126,6 +149,7 @@ pub async fn overview(State(state): State<PanelState>, viewer: Viewer) -> Respon
         apps,
         deployments,
         bars: host::bars(&state.cpu, &state.data_dir),
+        projects,
         can_create,
     })
 }

@@ -160,6 +160,17 @@
       location.assign(url);
       return;
     }
+    if (how.startsWith("logs:")) {
+      const target = document.querySelector(how.slice(5));
+      if (!target) return;
+      const containers = (data && data.containers) || [];
+      target.textContent = containers.length
+        ? containers.map(c => `== ${c.container}\n` + c.lines.map(l => l.text).join("\n")).join("\n\n")
+        : "no containers are running";
+      target.hidden = false;
+      target.focus();
+      return;
+    }
     if (how.startsWith("fill:")) {
       const target = document.querySelector(how.slice(5));
       if (target) fill(target, data || {});
