@@ -43,12 +43,21 @@ impl Driver {
 
     /// A new browser session: its own profile, so no cookies.
     async fn browser(&self) -> Client {
+        self.browser_with(&[]).await
+    }
+
+    /// Like [`Driver::browser`], with more chromium flags.
+    async fn browser_with(&self, extra: &[&str]) -> Client {
+        let mut args = vec![
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--window-size=1280,1000",
+        ];
+        args.extend_from_slice(extra);
         let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                            "--disable-dev-shm-usage", "--window-size=1280,1000"]}),
-        );
+        caps.insert("goog:chromeOptions".into(), json!({ "args": args }));
         caps.insert("unhandledPromptBehavior".into(), json!("ignore"));
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
         ClientBuilder::new(connector)
@@ -579,4 +588,18 @@ async fn panel_in_a_browser_from_setup_to_rollback_members_and_csrf() {
     m.goto(&format!("http://{admin}/apps/new")).await.unwrap();
     shoot(&m, "member-new-app").await;
     m.close().await.unwrap();
+
+    // The dark scheme, for the eye: the sign-in page and the member's app.
+    let d = driver
+        .browser_with(&[
+            "--force-dark-mode",
+            "--blink-settings=preferredColorScheme=0",
+        ])
+        .await;
+    sign_in(&d, &admin, "mia", "mia's long password").await;
+    wait_path(&d, "/").await;
+    shoot(&d, "dark-overview").await;
+    d.goto(&format!("http://{admin}/apps/web")).await.unwrap();
+    shoot(&d, "dark-app").await;
+    d.close().await.unwrap();
 }

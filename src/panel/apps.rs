@@ -64,6 +64,8 @@ struct AppPage {
     /// The deployment whose log is shown.
     log: Option<DeploymentRow>,
     log_live: bool,
+    /// The image the serving deployment runs.
+    serving_image: String,
     /// The webhook's last deliveries (shown to those who may see the webhook).
     deliveries: Vec<DeliveryRow>,
     can_deploy: bool,
@@ -116,6 +118,11 @@ pub async fn detail(
         .as_deref()
         .and_then(|id| history.iter().find(|d| d.id == id))
         .or(history.first());
+    let serving_image = history
+        .iter()
+        .find(|d| active.as_deref() == Some(d.id.as_str()))
+        .map(|d| d.image.clone())
+        .unwrap_or_default();
     let log_live = shown.is_some_and(|d| !d.status.is_final());
     let log = shown.map(DeploymentRow::from);
     let deployments = history
@@ -179,6 +186,7 @@ pub async fn detail(
         deployments,
         log,
         log_live,
+        serving_image,
         deliveries,
         can_deploy: may(&viewer.principal, Scope::Deploy, project.as_deref()),
         can_write,
