@@ -224,3 +224,50 @@ pub fn when(at: OffsetDateTime) -> String {
 pub fn may(principal: &Principal, scope: crate::store::Scope, project: Option<&str>) -> bool {
     principal.check(scope, Target::Project(project)).is_ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::Principal;
+
+    fn operator() -> Viewer {
+        Viewer {
+            principal: Principal::Operator,
+            csrf: "tok\"en".into(),
+            name: "<b>me</b>".into(),
+        }
+    }
+
+    #[test]
+    fn pages_escape_what_they_show() {
+        let response = not_found(&operator(), "The app \"<script>alert(1)</script>\"");
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let html = MessagePage {
+            page: Chrome::new(&operator(), "<t>", ""),
+            heading: "h".into(),
+            text: "<script>alert(1)</script>".into(),
+        }
+        .render()
+        .unwrap();
+        assert!(!html.contains("<script>alert"), "{html}");
+        assert!(html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"));
+        assert!(!html.contains("<b>me</b>"));
+        assert!(!html.contains("tok\"en"), "the CSRF meta is escaped");
+        // No inline script: every <script> has a src.
+        assert_eq!(
+            html.matches("<script").count(),
+            html.matches("<script src=\"/assets/").count()
+        );
+    }
+
+    #[test]
+    fn labels_and_times_read_well() {
+        assert_eq!(label(&crate::store::Trigger::Rollback), "rollback");
+        assert_eq!(label(&crate::store::Role::Owner), "owner");
+        assert_eq!(label(&3), "unknown");
+        assert_eq!(
+            when(time::macros::datetime!(2026-12-05 17:51:09 UTC)),
+            "2026-12-05 17:51 UTC"
+        );
+    }
+}
