@@ -1122,6 +1122,10 @@ fn others(r: &mut String) {
             "Allocations per proxied request, bytes per route (`cargo bench --bench allocs`)",
         ),
         ("deploy", "Deploy path (`cargo bench --bench deploy`)"),
+        (
+            "panel",
+            "Panel under a big store (`cargo bench --bench panel`)",
+        ),
     ] {
         writeln!(r, "\n## {title}\n").unwrap();
         match results::recorded(name) {

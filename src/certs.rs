@@ -94,6 +94,8 @@ struct Inner {
     client: tokio::sync::Mutex<Option<AcmeClient>>,
     /// ACME hosts wanted by some app's domains, and their state.
     hosts: Mutex<HashMap<String, HostState>>,
+    /// berth's own host on the edge (`[panel] domain`), always wanted.
+    panel: Mutex<Option<String>>,
     wake: Notify,
     orders: Arc<tokio::sync::Semaphore>,
     expiry: Family<CertLabels, Gauge<i64, AtomicI64>>,
@@ -199,6 +201,7 @@ impl Certificates {
                 acme,
                 client: tokio::sync::Mutex::new(None),
                 hosts: Mutex::new(HashMap::new()),
+                panel: Mutex::new(None),
                 wake: Notify::new(),
                 orders: Arc::new(tokio::sync::Semaphore::new(PARALLEL_ORDERS)),
                 expiry,
@@ -330,8 +333,18 @@ impl Certificates {
     }
 
     /// Every HTTPS domain: (app, host, source).
+    /// Also orders and renews a certificate for `host`, berth's own panel
+    /// domain (listed as belonging to the app `-panel`).
+    pub fn serve_panel(&self, host: &str) {
+        *lock(&self.inner.panel) = Some(host.to_string());
+        self.sync();
+    }
+
     fn domains(&self) -> Result<Vec<(String, String, CertificateSource)>, CertsError> {
         let mut out = Vec::new();
+        if let Some(host) = lock(&self.inner.panel).clone() {
+            out.push(("-panel".into(), host, CertificateSource::Letsencrypt));
+        }
         for app in self.inner.store.apps()? {
             for d in &app.spec.domains {
                 if d.certificate != CertificateSource::None {

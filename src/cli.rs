@@ -56,6 +56,13 @@ pub struct ServeArgs {
     /// PEM CA root to trust for the ACME server's own HTTPS (test CAs).
     #[arg(long, env = "BERTH_ACME_CA_ROOT")]
     pub acme_ca_root: Option<PathBuf>,
+    /// Address users reach berth at, e.g. https://berth.example.com
+    /// (webhook URLs are built from it).
+    #[arg(long, env = "BERTH_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Host the edge serves the panel and API on, with an ACME certificate.
+    #[arg(long, env = "BERTH_PANEL_DOMAIN")]
+    pub panel_domain: Option<String>,
 }
 
 impl From<ServeArgs> for Overrides {
@@ -71,6 +78,8 @@ impl From<ServeArgs> for Overrides {
             acme_directory: a.acme_directory,
             acme_email: a.acme_email,
             acme_ca_root: a.acme_ca_root,
+            public_url: a.public_url,
+            panel_domain: a.panel_domain,
         }
     }
 }

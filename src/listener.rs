@@ -5,6 +5,7 @@
 //! budget that keeps a reserve for the edge whatever these listeners hold.
 //! Request bodies have their own deadline where they are read (`api::json`).
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,12 +98,16 @@ fn share(files: u64, divisor: u64, min: usize, max: usize) -> usize {
 }
 
 /// Serves `router` on `listener` within `limits` until `shutdown`, then
-/// lets open connections finish their requests for a few seconds.
+/// lets open connections finish their requests for a few seconds. With
+/// `behind_edge`, a request from loopback that carries `X-Forwarded-For`
+/// came through berth's own edge (which always sets that header itself),
+/// and the address it names is the client's.
 pub async fn serve(
     name: &'static str,
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    behind_edge: bool,
     shutdown: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -135,7 +140,12 @@ pub async fn serve(
         // Handlers and the audit log see the client's address.
         let service = TowerToHyperService::new(router.clone().map_request(
             move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
+                let client = if behind_edge {
+                    forwarded_client(peer, req.headers())
+                } else {
+                    peer
+                };
+                req.extensions_mut().insert(ConnectInfo(client));
                 req
             },
         ));
@@ -172,6 +182,22 @@ pub async fn serve(
     }
 }
 
+/// The client behind berth's edge: the last `X-Forwarded-For` entry of a
+/// request from loopback (the one the edge wrote), else the peer.
+fn forwarded_client(peer: SocketAddr, headers: &http::HeaderMap) -> SocketAddr {
+    if !peer.ip().to_canonical().is_loopback() {
+        return peer;
+    }
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .next_back()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|ip| ip.trim().parse::<IpAddr>().ok())
+        .map_or(peer, |ip| SocketAddr::new(ip, 0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +219,22 @@ mod tests {
         assert_eq!(high.metrics().max_connections, 64);
     }
 
+    #[test]
+    fn only_loopback_peers_name_a_forwarded_client() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-forwarded-for", "203.0.113.9".parse().unwrap());
+        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let remote: SocketAddr = "198.51.100.1:5000".parse().unwrap();
+        assert_eq!(
+            forwarded_client(local, &headers).ip().to_string(),
+            "203.0.113.9"
+        );
+        assert_eq!(forwarded_client(remote, &headers), remote);
+        assert_eq!(forwarded_client(local, &http::HeaderMap::new()), local);
+        headers.insert("x-forwarded-for", "not an address".parse().unwrap());
+        assert_eq!(forwarded_client(local, &headers), local);
+    }
+
     #[tokio::test]
     async fn a_silent_connection_is_closed_after_the_head_timeout() {
         use tokio::io::AsyncReadExt;
@@ -208,6 +250,7 @@ mod tests {
             listener,
             Router::new().route("/", axum::routing::get(|| async { "ok" })),
             limits,
+            false,
             shutdown.clone(),
         ));
         let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -252,6 +295,7 @@ mod tests {
             listener,
             Router::new().route("/", axum::routing::get(|| async { "ok" })),
             limits,
+            false,
             shutdown.clone(),
         ));
         let held: Vec<_> =

@@ -191,10 +191,30 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             tracing::error!(%err, "HTTP/3 is off: its listener failed");
         }
     });
+    let admin_addr = admin.local_addr()?;
+    let behind_edge = settings.public.panel_domain.is_some();
+    if let Some(host) = &settings.public.panel_domain {
+        // The edge reaches the admin listener on loopback when it listens
+        // on every address.
+        let ip = match admin_addr.ip() {
+            std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+                std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+            }
+            std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+                std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+            }
+            ip => ip,
+        };
+        orchestrator
+            .serve_panel(host, SocketAddr::new(ip, admin_addr.port()))
+            .context("routing the panel domain")?;
+        certs.serve_panel(host);
+        tracing::info!(domain = %host, "the edge serves the panel and the API on this domain");
+    }
     certs.run(shutdown.clone());
 
-    let admin_addr = admin.local_addr()?;
-    let api_state = crate::api::ApiState::new(orchestrator.clone(), certs, sessions);
+    let api_state = crate::api::ApiState::new(orchestrator.clone(), certs, sessions)
+        .with_public_url(settings.public.public_url.clone());
     let panel =
         crate::panel::PanelState::new(api_state.clone(), auth.clone(), settings.data_dir.clone());
     let api = crate::api::router(api_state, auth).merge(crate::panel::router(panel));
@@ -203,6 +223,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         admin,
         api,
         files.admin(),
+        behind_edge,
         shutdown.clone(),
     ));
     let metrics_addr = metrics_listener.local_addr()?;
@@ -211,6 +232,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         metrics_listener,
         crate::metrics::router(Arc::new(registry)),
         files.metrics(),
+        false,
         shutdown.clone(),
     ));
     let addresses = Addresses {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::pebble::{Pebble, PebblePorts};
-use support::tls::{curl_https, h3_get, TestCa};
+use support::tls::{curl_https, curl_https_with, h3_get, TestCa};
 use support::{Berth, Image};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -268,6 +268,67 @@ async fn acme_http01_certificate_is_served_over_h2() {
 #[tokio::test]
 async fn acme_tls_alpn01_certificate_is_served_over_h2() {
     acme_issues_and_serves("[acme]\nchallenge = \"tls-alpn-01\"\n", "tls-alpn-01").await;
+}
+
+#[tokio::test]
+async fn the_panel_domain_serves_the_api_over_https_with_an_acme_certificate() {
+    let (berth, pebble) = berth_with_pebble("[panel]\ndomain = \"panel.test\"\n", None).await;
+    let list = wait_valid(&berth, &pebble, "panel.test").await;
+    let panel = list["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["host"] == "panel.test")
+        .unwrap();
+    assert_eq!(panel["app"], "-panel", "{list}");
+    let root = pebble.issuing_root();
+    let health = curl_https(&root, "panel.test", &berth.https, "/api/v1/health").unwrap();
+    assert_eq!(health.status, 200, "{health:?}\n{}", berth.log());
+    assert!(health.body.contains("\"ok\""), "{health:?}");
+    let auth = format!("Authorization: Bearer {}", berth.token);
+    berth
+        .create_app(json!({"name": "hooked", "image": "berth-test/none:1", "port": 80}))
+        .await;
+    let hook = curl_https_with(
+        &root,
+        "panel.test",
+        &berth.https,
+        "/api/v1/apps/hooked/webhook",
+        &[&auth],
+    )
+    .unwrap();
+    assert_eq!(hook.status, 200, "{hook:?}");
+    let hook: Value = serde_json::from_str(&hook.body).unwrap();
+    assert!(
+        hook["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://panel.test/api/v1/hooks/hooked/"),
+        "webhook URLs come from the public URL, not the request's Host: {hook}"
+    );
+    let denied = curl_https(&root, "panel.test", &berth.https, "/api/v1/apps").unwrap();
+    assert_eq!(denied.status, 401, "{denied:?}");
+    // Plain HTTP on the panel domain goes to HTTPS.
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("http://{}/api/v1/health", berth.http))
+        .header("host", "panel.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 308);
+    // No app may take the panel's domain.
+    let (status, body) = berth
+        .api(
+            "POST",
+            "/apps",
+            Some(json!({"name": "thief", "image": "x:1", "port": 80, "domains": [{"host": "panel.test"}]})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "domains[0].host", "{body}");
 }
 
 /// A TLS connection to the edge for `host`, trusting `root`.

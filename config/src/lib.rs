@@ -11,6 +11,7 @@ mod domain;
 mod error;
 mod health;
 mod names;
+mod public;
 mod settings;
 mod source;
 
@@ -21,6 +22,7 @@ pub use domain::{
 pub use error::{ConfigError, FieldError};
 pub use health::{HealthCheck, HealthCheckInput, HealthKind};
 pub use names::{normalize_host, validate_host, validate_name, validate_path_prefix};
+pub use public::PublicSettings;
 pub use settings::{
     AcmeChallenge, AcmeSettings, BuildSettings, FileConfig, Overrides, RegistrySettings, Settings,
     UnknownSni, LETSENCRYPT, LETSENCRYPT_STAGING,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::names::validate_name;
+use crate::public::{public_settings, FilePanel, FileServer, PublicSettings};
 use crate::{ConfigError, FieldError};
 
 /// Default data directory.
@@ -47,6 +48,12 @@ pub struct FileConfig {
     /// `[build]` table.
     #[serde(default)]
     pub build: FileBuild,
+    /// `[server]` table.
+    #[serde(default)]
+    pub server: FileServer,
+    /// `[panel]` table.
+    #[serde(default)]
+    pub panel: FilePanel,
 }
 
 /// `[build]`: builds of apps from source.
@@ -222,6 +229,10 @@ pub struct Overrides {
     pub acme_email: Option<String>,
     /// `--acme-ca-root` / `BERTH_ACME_CA_ROOT`.
     pub acme_ca_root: Option<PathBuf>,
+    /// `--public-url` / `BERTH_PUBLIC_URL`.
+    pub public_url: Option<String>,
+    /// `--panel-domain` / `BERTH_PANEL_DOMAIN`.
+    pub panel_domain: Option<String>,
 }
 
 /// Validated settings of one berth process.
@@ -267,6 +278,8 @@ pub struct Settings {
     pub unknown_sni: UnknownSni,
     /// Builds of apps from source.
     pub build: BuildSettings,
+    /// How users reach berth itself.
+    pub public: PublicSettings,
 }
 
 impl Settings {
@@ -310,6 +323,7 @@ impl Settings {
             Ok(v)
         };
         let acme = acme_settings((o.acme_directory, o.acme_email, o.acme_ca_root), f.acme)?;
+        let public = public_settings(o.public_url, o.panel_domain, f.server, f.panel)?;
         let settings = Settings {
             data_dir: o
                 .data_dir
@@ -380,6 +394,7 @@ impl Settings {
                 7 * 86400,
             )?),
             acme,
+            public,
             build: BuildSettings {
                 concurrency: secs("build.concurrency", f.build.concurrency, 1, 64)? as usize,
                 timeout: Duration::from_secs(secs(

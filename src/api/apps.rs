@@ -79,12 +79,23 @@ fn check_trigger(spec: &AppSpec) -> Result<(), FieldError> {
         .map_err(|e| FieldError::new(format!("source.{}", e.field), e.message))
 }
 
-/// A `custom` domain needs an uploaded certificate that covers its host.
+/// A `custom` domain needs an uploaded certificate that covers its host,
+/// and no app may take berth's own panel domain.
 pub(super) fn check_custom_certificates(
     state: &ApiState,
     spec: &AppSpec,
 ) -> Result<(), FieldError> {
+    let panel = state.orchestrator.panel_domain();
     for (i, d) in spec.domains.iter().enumerate() {
+        if panel.as_deref() == Some(d.host.as_str()) {
+            return Err(FieldError::new(
+                format!("domains[{i}].host"),
+                format!(
+                    "{} is berth's own panel domain ([panel] domain); give the app another host",
+                    d.host
+                ),
+            ));
+        }
         if d.certificate == CertificateSource::Custom && !state.certs.custom_covers(&d.host) {
             return Err(FieldError::new(
                 format!("domains[{i}].certificate"),

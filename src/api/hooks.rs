@@ -33,8 +33,8 @@ const TURN_DEADLINE: Duration = Duration::from_secs(10);
 /// An app's webhook.
 #[derive(Serialize, ToSchema)]
 pub struct WebhookView {
-    /// Where providers send events (path on the admin address; the host is
-    /// the one this request was sent to).
+    /// Where providers send events: under `[server] public_url` (or the
+    /// panel domain) when set, else on the host this request was sent to.
     pub url: String,
     /// Secret for the providers' signatures (GitHub/Gitea/Bitbucket) or
     /// GitLab's secret token.
@@ -73,16 +73,22 @@ fn view(state: &ApiState, headers: &HeaderMap, app: &str) -> Result<WebhookView,
     let store = state.orchestrator.store();
     let record = store.app(app)?;
     let vault = vault_of(state, &record)?;
-    let host = headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            h.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
-        })
-        .unwrap_or("localhost");
+    let base = match &state.public_url {
+        Some(url) => url.to_string(),
+        None => {
+            let host = headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .filter(|h| {
+                    h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+                })
+                .unwrap_or("localhost");
+            format!("http://{host}")
+        }
+    };
     Ok(WebhookView {
-        url: format!("http://{host}/api/v1/hooks/{app}/{}", vault.hook_token),
+        url: format!("{base}/api/v1/hooks/{app}/{}", vault.hook_token),
         secret: vault.hook_secret,
         deliveries: store.deliveries(app)?,
     })

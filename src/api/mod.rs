@@ -50,6 +50,8 @@ pub struct ApiState {
     pub sessions: Sessions,
     /// Turns for reading webhook bodies.
     hook_bodies: Arc<Semaphore>,
+    /// `[server] public_url`: where webhook URLs point.
+    public_url: Option<Arc<str>>,
 }
 
 impl ApiState {
@@ -61,7 +63,13 @@ impl ApiState {
             certs,
             sessions,
             hook_bodies: Arc::new(Semaphore::new(hooks::HOOK_BODIES_AT_ONCE)),
+            public_url: None,
         }
+    }
+    /// The same state, with berth's public address for webhook URLs.
+    pub fn with_public_url(mut self, url: Option<String>) -> Self {
+        self.public_url = url.map(Arc::from);
+        self
     }
 }
 

@@ -115,7 +115,7 @@ pub async fn create(
         id: new_id(),
         username,
         role,
-        password_hash: hash(&input.password)?,
+        password_hash: hash(input.password).await?,
         grants,
         totp_sealed: None,
         totp_enabled: false,
@@ -156,7 +156,10 @@ pub async fn patch(
         Some(g) => Some(checked_grants(&state, role, g)?),
         None => None,
     };
-    let password_hash = patch.password.as_deref().map(hash).transpose()?;
+    let password_hash = match patch.password {
+        Some(p) => Some(hash(p).await?),
+        None => None,
+    };
     if patch.two_factor == Some(true) && !current.totp_enabled {
         return Err(FieldError::new(
             "two_factor",
@@ -236,8 +239,12 @@ pub async fn audit(
     Ok(Json(state.orchestrator.store().audit(limit)?))
 }
 
-fn hash(password: &str) -> Result<String, ApiError> {
-    hash_password(password).map_err(|e| ApiError::internal(&e))
+/// argon2id off the async threads: it takes tens of milliseconds of CPU.
+async fn hash(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        .map_err(|e| ApiError::internal(&e))
 }
 
 /// Only an owner (or the admin token) hands out or touches the owner role.

@@ -186,6 +186,8 @@ struct Inner {
     builder: Builder,
     /// Opens the apps' vaults (git credentials, build secrets).
     secrets: SecretBox,
+    /// berth's own route: the panel domain to the admin listener.
+    panel: Mutex<Option<(String, SocketAddr)>>,
     /// Static sites serving, by app.
     sites: Mutex<HashMap<String, Arc<berth_proxy::Site>>>,
 }
@@ -227,6 +229,7 @@ impl Orchestrator {
                 crashes: Crashes::default(),
                 builder,
                 secrets,
+                panel: Mutex::new(None),
                 sites: Mutex::new(HashMap::new()),
             }),
         }
@@ -506,12 +509,34 @@ impl Orchestrator {
                 });
             }
         }
+        if let Some((host, admin)) = lock(&self.inner.panel).clone() {
+            specs.push(RouteSpec {
+                host,
+                path_prefix: "/".into(),
+                strip_prefix: false,
+                redirect_https: true,
+                hsts: false,
+                backend: Arc::new(Backend::new("-panel", vec![admin])),
+            });
+        }
         let running = live.values().map(Vec::len).sum::<usize>();
         drop(sites);
         drop(live);
         self.inner.router.swap(RouteTable::build(specs));
         self.inner.metrics.set_state(apps.len(), running);
         Ok(())
+    }
+
+    /// Routes `host` on the edge to the admin listener at `admin` (the
+    /// panel and the API under berth's own domain); no app may take it.
+    pub fn serve_panel(&self, host: &str, admin: SocketAddr) -> Result<(), StoreError> {
+        *lock(&self.inner.panel) = Some((host.to_string(), admin));
+        self.rebuild_routes()
+    }
+
+    /// berth's own panel domain, if it has one.
+    pub fn panel_domain(&self) -> Option<String> {
+        lock(&self.inner.panel).as_ref().map(|(h, _)| h.clone())
     }
 
     /// Cancels running deployments and waits for them to clean up, at most

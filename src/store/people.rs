@@ -5,6 +5,7 @@
 //! strings), TOTP secrets sealed with the instance key.
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -200,7 +201,36 @@ pub fn new_id() -> String {
     format!("{millis:012x}{:08x}", rand::random::<u32>())
 }
 
+/// A table of this module: a string key to an encoded record.
+type Table = redb::TableDefinition<'static, &'static str, &'static [u8]>;
+
 impl Store {
+    /// Writes one record under `key`.
+    fn put<T: Serialize>(&self, table: Table, key: &str, value: &T) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(table)?
+            .insert(key, encode(value)?.as_slice())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Removes every record that `hit` picks; whether any was.
+    fn remove_where<T: DeserializeOwned>(
+        &self,
+        table: Table,
+        hit: impl Fn(&T) -> bool,
+    ) -> Result<bool> {
+        let tx = self.db.begin_write()?;
+        let mut found = false;
+        tx.open_table(table)?.retain(|_, v| {
+            let gone = decode::<T>(v).is_ok_and(|r| hit(&r));
+            found |= gone;
+            !gone
+        })?;
+        tx.commit()?;
+        Ok(found)
+    }
+
     // ---- users ----
 
     /// Creates a user; 409 if the username is taken.
@@ -295,11 +325,7 @@ impl Store {
 
     /// Stores a new session.
     pub fn create_session(&self, secret_hash: &str, session: &SessionRecord) -> Result<()> {
-        let tx = self.db.begin_write()?;
-        tx.open_table(SESSIONS)?
-            .insert(secret_hash, encode(session)?.as_slice())?;
-        tx.commit()?;
-        Ok(())
+        self.put(SESSIONS, secret_hash, session)
     }
 
     /// The live session with this secret hash; an expired one is removed.
@@ -325,7 +351,7 @@ impl Store {
 
     /// Replaces a session (second factor given, last seen).
     pub fn put_session(&self, secret_hash: &str, session: &SessionRecord) -> Result<()> {
-        self.create_session(secret_hash, session)
+        self.put(SESSIONS, secret_hash, session)
     }
 
     /// Removes a session by its secret hash.
@@ -354,27 +380,14 @@ impl Store {
 
     /// Removes one of a user's sessions by its public id; false if none.
     pub fn revoke_session(&self, user_id: &str, id: &str) -> Result<bool> {
-        let tx = self.db.begin_write()?;
-        let mut found = false;
-        {
-            let mut sessions = tx.open_table(SESSIONS)?;
-            sessions.retain(|_, v| {
-                let hit =
-                    decode::<SessionRecord>(v).is_ok_and(|s| s.user_id == user_id && s.id == id);
-                found |= hit;
-                !hit
-            })?;
-        }
-        tx.commit()?;
-        Ok(found)
+        self.remove_where(SESSIONS, |s: &SessionRecord| {
+            s.user_id == user_id && s.id == id
+        })
     }
 
     /// Removes every session of a user (password changed, user reset).
     pub fn revoke_sessions_of(&self, user_id: &str) -> Result<()> {
-        let tx = self.db.begin_write()?;
-        tx.open_table(SESSIONS)?
-            .retain(|_, v| decode::<SessionRecord>(v).is_ok_and(|s| s.user_id != user_id))?;
-        tx.commit()?;
+        self.remove_where(SESSIONS, |s: &SessionRecord| s.user_id == user_id)?;
         Ok(())
     }
 
@@ -382,11 +395,7 @@ impl Store {
 
     /// Stores a new key.
     pub fn create_api_key(&self, key_hash: &str, key: &ApiKeyRecord) -> Result<()> {
-        let tx = self.db.begin_write()?;
-        tx.open_table(API_KEYS)?
-            .insert(key_hash, encode(key)?.as_slice())?;
-        tx.commit()?;
-        Ok(())
+        self.put(API_KEYS, key_hash, key)
     }
 
     /// The key with this hash, if it exists and has not expired.
@@ -417,21 +426,11 @@ impl Store {
 
     /// Deletes a key by its public id.
     pub fn delete_api_key(&self, id: &str) -> Result<()> {
-        let tx = self.db.begin_write()?;
-        let mut found = false;
-        {
-            let mut keys = tx.open_table(API_KEYS)?;
-            keys.retain(|_, v| {
-                let hit = decode::<ApiKeyRecord>(v).is_ok_and(|k| k.id == id);
-                found |= hit;
-                !hit
-            })?;
+        if self.remove_where(API_KEYS, |k: &ApiKeyRecord| k.id == id)? {
+            Ok(())
+        } else {
+            Err(not_found("API key", id))
         }
-        if !found {
-            return Err(not_found("API key", id));
-        }
-        tx.commit()?;
-        Ok(())
     }
 
     // ---- audit ----

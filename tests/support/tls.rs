@@ -58,6 +58,17 @@ pub struct CurlResponse {
 /// `curl https://<host>:<port><path>` with `ca` trusted and `host` resolved
 /// to the address of `addr` (`127.0.0.1:port`).
 pub fn curl_https(ca: &Path, host: &str, addr: &str, path: &str) -> Result<CurlResponse, String> {
+    curl_https_with(ca, host, addr, path, &[])
+}
+
+/// [`curl_https`] with request headers (`Name: value`).
+pub fn curl_https_with(
+    ca: &Path,
+    host: &str,
+    addr: &str,
+    path: &str,
+    headers_sent: &[&str],
+) -> Result<CurlResponse, String> {
     let port = addr.rsplit(':').next().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let headers = dir.path().join("headers");
@@ -71,6 +82,7 @@ pub fn curl_https(ca: &Path, host: &str, addr: &str, path: &str) -> Result<CurlR
         .arg("-o")
         .arg(&body)
         .args(["-w", "%{http_code} %{http_version}"])
+        .args(headers_sent.iter().flat_map(|h| ["-H", h]))
         .arg(format!("https://{host}:{port}{path}"))
         .output()
         .expect("curl is installed");
