@@ -14,6 +14,7 @@ mod hooks;
 mod listener;
 mod metrics;
 mod orchestrator;
+mod panel;
 mod people;
 mod secrets;
 mod serve;

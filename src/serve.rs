@@ -213,11 +213,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     certs.run(shutdown.clone());
 
-    let api = crate::api::router(
-        crate::api::ApiState::new(orchestrator.clone(), certs, sessions)
-            .with_public_url(settings.public.public_url.clone()),
-        auth,
-    );
+    let api_state = crate::api::ApiState::new(orchestrator.clone(), certs, sessions)
+        .with_public_url(settings.public.public_url.clone());
+    let panel =
+        crate::panel::PanelState::new(api_state.clone(), auth.clone(), settings.data_dir.clone());
+    let api = crate::api::router(api_state, auth).merge(crate::panel::router(panel));
     let admin_task = tokio::spawn(crate::listener::serve(
         "admin",
         admin,

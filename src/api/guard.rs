@@ -38,9 +38,14 @@ pub struct Guard {
 }
 
 /// How the principal proved who it is.
-enum Proof {
+pub(crate) enum Proof {
+    /// The admin token or an API key.
     Bearer,
-    Cookie { csrf: String },
+    /// A session cookie, whose changes must carry this CSRF token.
+    Cookie {
+        /// The session's CSRF token.
+        csrf: String,
+    },
 }
 
 /// The gate itself (an axum middleware).
@@ -143,8 +148,9 @@ fn is_safe(method: &Method) -> bool {
 }
 
 /// The principal the request's credentials name, if any; a bad or expired
-/// credential names none (401).
-fn authenticate(
+/// credential names none (401). The panel's pages authenticate with it
+/// too, so a page and the API see the same principal.
+pub(crate) fn authenticate(
     admin: &AdminAuth,
     store: &Store,
     headers: &HeaderMap,

@@ -36,6 +36,8 @@ use crate::sessions::Sessions;
 use http::Method;
 
 pub use error::ApiError;
+pub(crate) use guard::{authenticate, Proof};
+pub use views::AppView;
 
 /// State shared by the handlers.
 #[derive(Clone)]

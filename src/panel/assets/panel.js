@@ -1,0 +1,248 @@
+// berth panel: sends forms and buttons to the JSON API with the session's
+// CSRF token, shows the API's field errors beside the fields, follows
+// deployment logs. No inline script anywhere (the pages' CSP forbids it).
+"use strict";
+(function () {
+  const csrf = () => document.querySelector('meta[name="csrf-token"]').content;
+
+  // "a.b[0].c" -> ["a", "b", 0, "c"]
+  function path(name) {
+    const out = [];
+    for (const part of name.split(".")) {
+      const m = part.match(/^([^\[]+)((?:\[\d+\])*)$/);
+      if (!m) { out.push(part); continue; }
+      out.push(m[1]);
+      for (const i of m[2].matchAll(/\[(\d+)\]/g)) out.push(Number(i[1]));
+    }
+    return out;
+  }
+
+  function put(obj, keys, value) {
+    let at = obj;
+    keys.forEach((k, i) => {
+      if (i === keys.length - 1) { at[k] = value; return; }
+      if (at[k] === undefined) at[k] = typeof keys[i + 1] === "number" ? [] : {};
+      at = at[k];
+    });
+  }
+
+  // A form's fields as the API's JSON: dotted names nest, empty fields are
+  // left out, data-type says how to read a value.
+  function serialize(form) {
+    const body = {};
+    if (form.dataset.body) Object.assign(body, JSON.parse(form.dataset.body));
+    for (const el of form.elements) {
+      if (!el.name || el.matches(":disabled") || el.type === "submit" || el.type === "button") continue;
+      const type = el.dataset.type || "";
+      let value;
+      if (type === "multi") {
+        if (!el.checked) continue;
+        const keys = path(el.name);
+        let list = keys.reduce((o, k) => (o ? o[k] : undefined), body);
+        if (!Array.isArray(list)) { list = []; put(body, keys, list); }
+        list.push(el.value);
+        continue;
+      } else if (el.type === "checkbox") {
+        value = el.checked;
+      } else if (el.type === "radio") {
+        if (!el.checked || el.dataset.toggle !== undefined) continue;
+        value = el.value;
+      } else {
+        value = el.value.trim();
+        if (value === "" && el.dataset.keep === undefined) continue;
+        if (el.dataset.requires) {
+          const other = form.elements.namedItem(el.dataset.requires);
+          if (!other || other.value.trim() === "") continue;
+        }
+        if (type === "int") value = Number(value);
+        if (type === "list") value = value.split(",").map(s => s.trim()).filter(Boolean);
+      }
+      if (form.dataset.shape === "env") {
+        if (el.name === "value") continue;
+        const v = form.elements.namedItem("value");
+        put(body, ["env", value], v ? v.value : "");
+        continue;
+      }
+      put(body, path(el.name), value);
+    }
+    return body;
+  }
+
+  function clearErrors(scope) {
+    scope.querySelectorAll(".field-error").forEach(e => e.remove());
+    scope.querySelectorAll("[aria-invalid]").forEach(e => {
+      e.removeAttribute("aria-invalid");
+      e.removeAttribute("aria-describedby");
+    });
+    scope.querySelectorAll(".form-error").forEach(e => { e.hidden = true; e.textContent = ""; });
+    flash("");
+  }
+
+  function flash(text) {
+    const f = document.getElementById("flash");
+    if (!f) return;
+    f.textContent = text;
+    f.hidden = !text;
+  }
+
+  // Beside the field the API names (or the nearest enclosing name), else
+  // in the form's error line, else at the top of the page.
+  function showError(scope, error) {
+    const message = error.message || "the request failed";
+    let field = error.field || "";
+    while (field && scope) {
+      const input = scope.querySelector(`[name="${CSS.escape(field)}"]`) ||
+        scope.querySelector(`[data-error-for="${CSS.escape(field)}"]`);
+      if (input) {
+        const p = document.createElement("p");
+        p.className = "field-error";
+        p.id = "err-" + Math.random().toString(36).slice(2);
+        p.textContent = message;
+        input.setAttribute("aria-invalid", "true");
+        input.setAttribute("aria-describedby", p.id);
+        input.insertAdjacentElement("afterend", p);
+        input.focus();
+        return;
+      }
+      const shorter = field.replace(/(\.[^.\[]+|\[\d+\])$/, "");
+      field = shorter === field ? "" : shorter;
+    }
+    const line = scope && scope.querySelector(".form-error");
+    if (line) { line.textContent = message; line.hidden = false; return; }
+    flash(message);
+  }
+
+  async function call(method, url, body) {
+    const headers = { "Accept": "application/json", "X-CSRF-Token": csrf() };
+    const init = { method, headers, credentials: "same-origin" };
+    if (body !== undefined && method !== "GET") {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const res = await fetch(url, init);
+    let data = null;
+    const text = await res.text();
+    try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
+    return { ok: res.ok, status: res.status, data };
+  }
+
+  function fill(target, data) {
+    target.querySelectorAll("[data-field]").forEach(el => {
+      const v = data[el.dataset.field];
+      el.textContent = Array.isArray(v) ? v.join("\n") : (v == null ? "" : String(v));
+    });
+    target.querySelectorAll("img[data-svg]").forEach(img => {
+      const svg = data[img.dataset.svg] || "";
+      img.src = "data:image/svg+xml;base64," + btoa(unescape(encodeURIComponent(svg)));
+    });
+    target.hidden = false;
+    target.focus();
+  }
+
+  function then(how, data, source) {
+    if (source && source.dataset.hide) {
+      document.querySelectorAll(source.dataset.hide).forEach(el => { el.hidden = true; });
+    }
+    if (!how || how === "reload") { location.reload(); return; }
+    if (how === "signin") {
+      if (data && data.pending_second_factor) {
+        document.querySelector('meta[name="csrf-token"]').content = data.csrf_token;
+        document.getElementById("sign-in").hidden = true;
+        document.getElementById("second-factor").hidden = false;
+        document.getElementById("code").focus();
+      } else {
+        location.assign("/");
+      }
+      return;
+    }
+    if (how.startsWith("go:")) {
+      const url = how.slice(3).replace(/\{(\w+)\}/g, (_, k) => encodeURIComponent((data && data[k]) || ""));
+      location.assign(url);
+      return;
+    }
+    if (how.startsWith("logs:")) {
+      const target = document.querySelector(how.slice(5));
+      if (!target) return;
+      const containers = (data && data.containers) || [];
+      target.textContent = containers.length
+        ? containers.map(c => `== ${c.container}\n` + c.lines.map(l => l.text).join("\n")).join("\n\n")
+        : "no containers are running";
+      target.hidden = false;
+      target.focus();
+      return;
+    }
+    if (how.startsWith("fill:")) {
+      const target = document.querySelector(how.slice(5));
+      if (target) fill(target, data || {});
+      if (source && source.tagName === "FORM") source.reset();
+    }
+  }
+
+  async function act(source, method, url, body) {
+    const scope = source.tagName === "FORM" ? source : source.closest("form, section, li, tr") || document.body;
+    clearErrors(scope);
+    const busy = source.tagName === "FORM" ? source.querySelector("[type=submit]") : source;
+    if (busy) { busy.disabled = true; busy.setAttribute("aria-busy", "true"); }
+    try {
+      const res = await call(method, url, body);
+      if (res.ok) { then(source.dataset.then, res.data, source); return; }
+      const error = (res.data && res.data.error) || { message: `the server answered ${res.status}` };
+      showError(source.tagName === "FORM" ? source : null, error);
+    } catch (e) {
+      flash("berth could not be reached: " + e.message);
+    } finally {
+      if (busy) { busy.disabled = false; busy.removeAttribute("aria-busy"); }
+    }
+  }
+
+  document.addEventListener("submit", ev => {
+    const form = ev.target.closest("form[data-api]");
+    if (!form) return;
+    ev.preventDefault();
+    if (form.dataset.confirm && !confirm(form.dataset.confirm)) return;
+    act(form, form.dataset.method || "POST", form.dataset.api, serialize(form));
+  });
+
+  document.addEventListener("click", ev => {
+    const button = ev.target.closest("button[data-api]");
+    if (!button) return;
+    ev.preventDefault();
+    if (button.dataset.confirm && !confirm(button.dataset.confirm)) return;
+    const body = button.dataset.body ? JSON.parse(button.dataset.body) : undefined;
+    act(button, button.dataset.method || "POST", button.dataset.api, body);
+  });
+
+  // Radio buttons with data-toggle enable the fieldset of their value.
+  function toggles() {
+    document.querySelectorAll("input[data-toggle]:checked").forEach(radio => {
+      document.querySelectorAll(`fieldset[data-when]`).forEach(fs => {
+        if (fs.dataset.group !== radio.name) return;
+        const on = fs.dataset.when === radio.value;
+        fs.disabled = !on;
+        fs.hidden = !on;
+      });
+    });
+  }
+  document.addEventListener("change", ev => { if (ev.target.matches("input[data-toggle]")) toggles(); });
+
+  // Live deployment logs (Server-Sent Events, same origin, the cookie goes along).
+  function follow() {
+    document.querySelectorAll("pre[data-follow]").forEach(pre => {
+      const state = document.getElementById(pre.dataset.state || "");
+      const es = new EventSource(pre.dataset.follow);
+      if (state) state.textContent = "following the log…";
+      es.onmessage = e => {
+        pre.textContent += e.data + "\n";
+        pre.scrollTop = pre.scrollHeight;
+      };
+      es.onerror = () => {
+        es.close();
+        if (state) state.textContent = "the log has ended";
+        // A deployment followed live has ended: show the app's new state.
+        if (pre.dataset.live !== undefined) setTimeout(() => location.reload(), 800);
+      };
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => { toggles(); follow(); });
+})();

@@ -1,0 +1,253 @@
+//! The overview (apps with their state, recent deployments, the host's
+//! CPU, memory and disk) and the certificates page. Both show only what
+//! the principal may see, with the same filter as the API's lists.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::State;
+use axum::response::Response;
+
+use super::host::{self, Bar};
+use super::{failed, label, page, when, Chrome, PanelState, Viewer};
+use crate::access::Target;
+use crate::api::AppView;
+use crate::store::{DeploymentRecord, DeploymentStatus, Scope};
+
+/// Deployments the overview lists.
+const RECENT: usize = 10;
+
+/// An app in a list.
+pub struct AppRow {
+    pub name: String,
+    pub project: String,
+    pub status: String,
+    pub serving: usize,
+    pub replicas: u32,
+    pub image: String,
+    pub reason: String,
+}
+
+impl From<AppView> for AppRow {
+    fn from(v: AppView) -> Self {
+        Self {
+            status: label(&v.status),
+            name: v.name,
+            project: v.project.unwrap_or_default(),
+            serving: v.serving_replicas,
+            replicas: v.replicas,
+            image: v.image,
+            reason: v.reason.unwrap_or_default(),
+        }
+    }
+}
+
+/// A deployment in a list.
+pub struct DeploymentRow {
+    pub id: String,
+    pub app: String,
+    pub status: String,
+    pub trigger: String,
+    pub created: String,
+    pub error: String,
+    pub image: String,
+}
+
+impl From<&DeploymentRecord> for DeploymentRow {
+    fn from(d: &DeploymentRecord) -> Self {
+        Self {
+            id: d.id.clone(),
+            app: d.app.clone(),
+            status: d.status.as_str().to_string(),
+            trigger: label(&d.trigger),
+            created: when(d.created_at),
+            error: d.error.clone().unwrap_or_default(),
+            image: d.image.clone(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "overview.html")]
+struct OverviewPage {
+    page: Chrome,
+    apps: Vec<AppRow>,
+    deployments: Vec<DeploymentRow>,
+    bars: Vec<Bar>,
+    projects: Vec<ProjectRow>,
+    can_create: bool,
+}
+
+/// A project with how many of its apps the principal sees.
+struct ProjectRow {
+    name: String,
+    description: String,
+    apps: usize,
+}
+
+/// `GET /`: the overview.
+pub async fn overview(State(state): State<PanelState>, viewer: Viewer) -> Response {
+    let orchestrator = &state.api.orchestrator;
+    let store = orchestrator.store();
+    let apps = match store.apps() {
+        Ok(apps) => apps,
+        Err(err) => return failed(&viewer, &err),
+    };
+    let visible: HashMap<String, ()> = apps
+        .iter()
+        .filter(|a| {
+            viewer
+                .principal
+                .sees(Target::Project(a.spec.project.as_deref()))
+        })
+        .map(|a| (a.spec.name.clone(), ()))
+        .collect();
+    let all = [
+        DeploymentStatus::Queued,
+        DeploymentStatus::Running,
+        DeploymentStatus::Succeeded,
+        DeploymentStatus::Failed,
+        DeploymentStatus::Cancelled,
+        DeploymentStatus::RolledBack,
+    ];
+    let deployments = match store.deployments_with_status(&all) {
+        Ok(list) => list
+            .iter()
+            .rev()
+            .filter(|d| visible.contains_key(&d.app))
+            .take(RECENT)
+            .map(DeploymentRow::from)
+            .collect(),
+        Err(err) => return failed(&viewer, &err),
+    };
+    let projects = match store.projects() {
+        Ok(list) => list
+            .into_iter()
+            .filter(|p| viewer.principal.sees(Target::Project(Some(&p.spec.name))))
+            .map(|p| ProjectRow {
+                apps: apps
+                    .iter()
+                    .filter(|a| a.spec.project.as_deref() == Some(p.spec.name.as_str()))
+                    .count(),
+                name: p.spec.name,
+                description: p.spec.description,
+            })
+            .collect(),
+        Err(err) => return failed(&viewer, &err),
+    };
+    let apps = apps
+        .into_iter()
+        .filter(|a| visible.contains_key(&a.spec.name))
+        .map(|a| AppRow::from(AppView::new(a, orchestrator)))
+        .collect();
+    let can_create = viewer
+        .principal
+        .scope_on(Target::Instance)
+        .is_some_and(|s| s >= Scope::Write);
+    page(&OverviewPage {
+        page: Chrome::new(&viewer, "Overview", "overview"),
+        apps,
+        deployments,
+        bars: host::bars(&state.cpu, &state.data_dir),
+        projects,
+        can_create,
+    })
+}
+
+/// A certificate in the list.
+struct CertRow {
+    id: String,
+    origin: String,
+    names: String,
+    not_after: String,
+    days_left: i64,
+}
+
+/// A domain's certificate status.
+#[derive(Clone)]
+pub struct DomainCertRow {
+    pub host: String,
+    pub app: String,
+    pub source: String,
+    pub status: String,
+    pub certificate: String,
+    pub expires: String,
+    pub renew: String,
+    pub error: String,
+}
+
+impl From<&crate::certs::DomainCertView> for DomainCertRow {
+    fn from(d: &crate::certs::DomainCertView) -> Self {
+        Self {
+            host: d.host.clone(),
+            app: d.app.clone(),
+            source: label(&d.source),
+            status: label(&d.status),
+            certificate: d.certificate.clone().unwrap_or_default(),
+            expires: d.expires_at.map(when).unwrap_or_default(),
+            renew: d.renew_at.map(when).unwrap_or_default(),
+            error: d.last_error.clone().unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "certificates.html")]
+struct CertificatesPage {
+    page: Chrome,
+    admin: bool,
+    certificates: Vec<CertRow>,
+    domains: Vec<DomainCertRow>,
+}
+
+/// `GET /certificates`: stored certificates (owners and admins) and the
+/// HTTPS status of each domain of the apps the principal may see.
+pub async fn certificates(State(state): State<PanelState>, viewer: Viewer) -> Response {
+    let view = match state.api.certs.view() {
+        Ok(v) => v,
+        Err(err) => return failed(&viewer, &err),
+    };
+    let store = state.api.orchestrator.store();
+    let projects: HashMap<String, Option<String>> = match store.apps() {
+        Ok(apps) => apps
+            .into_iter()
+            .map(|a| (a.spec.name, a.spec.project))
+            .collect(),
+        Err(err) => return failed(&viewer, &err),
+    };
+    let sees_app = |app: &str| {
+        projects
+            .get(app)
+            .is_some_and(|p| viewer.principal.sees(Target::Project(p.as_deref())))
+    };
+    let admin = viewer
+        .principal
+        .check(Scope::Admin, Target::Instance)
+        .is_ok();
+    let certificates = if admin {
+        view.certificates
+            .iter()
+            .map(|c| CertRow {
+                id: c.id.clone(),
+                origin: label(&c.origin),
+                names: c.names.join(", "),
+                not_after: when(c.not_after),
+                days_left: c.expires_in_secs / 86_400,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let domains = view
+        .domains
+        .iter()
+        .filter(|d| sees_app(&d.app))
+        .map(DomainCertRow::from)
+        .collect();
+    page(&CertificatesPage {
+        page: Chrome::new(&viewer, "Certificates", "certificates"),
+        admin,
+        certificates,
+        domains,
+    })
+}
