@@ -18,7 +18,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use serde_json::json;
+use serde_json::{json, Value};
 use support::{Berth, Image};
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -142,31 +142,48 @@ async fn main() {
             }
         })
         .await;
-    for round in 0..per_app {
-        futures_util::stream::iter(0..apps)
-            .for_each_concurrent(16, |i| {
-                let berth = &berth;
-                async move {
+    // Each app's deployments are queued one after the other: a newer one
+    // supersedes the one waiting, so they end at once; the last is
+    // cancelled. Every one stays in the store.
+    futures_util::stream::iter(0..apps)
+        .for_each_concurrent(16, |i| {
+            let berth = &berth;
+            async move {
+                let mut last = String::new();
+                for _ in 0..per_app {
                     let (status, body) = berth
                         .api("POST", &format!("/apps/app-{i:04}/deployments"), None)
                         .await;
                     assert_eq!(status, 202, "{body}");
+                    last = body["id"].as_str().unwrap_or_default().to_string();
                 }
-            })
-            .await;
-        // Let the round finish so each deployment is its own record.
-        let deadline = Instant::now() + Duration::from_secs(600);
-        loop {
-            let (_, queued) = berth.api("GET", "/deployments?status=queued", None).await;
-            let (_, running) = berth.api("GET", "/deployments?status=running", None).await;
-            if queued.as_array().is_some_and(Vec::is_empty)
-                && running.as_array().is_some_and(Vec::is_empty)
-            {
-                break;
+                berth
+                    .api("POST", &format!("/deployments/{last}/cancel"), None)
+                    .await;
             }
-            assert!(Instant::now() < deadline, "round {round} did not finish");
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        })
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let (_, queued) = berth.api("GET", "/deployments?status=queued", None).await;
+        let (_, running) = berth.api("GET", "/deployments?status=running", None).await;
+        let busy: Vec<Value> = [queued, running]
+            .iter()
+            .filter_map(Value::as_array)
+            .flatten()
+            .cloned()
+            .collect();
+        if busy.is_empty() {
+            break;
         }
+        for d in busy {
+            let id = d["id"].as_str().unwrap_or_default();
+            berth
+                .api("POST", &format!("/deployments/{id}/cancel"), None)
+                .await;
+        }
+        assert!(Instant::now() < deadline, "deployments did not end");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let fill = filled.elapsed();
 

@@ -296,7 +296,7 @@ async fn page_headers_and_assets(admin: &str) {
         .split('"')
         .filter(|s| s.starts_with("/assets/"))
         .collect();
-    assert_eq!(assets.len(), 3, "{html}");
+    assert_eq!(assets.len(), 2, "{html}");
     for a in assets {
         let r = http.get(format!("http://{admin}{a}")).send().await.unwrap();
         assert_eq!(r.status(), 200, "{a}");

@@ -174,15 +174,17 @@ impl AppView {
 
 /// The error of the app's last ended deployment, when it failed.
 fn last_failure(orchestrator: &Orchestrator, app: &str) -> Option<String> {
-    let deployments = match orchestrator.store().app_deployments(app) {
-        Ok(d) => d,
+    // One still queued or running has not ended yet.
+    let last = match orchestrator
+        .store()
+        .newest_deployment_where(app, |d| d.status.is_final())
+    {
+        Ok(last) => last?,
         Err(err) => {
             tracing::warn!(app, %err, "could not read the app's deployments");
             return None;
         }
     };
-    // Newest first; one still queued or running has not ended yet.
-    let last = deployments.into_iter().find(|d| d.status.is_final())?;
     match last.status {
         DeploymentStatus::Failed | DeploymentStatus::RolledBack => Some(
             last.error

@@ -35,19 +35,11 @@ pub const JS: &Asset = &Asset {
     mime: "text/javascript; charset=utf-8",
     body: include_bytes!("assets/panel.js"),
 };
-/// htmx 2 (0BSD), from the PyPI wheel `django-js-lib-htmx`.
-pub const HTMX: &Asset = &Asset {
-    stem: "htmx-2.0.3",
-    ext: "js",
-    mime: "text/javascript; charset=utf-8",
-    body: include_bytes!("assets/htmx-2.0.3.min.js"),
-};
-
-const ALL: [&Asset; 3] = [CSS, JS, HTMX];
+const ALL: [&Asset; 2] = [CSS, JS];
 
 /// `/assets/<stem>.<hash>.<ext>` of every asset, in the order of `ALL`.
-fn urls() -> &'static [String; 3] {
-    static URLS: OnceLock<[String; 3]> = OnceLock::new();
+fn urls() -> &'static [String; 2] {
+    static URLS: OnceLock<[String; 2]> = OnceLock::new();
     URLS.get_or_init(|| {
         ALL.map(|a| {
             let hash = hex::encode(&Sha256::digest(a.body)[..6]);
@@ -105,15 +97,6 @@ mod tests {
             js.starts_with("/assets/panel.") && js.ends_with(".js"),
             "{js}"
         );
-        assert!(url(HTMX).starts_with("/assets/htmx-2.0.3."));
         assert_eq!(css.len(), "/assets/panel.".len() + 12 + ".css".len());
-    }
-
-    #[test]
-    fn htmx_keeps_its_license_header() {
-        assert!(HTMX.body.starts_with(b"/*! htmx 2.0.3"));
-        assert!(std::str::from_utf8(&HTMX.body[..400])
-            .unwrap()
-            .contains("Zero-Clause BSD"));
     }
 }

@@ -1,6 +1,6 @@
 //! The browser admin panel on the admin address, outside `/api/v1`:
 //! server-rendered pages (askama templates, checked at compile time), a
-//! small stylesheet and script, and a vendored htmx, all embedded in the
+//! small stylesheet and script of its own, all embedded in the
 //! binary. Pages read what the signed-in principal may see, with the
 //! API's own authentication ([`crate::api::authenticate`]) and filter
 //! ([`Principal::sees`]); every change goes from the browser through the
@@ -114,8 +114,6 @@ pub struct Chrome {
     pub css: &'static str,
     /// The panel's script.
     pub js: &'static str,
-    /// htmx.
-    pub htmx: &'static str,
 }
 
 impl Chrome {
@@ -129,7 +127,6 @@ impl Chrome {
             nav: true,
             css: assets::url(assets::CSS),
             js: assets::url(assets::JS),
-            htmx: assets::url(assets::HTMX),
         }
     }
 
@@ -143,7 +140,6 @@ impl Chrome {
             nav: false,
             css: assets::url(assets::CSS),
             js: assets::url(assets::JS),
-            htmx: assets::url(assets::HTMX),
         }
     }
 }

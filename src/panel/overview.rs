@@ -5,17 +5,19 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::response::Response;
 
 use super::host::{self, Bar};
 use super::{failed, label, page, when, Chrome, PanelState, Viewer};
 use crate::access::Target;
 use crate::api::AppView;
-use crate::store::{DeploymentRecord, DeploymentStatus, Scope};
+use crate::store::{DeploymentRecord, Scope};
 
 /// Deployments the overview lists.
 const RECENT: usize = 10;
+/// Apps on one page of the overview.
+const APPS_PER_PAGE: usize = 100;
 
 /// An app in a list.
 pub struct AppRow {
@@ -71,6 +73,11 @@ impl From<&DeploymentRecord> for DeploymentRow {
 #[template(path = "overview.html")]
 struct OverviewPage {
     page: Chrome,
+    /// Which apps of how many, when there is more than one page.
+    shown: String,
+    /// The previous and next page of apps (0: none).
+    prev: usize,
+    next: usize,
     apps: Vec<AppRow>,
     deployments: Vec<DeploymentRow>,
     bars: Vec<Bar>,
@@ -86,7 +93,15 @@ struct ProjectRow {
 }
 
 /// `GET /`: the overview.
-pub async fn overview(State(state): State<PanelState>, viewer: Viewer) -> Response {
+pub async fn overview(
+    State(state): State<PanelState>,
+    viewer: Viewer,
+    query: Result<Query<OverviewQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    // A page number that does not parse shows the first page.
+    let query = query
+        .map(|Query(q)| q)
+        .unwrap_or(OverviewQuery { page: None });
     let orchestrator = &state.api.orchestrator;
     let store = orchestrator.store();
     let apps = match store.apps() {
@@ -102,22 +117,8 @@ pub async fn overview(State(state): State<PanelState>, viewer: Viewer) -> Respon
         })
         .map(|a| (a.spec.name.clone(), ()))
         .collect();
-    let all = [
-        DeploymentStatus::Queued,
-        DeploymentStatus::Running,
-        DeploymentStatus::Succeeded,
-        DeploymentStatus::Failed,
-        DeploymentStatus::Cancelled,
-        DeploymentStatus::RolledBack,
-    ];
-    let deployments = match store.deployments_with_status(&all) {
-        Ok(list) => list
-            .iter()
-            .rev()
-            .filter(|d| visible.contains_key(&d.app))
-            .take(RECENT)
-            .map(DeploymentRow::from)
-            .collect(),
+    let deployments = match store.newest_deployments(RECENT, |app| visible.contains_key(app)) {
+        Ok(list) => list.iter().map(DeploymentRow::from).collect(),
         Err(err) => return failed(&viewer, &err),
     };
     let projects = match store.projects() {
@@ -135,11 +136,24 @@ pub async fn overview(State(state): State<PanelState>, viewer: Viewer) -> Respon
             .collect(),
         Err(err) => return failed(&viewer, &err),
     };
-    let apps = apps
+    // One page of apps (by name): their live state is worked out only for
+    // the ones shown.
+    let total = visible.len();
+    let pages = total.div_ceil(APPS_PER_PAGE).max(1);
+    let page_no = query.page.unwrap_or(1).clamp(1, pages);
+    let first = (page_no - 1) * APPS_PER_PAGE;
+    let apps: Vec<AppRow> = apps
         .into_iter()
         .filter(|a| visible.contains_key(&a.spec.name))
+        .skip(first)
+        .take(APPS_PER_PAGE)
         .map(|a| AppRow::from(AppView::new(a, orchestrator)))
         .collect();
+    let shown = if pages > 1 {
+        format!("{}–{} of {total}", first + 1, first + apps.len())
+    } else {
+        String::new()
+    };
     let can_create = viewer
         .principal
         .scope_on(Target::Instance)
@@ -151,7 +165,17 @@ pub async fn overview(State(state): State<PanelState>, viewer: Viewer) -> Respon
         bars: host::bars(&state.cpu, &state.data_dir),
         projects,
         can_create,
+        shown,
+        prev: page_no.saturating_sub(1),
+        next: if page_no < pages { page_no + 1 } else { 0 },
     })
+}
+
+/// Query of the overview.
+#[derive(serde::Deserialize)]
+pub struct OverviewQuery {
+    /// Which page of apps, from 1.
+    page: Option<usize>,
 }
 
 /// A certificate in the list.

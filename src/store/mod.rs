@@ -399,6 +399,51 @@ impl Store {
         Ok(out)
     }
 
+    /// The newest of `app`'s deployments that `pick` accepts, reading
+    /// from the newest back and stopping at the first.
+    pub fn newest_deployment_where(
+        &self,
+        app: &str,
+        pick: impl Fn(&DeploymentRecord) -> bool,
+    ) -> Result<Option<DeploymentRecord>> {
+        let tx = self.db.begin_read()?;
+        let index = tx.open_multimap_table(APP_DEPLOYMENTS)?;
+        let table = tx.open_table(DEPLOYMENTS)?;
+        // Ids sort by time, and so do an app's index entries.
+        for id in index.get(app)?.rev() {
+            let id = id?;
+            if let Some(v) = table.get(id.value())? {
+                let record: DeploymentRecord = decode(v.value())?;
+                if pick(&record) {
+                    return Ok(Some(record));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The newest `limit` deployments of the apps `keep` accepts, newest
+    /// first; reads only as far back as it must.
+    pub fn newest_deployments(
+        &self,
+        limit: usize,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Vec<DeploymentRecord>> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(DEPLOYMENTS)?;
+        let mut out = Vec::with_capacity(limit);
+        for row in table.iter()?.rev() {
+            if out.len() == limit {
+                break;
+            }
+            let record: DeploymentRecord = decode(row?.1.value())?;
+            if keep(&record.app) {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
     /// All deployments with one of `statuses`, oldest first.
     pub fn deployments_with_status(
         &self,

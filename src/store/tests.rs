@@ -132,6 +132,21 @@ fn deployments_are_listed_newest_first_and_deleted_with_their_app() {
             .len(),
         1
     );
+    // The newest first, reading back only as far as needed.
+    let newest = store.newest_deployments(1, |_| true).unwrap();
+    assert_eq!(newest[0].id, second.id);
+    assert!(store
+        .newest_deployments(5, |app| app != "a")
+        .unwrap()
+        .is_empty());
+    let picked = store
+        .newest_deployment_where("a", |d| d.id == first.id)
+        .unwrap();
+    assert_eq!(picked.map(|d| d.id), Some(first.id.clone()));
+    assert!(store
+        .newest_deployment_where("a", |_| false)
+        .unwrap()
+        .is_none());
     store.delete_app("a").unwrap();
     assert!(matches!(
         store.deployment(&first.id),

@@ -244,5 +244,26 @@
     });
   }
 
-  document.addEventListener("DOMContentLoaded", () => { toggles(); follow(); });
+  // Parts marked data-refresh="<seconds>" are fetched again that often
+  // (the same page; the part with the same id is swapped in). A session
+  // that ended sends the page to sign-in.
+  function refresh() {
+    document.querySelectorAll("[data-refresh][id]").forEach(part => {
+      const every = Math.max(2, Number(part.dataset.refresh) || 5) * 1000;
+      const tick = async () => {
+        if (document.hidden) return;
+        try {
+          const resp = await fetch(location.href, { credentials: "same-origin" });
+          if (resp.redirected || !resp.ok) { location.reload(); return; }
+          const doc = new DOMParser().parseFromString(await resp.text(), "text/html");
+          const fresh = doc.getElementById(part.id);
+          const now = document.getElementById(part.id);
+          if (fresh && now && !now.contains(document.activeElement)) now.replaceWith(fresh);
+        } catch (_) { /* offline for a moment: try again next time */ }
+      };
+      setInterval(tick, every);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => { toggles(); follow(); refresh(); });
 })();
