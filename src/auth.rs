@@ -60,20 +60,26 @@ pub fn ensure_admin_token(
     let path = data_dir.join(TOKEN_FILE);
     // File first, hash second: a crash in between leaves no hash, so the
     // next start makes a new token instead of locking the operator out.
+    write_private(&path, &token)?;
+    let hash = sha256(&token);
+    store.set_admin_token_hash(&hash)?;
+    Ok((AdminAuth { hash }, TokenOrigin::Created(path)))
+}
+
+/// Writes `secret` and a newline to `path`, readable by berth's user only
+/// (mode 0600, also when the file existed with a wider mode), synced.
+pub fn write_private(path: &Path, secret: &str) -> std::io::Result<()> {
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(&path)?;
+        .open(path)?;
     // `mode` applies only to a new file; an old one may be wider.
     file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    file.write_all(token.as_bytes())?;
+    file.write_all(secret.as_bytes())?;
     file.write_all(b"\n")?;
-    file.sync_all()?;
-    let hash = sha256(&token);
-    store.set_admin_token_hash(&hash)?;
-    Ok((AdminAuth { hash }, TokenOrigin::Created(path)))
+    file.sync_all()
 }
 
 #[cfg(test)]

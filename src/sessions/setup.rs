@@ -3,9 +3,6 @@
 //! (mode 0600); whoever gives it first becomes the owner. Only its SHA-256
 //! stays in memory, and the file goes once it is used.
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -60,16 +57,7 @@ impl SetupCode {
             &chars[15..]
         );
         let path = data_dir.join(SETUP_FILE);
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)?;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        file.write_all(code.as_bytes())?;
-        file.write_all(b"\n")?;
-        file.sync_all()?;
+        crate::auth::write_private(&path, &code)?;
         let hash = Mutex::new(Some(digest(&code)));
         Ok((Self { path, hash }, code))
     }
@@ -126,6 +114,7 @@ impl SetupCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn the_code_is_written_private_taken_once_and_removed() {
