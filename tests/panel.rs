@@ -391,6 +391,12 @@ async fn panel_in_a_browser_from_setup_to_rollback_members_and_csrf() {
     fill(&c, "#name", "web").await;
     click(&c, "button[type=submit]").await;
     wait_path(&c, "/apps/web").await;
+    // The health check as the API gives it (the default: auto, 250 ms).
+    let health = wait_text(&c, "#health-check", "auto", 10).await;
+    assert!(
+        health.contains("250 ms") && health.contains("1000 ms"),
+        "{health}"
+    );
     shoot(&c, "app-new").await;
 
     // Deploy, watch the live log to its end, see it through the edge.
@@ -454,6 +460,56 @@ async fn panel_in_a_browser_from_setup_to_rollback_members_and_csrf() {
         .unwrap();
     click(&c, "form[data-api='/api/v1/users'] button[type=submit]").await;
     wait_text(&c, "#people-h + .table-wrap", "mia", 10).await;
+    // Her grant changes from deploy to read through the row's edit form.
+    let (_, users) = berth.api("GET", "/users", None).await;
+    let mia = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "mia")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        users
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["id"] == mia.as_str())
+            .unwrap()["grants"],
+        json!([{"project": "shop", "scope": "deploy"}])
+    );
+    click(&c, &format!("#edit-{mia} > summary")).await;
+    c.find(Locator::Css(&format!("#grant-{mia}-0-scope")))
+        .await
+        .unwrap()
+        .select_by_value("read")
+        .await
+        .unwrap();
+    click(
+        &c,
+        &format!("#edit-{mia} form[data-edit=grants] button[type=submit]"),
+    )
+    .await;
+    wait_until(10, || async {
+        let (_, user) = berth.api("GET", "/users", None).await;
+        user.as_array().is_some_and(|list| {
+            list.iter().any(|u| {
+                u["id"] == mia.as_str()
+                    && u["grants"] == json!([{"project": "shop", "scope": "read"}])
+            })
+        })
+    })
+    .await;
+    // The page reloads after the change (the edit form closed again).
+    wait_until(10, || async {
+        c.find(Locator::Css(&format!("#edit-{mia}:not([open])")))
+            .await
+            .is_ok()
+    })
+    .await;
+    shoot(&c, "settings-person-edited").await;
     fill(&c, "#key-name", "ci").await;
     click(&c, "form[data-api='/api/v1/api-keys'] button[type=submit]").await;
     let key = wait_text(&c, "#new-key-value", "berth_key_", 10).await;

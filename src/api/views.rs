@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use berth_config::{BuildSpec, Domain, GitSource};
+use berth_config::{BuildSpec, Domain, GitSource, HealthCheck};
 use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -90,6 +90,9 @@ pub struct AppView {
     pub memory_mb: Option<u64>,
     /// Routes.
     pub domains: Vec<Domain>,
+    /// How a new replica proves it is ready (read-only here; set it with
+    /// `health_check` of the app's input).
+    pub health_check: HealthCheck,
     /// Whether it serves.
     pub status: AppStatus,
     /// Why the app is `failed`: the error of its last deployment.
@@ -160,6 +163,7 @@ impl AppView {
             cpus: spec.cpus,
             memory_mb: spec.memory_mb,
             domains: spec.domains,
+            health_check: spec.health_check,
             status,
             reason,
             serving_replicas: serving,

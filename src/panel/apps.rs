@@ -57,6 +57,8 @@ struct AppPage {
     status: String,
     source: String,
     build: String,
+    /// The health check's type (`auto`, `http`, `tcp`, `docker`).
+    health: String,
     created: String,
     env: Vec<String>,
     domains: Vec<DomainItem>,
@@ -180,6 +182,7 @@ pub async fn detail(
         status: label(&app.status),
         source,
         build,
+        health: label(&app.health_check.kind),
         created: when(app.created_at),
         env: app.env.keys().cloned().collect(),
         domains,

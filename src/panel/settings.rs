@@ -9,15 +9,23 @@ use axum::response::Response;
 
 use super::{failed, label, page, when, Chrome, PanelState, Viewer};
 use crate::access::{Principal, Target};
-use crate::store::{ApiKeyRecord, Scope, UserRecord};
+use crate::store::{ApiKeyRecord, Role, Scope, UserRecord};
 
 struct UserRow {
     id: String,
     username: String,
     role: String,
     grants: String,
+    /// The grants one by one, for the edit form.
+    grant_list: Vec<GrantRow>,
     two_factor: bool,
     me: bool,
+}
+
+/// A project grant: project and `read`, `deploy` or `write`.
+struct GrantRow {
+    project: String,
+    scope: String,
 }
 
 struct KeyRow {
@@ -45,6 +53,8 @@ struct SettingsPage {
     page: Chrome,
     /// Owners and admins: the people section.
     admin: bool,
+    /// Owners (and the admin token) may give and take the owner role.
+    owner: bool,
     users: Vec<UserRow>,
     projects: Vec<String>,
     keys: Vec<KeyRow>,
@@ -66,6 +76,14 @@ impl From<&UserRecord> for UserRow {
                 .map(|g| format!("{} ({})", g.project, g.scope.as_str()))
                 .collect::<Vec<_>>()
                 .join(", "),
+            grant_list: u
+                .grants
+                .iter()
+                .map(|g| GrantRow {
+                    project: g.project.clone(),
+                    scope: g.scope.as_str().to_string(),
+                })
+                .collect(),
             two_factor: u.totp_enabled,
             me: false,
         }
@@ -101,6 +119,10 @@ pub async fn settings(State(state): State<PanelState>, viewer: Viewer) -> Respon
         .principal
         .check(Scope::Admin, Target::Instance)
         .is_ok();
+    let owner = match &viewer.principal {
+        Principal::Operator => true,
+        other => other.user().is_some_and(|u| u.role == Role::Owner),
+    };
     let me = viewer.principal.user().map(|u| u.id.clone());
     let users = if admin {
         match store.users() {
@@ -157,6 +179,7 @@ pub async fn settings(State(state): State<PanelState>, viewer: Viewer) -> Respon
     page(&SettingsPage {
         page: Chrome::new(&viewer, "Settings", "settings"),
         admin,
+        owner,
         users,
         projects,
         keys,

@@ -65,7 +65,16 @@
       }
       put(body, path(el.name), value);
     }
-    return body;
+    return compact(body);
+  }
+
+  // Rows left empty (a grant set to none) leave holes in arrays: drop them.
+  function compact(v) {
+    if (Array.isArray(v)) return v.filter(() => true).map(compact);
+    if (v && typeof v === "object") {
+      for (const k of Object.keys(v)) v[k] = compact(v[k]);
+    }
+    return v;
   }
 
   function clearErrors(scope) {
