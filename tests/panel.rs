@@ -487,6 +487,7 @@ async fn panel_in_a_browser_from_setup_to_rollback_members_and_csrf() {
         .select_by_value("read")
         .await
         .unwrap();
+    shoot(&c, "settings-person-edit").await;
     click(
         &c,
         &format!("#edit-{mia} form[data-edit=grants] button[type=submit]"),
@@ -510,6 +511,29 @@ async fn panel_in_a_browser_from_setup_to_rollback_members_and_csrf() {
     })
     .await;
     shoot(&c, "settings-person-edited").await;
+    // The last owner cannot step down: the API's 409 beside the role.
+    let me = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "owner")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    click(&c, &format!("#edit-{me} > summary")).await;
+    c.find(Locator::Css(&format!("#role-{me}")))
+        .await
+        .unwrap()
+        .select_by_value("admin")
+        .await
+        .unwrap();
+    click(
+        &c,
+        &format!("#edit-{me} form[data-edit=role] button[type=submit]"),
+    )
+    .await;
+    wait_text(&c, &format!("#role-{me} + .field-error"), "last owner", 10).await;
     fill(&c, "#key-name", "ci").await;
     click(&c, "form[data-api='/api/v1/api-keys'] button[type=submit]").await;
     let key = wait_text(&c, "#new-key-value", "berth_key_", 10).await;
