@@ -358,6 +358,19 @@ mod tests {
         assert_eq!(audit["required"], false, "{audit}");
         let user = &doc["components"]["schemas"]["UserInput"]["properties"];
         assert_eq!(user["password"]["minLength"], 10, "{user}");
+        // An app's view shows its (read-only) health check, fully described.
+        let view = &doc["components"]["schemas"]["AppView"];
+        assert!(
+            view["required"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|f| f == "health_check")),
+            "{view}"
+        );
+        let health = &doc["components"]["schemas"]["HealthCheck"]["properties"];
+        assert!(
+            health["type"].is_object() && health["interval_ms"].is_object(),
+            "{health}"
+        );
         // Every name pattern the document gives is one the server checks.
         for name in ["app-1", "a"] {
             assert!(berth_config::validate_name("name", name).is_ok());
