@@ -235,15 +235,17 @@ mod tests {
         assert_eq!(forwarded_client(local, &headers), local);
     }
 
-    #[tokio::test]
-    async fn a_silent_connection_is_closed_after_the_head_timeout() {
-        use tokio::io::AsyncReadExt;
+    /// A listener answering `ok` at `/` within the given limits.
+    async fn start(
+        max_connections: usize,
+        head_timeout: Duration,
+    ) -> (SocketAddr, CancellationToken, tokio::task::JoinHandle<()>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         let limits = Limits {
-            max_connections: 1,
-            head_timeout: Duration::from_millis(300),
+            max_connections,
+            head_timeout,
         };
         let server = tokio::spawn(serve(
             "test",
@@ -253,6 +255,13 @@ mod tests {
             false,
             shutdown.clone(),
         ));
+        (addr, shutdown, server)
+    }
+
+    #[tokio::test]
+    async fn a_silent_connection_is_closed_after_the_head_timeout() {
+        use tokio::io::AsyncReadExt;
+        let (addr, shutdown, server) = start(1, Duration::from_millis(300)).await;
         let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
         let mut buf = [0u8; 64];
         let read = tokio::time::timeout(Duration::from_secs(10), silent.read(&mut buf))
@@ -283,21 +292,7 @@ mod tests {
     #[tokio::test]
     async fn connections_past_the_cap_wait_for_a_free_slot() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        let limits = Limits {
-            max_connections: 2,
-            head_timeout: Duration::from_secs(30),
-        };
-        let server = tokio::spawn(serve(
-            "test",
-            listener,
-            Router::new().route("/", axum::routing::get(|| async { "ok" })),
-            limits,
-            false,
-            shutdown.clone(),
-        ));
+        let (addr, shutdown, server) = start(2, Duration::from_secs(30)).await;
         let held: Vec<_> =
             futures_util::future::join_all((0..2).map(|_| tokio::net::TcpStream::connect(addr)))
                 .await;
