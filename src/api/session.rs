@@ -225,6 +225,13 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientParts {
         parts: &mut axum::http::request::Parts,
         _: &S,
     ) -> Result<Self, Self::Rejection> {
+        // Inside `/api/v1` the URI has lost its prefix: the audit log names
+        // the path the client asked for, as the gate does.
+        let path = parts
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .map_or(parts.uri.path(), |u| u.0.path())
+            .to_string();
         Ok(Self {
             peer: parts
                 .extensions
@@ -236,8 +243,8 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientParts {
                 .extensions
                 .get::<MatchedPath>()
                 .map(|m| m.as_str().to_string())
-                .unwrap_or_else(|| parts.uri.path().to_string()),
-            path: parts.uri.path().to_string(),
+                .unwrap_or_else(|| path.clone()),
+            path,
         })
     }
 }
@@ -253,7 +260,7 @@ fn over_https(headers: &HeaderMap) -> bool {
 
 /// The `Set-Cookie` value that carries `secret` for `max_age` seconds
 /// (0 with an empty secret: the cookie is cleared).
-pub fn session_cookie(secret: &str, max_age: i64, secure: bool) -> String {
+pub fn set_cookie_value(secret: &str, max_age: i64, secure: bool) -> String {
     let secure = if secure { "; Secure" } else { "" };
     format!(
         "{SESSION_COOKIE}={secret}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}"
@@ -261,7 +268,7 @@ pub fn session_cookie(secret: &str, max_age: i64, secure: bool) -> String {
 }
 
 fn signed_in(signed: SignedIn, headers: &HeaderMap) -> Response {
-    let cookie = session_cookie(&signed.secret, signed.max_age(), over_https(headers));
+    let cookie = set_cookie_value(&signed.secret, signed.max_age(), over_https(headers));
     let view = SessionView::of(&signed.user, &signed.session);
     let mut response = Json(view).into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
@@ -360,7 +367,7 @@ pub async fn sign_out(
 ) -> Result<Response, Refusal> {
     let (_, session) = own_session(&principal)?;
     state.sessions.sign_out(session)?;
-    let cookie = session_cookie("", 0, over_https(&headers));
+    let cookie = set_cookie_value("", 0, over_https(&headers));
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
 }
 
