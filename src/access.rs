@@ -1,6 +1,6 @@
 //! Who is asking and what they may do: the one permission check of the
 //! API, the panel and webhooks. A [`Principal`] is the admin token, a
-//! signed-in user or an API key; [`Principal::check`] says whether it may
+//! signed-in user, an API key or a webhook delivery; [`Principal::check`] says whether it may
 //! act with a [`Scope`] on a [`Target`]; [`route_need`] says what every
 //! route of the API needs (a route missing from it is refused, and a test
 //! walks the OpenAPI document so none can be forgotten).
@@ -28,6 +28,18 @@ pub enum Principal {
     User(Arc<(UserRecord, SessionRecord)>),
     /// An API key, and the user who made it (`None`: the admin token did).
     Key(Arc<(ApiKeyRecord, Option<UserRecord>)>),
+    /// A webhook delivery whose URL token matched its app's.
+    Hook(Arc<HookCaller>),
+}
+
+/// The app a webhook URL names: a delivery may deploy it and nothing else
+/// (the receiver acts only on this app).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookCaller {
+    /// The app.
+    pub app: String,
+    /// Its project.
+    pub project: Option<String>,
 }
 
 /// What an action touches, for the check.
@@ -51,19 +63,21 @@ pub enum Denied {
 }
 
 impl Principal {
-    /// Who, for the audit log: `admin-token`, `user:<name>`, `key:<id>`.
+    /// Who, for the audit log: `admin-token`, `user:<name>`, `key:<id>`,
+    /// `webhook:<app>`.
     pub fn actor(&self) -> String {
         match self {
             Self::Operator => "admin-token".into(),
             Self::User(u) => format!("user:{}", u.0.username),
             Self::Key(k) => format!("key:{}", k.0.id),
+            Self::Hook(h) => format!("webhook:{}", h.app),
         }
     }
 
     /// The user behind the principal (a session's, or a key's maker).
     pub fn user(&self) -> Option<&UserRecord> {
         match self {
-            Self::Operator => None,
+            Self::Operator | Self::Hook(_) => None,
             Self::User(u) => Some(&u.0),
             Self::Key(k) => k.1.as_ref(),
         }
@@ -74,6 +88,10 @@ impl Principal {
         match self {
             Self::Operator => Some(Scope::Admin),
             Self::User(u) => user_scope(&u.0, target),
+            Self::Hook(h) => match target {
+                Target::Project(p) if p == h.project.as_deref() => Some(Scope::Deploy),
+                _ => None,
+            },
             Self::Key(k) => {
                 let (key, maker) = (&k.0, &k.1);
                 let within = match (&key.projects, target) {
@@ -147,9 +165,12 @@ pub enum On {
 /// What a route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
-    /// No principal: health, the webhook receiver (its URL token and
-    /// signature authenticate it), signing in.
+    /// No principal: health, signing in.
     Public,
+    /// The webhook receiver: its URL token names a [`HookCaller`], which
+    /// needs `deploy` on its app's project; the receiver checks the
+    /// provider's signature over the body.
+    Hook,
     /// Any principal, even one whose second factor is still due.
     SignedIn,
     /// `scope` on what the route acts on. Handlers that act on something
@@ -167,8 +188,8 @@ pub fn route_need(method: &Method, template: &str) -> Option<Need> {
     let m = method.as_str();
     let need = |scope, on| Some(Need::Scope(scope, on));
     match (m, path) {
-        ("GET", "/health" | "/setup")
-        | ("POST", "/hooks/{app}/{token}" | "/session" | "/setup") => Some(Need::Public),
+        ("GET", "/health" | "/setup") | ("POST", "/session" | "/setup") => Some(Need::Public),
+        ("POST", "/hooks/{app}/{token}") => Some(Need::Hook),
         ("GET", "/session") | ("DELETE", "/session") | ("POST", "/session/second-factor") => {
             Some(Need::SignedIn)
         }
@@ -205,6 +226,7 @@ pub fn route_need(method: &Method, template: &str) -> Option<Need> {
         ("GET", "/deployments/{id}" | "/deployments/{id}/logs") => need(Read, Deployment),
         ("POST", "/deployments/{id}/cancel") => need(Deploy, Deployment),
         ("GET" | "POST", "/certificates" | "/users" | "/audit" | "/api-keys")
+        | ("GET" | "PATCH", "/settings")
         | ("DELETE", "/certificates/{id}" | "/api-keys/{id}")
         | ("PATCH" | "DELETE", "/users/{id}") => need(Admin, Instance),
         _ => None,
@@ -304,6 +326,36 @@ mod tests {
         assert_eq!(wide.scope_on(SHOP), Some(Scope::Write));
         let none = session_of(user(Role::Member, &[]));
         assert_eq!(none.scope_on(Target::Instance), Some(Scope::Read));
+    }
+
+    #[test]
+    fn a_webhook_may_deploy_in_its_apps_project_and_nothing_more() {
+        let hook = |project: Option<&str>| {
+            Principal::Hook(Arc::new(HookCaller {
+                app: "web".into(),
+                project: project.map(str::to_string),
+            }))
+        };
+        let shop = hook(Some("shop"));
+        assert_eq!(shop.check(Scope::Deploy, SHOP), Ok(()));
+        assert_eq!(
+            shop.check(Scope::Write, SHOP),
+            Err(Denied::Scope(Scope::Write))
+        );
+        assert_eq!(shop.check(Scope::Read, BLOG), Err(Denied::Hidden));
+        assert_eq!(shop.check(Scope::Read, NONE), Err(Denied::Hidden));
+        assert_eq!(
+            shop.check(Scope::Read, Target::Instance),
+            Err(Denied::Hidden)
+        );
+        assert_eq!(hook(None).check(Scope::Deploy, NONE), Ok(()));
+        assert_eq!(hook(None).check(Scope::Read, SHOP), Err(Denied::Hidden));
+        assert_eq!(shop.actor(), "webhook:web");
+        assert!(shop.user().is_none());
+        assert_eq!(
+            route_need(&Method::POST, "/api/v1/hooks/{app}/{token}"),
+            Some(Need::Hook)
+        );
     }
 
     #[test]

@@ -92,6 +92,9 @@ struct Inner {
     tokens: Arc<Http01Tokens>,
     acme: AcmeSettings,
     client: tokio::sync::Mutex<Option<AcmeClient>>,
+    /// The account's contact email, which the instance settings may change
+    /// at run time.
+    contact: Mutex<Contact>,
     /// ACME hosts wanted by some app's domains, and their state.
     hosts: Mutex<HashMap<String, HostState>>,
     /// berth's own host on the edge (`[panel] domain`), always wanted.
@@ -100,6 +103,14 @@ struct Inner {
     orders: Arc<tokio::sync::Semaphore>,
     expiry: Family<CertLabels, Gauge<i64, AtomicI64>>,
     tracker: TaskTracker,
+}
+
+/// The ACME account's contact as berth wants it.
+struct Contact {
+    email: Option<String>,
+    /// The CA may hold another contact: update it when the account is
+    /// next used (or now, when it is in use).
+    stale: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -198,6 +209,10 @@ impl Certificates {
                 secrets,
                 served,
                 tokens,
+                contact: Mutex::new(Contact {
+                    email: acme.email.clone(),
+                    stale: false,
+                }),
                 acme,
                 client: tokio::sync::Mutex::new(None),
                 hosts: Mutex::new(HashMap::new()),
@@ -523,7 +538,14 @@ impl Certificates {
     /// The ACME client, restoring or creating the account on first use.
     async fn client(&self) -> Result<AcmeClient, IssueError> {
         let mut slot = self.inner.client.lock().await;
+        let (email, stale) = {
+            let contact = lock(&self.inner.contact);
+            (contact.email.clone(), contact.stale)
+        };
         if let Some(client) = slot.as_ref() {
+            if stale {
+                self.update_contact(client, email).await;
+            }
             return Ok(client.clone());
         }
         let saved = match self.inner.store.acme_account()? {
@@ -535,7 +557,7 @@ impl Certificates {
         };
         let config = AcmeConfig {
             directory: self.inner.acme.directory.clone(),
-            email: self.inner.acme.email.clone(),
+            email: email.clone(),
             ca_root: self.inner.acme.ca_root.clone(),
             order_timeout: ORDER_TIMEOUT,
         };
@@ -544,9 +566,54 @@ impl Certificates {
             let sealed = self.inner.secrets.seal(json.as_bytes())?;
             self.inner.store.set_acme_account(&sealed)?;
             tracing::info!(directory = %self.inner.acme.directory, "created the ACME account");
+            self.contact_updated(&email);
+        } else if stale {
+            self.update_contact(&client, email).await;
         }
         *slot = Some(client.clone());
         Ok(client)
+    }
+
+    /// Sets the ACME account's contact email (`None`: none). The account
+    /// in use is updated now; one not yet used is updated (or created with
+    /// it) when it is.
+    pub fn set_contact(&self, email: Option<String>) {
+        {
+            let mut contact = lock(&self.inner.contact);
+            contact.email = email;
+            contact.stale = true;
+        }
+        let this = self.clone();
+        self.inner.tracker.spawn(async move {
+            let slot = this.inner.client.lock().await;
+            if let Some(client) = slot.as_ref() {
+                let email = lock(&this.inner.contact).email.clone();
+                this.update_contact(client, email).await;
+            }
+        });
+    }
+
+    async fn update_contact(&self, client: &AcmeClient, email: Option<String>) {
+        match client.update_contact(email.as_deref()).await {
+            Ok(()) => {
+                tracing::info!(
+                    contact = email.as_deref().unwrap_or("none"),
+                    "updated the ACME account's contact"
+                );
+                self.contact_updated(&email);
+            }
+            Err(err) => {
+                tracing::warn!(%err, "could not update the ACME account's contact; berth tries again when the account is next used")
+            }
+        }
+    }
+
+    /// The CA holds `email` now, unless it was changed meanwhile.
+    fn contact_updated(&self, email: &Option<String>) {
+        let mut contact = lock(&self.inner.contact);
+        if contact.email == *email {
+            contact.stale = false;
+        }
     }
 
     /// Stored certificates and every HTTPS domain's state.

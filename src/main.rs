@@ -11,6 +11,7 @@ mod builds;
 mod certs;
 mod cli;
 mod hooks;
+mod instance;
 mod listener;
 mod metrics;
 mod orchestrator;

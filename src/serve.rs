@@ -213,8 +213,17 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     certs.run(shutdown.clone());
 
-    let api_state = crate::api::ApiState::new(orchestrator.clone(), certs, sessions)
-        .with_public_url(settings.public.public_url.clone());
+    let instance = crate::instance::Instance::new(
+        orchestrator.store().clone(),
+        certs.clone(),
+        berth_config::InstanceSettings {
+            acme_email: settings.acme.email.clone(),
+            public_url: settings.public.public_url.clone(),
+        },
+        settings.public.panel_domain.clone(),
+    )
+    .context("reading the instance settings")?;
+    let api_state = crate::api::ApiState::new(orchestrator.clone(), certs, sessions, instance);
     let panel =
         crate::panel::PanelState::new(api_state.clone(), auth.clone(), settings.data_dir.clone());
     let api = crate::api::router(api_state, auth).merge(crate::panel::router(panel));

@@ -272,7 +272,7 @@ async fn acme_tls_alpn01_certificate_is_served_over_h2() {
 
 #[tokio::test]
 async fn the_panel_domain_serves_the_api_over_https_with_an_acme_certificate() {
-    let (berth, pebble) = berth_with_pebble("[panel]\ndomain = \"panel.test\"\n", None).await;
+    let (mut berth, pebble) = berth_with_pebble("[panel]\ndomain = \"panel.test\"\n", None).await;
     let list = wait_valid(&berth, &pebble, "panel.test").await;
     let panel = list["domains"]
         .as_array()
@@ -329,6 +329,113 @@ async fn the_panel_domain_serves_the_api_over_https_with_an_acme_certificate() {
         .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["field"], "domains[0].host", "{body}");
+
+    settings_change_at_run_time(&mut berth, &pebble).await;
+}
+
+/// The ACME contact and the public URL set through the API: the account
+/// in use is updated at the CA, webhook URLs follow at once, bad values
+/// are refused naming the field, and what was set survives a restart
+/// until it is cleared.
+async fn settings_change_at_run_time(berth: &mut Berth, pebble: &Pebble) {
+    let (status, settings) = berth.api("GET", "/settings", None).await;
+    assert_eq!(status, 200, "{settings}");
+    assert_eq!(settings["acme_email"], Value::Null, "{settings}");
+    assert_eq!(settings["in_effect"]["acme_email"], "ops@example.com");
+    assert_eq!(settings["in_effect"]["public_url"], "https://panel.test");
+    assert_eq!(settings["in_effect"]["panel_domain"], "panel.test");
+    let (status, changed) = berth
+        .api(
+            "PATCH",
+            "/settings",
+            Some(json!({"acme_email": "certs@example.org", "public_url": "https://Hooks.example.net/"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(changed["acme_email"], "certs@example.org");
+    assert_eq!(changed["public_url"], "https://hooks.example.net");
+    assert_eq!(changed["in_effect"]["acme_email"], "certs@example.org");
+    // The account made for the certificate above now has the new contact.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !berth.log().contains("updated the ACME account's contact") {
+        assert!(
+            Instant::now() < deadline,
+            "the contact was not updated:\n{}\npebble:\n{}",
+            berth.log(),
+            pebble.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !berth
+            .log()
+            .contains("could not update the ACME account's contact"),
+        "{}",
+        berth.log()
+    );
+    let (_, hook) = berth.api("GET", "/apps/hooked/webhook", None).await;
+    assert!(
+        hook["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://hooks.example.net/api/v1/hooks/hooked/"),
+        "{hook}"
+    );
+    for (body, field) in [
+        (json!({"acme_email": "nobody"}), "acme_email"),
+        (
+            json!({"public_url": "ftp://hooks.example.net"}),
+            "public_url",
+        ),
+        (
+            json!({"public_url": "https://hooks.example.net/path"}),
+            "public_url",
+        ),
+    ] {
+        let (status, answer) = berth.api("PATCH", "/settings", Some(body)).await;
+        assert_eq!(status, 400, "{answer}");
+        assert_eq!(answer["error"]["field"], field, "{answer}");
+    }
+    let (status, answer) = berth
+        .api(
+            "PATCH",
+            "/settings",
+            Some(json!({"panel_domain": "x.test"})),
+        )
+        .await;
+    assert_eq!(status, 400, "a setting the API does not change: {answer}");
+
+    // Kept across a restart; cleared, the config's value applies again.
+    assert!(berth.terminate().await);
+    berth.launch().await;
+    let (_, settings) = berth.api("GET", "/settings", None).await;
+    assert_eq!(
+        settings["public_url"], "https://hooks.example.net",
+        "{settings}"
+    );
+    assert_eq!(settings["acme_email"], "certs@example.org", "{settings}");
+    let (status, cleared) = berth
+        .api("PATCH", "/settings", Some(json!({"public_url": null})))
+        .await;
+    assert_eq!(status, 200, "{cleared}");
+    assert_eq!(cleared["public_url"], Value::Null);
+    assert_eq!(cleared["acme_email"], "certs@example.org", "{cleared}");
+    let (_, hook) = berth.api("GET", "/apps/hooked/webhook", None).await;
+    assert!(
+        hook["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://panel.test/api/v1/hooks/hooked/"),
+        "{hook}"
+    );
+    let (_, audit) = berth.api("GET", "/audit?limit=20", None).await;
+    let changes = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "PATCH /api/v1/settings" && e["status"] == 200)
+        .count();
+    assert_eq!(changes, 2, "{audit}");
 }
 
 /// A TLS connection to the edge for `host`, trusting `root`.

@@ -249,6 +249,29 @@ async fn github_push_builds_deploys_and_filters() {
         "{hook}"
     );
 
+    // Deliveries pass the API's gate as their app's webhook: each is in
+    // the audit log, under the app, without the URL's token.
+    let (status, audit) = berth.api("GET", "/audit?limit=100", None).await;
+    assert_eq!(status, 200, "{audit}");
+    let url_token = url.rsplit('/').next().unwrap();
+    let hooks: Vec<&Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor"] == "webhook:shop")
+        .collect();
+    assert_eq!(hooks.len(), 7, "{audit}");
+    assert!(
+        hooks.iter().all(|e| e["target"] == "/api/v1/hooks/shop/…"),
+        "{audit}"
+    );
+    assert_eq!(
+        hooks.iter().filter(|e| e["status"] == 202).count(),
+        1,
+        "{audit}"
+    );
+    assert!(!audit.to_string().contains(url_token), "{audit}");
+
     // Rotating the webhook retires the old URL.
     let (status, rotated) = berth.api("POST", "/apps/shop/webhook/rotate", None).await;
     assert_eq!(status, 200);

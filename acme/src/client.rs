@@ -211,6 +211,20 @@ impl AcmeClient {
         Ok(Issued { cert, key_pem })
     }
 
+    /// Replaces the account's contact (`None`: no contact), within the
+    /// order deadline.
+    pub async fn update_contact(&self, email: Option<&str>) -> Result<(), AcmeError> {
+        let contact = email.map(|e| format!("mailto:{e}"));
+        let contacts: Vec<&str> = contact.iter().map(String::as_str).collect();
+        tokio::time::timeout(
+            self.config.order_timeout,
+            self.account.update_contacts(&contacts),
+        )
+        .await
+        .map_err(|_| AcmeError::Client("the ACME server did not answer in time".into()))??;
+        Ok(())
+    }
+
     /// The CA's suggested renewal time for `cert` (ACME Renewal Info), a
     /// random moment within its window; `None` when the CA has no ARI.
     pub async fn suggested_renewal(&self, cert: &Certificate) -> Option<OffsetDateTime> {

@@ -10,6 +10,7 @@ mod app;
 mod domain;
 mod error;
 mod health;
+mod instance;
 mod names;
 mod public;
 mod settings;
@@ -21,6 +22,7 @@ pub use domain::{
 };
 pub use error::{ConfigError, FieldError};
 pub use health::{HealthCheck, HealthCheckInput, HealthKind};
+pub use instance::{InstanceInput, InstanceSettings};
 pub use names::{normalize_host, validate_host, validate_name, validate_path_prefix};
 pub use public::PublicSettings;
 pub use settings::{

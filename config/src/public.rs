@@ -58,7 +58,7 @@ pub fn public_settings(
         None => None,
     };
     let public_url = match url.or(server.public_url) {
-        Some(raw) => Some(public_url(&raw).map_err(ConfigError::Invalid)?),
+        Some(raw) => Some(public_url("server.public_url", &raw).map_err(ConfigError::Invalid)?),
         None => panel_domain.as_ref().map(|d| format!("https://{d}")),
     };
     Ok(PublicSettings {
@@ -67,9 +67,9 @@ pub fn public_settings(
     })
 }
 
-/// `scheme://host[:port]`, lowercased host, no trailing slash.
-fn public_url(raw: &str) -> Result<String, FieldError> {
-    let field = "server.public_url";
+/// `scheme://host[:port]`, lowercased host, no trailing slash; errors
+/// name `field`.
+pub(crate) fn public_url(field: &str, raw: &str) -> Result<String, FieldError> {
     let fix = "write the address users reach berth at, e.g. https://berth.example.com or http://203.0.113.7:3000";
     let trimmed = raw.trim().trim_end_matches('/');
     let Some((scheme, rest)) = trimmed.split_once("://") else {

@@ -517,6 +517,24 @@ fn registry_settings(
     }))
 }
 
+/// A contact email address (trimmed), or an error naming `field`.
+pub(crate) fn contact_email(field: &str, raw: &str) -> Result<String, FieldError> {
+    let email = raw.trim();
+    let ok = email.len() <= 254
+        && email
+            .split_once('@')
+            .is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.'))
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(email.to_string())
+    } else {
+        Err(FieldError::new(
+            field,
+            format!("{raw:?} is not an email address; give one like ops@example.com"),
+        ))
+    }
+}
+
 /// The `[acme]` settings from the overrides of directory, email and CA
 /// root (flags and environment) over the file's.
 fn acme_settings(
@@ -541,19 +559,10 @@ fn acme_settings(
             )))
         }
     };
-    let email = email.or(f.email);
-    if let Some(email) = &email {
-        let ok = email
-            .split_once('@')
-            .is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.'))
-            && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-        if !ok {
-            return Err(invalid(FieldError::new(
-                "acme.email",
-                format!("{email:?} is not an email address; give one like ops@example.com"),
-            )));
-        }
-    }
+    let email = match email.or(f.email) {
+        Some(raw) => Some(contact_email("acme.email", &raw).map_err(invalid)?),
+        None => None,
+    };
     let ca_root = ca_root.or(f.ca_root);
     if let Some(path) = &ca_root {
         if !path.is_file() {

@@ -39,7 +39,7 @@ pub struct Guard {
 
 /// How the principal proved who it is.
 pub(crate) enum Proof {
-    /// The admin token or an API key.
+    /// The admin token, an API key or a webhook URL's token: no CSRF.
     Bearer,
     /// A session cookie, whose changes must carry this CSRF token.
     Cookie {
@@ -60,7 +60,12 @@ pub async fn guard(State(guard): State<Guard>, mut req: Request, next: Next) -> 
         return next.run(req).await;
     }
     let store = guard.api.orchestrator.store().clone();
-    let (principal, proof) = match authenticate(&guard.admin, &store, req.headers()) {
+    let found = if need == Some(Need::Hook) {
+        hook_caller(&guard.api, &mut req).await.map(Some)
+    } else {
+        authenticate(&guard.admin, &store, req.headers())
+    };
+    let (principal, proof) = match found {
         Ok(Some(found)) => found,
         Ok(None) => return ApiError::unauthorized().into_response(),
         Err(err) => return err.into_response(),
@@ -78,6 +83,16 @@ pub async fn guard(State(guard): State<Guard>, mut req: Request, next: Next) -> 
         // answered by the router to a principal only.
         None => {}
         Some(Need::Public) | Some(Need::SignedIn) => {}
+        Some(Need::Hook) => {
+            let project = match &principal {
+                Principal::Hook(h) => h.project.as_deref(),
+                _ => None,
+            };
+            let checked = principal.check(Scope::Deploy, Target::Project(project));
+            if let Err(err) = verdict(checked, "app", &principal.actor()) {
+                return err.into_response();
+            }
+        }
         Some(Need::Scope(..)) if pending => return ApiError::new(
             StatusCode::UNAUTHORIZED,
             "second_factor_required",
@@ -114,12 +129,18 @@ pub async fn guard(State(guard): State<Guard>, mut req: Request, next: Next) -> 
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip().to_canonical().to_string())
             .unwrap_or_default();
+        let path = req
+            .extensions()
+            .get::<OriginalUri>()
+            .map_or(req.uri().path(), |u| u.0.path());
+        // A webhook URL's last segment is its secret token.
+        let target = match (&principal, path.rsplit_once('/')) {
+            (Principal::Hook(_), Some((head, _))) => format!("{head}/…"),
+            _ => path.to_string(),
+        };
         (
             format!("{method} {}", template.as_deref().unwrap_or("-")),
-            req.extensions()
-                .get::<OriginalUri>()
-                .map_or(req.uri().path(), |u| u.0.path())
-                .to_string(),
+            target,
             address,
         )
     });
@@ -145,6 +166,28 @@ pub async fn guard(State(guard): State<Guard>, mut req: Request, next: Next) -> 
 
 fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The principal of a webhook delivery, from the app and URL token of
+/// its path (404 for an unknown app or a wrong token), before a byte of
+/// the body is read.
+async fn hook_caller(api: &ApiState, req: &mut Request) -> Result<(Principal, Proof), ApiError> {
+    let (mut parts, body) = std::mem::take(req).into_parts();
+    let params = RawPathParams::from_request_parts(&mut parts, &()).await;
+    *req = Request::from_parts(parts, body);
+    let param = |name: &str| {
+        params
+            .as_ref()
+            .ok()
+            .and_then(|p| {
+                p.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            })
+            .unwrap_or_default()
+    };
+    let caller = super::hooks::caller(api, &param("app"), &param("token"))?;
+    Ok((Principal::Hook(Arc::new(caller)), Proof::Bearer))
 }
 
 /// The principal the request's credentials name, if any; a bad or expired

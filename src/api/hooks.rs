@@ -1,7 +1,8 @@
 //! Apps from source in the API: the webhook of each app (its URL and
 //! secret, rotation, the record of deliveries), the webhook receiver at
-//! `POST /api/v1/hooks/{app}/{token}` (authenticated by the URL token and
-//! the provider's signature, not the admin token), the "test connection"
+//! `POST /api/v1/hooks/{app}/{token}` (its URL token names the caller,
+//! which the gate checks like any principal; the receiver checks the
+//! provider's signature), the "test connection"
 //! of a git source, and the build plan of an `auto` build.
 
 use std::time::Duration;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::Extension;
 use axum::Json;
 use berth_config::{BuildKind, GitAuth, SourceInput};
 use serde::Serialize;
@@ -17,6 +19,7 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ErrorBody};
 use super::json::{self, ApiJson};
 use super::ApiState;
+use crate::access::{HookCaller, Principal};
 use crate::builds::detect::BuildPlan;
 use crate::builds::{Credentials, RemoteRefs};
 use crate::hooks::{self, Decision, Event, Trigger};
@@ -73,8 +76,8 @@ fn view(state: &ApiState, headers: &HeaderMap, app: &str) -> Result<WebhookView,
     let store = state.orchestrator.store();
     let record = store.app(app)?;
     let vault = vault_of(state, &record)?;
-    let base = match &state.public_url {
-        Some(url) => url.to_string(),
+    let base = match state.instance.public_url()? {
+        Some(url) => url,
         None => {
             let host = headers
                 .get(http::header::HOST)
@@ -143,24 +146,19 @@ pub async fn rotate_webhook(
     security(()))]
 pub async fn receive(
     State(state): State<ApiState>,
-    Path((app, token)): Path<(String, String)>,
+    Extension(principal): Extension<Principal>,
+    Path((app, _token)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<HookAnswer>), ApiError> {
-    let unknown = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no webhook at this URL; copy the URL from GET /api/v1/apps/{name}/webhook",
-        )
-    };
-    // App and token first: nothing of the body is read for a stranger.
+    // The gate found the app and checked the URL token (`caller`):
+    // nothing of the body is read for a stranger.
+    if !matches!(&principal, Principal::Hook(h) if h.app == app) {
+        return Err(unknown());
+    }
     let store = state.orchestrator.store();
     let record = store.app(&app).map_err(|_| unknown())?;
     let vault = vault_of(&state, &record)?;
-    if !vault.hook_token_matches(&token) {
-        return Err(unknown());
-    }
     let body = read_body(&state, &headers, body).await?;
     let delivery = match hooks::parse(&headers, &body, vault.hook_secret.as_bytes()) {
         Ok(d) => d,
@@ -253,6 +251,28 @@ pub async fn receive(
         }
     };
     Ok((answer.0, Json(answer.1)))
+}
+
+fn unknown() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no webhook at this URL; copy the URL from GET /api/v1/apps/{name}/webhook",
+    )
+}
+
+/// Who sends a delivery to `/hooks/{app}/{token}`: the app, when the URL
+/// token is its webhook's (compared in constant time); 404 otherwise.
+pub(super) fn caller(state: &ApiState, app: &str, token: &str) -> Result<HookCaller, ApiError> {
+    let record = state.orchestrator.store().app(app).map_err(|_| unknown())?;
+    let vault = vault_of(state, &record)?;
+    if !vault.hook_token_matches(token) {
+        return Err(unknown());
+    }
+    Ok(HookCaller {
+        app: app.to_string(),
+        project: record.spec.project,
+    })
 }
 
 /// Reads a delivery's body: at most the sender's limit, with a turn among

@@ -15,6 +15,7 @@ mod json;
 mod keys;
 mod projects;
 mod session;
+mod settings;
 mod users;
 mod views;
 
@@ -31,6 +32,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use crate::access::{route_need, Need};
 use crate::auth::AdminAuth;
 use crate::certs::Certificates;
+use crate::instance::Instance;
 use crate::orchestrator::Orchestrator;
 use crate::sessions::Sessions;
 use http::Method;
@@ -50,26 +52,26 @@ pub struct ApiState {
     pub sessions: Sessions,
     /// Turns for reading webhook bodies.
     hook_bodies: Arc<Semaphore>,
-    /// `[server] public_url`: where webhook URLs point.
-    public_url: Option<Arc<str>>,
+    /// The instance settings (where webhook URLs point, the ACME email).
+    pub instance: Instance,
 }
 
 impl ApiState {
-    /// The handlers' state over the orchestrator, the certificates and
-    /// sign-in.
-    pub fn new(orchestrator: Orchestrator, certs: Certificates, sessions: Sessions) -> Self {
+    /// The handlers' state over the orchestrator, the certificates,
+    /// sign-in and the instance settings.
+    pub fn new(
+        orchestrator: Orchestrator,
+        certs: Certificates,
+        sessions: Sessions,
+        instance: Instance,
+    ) -> Self {
         Self {
             orchestrator,
             certs,
             sessions,
             hook_bodies: Arc::new(Semaphore::new(hooks::HOOK_BODIES_AT_ONCE)),
-            public_url: None,
+            instance,
         }
-    }
-    /// The same state, with berth's public address for webhook URLs.
-    pub fn with_public_url(mut self, url: Option<String>) -> Self {
-        self.public_url = url.map(Arc::from);
-        self
     }
 }
 
@@ -134,7 +136,9 @@ impl Modify for BearerAuth {
                     }
                 }
                 match route_need(&method, path) {
-                    Some(Need::Public) | None => {}
+                    // The receiver documents its own 401 (a bad signature)
+                    // and 404 (an unknown app or token).
+                    Some(Need::Public) | Some(Need::Hook) | None => {}
                     Some(Need::SignedIn) => {
                         answers
                             .entry("401".into())
@@ -191,6 +195,7 @@ fn operations(
         hooks::get_webhook, hooks::rotate_webhook, hooks::receive, hooks::source_refs,
         hooks::build_plan,
         users::list, users::create, users::patch, users::delete, users::audit,
+        settings::get, settings::patch,
         keys::create, keys::list, keys::delete,
         session::setup_state, session::setup, session::sign_in, session::current,
         session::sign_out, session::second_factor, session::totp_start, session::totp_confirm,
@@ -275,6 +280,7 @@ pub fn router(state: ApiState, auth: AdminAuth) -> Router {
             axum::routing::patch(users::patch).delete(users::delete),
         )
         .route("/audit", get(users::audit))
+        .route("/settings", get(settings::get).patch(settings::patch))
         .route("/api-keys", get(keys::list).post(keys::create))
         .route("/api-keys/{id}", axum::routing::delete(keys::delete))
         .route("/setup", get(session::setup_state).post(session::setup))
@@ -295,8 +301,8 @@ pub fn router(state: ApiState, auth: AdminAuth) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(no_method)
         .layer(axum::extract::DefaultBodyLimit::max(json::MAX_BODY))
-        // Webhooks authenticate with their URL token and signature; their
-        // bodies are read, and limited, by the receiver itself.
+        // A webhook's URL token names its caller (checked by the gate);
+        // its body is read, limited and signature-checked by the receiver.
         .route("/hooks/{app}/{token}", post(hooks::receive))
         .layer(middleware::from_fn_with_state(gate, guard::guard))
         .with_state(state);

@@ -1,6 +1,7 @@
-//! Settings: people (owners and admins add users with a role and project
-//! grants), API keys (made through the API, shown once), your second
-//! factor and your sessions. Lists are read here; every change is a call
+//! Settings: this berth's own settings (the ACME contact email and the
+//! public URL; owners and admins), people (owners and admins add users
+//! with a role and project grants), API keys (made through the API, shown
+//! once), your second factor and your sessions. Lists are read here; every change is a call
 //! to the API from the page.
 
 use askama::Template;
@@ -9,6 +10,7 @@ use axum::response::Response;
 
 use super::{failed, label, page, when, Chrome, PanelState, Viewer};
 use crate::access::{Principal, Target};
+use crate::instance::SettingsView;
 use crate::store::{ApiKeyRecord, Role, Scope, UserRecord};
 
 struct UserRow {
@@ -55,6 +57,8 @@ struct SettingsPage {
     admin: bool,
     /// Owners (and the admin token) may give and take the owner role.
     owner: bool,
+    /// The instance settings (owners and admins).
+    instance: Option<SettingsView>,
     users: Vec<UserRow>,
     projects: Vec<String>,
     keys: Vec<KeyRow>,
@@ -124,6 +128,14 @@ pub async fn settings(State(state): State<PanelState>, viewer: Viewer) -> Respon
         other => other.user().is_some_and(|u| u.role == Role::Owner),
     };
     let me = viewer.principal.user().map(|u| u.id.clone());
+    let instance = if admin {
+        match state.api.instance.view() {
+            Ok(view) => Some(view),
+            Err(err) => return failed(&viewer, &err),
+        }
+    } else {
+        None
+    };
     let users = if admin {
         match store.users() {
             Ok(list) => list
@@ -180,6 +192,7 @@ pub async fn settings(State(state): State<PanelState>, viewer: Viewer) -> Respon
         page: Chrome::new(&viewer, "Settings", "settings"),
         admin,
         owner,
+        instance,
         users,
         projects,
         keys,

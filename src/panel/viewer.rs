@@ -41,6 +41,7 @@ impl FromRequestParts<PanelState> for Viewer {
                     (Principal::Operator, _) => "admin token".to_string(),
                     (_, Some(user)) => user.username.clone(),
                     (Principal::Key(k), None) => format!("key {}", k.0.name),
+                    (Principal::Hook(h), None) => format!("webhook {}", h.app),
                     (Principal::User(_), None) => String::new(),
                 };
                 Ok(Viewer {

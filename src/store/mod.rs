@@ -8,6 +8,7 @@ mod deliveries;
 mod people;
 mod records;
 mod schema;
+mod settings;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub use records::{
     AppRecord, DeploymentRecord, DeploymentStatus, Phase, PhaseTime, ProjectRecord, Timing, Trigger,
 };
 use schema::{decode, encode, APPS, APP_DEPLOYMENTS, DEPLOYMENTS, DEPLOYMENT_LOGS, META, PROJECTS};
+pub use settings::SettingsRecord;
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]

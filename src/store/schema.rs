@@ -18,7 +18,10 @@ use super::StoreError;
 ///   files instead of misreading them.
 /// - 3: people: the `users`, `sessions`, `api_keys` and `audit` tables. New
 ///   tables only, so version 2 files open unchanged.
-pub const SCHEMA_VERSION: u32 = 3;
+/// - 4: instance settings set at run time, in `meta` under [`SETTINGS`]
+///   ([`super::SettingsRecord`]). A new key only, so version 3 files open
+///   unchanged.
+pub const SCHEMA_VERSION: u32 = 4;
 /// First byte of every encoded value: JSON, format 1.
 const VALUE_FORMAT_JSON_V1: u8 = 1;
 
@@ -57,6 +60,8 @@ pub const SCHEMA_KEY: &str = "schema_version";
 pub const ADMIN_TOKEN_HASH: &str = "admin_token_sha256";
 /// Key of the sealed ACME account credentials in `meta` (encoded string).
 pub const ACME_ACCOUNT: &str = "acme_account";
+/// Key of the instance settings in `meta` ([`super::SettingsRecord`]).
+pub const SETTINGS: &str = "settings";
 
 /// Creates missing tables and checks (or writes) the schema version.
 pub fn init(db: &Database) -> Result<(), StoreError> {

@@ -214,4 +214,22 @@ fn a_version_1_file_opens() {
     drop(tx);
     assert!(!store.has_users().unwrap());
     assert!(store.audit(10).unwrap().is_empty());
+    assert_eq!(store.settings().unwrap(), SettingsRecord::default());
+}
+
+#[test]
+fn instance_settings_are_kept_across_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.redb");
+    let set = SettingsRecord {
+        acme_email: Some("ops@example.com".into()),
+        public_url: None,
+    };
+    {
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.settings().unwrap(), SettingsRecord::default());
+        store.set_settings(&set).unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.settings().unwrap(), set);
 }

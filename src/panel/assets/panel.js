@@ -49,6 +49,8 @@
         value = el.value;
       } else {
         value = el.value.trim();
+        // A cleared optional setting is sent as null, which clears it.
+        if (value === "" && type === "nullable") { put(body, path(el.name), null); continue; }
         if (value === "" && el.dataset.keep === undefined) continue;
         if (el.dataset.requires) {
           const other = form.elements.namedItem(el.dataset.requires);
