@@ -117,6 +117,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             rollback_window: settings.rollback_window,
             rollback_watch: settings.rollback_watch,
             concurrency: settings.deploy_concurrency,
+            allow_bind_mounts: settings.allow_bind_mounts,
         },
         builder,
         secrets,

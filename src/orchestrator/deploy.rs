@@ -37,6 +37,9 @@ pub enum DeployError {
     /// The app's secrets could not be opened.
     #[error(transparent)]
     Secret(#[from] crate::secrets::SecretError),
+    /// The app's volumes or mounts could not be prepared.
+    #[error(transparent)]
+    Mount(#[from] super::mounts::MountError),
 }
 
 impl Orchestrator {
@@ -276,6 +279,17 @@ impl Orchestrator {
             d.reached(Phase::ImageReady);
         });
         let spec = &record.spec;
+        let volumes = super::mounts::Volumes::new(engine.docker(), self.instance());
+        let mounts = volumes.prepare(spec, settings.allow_bind_mounts).await?;
+        if !spec.mounts.is_empty() {
+            log.push(&format!("{} mount(s) ready", spec.mounts.len()));
+        }
+        if spec.strategy == berth_config::Strategy::Recreate {
+            // The image is ready: only now do the old replicas go, so a
+            // failed pull or build costs no downtime.
+            log.push("strategy recreate: the previous replicas stop before the new ones start");
+            progress.retired += self.step(record, &[], usize::MAX).await;
+        }
         let env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let suffix = &record.id[record.id.len().saturating_sub(8)..];
         let batch = spec.batch_size.unwrap_or(spec.replicas).max(1);
@@ -305,6 +319,8 @@ impl Orchestrator {
                     cpus: spec.cpus,
                     memory_mb: spec.memory_mb,
                     labels,
+                    mounts: mounts.mounts.clone(),
+                    files: mounts.files.clone(),
                 };
                 // The replica's identity, unless the app sets these itself.
                 let mut env = env.clone();

@@ -90,6 +90,11 @@ pub struct ReplicaConfig<'a> {
     pub memory_mb: Option<u64>,
     /// `berth.*` labels.
     pub labels: HashMap<String, String>,
+    /// Volumes and host paths.
+    pub mounts: Vec<bollard::models::Mount>,
+    /// A tar archive extracted at `/` before the replica starts (file
+    /// mounts).
+    pub files: Option<Vec<u8>>,
 }
 
 /// Health of a replica as the engine sees it.
@@ -206,6 +211,7 @@ impl Engine {
     pub async fn start_replica(&self, config: ReplicaConfig<'_>) -> Result<String, EngineError> {
         let host_config = HostConfig {
             network_mode: Some(self.network.clone()),
+            mounts: (!config.mounts.is_empty()).then_some(config.mounts),
             nano_cpus: config.cpus.map(|c| (c * 1e9) as i64),
             memory: config.memory_mb.map(|m| (m * 1024 * 1024) as i64),
             restart_policy: Some(RestartPolicy {
@@ -245,6 +251,24 @@ impl Engine {
             ..Default::default()
         };
         let created = clock::docker(self.docker.create_container(Some(options), body)).await?;
+        if let Some(files) = config.files {
+            let options = bollard::query_parameters::UploadToContainerOptions {
+                path: "/".into(),
+                ..Default::default()
+            };
+            let upload = self.docker.upload_to_container(
+                &created.id,
+                Some(options),
+                bollard::body_full(files.into()),
+            );
+            if let Err(e) = clock::docker(upload).await {
+                let _ = self.remove(&created.id, Duration::ZERO).await;
+                return Err(EngineError::Docker(format!(
+                    "writing the file mounts: {}",
+                    EngineError::from(e)
+                )));
+            }
+        }
         if let Err(e) = clock::docker(self.docker.start_container(&created.id, None)).await {
             // Not started means not tracked by the caller: remove it here.
             let _ = self.remove(&created.id, Duration::ZERO).await;

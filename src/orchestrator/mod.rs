@@ -14,6 +14,7 @@ mod engine;
 mod health;
 mod logbook;
 mod metrics;
+mod mounts;
 mod network;
 mod reconcile;
 mod rollback;
@@ -62,6 +63,8 @@ pub struct DeploySettings {
     pub rollback_window: usize,
     /// Window after a switch in which a failing new version rolls back; zero: off.
     pub rollback_watch: Duration,
+    /// Whether apps may mount host paths.
+    pub allow_bind_mounts: bool,
 }
 
 /// Why an orchestrator operation failed.
@@ -306,6 +309,11 @@ impl Orchestrator {
         result
     }
 
+    /// Whether apps may mount host paths (`[deploy] allow_bind_mounts`).
+    pub fn allows_bind_mounts(&self) -> bool {
+        self.inner.settings.allow_bind_mounts
+    }
+
     /// Crashes of the replicas of `deployment`, the one serving `app`.
     pub fn crash_state(&self, app: &str, deployment: Option<&str>) -> CrashState {
         self.inner.crashes.state(app, deployment)
@@ -415,8 +423,9 @@ impl Orchestrator {
     }
 
     /// Deletes the app: cancels its deployments, removes its containers,
-    /// its routes and its records.
-    pub async fn delete(&self, app: &str) -> Result<(), OpError> {
+    /// its routes and its records; its volumes too when `volumes` (else
+    /// they stay, and an app made again with the name finds its data).
+    pub async fn delete(&self, app: &str, volumes: bool) -> Result<(), OpError> {
         self.inner.store.app(app)?;
         self.cancel_jobs_of(app);
         let _guard = self.lock_app(app).await?;
@@ -428,6 +437,12 @@ impl Orchestrator {
         let ids = self.containers_of(app, None).await?;
         self.remove_containers(ids.iter().map(String::as_str))
             .await?;
+        if volumes {
+            let removed = mounts::Volumes::new(self.inner.engine.docker(), self.instance())
+                .remove_of_app(app)
+                .await?;
+            tracing::info!(app, volumes = ?removed, "removed the app's volumes");
+        }
         self.inner.store.delete_app(app)?;
         // Images built for the app go too (pulled images may serve others).
         match self.inner.engine.built_images(app).await {
