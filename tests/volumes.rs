@@ -106,6 +106,29 @@ async fn a_volume_keeps_data_across_deployments_and_files_are_written_into_repli
     );
     assert_eq!(berth.containers().len(), 1);
 
+    // A recreated version that fails its health check: the previous one is
+    // deployed again, over the same data.
+    let sick = berth.image(Image::Unhealthy);
+    let (status, body) = berth
+        .api("PATCH", "/apps/keep", Some(json!({"image": sick})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let d = berth.deploy("keep").await;
+    assert_eq!(d["status"], "rolled_back", "{d}\n{}", berth.log());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (status, log) = berth.get("keep.test", "/log").await;
+        if (status, log.as_str()) == (200, "v1\nv2\nsick\nv2\n") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{status} {log}\n{}",
+            berth.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
     // Bad mounts are refused naming the field; nothing changes.
     for (mounts, field) in [
         (
@@ -158,7 +181,7 @@ async fn a_volume_keeps_data_across_deployments_and_files_are_written_into_repli
     assert_eq!(d["status"], "succeeded", "{d}");
     assert_eq!(
         berth.get("keep.test", "/log").await,
-        (200, "v1\nv2\nv1\n".into())
+        (200, "v1\nv2\nsick\nv2\nv1\n".into())
     );
     let (status, _) = berth.api("DELETE", "/apps/keep?volumes=true", None).await;
     assert_eq!(status, 204);
