@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::clock;
 use super::engine::{ReplicaConfig, LABEL_REPLICA};
+use super::mounts::Prepared;
 use super::{
     lock, EngineError, Job, Orchestrator, Replica, LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE,
 };
@@ -290,8 +291,6 @@ impl Orchestrator {
             log.push("strategy recreate: the previous replicas stop before the new ones start");
             progress.retired += self.step(record, &[], usize::MAX).await;
         }
-        let env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let suffix = &record.id[record.id.len().saturating_sub(8)..];
         let batch = spec.batch_size.unwrap_or(spec.replicas).max(1);
         let mut ready: Vec<Replica> = Vec::new();
         let mut next = 0;
@@ -302,38 +301,9 @@ impl Orchestrator {
                 if cancel.is_cancelled() {
                     return Err(DeployError::Cancelled);
                 }
-                let labels = HashMap::from([
-                    (LABEL_INSTANCE.to_string(), self.instance().to_string()),
-                    (LABEL_APP.to_string(), spec.name.clone()),
-                    (LABEL_DEPLOYMENT.to_string(), record.id.clone()),
-                    (LABEL_REPLICA.to_string(), i.to_string()),
-                ]);
-                let name = format!("berth-{}-{}-{suffix}-{i}", self.instance(), spec.name);
-                log.push(&format!("starting replica {i} as {name}"));
-                let config = ReplicaConfig {
-                    name,
-                    image: &image_id,
-                    network: &network,
-                    env: env.clone(),
-                    command: spec.command.clone(),
-                    cpus: spec.cpus,
-                    memory_mb: spec.memory_mb,
-                    labels,
-                    mounts: mounts.mounts.clone(),
-                    files: mounts.files.clone(),
-                };
-                // The replica's identity, unless the app sets these itself.
-                let mut env = env.clone();
-                for (key, value) in [
-                    ("BERTH_APP", spec.name.clone()),
-                    ("BERTH_DEPLOYMENT", record.id.clone()),
-                    ("BERTH_REPLICA", i.to_string()),
-                ] {
-                    if !spec.env.contains_key(key) {
-                        env.push(format!("{key}={value}"));
-                    }
-                }
-                let config = ReplicaConfig { env, ..config };
+                let config =
+                    replica_config(self.instance(), record, i, &image_id, &network, &mounts);
+                log.push(&format!("starting replica {i} as {}", config.name));
                 let id = engine.start_replica(config).await?;
                 progress.created.push(id.clone());
                 batch_ids.push(id);
@@ -472,6 +442,49 @@ impl Orchestrator {
 
     pub(super) fn instance(&self) -> &str {
         self.inner.engine.instance()
+    }
+}
+
+/// The container of replica `i` of deployment `record`: its image (by
+/// id), network, mounts, labels and environment (with the replica's
+/// identity, unless the app sets those variables itself).
+pub(super) fn replica_config<'a>(
+    instance: &str,
+    record: &DeploymentRecord,
+    i: u32,
+    image_id: &'a str,
+    network: &'a str,
+    mounts: &Prepared,
+) -> ReplicaConfig<'a> {
+    let spec = &record.spec;
+    let labels = HashMap::from([
+        (LABEL_INSTANCE.to_string(), instance.to_string()),
+        (LABEL_APP.to_string(), spec.name.clone()),
+        (LABEL_DEPLOYMENT.to_string(), record.id.clone()),
+        (LABEL_REPLICA.to_string(), i.to_string()),
+    ]);
+    let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    for (key, value) in [
+        ("BERTH_APP", spec.name.clone()),
+        ("BERTH_DEPLOYMENT", record.id.clone()),
+        ("BERTH_REPLICA", i.to_string()),
+    ] {
+        if !spec.env.contains_key(key) {
+            env.push(format!("{key}={value}"));
+        }
+    }
+    let suffix = &record.id[record.id.len().saturating_sub(8)..];
+    ReplicaConfig {
+        name: format!("berth-{instance}-{}-{suffix}-{i}", spec.name),
+        image: image_id,
+        network,
+        env,
+        command: spec.command.clone(),
+        cpus: spec.cpus,
+        memory_mb: spec.memory_mb,
+        labels,
+        mounts: mounts.mounts.clone(),
+        files: mounts.files.clone(),
     }
 }
 
