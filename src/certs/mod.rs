@@ -531,7 +531,15 @@ impl Certificates {
             ca_root: self.inner.acme.ca_root.clone(),
             order_timeout: ORDER_TIMEOUT,
         };
-        let (client, created) = AcmeClient::connect(config, saved.as_deref()).await?;
+        let (client, created) = AcmeClient::connect(config, saved.as_deref())
+            .await
+            .map_err(|e| match e {
+                AcmeError::Client(why) => AcmeError::Client(format!(
+                    "reaching the directory {}: {why}",
+                    self.inner.acme.directory
+                )),
+                other => other,
+            })?;
         if let Some(json) = created {
             let sealed = self.inner.secrets.seal(json.as_bytes())?;
             self.inner.store.set_acme_account(&sealed)?;
