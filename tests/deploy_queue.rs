@@ -353,6 +353,9 @@ async fn a_version_that_dies_after_the_switch_rolls_back_by_itself() {
         .await;
     assert_eq!(rollback["status"], "succeeded", "{rollback}");
     answers_with(&berth, "v1 ").await;
+    // The automatic rollback made v1 the app's spec again, like a manual one.
+    let (_, app) = berth.api("GET", "/apps/web", None).await;
+    assert_eq!(app["image"], v1.as_str(), "{app}");
 }
 
 #[tokio::test]
