@@ -15,6 +15,25 @@ async fn answers_with(berth: &Berth, prefix: &str) {
     }
 }
 
+/// Waits until deployment `id`'s log has a line containing `needle`
+/// (lines after the switch come a moment after `succeeded`).
+async fn wait_log_line(berth: &Berth, id: &str, needle: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, log) = berth
+            .api("GET", &format!("/deployments/{id}/logs"), None)
+            .await;
+        if log["lines"].to_string().contains(needle) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{needle:?} not in the log: {log}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 async fn set_image(berth: &Berth, image: &str) {
     let (status, body) = berth
         .api("PATCH", "/apps/web", Some(json!({"image": image})))
@@ -217,15 +236,12 @@ async fn a_rollback_is_the_app_s_spec_and_the_next_deploy_keeps_it() {
     assert_eq!(d["status"], "succeeded", "{d}");
     assert_eq!(d["rollback_of"], first.as_str(), "{d}");
     answers_with(&berth, "v1 ").await;
-    let (_, log) = berth
-        .api("GET", &format!("/deployments/{rollback_id}/logs"), None)
-        .await;
-    assert!(
-        log["lines"]
-            .to_string()
-            .contains(&format!("rolled back to deployment {first}")),
-        "{log}"
-    );
+    wait_log_line(
+        &berth,
+        &rollback_id,
+        &format!("rolled back to deployment {first}"),
+    )
+    .await;
 
     // The app's spec is v1's: image, env and replicas; the domains stay.
     let (_, app) = berth.api("GET", "/apps/web", None).await;
@@ -280,6 +296,12 @@ async fn manual_rollback_within_the_window_without_a_registry() {
     let d = berth.wait_deployment(d["id"].as_str().unwrap()).await;
     assert_eq!(d["status"], "succeeded", "{d}");
     answers_with(&berth, "v2 ").await;
+    wait_log_line(
+        &berth,
+        d["id"].as_str().unwrap(),
+        "named another image; it names the rolled-back one again",
+    )
+    .await;
     // The app names v2's tag again, and the tag names v2's image again:
     // a plain deploy keeps v2 serving.
     let (_, app) = berth.api("GET", "/apps/web", None).await;

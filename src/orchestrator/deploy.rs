@@ -246,16 +246,12 @@ impl Orchestrator {
         }
         let image_id = match &record.image_id {
             // A rollback runs the exact image it served before.
-            Some(pinned) => {
-                let id = engine.local_image(pinned).await?.ok_or_else(|| {
-                    DeployError::Unhealthy(format!(
-                        "image {pinned} of {} is no longer on this machine",
-                        record.image
-                    ))
-                })?;
-                self.repoint_tag(record, &id).await;
-                id
-            }
+            Some(pinned) => engine.local_image(pinned).await?.ok_or_else(|| {
+                DeployError::Unhealthy(format!(
+                    "image {pinned} of {} is no longer on this machine",
+                    record.image
+                ))
+            })?,
             None if record.spec.source.is_some() => {
                 match self.build_source(record, cancel).await?.artifact {
                     crate::builds::Artifact::Image { id, .. } => id,
@@ -352,11 +348,12 @@ impl Orchestrator {
         Ok(ready)
     }
 
-    /// A rollback of an app that runs an image: when the image's tag has
-    /// moved since (a newer image under the same tag), it points at the
-    /// rolled-back image again, so the app's spec (which the rollback
-    /// restores) names what serves and a plain deploy brings no other
-    /// version back. A failure only warns: the rollback serves anyway.
+    /// A rollback that serves, of an app that runs an image: when the
+    /// image's tag has moved since (a newer image under the same tag), it
+    /// points at the rolled-back image (`id`) again, so the app's spec
+    /// (which the rollback restored) names what serves and a plain deploy
+    /// brings no other version back. A failure only warns: the rollback
+    /// serves anyway.
     async fn repoint_tag(&self, record: &DeploymentRecord, id: &str) {
         if record.rollback_of.is_none() || record.spec.source.is_some() {
             return;
@@ -450,6 +447,9 @@ impl Orchestrator {
                 "rolled back to deployment {target}: the app's spec names {} and its settings again",
                 record.image
             ));
+            if let Some(id) = &record.image_id {
+                self.repoint_tag(record, id).await;
+            }
         }
         log.push(&format!(
             "routes switched to the new replicas in {} µs; draining {} previous replica(s)",
