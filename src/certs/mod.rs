@@ -596,15 +596,4 @@ fn backoff(failures: u32) -> Duration {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_stays_bounded() {
-        let first = backoff(1);
-        assert!(first >= FIRST_BACKOFF && first <= FIRST_BACKOFF * 5 / 4);
-        let third = backoff(3);
-        assert!(third >= FIRST_BACKOFF * 4);
-        assert!(backoff(40) <= MAX_BACKOFF * 5 / 4);
-    }
-}
+mod tests;
