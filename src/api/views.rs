@@ -280,7 +280,7 @@ pub struct DeploymentView {
     pub id: String,
     /// App.
     pub app: String,
-    /// queued, running, succeeded, failed or cancelled.
+    /// queued, running, succeeded, failed, cancelled or rolled_back.
     pub status: DeploymentStatus,
     /// What started it.
     pub trigger: Trigger,
@@ -293,7 +293,12 @@ pub struct DeploymentView {
     pub image_id: Option<String>,
     /// Replicas it starts.
     pub replicas: u32,
-    /// The deployment a rollback returns to.
+    /// For a rollback (trigger `rollback`, manual or automatic): the id of
+    /// the deployment it rolls back to. Once the rollback serves, that
+    /// deployment's image and settings (image or source, port, replicas,
+    /// env, command, limits, health check, batch size) are the app's spec
+    /// again, so the next plain deployment runs that version too; domains
+    /// stay as they are.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback_of: Option<String>,
     /// Apps from source: the commit built.

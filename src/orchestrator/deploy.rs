@@ -334,6 +334,31 @@ impl Orchestrator {
         Ok(ready)
     }
 
+    /// A rollback that serves, of an app that runs an image: when the
+    /// image's tag has moved since (a newer image under the same tag), it
+    /// points at the rolled-back image (`id`) again, so the app's spec
+    /// (which the rollback restored) names what serves and a plain deploy
+    /// brings no other version back. A failure only warns: the rollback
+    /// serves anyway.
+    async fn repoint_tag(&self, record: &DeploymentRecord, id: &str) {
+        if record.rollback_of.is_none() || record.spec.source.is_some() {
+            return;
+        }
+        let engine = &self.inner.engine;
+        let log = self.inner.logs.open(&record.id);
+        match engine.local_image(&record.image).await {
+            Ok(Some(now)) if now == id => {}
+            Ok(_) => match engine.tag(id, &record.image).await {
+                Ok(()) => log.push(&format!(
+                    "{} named another image; it names the rolled-back one again",
+                    record.image
+                )),
+                Err(err) => log.push(&format!("could not point {} back: {err}", record.image)),
+            },
+            Err(err) => log.push(&format!("could not inspect {}: {err}", record.image)),
+        }
+    }
+
     /// Records a phase of a deployment in the store.
     pub(super) fn reached(&self, id: &str, phase: Phase) {
         if let Err(err) = self.inner.store.update_deployment(id, |d| d.reached(phase)) {
@@ -403,6 +428,15 @@ impl Orchestrator {
         self.watch(&record.app, id);
         self.reached(id, Phase::Switched);
         let log = self.inner.logs.open(id);
+        if let Some(target) = &record.rollback_of {
+            log.push(&format!(
+                "rolled back to deployment {target}: the app's spec names {} and its settings again",
+                record.image
+            ));
+            if let Some(id) = &record.image_id {
+                self.repoint_tag(record, id).await;
+            }
+        }
         log.push(&format!(
             "routes switched to the new replicas in {} µs; draining {} previous replica(s)",
             switch.elapsed().as_micros(),

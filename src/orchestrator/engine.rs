@@ -471,6 +471,25 @@ impl Engine {
         }
     }
 
+    /// Points the tag `reference` (`repo[:tag]`, `latest` when none) at the
+    /// image `id`. A digest reference (`repo@sha256:…`) cannot move and is
+    /// left alone.
+    pub async fn tag(&self, id: &str, reference: &str) -> Result<(), EngineError> {
+        let reference = with_default_tag(reference);
+        if reference.contains('@') {
+            return Ok(());
+        }
+        let Some((repo, tag)) = reference.rsplit_once(':') else {
+            return Ok(());
+        };
+        let options = bollard::query_parameters::TagImageOptionsBuilder::new()
+            .repo(repo)
+            .tag(tag)
+            .build();
+        clock::docker(self.docker.tag_image(id, Some(options))).await?;
+        Ok(())
+    }
+
     /// Ids of the images berth built for `app` on this instance.
     pub async fn built_images(&self, app: &str) -> Result<Vec<String>, EngineError> {
         // Built images are known by their repository, not by labels: each
