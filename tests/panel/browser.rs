@@ -90,6 +90,24 @@ pub async fn shoot(c: &Client, name: &str) {
     c.set_window_size(1280, 1000).await.unwrap();
 }
 
+/// Like [`shoot`], plus the end of the page at 375 px (`<name>-375-end`),
+/// for pages taller than a phone's screen.
+pub async fn shoot_long(c: &Client, name: &str) {
+    shoot(c, name).await;
+    let dir = shots_dir();
+    c.set_window_size(375, 900).await.unwrap();
+    c.execute("window.scrollTo(0, document.body.scrollHeight)", Vec::new())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(dir.join(format!("{name}-375-end.png")), png).unwrap();
+    c.execute("window.scrollTo(0, 0)", Vec::new())
+        .await
+        .unwrap();
+    c.set_window_size(1280, 1000).await.unwrap();
+}
+
 pub async fn fill(c: &Client, css: &str, text: &str) {
     let el = c.find(Locator::Css(css)).await.unwrap();
     el.clear().await.unwrap();

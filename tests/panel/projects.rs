@@ -10,7 +10,8 @@ use fantoccini::{Client, Locator};
 use serde_json::json;
 
 use crate::browser::{
-    click, click_confirmed, exists, fill, session_cookie, shoot, text, wait_path, wait_text,
+    click, click_confirmed, exists, fill, session_cookie, shoot, shoot_long, text, wait_path,
+    wait_text,
 };
 use crate::support::Berth;
 
@@ -39,7 +40,7 @@ pub async fn owner_sees_a_project(c: &Client, berth: &Berth) {
     );
     let people = text(c, "#people-h ~ p").await;
     assert!(people.contains("owner (owner)"), "{people}");
-    shoot(c, "project").await;
+    shoot_long(c, "project").await;
 
     // The description changes through the API; the page shows the new one.
     fill(c, "#description", "everything the shop runs").await;
@@ -61,7 +62,7 @@ pub async fn owner_sees_a_project(c: &Client, berth: &Berth) {
     click_confirmed(c, "#project-delete button[type=submit]").await;
     let refusal = wait_text(c, "#project-delete .form-error", "still has app", 10).await;
     assert!(refusal.contains("web"), "{refusal}");
-    shoot(c, "project-delete-refused").await;
+    shoot_long(c, "project-delete-refused").await;
     let (status, _) = berth.api("GET", "/projects/shop", None).await;
     assert_eq!(status, 200, "the project is still there");
 
