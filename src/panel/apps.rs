@@ -251,3 +251,36 @@ pub async fn new_app(
         selected,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_new_app_form_starts_in_the_chosen_project() {
+        let viewer = Viewer {
+            principal: crate::access::Principal::Operator,
+            csrf: "t".into(),
+            name: "me".into(),
+        };
+        let html = NewAppPage {
+            page: Chrome::new(&viewer, "New app", "new"),
+            projects: vec!["blog".into(), "shop".into()],
+            no_project: true,
+            selected: "shop".into(),
+        }
+        .render()
+        .unwrap();
+        assert!(html.contains("<option value=\"shop\" selected>"), "{html}");
+        assert!(html.contains("<option value=\"blog\">"), "{html}");
+        // Build options name the API's fields.
+        for name in [
+            "source.token",
+            "source.path",
+            "build.dockerfile",
+            "build.args",
+        ] {
+            assert!(html.contains(&format!("name=\"{name}\"")), "{name}");
+        }
+    }
+}

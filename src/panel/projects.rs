@@ -159,6 +159,54 @@ mod tests {
         }
     }
 
+    fn project_page(can_write: bool) -> String {
+        let viewer = Viewer {
+            principal: crate::access::Principal::Operator,
+            csrf: "t".into(),
+            name: "me".into(),
+        };
+        ProjectPage {
+            page: Chrome::new(&viewer, "Project shop", ""),
+            name: "shop".into(),
+            description: "<script>alert(1)</script>".into(),
+            created: "2026-12-05 17:51 UTC".into(),
+            apps: Vec::new(),
+            deployments: Vec::new(),
+            admin: can_write,
+            grants: vec![GrantHolder {
+                username: "mia".into(),
+                scope: "read".into(),
+            }],
+            everyone: vec!["root (owner)".into()],
+            can_write,
+        }
+        .render()
+        .unwrap()
+    }
+
+    #[test]
+    fn the_page_escapes_and_offers_changes_only_to_writers() {
+        let html = project_page(true);
+        assert!(!html.contains("<script>alert"), "{html}");
+        for part in [
+            "id=\"project-edit\"",
+            "id=\"project-delete\"",
+            "href=\"/apps/new?project=shop\"",
+            "mia",
+        ] {
+            assert!(html.contains(part), "{part} missing:\n{html}");
+        }
+        let html = project_page(false);
+        for part in [
+            "project-edit",
+            "project-delete",
+            "/apps/new?project=",
+            "mia",
+        ] {
+            assert!(!html.contains(part), "{part} shown to a reader:\n{html}");
+        }
+    }
+
     #[test]
     fn people_lists_members_with_a_grant_and_the_admins() {
         let users = [

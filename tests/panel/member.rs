@@ -80,7 +80,9 @@ pub async fn dark_scheme(driver: &Driver, admin: &str) {
     shoot(&d, "dark-overview").await;
     d.goto(&format!("http://{admin}/apps/web")).await.unwrap();
     shoot(&d, "dark-app").await;
-    d.goto(&format!("http://{admin}/projects/shop")).await.unwrap();
+    d.goto(&format!("http://{admin}/projects/shop"))
+        .await
+        .unwrap();
     shoot(&d, "dark-project").await;
     d.close().await.unwrap();
 }
