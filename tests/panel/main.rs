@@ -7,7 +7,8 @@
 //! see the other one; two-factor sign-in on and off, and an owner
 //! resetting a member's; revoking another session; a change without the
 //! CSRF token refused. A second run: an app from git made with build
-//! options in the form, a domain removed, a deployment cancelled.
+//! options in the form, a domain removed, a queued and a running deployment
+//! cancelled.
 //! Screenshots of every page, desktop and 375 px wide, go to
 //! `target/panel-screenshots/`.
 //!
@@ -84,13 +85,12 @@ async fn panel_in_a_browser_from_setup_to_rollback_members_and_csrf() {
 #[tokio::test]
 async fn panel_app_from_git_with_build_options_domains_and_cancel() {
     let _turn = SERIAL.lock().await;
-    let mut berth = Berth::start().await;
-    let silent = berth.image(Image::Silent);
+    let berth = Berth::start().await;
     let driver = Driver::start();
     let c = driver.browser().await;
     first_run::owner_signed_in(&c, &berth).await;
-    let _git = sources::app_from_git_with_build_options(&c, &berth).await;
+    let git = sources::app_from_git_with_build_options(&c, &berth).await;
     sources::remove_a_domain(&c, &berth).await;
-    sources::cancel_a_deployment(&c, &berth, &silent).await;
+    sources::cancel_deployments(&c, &berth, &git).await;
     c.close().await.unwrap();
 }

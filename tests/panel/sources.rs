@@ -2,8 +2,8 @@
 //! made in the new-app form with build options (token, build context,
 //! Dockerfile path, build arguments; a refused combination shown beside
 //! its field first), built, deployed and served; a domain added and
-//! removed (the edge answers 404 for it after); a deployment stuck in its
-//! health gate cancelled from the deployments table.
+//! removed (the edge answers 404 for it after); a queued and a running
+//! deployment cancelled from the deployments table.
 
 use std::time::{Duration, Instant};
 
@@ -129,34 +129,83 @@ pub async fn remove_a_domain(c: &Client, berth: &Berth) {
     assert!(!domains.to_string().contains("www.site.test"), "{domains}");
 }
 
-/// The app `stuck` (an image that never listens) deployed from its page;
-/// the deployment, stuck in its health gate, is cancelled there.
-pub async fn cancel_a_deployment(c: &Client, berth: &Berth, silent: &str) {
-    let admin = &berth.admin;
-    berth
-        .create_app(json!({"name": "stuck", "image": silent, "port": 8080}))
-        .await;
-    c.goto(&format!("http://{admin}/apps/stuck")).await.unwrap();
+/// A build that sleeps: its deployment runs long enough to be cancelled.
+const SLOW: &str = "FROM scratch\n\
+COPY busybox /bin/busybox\n\
+RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo started-sleeping; /bin/busybox sleep 120\"]\n\
+CMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\"]\n";
+
+/// Clicks "Deploy now" on the app's page; returns the new deployment's id.
+async fn deploy_from_page(c: &Client, berth: &Berth, app: &str) -> String {
+    c.goto(&format!("http://{}/apps/{app}", berth.admin))
+        .await
+        .unwrap();
     click(c, "button[data-api$='/deployments']").await;
-    wait_path(c, "/apps/stuck?log=").await;
+    wait_path(c, &format!("/apps/{app}?log=")).await;
     let path = path_of(c).await;
-    let id = path
-        .split_once("log=")
-        .unwrap()
-        .1
-        .split('#')
-        .next()
-        .unwrap()
-        .to_string();
-    berth.wait_status(&id, "running").await;
-    let cancel = format!("button[data-api='/api/v1/deployments/{id}/cancel']");
-    wait_for(c, &cancel, 10).await;
+    path.split_once("log=").unwrap().1.to_string()
+}
+
+fn cancel_button(id: &str) -> String {
+    format!("button[data-api='/api/v1/deployments/{id}/cancel']")
+}
+
+/// The app `slow` (a build that sleeps) deployed twice from its page:
+/// the second deployment, queued behind the first, is cancelled from the
+/// deployments table, then the first, running its build.
+pub async fn cancel_deployments(c: &Client, berth: &Berth, git: &GitServer) {
+    let repo = git.create_repo("slow");
+    let busybox = std::fs::read("/bin/busybox").expect("busybox-static is installed");
+    repo.commit(
+        "main",
+        &[
+            ("Dockerfile", Some(SLOW.as_bytes())),
+            ("busybox", Some(&busybox)),
+        ],
+        "a slow build",
+    );
+    berth
+        .create_app(json!({
+            "name": "slow",
+            "source": {"type": "git", "url": git.url("slow"), "token": TOKEN},
+            "port": 8080
+        }))
+        .await;
+    let first = deploy_from_page(c, berth, "slow").await;
+    berth.wait_status(&first, "running").await;
+    let second = deploy_from_page(c, berth, "slow").await;
+    berth.wait_status(&second, "queued").await;
+    wait_for(c, &cancel_button(&second), 10).await;
+    wait_for(c, &cancel_button(&first), 10).await;
     shoot(c, "app-deploying").await;
-    click_confirmed(c, &cancel).await;
-    let d = berth.wait_deployment(&id).await;
+
+    // The queued one: cancelled, the running one goes on.
+    click_confirmed(c, &cancel_button(&second)).await;
+    let d = berth.wait_deployment(&second).await;
     assert_eq!(d["status"], "cancelled", "{d}");
-    // The page shows it ended so, with nothing left to cancel.
-    wait_text(c, "#deployments-h + .table-wrap", "cancelled", 20).await;
-    wait_until(10, || async { !exists(c, &cancel).await }).await;
+    let (_, d) = berth
+        .api("GET", &format!("/deployments/{first}"), None)
+        .await;
+    assert_eq!(d["status"], "running", "{d}");
+    // The page reloads with no cancel button for it.
+    wait_until(10, || async { !exists(c, &cancel_button(&second)).await }).await;
+    wait_text(c, "#deployments-h + .table-wrap", "cancelled", 10).await;
+
+    // The running one, from a fresh page.
+    c.goto(&format!("http://{}/apps/slow", berth.admin))
+        .await
+        .unwrap();
+    click_confirmed(c, &cancel_button(&first)).await;
+    let d = berth.wait_deployment(&first).await;
+    assert_eq!(d["status"], "cancelled", "{d}");
+    wait_until(10, || async {
+        !exists(c, "button[data-api$='/cancel']").await
+            && text(c, "#deployments-h + .table-wrap")
+                .await
+                .matches("cancelled by the user")
+                .count()
+                == 2
+    })
+    .await;
     shoot(c, "app-cancelled").await;
 }
