@@ -68,7 +68,10 @@ pub async fn app_from_git_with_build_options(c: &Client, berth: &Berth) -> GitSe
     wait_path(c, "/apps/site").await;
     let facts = wait_text(c, "dl.facts", "dockerfile", 10).await;
     assert!(
-        facts.contains(&server.url("site")) && facts.contains("(main)"),
+        facts.contains(&server.url("site"))
+            && facts.contains("(main)")
+            && facts.contains("build.Dockerfile")
+            && facts.contains("GREETING"),
         "{facts}"
     );
     let (_, app) = berth.api("GET", "/apps/site", None).await;
@@ -191,11 +194,13 @@ pub async fn cancel_deployments(c: &Client, berth: &Berth, git: &GitServer) {
     wait_until(10, || async { !exists(c, &cancel_button(&second)).await }).await;
     wait_text(c, "#deployments-h + .table-wrap", "cancelled", 10).await;
 
-    // The running one, from a fresh page.
+    // The running one, from a fresh page: the panel follows its log to
+    // the end, then shows the app's state.
     c.goto(&format!("http://{}/apps/slow", berth.admin))
         .await
         .unwrap();
     click_confirmed(c, &cancel_button(&first)).await;
+    wait_path(c, &format!("/apps/slow?log={first}")).await;
     let d = berth.wait_deployment(&first).await;
     assert_eq!(d["status"], "cancelled", "{d}");
     wait_until(10, || async {
