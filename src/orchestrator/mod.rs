@@ -11,6 +11,7 @@ mod clock;
 mod crashes;
 mod deploy;
 mod engine;
+mod heal;
 mod health;
 mod logbook;
 mod metrics;
@@ -198,6 +199,8 @@ struct Inner {
     panel: Mutex<Option<(String, SocketAddr)>>,
     /// Static sites serving, by app.
     sites: Mutex<HashMap<String, Arc<berth_proxy::Site>>>,
+    /// What berth does about replicas that went missing.
+    heal: heal::Healer,
 }
 
 /// Locks a std mutex; a poisoned lock still holds consistent data here
@@ -243,6 +246,7 @@ impl Orchestrator {
                 secrets,
                 panel: Mutex::new(None),
                 sites: Mutex::new(HashMap::new()),
+                heal: heal::Healer::default(),
             }),
         }
     }
@@ -316,6 +320,11 @@ impl Orchestrator {
             .collect();
         self.inner.crashes.forget_containers(ids);
         result
+    }
+
+    /// What berth is doing about the app's missing replicas, if anything.
+    pub fn healing(&self, app: &str) -> Option<String> {
+        self.inner.heal.note(app)
     }
 
     /// Whether apps may mount host paths (`[deploy] allow_bind_mounts`).
@@ -469,6 +478,7 @@ impl Orchestrator {
         self.inner.builder.forget_app(app);
         lock(&self.inner.app_locks).remove(app);
         self.inner.crashes.forget_app(app);
+        self.inner.heal.forget(app);
         Ok(())
     }
 
