@@ -41,6 +41,18 @@ pub struct SettingsView {
     /// What applies now: the values set here, else the config file's and
     /// flags'.
     pub in_effect: InEffect,
+    /// What the config file and flags say (what applies when the values
+    /// here are cleared).
+    pub config: ConfigValues,
+}
+
+/// The config file's and flags' instance settings.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConfigValues {
+    /// `[acme] email` / `--acme-email`.
+    pub acme_email: Option<String>,
+    /// `[server] public_url` / `--public-url` (or `https://<panel domain>`).
+    pub public_url: Option<String>,
 }
 
 /// The instance settings that apply now.
@@ -144,6 +156,10 @@ impl Instance {
             acme_email: set.acme_email,
             public_url: set.public_url,
             in_effect,
+            config: ConfigValues {
+                acme_email: self.inner.config.acme_email.clone(),
+                public_url: self.inner.config.public_url.clone(),
+            },
         }
     }
 }

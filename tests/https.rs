@@ -548,6 +548,8 @@ async fn settings_change_at_run_time(berth: &mut Berth, pebble: &Pebble) {
     assert_eq!(settings["in_effect"]["acme_email"], "ops@example.com");
     assert_eq!(settings["in_effect"]["public_url"], "https://panel.test");
     assert_eq!(settings["in_effect"]["panel_domain"], "panel.test");
+    assert_eq!(settings["config"]["acme_email"], "ops@example.com");
+    assert_eq!(settings["config"]["public_url"], "https://panel.test");
     let (status, changed) = berth
         .api(
             "PATCH",
