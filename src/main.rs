@@ -1,27 +1,16 @@
 //! berth: a self-hosted PaaS in one process. The edge proxy, the Docker
 //! orchestrator, the admin API and the metrics endpoint share one tokio
-//! runtime and one in-memory route table.
+//! runtime and one in-memory route table. This binary is the wiring, the
+//! admin API and the panel; the control plane is the `berth` library.
 
 #![forbid(unsafe_code)]
 
-mod access;
 mod api;
-mod auth;
-mod builds;
-mod certs;
 mod cli;
-mod hooks;
-mod instance;
 mod listener;
 mod metrics;
-mod orchestrator;
 mod panel;
-mod people;
-mod secrets;
 mod serve;
-mod sessions;
-mod store;
-mod vault;
 
 use clap::Parser;
 

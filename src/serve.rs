@@ -18,13 +18,13 @@ use tokio_util::sync::CancellationToken;
 use berth_acme::{CertStore, Http01Tokens, Resolver, UnknownName};
 use berth_config::UnknownSni;
 
-use crate::auth::{ensure_admin_token, TokenOrigin};
-use crate::certs::Certificates;
 use crate::listener::FileBudget;
-use crate::orchestrator::{DeploySettings, Engine, Orchestrator};
-use crate::secrets::SecretBox;
-use crate::sessions::Sessions;
-use crate::store::Store;
+use berth::auth::{ensure_admin_token, TokenOrigin};
+use berth::certs::Certificates;
+use berth::orchestrator::{DeploySettings, Engine, Orchestrator};
+use berth::secrets::SecretBox;
+use berth::sessions::Sessions;
+use berth::store::Store;
 
 /// File in the data directory that tells where berth listens.
 pub const ADDRESSES_FILE: &str = "addresses.json";
@@ -89,7 +89,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let mut registry = crate::metrics::registry();
     let router = Arc::new(Router::default());
     let proxy_metrics = ProxyMetrics::register(&mut registry);
-    let builder = crate::builds::Builder::new(
+    let builder = berth::builds::Builder::new(
         engine.docker().clone(),
         &settings.instance,
         settings.build.clone(),
@@ -222,7 +222,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     certs.run(shutdown.clone());
 
-    let instance = crate::instance::Instance::new(
+    let instance = berth::instance::Instance::new(
         orchestrator.store().clone(),
         certs.clone(),
         berth_config::InstanceSettings {

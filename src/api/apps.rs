@@ -18,10 +18,10 @@ use super::guard::forbidden;
 use super::json::ApiJson;
 use super::views::{AppView, DeploymentView, LogsView};
 use super::ApiState;
-use crate::access::{Denied, Principal, Target};
-use crate::orchestrator::StartOutcome;
-use crate::store::{AppRecord, Scope, StoreError};
-use crate::vault::Vault;
+use berth::access::{Denied, Principal, Target};
+use berth::orchestrator::StartOutcome;
+use berth::store::{AppRecord, Scope, StoreError};
+use berth::vault::Vault;
 
 /// Default and largest `tail` of the logs endpoint.
 const DEFAULT_TAIL: usize = 100;
@@ -101,7 +101,7 @@ fn check_trigger(spec: &AppSpec) -> Result<(), FieldError> {
     let Some(source) = &spec.source else {
         return Ok(());
     };
-    let trigger = crate::hooks::Trigger {
+    let trigger = berth::hooks::Trigger {
         branch: source.branch.clone(),
         tag_pattern: source.tag_pattern.clone(),
         watch_paths: source.watch_paths.clone(),
@@ -226,7 +226,7 @@ pub async fn patch(
         let spec = r.spec.patched(patch).map_err(StoreError::Invalid)?;
         check_custom_certificates(&state, &spec).map_err(StoreError::Invalid)?;
         check_trigger(&spec).map_err(StoreError::Invalid)?;
-        let sealed = |e: crate::secrets::SecretError| StoreError::Corrupt(e.to_string());
+        let sealed = |e: berth::secrets::SecretError| StoreError::Corrupt(e.to_string());
         let mut vault = Vault::open(secrets, r.vault.as_deref()).map_err(sealed)?;
         if vault.hook_token.is_empty() {
             vault.rotate_hook().map_err(sealed)?;

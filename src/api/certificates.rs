@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ErrorBody};
 use super::json::ApiJson;
 use super::ApiState;
-use crate::certs::{CertificateView, CertificatesView};
+use berth::certs::{CertificateView, CertificatesView};
 
 /// A custom certificate to upload.
 #[derive(Deserialize, ToSchema)]

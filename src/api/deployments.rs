@@ -18,9 +18,9 @@ use super::error::{ApiError, ErrorBody};
 use super::json::ApiJson;
 use super::views::DeploymentView;
 use super::ApiState;
-use crate::access::{Principal, Target};
-use crate::orchestrator::DeploymentLog;
-use crate::store::{DeploymentStatus, Trigger};
+use berth::access::{Principal, Target};
+use berth::orchestrator::DeploymentLog;
+use berth::store::{DeploymentStatus, Trigger};
 
 /// Most deployments one listing returns.
 const LIST_LIMIT: usize = 200;

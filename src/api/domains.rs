@@ -17,7 +17,7 @@ use super::apps::check_custom_certificates;
 use super::error::{ApiError, ErrorBody};
 use super::json::ApiJson;
 use super::ApiState;
-use crate::store::{AppRecord, StoreError};
+use berth::store::{AppRecord, StoreError};
 
 /// Which domain of the host: its path prefix.
 #[derive(Deserialize, IntoParams)]

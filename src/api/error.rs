@@ -9,9 +9,9 @@ use berth_config::FieldError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::certs::CertsError;
-use crate::orchestrator::OpError;
-use crate::store::StoreError;
+use berth::certs::CertsError;
+use berth::orchestrator::OpError;
+use berth::store::StoreError;
 
 /// An error answer.
 #[derive(Debug)]
@@ -162,9 +162,9 @@ impl From<CertsError> for ApiError {
     }
 }
 
-impl From<crate::builds::BuildError> for ApiError {
-    fn from(e: crate::builds::BuildError) -> Self {
-        use crate::builds::BuildError;
+impl From<berth::builds::BuildError> for ApiError {
+    fn from(e: berth::builds::BuildError) -> Self {
+        use berth::builds::BuildError;
         match e {
             BuildError::Invalid { field, message } => {
                 Self::new(StatusCode::BAD_REQUEST, "invalid_field", message).with_field(field)

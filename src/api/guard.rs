@@ -4,7 +4,7 @@
 //! every change. Handlers find the [`Principal`] in the request's
 //! extensions, to filter lists and to check what a body names.
 //!
-//! [`access`]: crate::access
+//! [`access`]: berth::access
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,10 +20,10 @@ use time::OffsetDateTime;
 
 use super::error::ApiError;
 use super::ApiState;
-use crate::access::{route_need, Denied, Need, On, Principal, Target};
-use crate::auth::AdminAuth;
-use crate::people::{secret_hash, KEY_PREFIX};
-use crate::store::{new_id, AuditRecord, Scope, Store, StoreError};
+use berth::access::{route_need, Denied, Need, On, Principal, Target};
+use berth::auth::AdminAuth;
+use berth::people::{secret_hash, KEY_PREFIX};
+use berth::store::{new_id, AuditRecord, Scope, Store, StoreError};
 
 /// The cookie that carries a session's secret.
 pub const SESSION_COOKIE: &str = "berth_session";

@@ -19,12 +19,12 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ErrorBody};
 use super::json::{self, ApiJson};
 use super::ApiState;
-use crate::access::{HookCaller, Principal};
-use crate::builds::detect::BuildPlan;
-use crate::builds::{Credentials, RemoteRefs};
-use crate::hooks::{self, Decision, Event, Trigger};
-use crate::store::{AppRecord, DeliveryRecord, HookOutcome, StoreError};
-use crate::vault::Vault;
+use berth::access::{HookCaller, Principal};
+use berth::builds::detect::BuildPlan;
+use berth::builds::{Credentials, RemoteRefs};
+use berth::hooks::{self, Decision, Event, Trigger};
+use berth::store::{AppRecord, DeliveryRecord, HookOutcome, StoreError};
+use berth::vault::Vault;
 
 /// Webhook bodies read at once; more deliveries wait for a turn, so
 /// memory stays bounded (at most this many times the largest limit).
@@ -120,7 +120,7 @@ pub async fn rotate_webhook(
 ) -> Result<Json<WebhookView>, ApiError> {
     let secrets = state.orchestrator.secrets();
     state.orchestrator.store().update_app(&name, |r| {
-        let sealed = |e: crate::secrets::SecretError| StoreError::Corrupt(e.to_string());
+        let sealed = |e: berth::secrets::SecretError| StoreError::Corrupt(e.to_string());
         let mut vault = Vault::open(secrets, r.vault.as_deref()).map_err(sealed)?;
         vault.rotate_hook().map_err(sealed)?;
         r.vault = Some(vault.seal(secrets).map_err(sealed)?);

@@ -15,9 +15,9 @@ use super::error::{ApiError, ErrorBody};
 use super::guard::forbidden;
 use super::json::ApiJson;
 use super::ApiState;
-use crate::access::{Principal, Target};
-use crate::people::{new_secret, secret_hash, KEY_PREFIX};
-use crate::store::{new_id, ApiKeyRecord, Scope, StoreError};
+use berth::access::{Principal, Target};
+use berth::people::{new_secret, secret_hash, KEY_PREFIX};
+use berth::store::{new_id, ApiKeyRecord, Scope, StoreError};
 use berth_config::FieldError;
 
 /// Characters of a key shown in lists.

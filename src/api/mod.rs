@@ -1,7 +1,7 @@
 //! The admin API (JSON under `/api/v1`) on the admin address. Every route
 //! passes one gate ([`guard`]): the public ones (health, setup, signing in,
 //! webhooks) go through, the rest need the admin token, an API key or a
-//! session cookie allowed by [`crate::access`]. The OpenAPI document is
+//! session cookie allowed by [`berth::access`]. The OpenAPI document is
 //! generated from the handlers' annotations.
 
 mod apps;
@@ -29,12 +29,12 @@ use tokio::sync::Semaphore;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::access::{route_need, Need};
-use crate::auth::AdminAuth;
-use crate::certs::Certificates;
-use crate::instance::Instance;
-use crate::orchestrator::Orchestrator;
-use crate::sessions::Sessions;
+use berth::access::{route_need, Need};
+use berth::auth::AdminAuth;
+use berth::certs::Certificates;
+use berth::instance::Instance;
+use berth::orchestrator::Orchestrator;
+use berth::sessions::Sessions;
 use http::Method;
 
 pub use error::ApiError;

@@ -12,8 +12,8 @@ use super::error::{ApiError, ErrorBody};
 use super::json::ApiJson;
 use super::views::ProjectView;
 use super::ApiState;
-use crate::access::{Principal, Target};
-use crate::store::ProjectRecord;
+use berth::access::{Principal, Target};
+use berth::store::ProjectRecord;
 
 /// Changes to a project.
 #[derive(Deserialize, ToSchema)]

@@ -1,6 +1,6 @@
 //! `/api/v1/setup`, `/api/v1/session` and `/api/v1/sessions`: first-run
 //! setup, signing in and out with a cookie, the second factor (TOTP and
-//! backup codes) and one's own sessions. The work is in [`crate::sessions`];
+//! backup codes) and one's own sessions. The work is in [`berth::sessions`];
 //! these handlers turn HTTP into its calls and its answers into cookies.
 
 use std::net::SocketAddr;
@@ -18,9 +18,9 @@ use super::guard::SESSION_COOKIE;
 use super::json::ApiJson;
 use super::users::UserView;
 use super::ApiState;
-use crate::access::Principal;
-use crate::sessions::{Client, SessionError, SignedIn};
-use crate::store::{SessionRecord, UserRecord};
+use berth::access::Principal;
+use berth::sessions::{Client, SessionError, SignedIn};
+use berth::store::{SessionRecord, UserRecord};
 
 /// A session as its holder sees it.
 #[derive(Serialize, ToSchema)]
@@ -482,7 +482,7 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> Result<StatusCode, Refusal> {
     let Principal::User(u) = &principal else {
-        return Err(SessionError::Store(crate::store::StoreError::NotFound {
+        return Err(SessionError::Store(berth::store::StoreError::NotFound {
             kind: "session",
             name: id,
         })

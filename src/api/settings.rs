@@ -9,7 +9,7 @@ use berth_config::InstanceInput;
 use super::error::{ApiError, ErrorBody};
 use super::json::ApiJson;
 use super::ApiState;
-use crate::instance::{InstanceError, SettingsView};
+use berth::instance::{InstanceError, SettingsView};
 
 /// The instance settings set here and those in effect.
 #[utoipa::path(get, path = "/api/v1/settings", tag = "system",

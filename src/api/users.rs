@@ -13,9 +13,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{ApiError, ErrorBody};
 use super::json::ApiJson;
 use super::ApiState;
-use crate::access::Principal;
-use crate::people::{hash_password, validate_password, validate_username};
-use crate::store::{new_id, AuditRecord, Grant, Role, Scope, StoreError, UserRecord};
+use berth::access::Principal;
+use berth::people::{hash_password, validate_password, validate_username};
+use berth::store::{new_id, AuditRecord, Grant, Role, Scope, StoreError, UserRecord};
 use berth_config::FieldError;
 
 /// A user as the API shows them.

@@ -8,8 +8,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use crate::orchestrator::{ContainerLogs, Orchestrator};
-use crate::store::{
+use berth::orchestrator::{ContainerLogs, Orchestrator};
+use berth::store::{
     AppRecord, DeploymentRecord, DeploymentStatus, PhaseTime, ProjectRecord, Timing, Trigger,
 };
 

@@ -15,9 +15,9 @@ use serde::Deserialize;
 
 use super::overview::{DeploymentRow, DomainCertRow};
 use super::{failed, label, may, not_found, page, when, Chrome, PanelState, Viewer};
-use crate::access::Target;
 use crate::api::AppView;
-use crate::store::{DeploymentStatus, Scope, StoreError};
+use berth::access::Target;
+use berth::store::{DeploymentStatus, Scope, StoreError};
 
 /// Deployments an app's page lists.
 const SHOWN: usize = 20;
@@ -262,7 +262,7 @@ mod tests {
     #[test]
     fn the_new_app_form_starts_in_the_chosen_project() {
         let viewer = Viewer {
-            principal: crate::access::Principal::Operator,
+            principal: berth::access::Principal::Operator,
             csrf: "t".into(),
             name: "me".into(),
         };

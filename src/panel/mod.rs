@@ -27,9 +27,9 @@ use axum::Router;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::access::{Principal, Target};
 use crate::api::ApiState;
-use crate::auth::AdminAuth;
+use berth::access::{Principal, Target};
+use berth::auth::AdminAuth;
 
 pub use viewer::Viewer;
 
@@ -220,14 +220,14 @@ pub fn when(at: OffsetDateTime) -> String {
 }
 
 /// Whether the principal may act with `scope` in `project`.
-pub fn may(principal: &Principal, scope: crate::store::Scope, project: Option<&str>) -> bool {
+pub fn may(principal: &Principal, scope: berth::store::Scope, project: Option<&str>) -> bool {
     principal.check(scope, Target::Project(project)).is_ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::access::Principal;
+    use berth::access::Principal;
 
     fn operator() -> Viewer {
         Viewer {
@@ -261,8 +261,8 @@ mod tests {
 
     #[test]
     fn labels_and_times_read_well() {
-        assert_eq!(label(&crate::store::Trigger::Rollback), "rollback");
-        assert_eq!(label(&crate::store::Role::Owner), "owner");
+        assert_eq!(label(&berth::store::Trigger::Rollback), "rollback");
+        assert_eq!(label(&berth::store::Role::Owner), "owner");
         assert_eq!(label(&3), "unknown");
         assert_eq!(
             when(time::macros::datetime!(2026-12-05 17:51:09 UTC)),

@@ -10,9 +10,9 @@ use axum::response::Response;
 
 use super::host::{self, Bar};
 use super::{failed, label, page, when, Chrome, PanelState, Viewer};
-use crate::access::Target;
 use crate::api::AppView;
-use crate::store::{DeploymentRecord, Scope};
+use berth::access::Target;
+use berth::store::{DeploymentRecord, Scope};
 
 /// Deployments the overview lists.
 const RECENT: usize = 10;
@@ -201,8 +201,8 @@ pub struct DomainCertRow {
     pub retry: String,
 }
 
-impl From<&crate::certs::DomainCertView> for DomainCertRow {
-    fn from(d: &crate::certs::DomainCertView) -> Self {
+impl From<&berth::certs::DomainCertView> for DomainCertRow {
+    fn from(d: &berth::certs::DomainCertView) -> Self {
         Self {
             host: d.host.clone(),
             app: d.app.clone(),

@@ -12,9 +12,9 @@ use axum::response::Response;
 
 use super::overview::{AppRow, DeploymentRow};
 use super::{failed, label, may, not_found, page, when, Chrome, PanelState, Viewer};
-use crate::access::Target;
 use crate::api::AppView;
-use crate::store::{Role, Scope, StoreError, UserRecord};
+use berth::access::Target;
+use berth::store::{Role, Scope, StoreError, UserRecord};
 
 /// Deployments the page lists.
 const RECENT: usize = 15;
@@ -136,7 +136,7 @@ fn people(users: &[UserRecord], project: &str) -> (Vec<GrantHolder>, Vec<String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Grant;
+    use berth::store::Grant;
 
     fn user(name: &str, role: Role, grants: &[(&str, Scope)]) -> UserRecord {
         UserRecord {
@@ -161,7 +161,7 @@ mod tests {
 
     fn project_page(can_write: bool) -> String {
         let viewer = Viewer {
-            principal: crate::access::Principal::Operator,
+            principal: berth::access::Principal::Operator,
             csrf: "t".into(),
             name: "me".into(),
         };

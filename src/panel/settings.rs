@@ -9,9 +9,9 @@ use axum::extract::State;
 use axum::response::Response;
 
 use super::{failed, label, page, when, Chrome, PanelState, Viewer};
-use crate::access::{Principal, Target};
-use crate::instance::SettingsView;
-use crate::store::{ApiKeyRecord, Role, Scope, UserRecord};
+use berth::access::{Principal, Target};
+use berth::instance::SettingsView;
+use berth::store::{ApiKeyRecord, Role, Scope, UserRecord};
 
 struct UserRow {
     id: String,

@@ -9,8 +9,8 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::{page, Chrome, PanelState};
-use crate::access::Principal;
 use crate::api::{authenticate, Proof};
+use berth::access::Principal;
 
 #[derive(Template)]
 #[template(path = "setup.html")]

@@ -7,8 +7,8 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::PanelState;
-use crate::access::Principal;
 use crate::api::{authenticate, Proof};
+use berth::access::Principal;
 
 /// The signed-in principal of a page.
 pub struct Viewer {

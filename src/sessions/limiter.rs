@@ -76,7 +76,7 @@ impl Limiter {
 
     /// Keys remembered now.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.failures.len()
     }
 
