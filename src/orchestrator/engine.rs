@@ -519,6 +519,61 @@ impl Engine {
     }
 }
 
+/// One frame of a container's log: a chunk of its stdout or stderr.
+#[derive(Debug, Clone)]
+pub struct LogFrame {
+    /// From stderr (else stdout, or the terminal of a TTY container).
+    pub stderr: bool,
+    /// The bytes, starting with the entry's RFC 3339 timestamp.
+    pub bytes: bytes::Bytes,
+}
+
+/// Which part of a container's log to read.
+#[derive(Debug, Clone, Default)]
+pub struct LogRange {
+    /// Keep reading as the container writes, until it stops.
+    pub follow: bool,
+    /// Only entries from this UNIX second on.
+    pub since: Option<i64>,
+    /// Only the last this many entries; `None`: all.
+    pub tail: Option<usize>,
+}
+
+impl Engine {
+    /// A container's log as demultiplexed frames, timestamped; with
+    /// `follow`, live until the container stops or the stream is dropped.
+    pub fn log_frames(
+        &self,
+        id: &str,
+        range: &LogRange,
+    ) -> impl futures_util::Stream<Item = Result<LogFrame, EngineError>> + Send + 'static {
+        let options = LogsOptions {
+            follow: range.follow,
+            stdout: true,
+            stderr: true,
+            since: range
+                .since
+                .map_or(0, |s| i32::try_from(s.max(0)).unwrap_or(i32::MAX)),
+            timestamps: true,
+            tail: range
+                .tail
+                .map_or_else(|| "all".to_string(), |t| t.to_string()),
+            ..Default::default()
+        };
+        self.docker.logs(id, Some(options)).map(|chunk| {
+            let chunk = chunk?;
+            let stderr = matches!(chunk, bollard::container::LogOutput::StdErr { .. });
+            let bytes = match chunk {
+                bollard::container::LogOutput::StdErr { message }
+                | bollard::container::LogOutput::StdOut { message }
+                | bollard::container::LogOutput::StdIn { message }
+                | bollard::container::LogOutput::Console { message } => message,
+            };
+            Ok(LogFrame { stderr, bytes })
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_default_tag;

@@ -1,0 +1,803 @@
+//! The output of an app's replicas: the last lines of each container once
+//! ([`Orchestrator::logs`]), or followed live ([`Orchestrator::follow_logs`]).
+//!
+//! A follower reads every running container of the app through Docker's
+//! log stream, and looks at the app's containers again every second: a
+//! redeploy's new replicas and a restarted replica join the stream (a
+//! restarted one from where it left off), a replica that stops or goes
+//! away ends its part. The stream ends with a reason when the app is
+//! deleted or berth shuts down. Memory is bounded: events wait in a queue
+//! of at most [`QUEUE`] events and [`QUEUE_BYTES`] bytes per follower;
+//! what a reader too slow to keep up would need beyond that is dropped
+//! and counted (a [`FollowEvent::Skipped`] says how many lines), and at
+//! most [`MAX_FOLLOWERS`] follow at once.
+
+use std::collections::{HashMap, HashSet};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use super::engine::{LogRange, LABEL_REPLICA};
+use super::logline::{split_timestamp, Framer};
+use super::{Engine, EngineError, LogLine, OpError, Orchestrator, LABEL_APP, LABEL_DEPLOYMENT};
+use crate::store::StoreError;
+
+/// Most log followers one berth serves at once.
+pub const MAX_FOLLOWERS: usize = 64;
+/// Most events waiting for one follower's reader.
+pub const QUEUE: usize = 1024;
+/// Most bytes of lines waiting for one follower's reader.
+pub const QUEUE_BYTES: usize = 1024 * 1024;
+/// How often a follower looks for replicas that came or went.
+const RESCAN: Duration = Duration::from_secs(1);
+/// How long after its stream ended a container is read again (from
+/// where it stopped: a restarted replica loses nothing by the wait).
+const REFOLLOW_AFTER: Duration = Duration::from_secs(3);
+/// Deadline of one look at the app's containers.
+const LIST_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Logs of one container of an app.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ContainerLogs {
+    /// Container name.
+    pub container: String,
+    /// Deployment that created it.
+    pub deployment: String,
+    /// Last lines, oldest first.
+    pub lines: Vec<LogLine>,
+}
+
+/// The live followers: their cap, and one switch that ends them all.
+pub(super) struct Followers {
+    permits: Arc<Semaphore>,
+    stop: CancellationToken,
+}
+
+impl Followers {
+    /// Followers that all end when `shutdown` is cancelled.
+    pub(super) fn new(shutdown: &CancellationToken) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(MAX_FOLLOWERS)),
+            stop: shutdown.child_token(),
+        }
+    }
+}
+
+/// Where following starts.
+#[derive(Debug, Clone, Default)]
+pub struct FollowFrom {
+    /// Only lines written at or after this time.
+    pub since: Option<OffsetDateTime>,
+    /// Only the last this many lines of each replica running at the start
+    /// (`None`: all); replicas that join later are read from their start.
+    pub tail: Option<usize>,
+}
+
+/// Why following could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    /// The app is unknown, or Docker failed.
+    #[error(transparent)]
+    Op(#[from] OpError),
+    /// All follower places are taken.
+    #[error("{MAX_FOLLOWERS} log streams are open, the most berth serves at once; close one or try again shortly")]
+    TooMany,
+    /// berth is shutting down.
+    #[error("berth is shutting down")]
+    ShuttingDown,
+}
+
+/// One line a replica wrote.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ReplicaLine {
+    /// The replica's index within its deployment.
+    pub replica: Option<u32>,
+    /// The container's short id (12 hex digits).
+    pub container: String,
+    /// The deployment that started the replica.
+    pub deployment: String,
+    /// `stdout` or `stderr`.
+    pub stream: &'static str,
+    /// The line, without its timestamp and newline.
+    pub line: String,
+    /// When the replica wrote it (RFC 3339, from Docker).
+    pub at: Option<String>,
+}
+
+/// A replica joining the stream or leaving it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ReplicaChange {
+    /// The replica's index within its deployment.
+    pub replica: Option<u32>,
+    /// The container's short id.
+    pub container: String,
+    /// The container's name.
+    pub name: String,
+    /// The deployment that started the replica.
+    pub deployment: String,
+    /// `following` (its lines come) or `ended` (it stopped or went away).
+    pub state: &'static str,
+}
+
+/// Lines of a replica dropped because the reader did not keep up.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Skipped {
+    /// The replica's short container id.
+    pub container: String,
+    /// How many lines were dropped.
+    pub lines: u64,
+}
+
+/// What a follower receives.
+#[derive(Debug, Clone)]
+pub enum FollowEvent {
+    /// A line.
+    Line(ReplicaLine),
+    /// A replica joined or left.
+    Replica(ReplicaChange),
+    /// Lines were dropped.
+    Skipped(Skipped),
+    /// The stream ends, for this reason; nothing comes after.
+    End(String),
+}
+
+impl FollowEvent {
+    /// What the event counts against a follower's byte budget.
+    fn cost(&self) -> usize {
+        128 + match self {
+            FollowEvent::Line(l) => l.line.len(),
+            _ => 0,
+        }
+    }
+}
+
+/// A byte budget shared by a follower's writers and its reader.
+#[derive(Debug)]
+struct Budget {
+    used: AtomicUsize,
+    max: usize,
+}
+
+impl Budget {
+    fn take(&self, n: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |u| {
+                (u + n <= self.max).then_some(u + n)
+            })
+            .is_ok()
+    }
+
+    fn give(&self, n: usize) {
+        self.used.fetch_sub(n, Ordering::SeqCst);
+    }
+}
+
+/// The writing end of a follower's queue; never waits.
+#[derive(Clone)]
+struct Feed {
+    tx: mpsc::Sender<FollowEvent>,
+    budget: Arc<Budget>,
+}
+
+impl Feed {
+    /// Queues `event` if the queue has room; false when it was dropped.
+    fn offer(&self, event: FollowEvent) -> bool {
+        let cost = event.cost();
+        if !self.budget.take(cost) {
+            return false;
+        }
+        match self.tx.try_send(event) {
+            Ok(()) => true,
+            Err(_) => {
+                self.budget.give(cost);
+                false
+            }
+        }
+    }
+}
+
+/// A live stream of an app's replicas' output; dropping it stops the
+/// follower. Its last item is always [`FollowEvent::End`].
+pub struct LogFollow {
+    rx: mpsc::Receiver<FollowEvent>,
+    budget: Arc<Budget>,
+    reason: Arc<OnceLock<String>>,
+    ended: bool,
+    _permit: OwnedSemaphorePermit,
+    _stop: DropGuard,
+}
+
+impl futures_util::Stream for LogFollow {
+    type Item = FollowEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<FollowEvent>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(event)) => {
+                self.budget.give(event.cost());
+                Poll::Ready(Some(event))
+            }
+            Poll::Ready(None) => {
+                self.ended = true;
+                let reason = self.reason.get().cloned();
+                Poll::Ready(Some(FollowEvent::End(
+                    reason.unwrap_or_else(|| "the log stream ended".into()),
+                )))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// A queue, the stream reading it and the switch that ends its writers.
+fn queue(
+    permit: OwnedSemaphorePermit,
+    stop: CancellationToken,
+    events: usize,
+    bytes: usize,
+) -> (Feed, LogFollow, Arc<OnceLock<String>>) {
+    let (tx, rx) = mpsc::channel(events);
+    let budget = Arc::new(Budget {
+        used: AtomicUsize::new(0),
+        max: bytes,
+    });
+    let reason = Arc::new(OnceLock::new());
+    let follow = LogFollow {
+        rx,
+        budget: budget.clone(),
+        reason: reason.clone(),
+        ended: false,
+        _permit: permit,
+        _stop: stop.drop_guard(),
+    };
+    (Feed { tx, budget }, follow, reason)
+}
+
+/// A running container of the app.
+#[derive(Debug, Clone)]
+struct Target {
+    id: String,
+    name: String,
+    replica: Option<u32>,
+    deployment: String,
+}
+
+impl Target {
+    fn short(&self) -> String {
+        self.id.chars().take(12).collect()
+    }
+
+    fn change(&self, state: &'static str) -> FollowEvent {
+        FollowEvent::Replica(ReplicaChange {
+            replica: self.replica,
+            container: self.short(),
+            name: self.name.clone(),
+            deployment: self.deployment.clone(),
+            state,
+        })
+    }
+}
+
+impl Orchestrator {
+    /// The last `tail` lines of each of the app's containers, only those
+    /// written at or after `since` if given.
+    pub async fn logs(
+        &self,
+        app: &str,
+        tail: usize,
+        since: Option<OffsetDateTime>,
+    ) -> Result<Vec<ContainerLogs>, OpError> {
+        self.inner.store.app(app)?;
+        let mut out = Vec::new();
+        for c in self.inner.engine.instance_containers().await? {
+            let labels = c.labels.unwrap_or_default();
+            if labels.get(LABEL_APP).map(String::as_str) != Some(app) {
+                continue;
+            }
+            let Some(id) = c.id else { continue };
+            let name = c
+                .names
+                .and_then(|n| n.into_iter().next())
+                .unwrap_or_else(|| id.clone());
+            let lines = match since {
+                None => self.inner.engine.logs(&id, tail).await?,
+                Some(since) => lines_since(&self.inner.engine, &id, tail, since).await?,
+            };
+            out.push(ContainerLogs {
+                container: name.trim_start_matches('/').to_string(),
+                deployment: labels.get(LABEL_DEPLOYMENT).cloned().unwrap_or_default(),
+                lines,
+            });
+        }
+        out.sort_by(|a, b| a.container.cmp(&b.container));
+        Ok(out)
+    }
+
+    /// Follows the output of the app's replicas live, until the app is
+    /// deleted, berth shuts down or the stream is dropped.
+    pub async fn follow_logs(&self, app: &str, from: FollowFrom) -> Result<LogFollow, FollowError> {
+        self.inner.store.app(app).map_err(OpError::from)?;
+        let followers = &self.inner.followers;
+        if followers.stop.is_cancelled() {
+            return Err(FollowError::ShuttingDown);
+        }
+        let permit = followers
+            .permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| FollowError::TooMany)?;
+        let started = OffsetDateTime::now_utc();
+        let first = tokio::time::timeout(LIST_DEADLINE, self.running_replicas(app))
+            .await
+            .map_err(|_| {
+                OpError::Engine(EngineError::Timeout {
+                    what: "listing the app's containers".into(),
+                    secs: LIST_DEADLINE.as_secs(),
+                })
+            })??;
+        let stop = followers.stop.child_token();
+        let (feed, follow, reason) = queue(permit, stop.clone(), QUEUE, QUEUE_BYTES);
+        let this = self.clone();
+        let app = app.to_string();
+        tokio::spawn(async move {
+            let why = this
+                .follow_app(&app, from, started, first, &feed, &stop)
+                .await;
+            if let Some(why) = why {
+                let _ = reason.set(why);
+            }
+            // The readers' feeds go with them; the stream ends once the
+            // last one and this one are dropped.
+            stop.cancel();
+        });
+        Ok(follow)
+    }
+
+    /// Ends every log follower (at shutdown, before the listeners wait
+    /// for their connections).
+    pub fn end_log_follows(&self) {
+        self.inner.followers.stop.cancel();
+    }
+
+    /// Reads the app's replicas into `feed` until the app is deleted
+    /// (returns why), berth shuts down (why) or `stop` (nothing to say).
+    async fn follow_app(
+        &self,
+        app: &str,
+        from: FollowFrom,
+        started: OffsetDateTime,
+        first: Vec<Target>,
+        feed: &Feed,
+        stop: &CancellationToken,
+    ) -> Option<String> {
+        let mut readers = JoinSet::new();
+        let mut tasks = HashMap::new();
+        let mut active = HashSet::new();
+        // Where each container's stream was when it ended.
+        let mut resume: HashMap<String, OffsetDateTime> = HashMap::new();
+        // When each container's stream last ended: one that ends at once
+        // (a container on its way out) is not read again every second.
+        let mut ended = HashMap::new();
+        let later = from.since.map_or(started, |s| s.max(started));
+        for target in first {
+            let range = LogRange {
+                follow: true,
+                since: from.since.map(OffsetDateTime::unix_timestamp),
+                tail: from.tail,
+            };
+            active.insert(target.id.clone());
+            let id = target.id.clone();
+            let task = readers.spawn(self.read_replica(target, range, from.since, feed, stop));
+            tasks.insert(task.id(), id);
+        }
+        let mut tick = tokio::time::interval(RESCAN);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        let shutdown = &self.inner.followers.stop;
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return Some("berth is shutting down".into()),
+                () = stop.cancelled() => return None,
+                Some(done) = readers.join_next_with_id(), if !readers.is_empty() => {
+                    let (task, last) = match done {
+                        Ok((task, last)) => (task, last),
+                        Err(err) => (err.id(), None),
+                    };
+                    if let Some(id) = tasks.remove(&task) {
+                        active.remove(&id);
+                        ended.insert(id.clone(), tokio::time::Instant::now());
+                        if let Some(last) = last {
+                            resume.insert(id, last);
+                        }
+                    }
+                }
+                _ = tick.tick() => {
+                    match self.inner.store.app(app) {
+                        Err(StoreError::NotFound { .. }) => {
+                            return Some("the app was deleted".into())
+                        }
+                        Err(err) => {
+                            tracing::warn!(app, %err, "log follower could not read the app");
+                            continue;
+                        }
+                        Ok(_) => {}
+                    }
+                    let list = tokio::time::timeout(LIST_DEADLINE, self.running_replicas(app));
+                    let listed = tokio::select! {
+                        () = shutdown.cancelled() => return Some("berth is shutting down".into()),
+                        () = stop.cancelled() => return None,
+                        listed = list => listed,
+                    };
+                    let now = match listed {
+                        Ok(Ok(now)) => now,
+                        Ok(Err(err)) => {
+                            tracing::debug!(app, %err, "log follower could not list the containers");
+                            continue;
+                        }
+                        Err(_) => continue,
+                    };
+                    for target in now {
+                        let resting = ended
+                            .get(&target.id)
+                            .is_some_and(|t: &tokio::time::Instant| t.elapsed() < REFOLLOW_AFTER);
+                        if active.contains(&target.id) || resting {
+                            continue;
+                        }
+                        // A restarted replica goes on after its last line;
+                        // a new one is read from its start.
+                        let not_before = match resume.get(&target.id) {
+                            Some(last) => *last + Duration::from_nanos(1),
+                            None => later,
+                        };
+                        let range = LogRange {
+                            follow: true,
+                            since: Some(not_before.unix_timestamp()),
+                            tail: None,
+                        };
+                        active.insert(target.id.clone());
+                        let id = target.id.clone();
+                        let task = readers.spawn(self.read_replica(target, range, Some(not_before), feed, stop));
+                        tasks.insert(task.id(), id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads one replica's log into `feed` until it ends or `stop`;
+    /// returns the time of the last line read.
+    fn read_replica(
+        &self,
+        target: Target,
+        range: LogRange,
+        not_before: Option<OffsetDateTime>,
+        feed: &Feed,
+        stop: &CancellationToken,
+    ) -> impl std::future::Future<Output = Option<OffsetDateTime>> + Send + 'static {
+        let engine = self.inner.engine.clone();
+        let feed = feed.clone();
+        let stop = stop.clone();
+        async move {
+            let mut reader = ReplicaReader {
+                short: target.short(),
+                target,
+                not_before,
+                last: None,
+                skipped: 0,
+                feed,
+            };
+            reader.feed.offer(reader.target.change("following"));
+            let frames = engine.log_frames(&reader.target.id, &range);
+            let mut frames = std::pin::pin!(frames);
+            let mut framers = [Framer::default(), Framer::default()];
+            loop {
+                let frame = tokio::select! {
+                    () = stop.cancelled() => return reader.last,
+                    frame = frames.next() => frame,
+                };
+                match frame {
+                    Some(Ok(frame)) => {
+                        for line in framers[usize::from(frame.stderr)].push(&frame.bytes) {
+                            reader.line(frame.stderr, &line);
+                        }
+                    }
+                    Some(Err(err)) => {
+                        tracing::debug!(container = %reader.short, %err, "container log stream failed");
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            for (i, framer) in framers.iter_mut().enumerate() {
+                if let Some(line) = framer.finish() {
+                    reader.line(i == 1, &line);
+                }
+            }
+            reader.flush_skipped();
+            reader.feed.offer(reader.target.change("ended"));
+            reader.last
+        }
+    }
+
+    /// The app's running containers.
+    async fn running_replicas(&self, app: &str) -> Result<Vec<Target>, OpError> {
+        let mut out = Vec::new();
+        for c in self.inner.engine.instance_containers().await? {
+            let labels = c.labels.unwrap_or_default();
+            let running = matches!(
+                c.state,
+                Some(bollard::models::ContainerSummaryStateEnum::RUNNING)
+            );
+            if labels.get(LABEL_APP).map(String::as_str) != Some(app) || !running {
+                continue;
+            }
+            let Some(id) = c.id else { continue };
+            let name = c
+                .names
+                .and_then(|n| n.into_iter().next())
+                .unwrap_or_else(|| id.clone());
+            out.push(Target {
+                name: name.trim_start_matches('/').to_string(),
+                replica: labels.get(LABEL_REPLICA).and_then(|r| r.parse().ok()),
+                deployment: labels.get(LABEL_DEPLOYMENT).cloned().unwrap_or_default(),
+                id,
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+}
+
+/// One replica's lines on their way into a follower's queue.
+struct ReplicaReader {
+    target: Target,
+    short: String,
+    /// Lines written before this are left out.
+    not_before: Option<OffsetDateTime>,
+    /// When the last line was written.
+    last: Option<OffsetDateTime>,
+    /// Lines dropped since the last one queued.
+    skipped: u64,
+    feed: Feed,
+}
+
+impl ReplicaReader {
+    fn line(&mut self, stderr: bool, raw: &str) {
+        let (at, text) = match split_timestamp(raw) {
+            Some((at, text)) => (Some(at), text),
+            None => (self.last, raw),
+        };
+        if let (Some(at), Some(floor)) = (at, self.not_before) {
+            if at < floor {
+                return;
+            }
+        }
+        if at.is_some() {
+            self.last = at;
+        }
+        self.flush_skipped();
+        let event = FollowEvent::Line(ReplicaLine {
+            replica: self.target.replica,
+            container: self.short.clone(),
+            deployment: self.target.deployment.clone(),
+            stream: if stderr { "stderr" } else { "stdout" },
+            line: text.to_string(),
+            at: at.and_then(|a| a.format(&Rfc3339).ok()),
+        });
+        if self.skipped > 0 || !self.feed.offer(event) {
+            self.skipped += 1;
+        }
+    }
+
+    /// Says how many lines were dropped, once there is room to say it.
+    fn flush_skipped(&mut self) {
+        if self.skipped > 0 {
+            let notice = FollowEvent::Skipped(Skipped {
+                container: self.short.clone(),
+                lines: self.skipped,
+            });
+            if self.feed.offer(notice) {
+                self.skipped = 0;
+            }
+        }
+    }
+}
+
+/// The last `tail` lines of a container written at or after `since`.
+async fn lines_since(
+    engine: &Engine,
+    id: &str,
+    tail: usize,
+    since: OffsetDateTime,
+) -> Result<Vec<LogLine>, OpError> {
+    let range = LogRange {
+        follow: false,
+        since: Some(since.unix_timestamp()),
+        tail: None,
+    };
+    let mut frames = std::pin::pin!(engine.log_frames(id, &range));
+    let mut framers = [Framer::default(), Framer::default()];
+    let mut lines = std::collections::VecDeque::new();
+    let mut keep = |stderr: bool, text: String| {
+        let recent = split_timestamp(&text).is_none_or(|(at, _)| at >= since);
+        if recent {
+            lines.push_back(LogLine {
+                stream: if stderr { "stderr" } else { "stdout" },
+                text,
+            });
+            if lines.len() > tail {
+                lines.pop_front();
+            }
+        }
+    };
+    while let Some(frame) = frames.next().await {
+        let frame = frame?;
+        for text in framers[usize::from(frame.stderr)].push(&frame.bytes) {
+            keep(frame.stderr, text);
+        }
+    }
+    for (i, framer) in framers.iter_mut().enumerate() {
+        if let Some(text) = framer.finish() {
+            keep(i == 1, text);
+        }
+    }
+    Ok(lines.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(n: usize, text: &str) -> FollowEvent {
+        FollowEvent::Line(ReplicaLine {
+            replica: Some(0),
+            container: format!("c{n}"),
+            deployment: "d".into(),
+            stream: "stdout",
+            line: text.into(),
+            at: None,
+        })
+    }
+
+    fn setup(events: usize, bytes: usize) -> (Feed, LogFollow, Arc<OnceLock<String>>) {
+        let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        queue(permit, CancellationToken::new(), events, bytes)
+    }
+
+    #[tokio::test]
+    async fn a_slow_reader_loses_lines_not_memory_and_is_told() {
+        let (feed, mut follow, reason) = setup(4, 10_000);
+        let target = Target {
+            id: "0123456789abcdef".into(),
+            name: "berth-x-web-0".into(),
+            replica: Some(1),
+            deployment: "d1".into(),
+        };
+        let mut reader = ReplicaReader {
+            short: target.short(),
+            target,
+            not_before: None,
+            last: None,
+            skipped: 0,
+            feed: feed.clone(),
+        };
+        for i in 0..10 {
+            reader.line(false, &format!("2026-12-05T10:00:0{i}Z line {i}"));
+        }
+        // Four fit; six were dropped and counted.
+        assert_eq!(reader.skipped, 6);
+        let mut got = Vec::new();
+        for _ in 0..4 {
+            got.push(follow.next().await.unwrap());
+        }
+        // Room again: the notice goes first, then the next line.
+        reader.line(true, "2026-12-05T10:00:10Z after");
+        let _ = reason.set("the app was deleted".into());
+        drop(reader);
+        drop(feed);
+        let rest: Vec<_> = follow.by_ref().collect().await;
+        match &got[0] {
+            FollowEvent::Line(l) => {
+                assert_eq!(l.line, "line 0");
+                assert_eq!(l.container, "0123456789ab");
+                assert_eq!(l.replica, Some(1));
+                assert_eq!(l.at.as_deref(), Some("2026-12-05T10:00:00Z"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(&rest[0], FollowEvent::Skipped(s) if s.lines == 6),
+            "{rest:?}"
+        );
+        assert!(
+            matches!(&rest[1], FollowEvent::Line(l) if l.line == "after" && l.stream == "stderr"),
+            "{rest:?}"
+        );
+        assert!(
+            matches!(&rest[2], FollowEvent::End(r) if r == "the app was deleted"),
+            "{rest:?}"
+        );
+        assert_eq!(rest.len(), 3);
+        assert!(follow.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn the_byte_budget_bounds_the_queue() {
+        let (feed, mut follow, _) = setup(1000, 2 * (128 + 100));
+        let big = "x".repeat(100);
+        assert!(feed.offer(line(0, &big)));
+        assert!(feed.offer(line(1, &big)));
+        assert!(!feed.offer(line(2, &big)), "over the byte budget");
+        follow.next().await.unwrap();
+        assert!(feed.offer(line(3, &big)), "room again once read");
+        drop(feed);
+        let rest: Vec<_> = follow.collect().await;
+        assert_eq!(rest.len(), 3, "{rest:?}");
+        assert!(matches!(&rest[1], FollowEvent::Line(l) if l.container == "c3"));
+        assert!(matches!(&rest[2], FollowEvent::End(r) if r == "the log stream ended"));
+    }
+
+    #[tokio::test]
+    async fn lines_before_the_floor_are_left_out() {
+        let (feed, mut follow, _) = setup(10, 10_000);
+        let target = Target {
+            id: "abc".into(),
+            name: "n".into(),
+            replica: None,
+            deployment: "d".into(),
+        };
+        let mut reader = ReplicaReader {
+            short: target.short(),
+            target,
+            not_before: split_timestamp("2026-12-05T10:00:05Z x").map(|(at, _)| at),
+            last: None,
+            skipped: 0,
+            feed,
+        };
+        reader.line(false, "2026-12-05T10:00:04.999Z old");
+        reader.line(false, "2026-12-05T10:00:05Z new");
+        reader.line(false, "no timestamp: kept, at the last time");
+        drop(reader);
+        let got: Vec<_> = follow.by_ref().collect().await;
+        let lines: Vec<_> = got
+            .iter()
+            .filter_map(|e| match e {
+                FollowEvent::Line(l) => Some((l.line.as_str(), l.at.clone())),
+                _ => None,
+            })
+            .collect();
+        let at = Some("2026-12-05T10:00:05Z".to_string());
+        assert_eq!(
+            lines,
+            [
+                ("new", at.clone()),
+                ("no timestamp: kept, at the last time", at)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn dropping_the_stream_stops_the_follower() {
+        let stop = CancellationToken::new();
+        let permits = Arc::new(Semaphore::new(1));
+        let permit = permits.clone().try_acquire_owned().unwrap();
+        let (feed, follow, _) = queue(permit, stop.clone(), 4, 1000);
+        assert_eq!(permits.available_permits(), 0);
+        drop(follow);
+        assert!(stop.is_cancelled());
+        assert_eq!(permits.available_permits(), 1, "the place is free again");
+        assert!(!feed.offer(line(0, "x")));
+    }
+}
