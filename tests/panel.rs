@@ -406,7 +406,13 @@ async fn panel_in_a_browser_from_setup_to_rollback_members_and_csrf() {
     wait_served(&berth, "web.test", "v1").await;
     click(&c, "#container-logs-button").await;
     wait_text(&c, "#container-logs", "== berth-", 10).await;
+    // Followed live (the replica headers come from the event stream), and
+    // the same button stops following.
+    wait_text(&c, "#container-logs-state", "following live", 10).await;
+    wait_text(&c, "#container-logs", ") following", 10).await;
     shoot(&c, "app-deployed").await;
+    click(&c, "#container-logs-button").await;
+    wait_text(&c, "#container-logs-state", "stopped following", 10).await;
 
     // A second version, then back to the first.
     fill(&c, "#new-image", &v2).await;
