@@ -12,19 +12,20 @@
 //! and counted (a [`FollowEvent::Skipped`] says how many lines), and at
 //! most [`MAX_FOLLOWERS`] follow at once.
 
+mod feed;
+
 use std::collections::{HashMap, HashSet};
-use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::sync::CancellationToken;
+
+use feed::{queue, Feed, ReplicaReader, Target};
+pub use feed::{FollowEvent, LogFollow, ReplicaChange, ReplicaLine, Skipped};
 
 use super::engine::{LogRange, LABEL_REPLICA};
 use super::logline::{split_timestamp, Framer};
@@ -94,199 +95,6 @@ pub enum FollowError {
     /// berth is shutting down.
     #[error("berth is shutting down")]
     ShuttingDown,
-}
-
-/// One line a replica wrote.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct ReplicaLine {
-    /// The replica's index within its deployment.
-    pub replica: Option<u32>,
-    /// The container's short id (12 hex digits).
-    pub container: String,
-    /// The deployment that started the replica.
-    pub deployment: String,
-    /// `stdout` or `stderr`.
-    pub stream: &'static str,
-    /// The line, without its timestamp and newline.
-    pub line: String,
-    /// When the replica wrote it (RFC 3339, from Docker).
-    pub at: Option<String>,
-}
-
-/// A replica joining the stream or leaving it.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct ReplicaChange {
-    /// The replica's index within its deployment.
-    pub replica: Option<u32>,
-    /// The container's short id.
-    pub container: String,
-    /// The container's name.
-    pub name: String,
-    /// The deployment that started the replica.
-    pub deployment: String,
-    /// `following` (its lines come) or `ended` (it stopped or went away).
-    pub state: &'static str,
-}
-
-/// Lines of a replica dropped because the reader did not keep up.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct Skipped {
-    /// The replica's short container id.
-    pub container: String,
-    /// How many lines were dropped.
-    pub lines: u64,
-}
-
-/// What a follower receives.
-#[derive(Debug, Clone)]
-pub enum FollowEvent {
-    /// A line.
-    Line(ReplicaLine),
-    /// A replica joined or left.
-    Replica(ReplicaChange),
-    /// Lines were dropped.
-    Skipped(Skipped),
-    /// The stream ends, for this reason; nothing comes after.
-    End(String),
-}
-
-impl FollowEvent {
-    /// What the event counts against a follower's byte budget.
-    fn cost(&self) -> usize {
-        128 + match self {
-            FollowEvent::Line(l) => l.line.len(),
-            _ => 0,
-        }
-    }
-}
-
-/// A byte budget shared by a follower's writers and its reader.
-#[derive(Debug)]
-struct Budget {
-    used: AtomicUsize,
-    max: usize,
-}
-
-impl Budget {
-    fn take(&self, n: usize) -> bool {
-        self.used
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |u| {
-                (u + n <= self.max).then_some(u + n)
-            })
-            .is_ok()
-    }
-
-    fn give(&self, n: usize) {
-        self.used.fetch_sub(n, Ordering::SeqCst);
-    }
-}
-
-/// The writing end of a follower's queue; never waits.
-#[derive(Clone)]
-struct Feed {
-    tx: mpsc::Sender<FollowEvent>,
-    budget: Arc<Budget>,
-}
-
-impl Feed {
-    /// Queues `event` if the queue has room; false when it was dropped.
-    fn offer(&self, event: FollowEvent) -> bool {
-        let cost = event.cost();
-        if !self.budget.take(cost) {
-            return false;
-        }
-        match self.tx.try_send(event) {
-            Ok(()) => true,
-            Err(_) => {
-                self.budget.give(cost);
-                false
-            }
-        }
-    }
-}
-
-/// A live stream of an app's replicas' output; dropping it stops the
-/// follower. Its last item is always [`FollowEvent::End`].
-pub struct LogFollow {
-    rx: mpsc::Receiver<FollowEvent>,
-    budget: Arc<Budget>,
-    reason: Arc<OnceLock<String>>,
-    ended: bool,
-    _permit: OwnedSemaphorePermit,
-    _stop: DropGuard,
-}
-
-impl futures_util::Stream for LogFollow {
-    type Item = FollowEvent;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<FollowEvent>> {
-        if self.ended {
-            return Poll::Ready(None);
-        }
-        match self.rx.poll_recv(cx) {
-            Poll::Ready(Some(event)) => {
-                self.budget.give(event.cost());
-                Poll::Ready(Some(event))
-            }
-            Poll::Ready(None) => {
-                self.ended = true;
-                let reason = self.reason.get().cloned();
-                Poll::Ready(Some(FollowEvent::End(
-                    reason.unwrap_or_else(|| "the log stream ended".into()),
-                )))
-            }
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-/// A queue, the stream reading it and the switch that ends its writers.
-fn queue(
-    permit: OwnedSemaphorePermit,
-    stop: CancellationToken,
-    events: usize,
-    bytes: usize,
-) -> (Feed, LogFollow, Arc<OnceLock<String>>) {
-    let (tx, rx) = mpsc::channel(events);
-    let budget = Arc::new(Budget {
-        used: AtomicUsize::new(0),
-        max: bytes,
-    });
-    let reason = Arc::new(OnceLock::new());
-    let follow = LogFollow {
-        rx,
-        budget: budget.clone(),
-        reason: reason.clone(),
-        ended: false,
-        _permit: permit,
-        _stop: stop.drop_guard(),
-    };
-    (Feed { tx, budget }, follow, reason)
-}
-
-/// A running container of the app.
-#[derive(Debug, Clone)]
-struct Target {
-    id: String,
-    name: String,
-    replica: Option<u32>,
-    deployment: String,
-}
-
-impl Target {
-    fn short(&self) -> String {
-        self.id.chars().take(12).collect()
-    }
-
-    fn change(&self, state: &'static str) -> FollowEvent {
-        FollowEvent::Replica(ReplicaChange {
-            replica: self.replica,
-            container: self.short(),
-            name: self.name.clone(),
-            deployment: self.deployment.clone(),
-            state,
-        })
-    }
 }
 
 impl Orchestrator {
@@ -490,14 +298,7 @@ impl Orchestrator {
         let feed = feed.clone();
         let stop = stop.clone();
         async move {
-            let mut reader = ReplicaReader {
-                short: target.short(),
-                target,
-                not_before,
-                last: None,
-                skipped: 0,
-                feed,
-            };
+            let mut reader = ReplicaReader::new(target, not_before, feed);
             reader.feed.offer(reader.target.change("following"));
             let frames = engine.log_frames(&reader.target.id, &range);
             let mut frames = std::pin::pin!(frames);
@@ -560,61 +361,6 @@ impl Orchestrator {
     }
 }
 
-/// One replica's lines on their way into a follower's queue.
-struct ReplicaReader {
-    target: Target,
-    short: String,
-    /// Lines written before this are left out.
-    not_before: Option<OffsetDateTime>,
-    /// When the last line was written.
-    last: Option<OffsetDateTime>,
-    /// Lines dropped since the last one queued.
-    skipped: u64,
-    feed: Feed,
-}
-
-impl ReplicaReader {
-    fn line(&mut self, stderr: bool, raw: &str) {
-        let (at, text) = match split_timestamp(raw) {
-            Some((at, text)) => (Some(at), text),
-            None => (self.last, raw),
-        };
-        if let (Some(at), Some(floor)) = (at, self.not_before) {
-            if at < floor {
-                return;
-            }
-        }
-        if at.is_some() {
-            self.last = at;
-        }
-        self.flush_skipped();
-        let event = FollowEvent::Line(ReplicaLine {
-            replica: self.target.replica,
-            container: self.short.clone(),
-            deployment: self.target.deployment.clone(),
-            stream: if stderr { "stderr" } else { "stdout" },
-            line: text.to_string(),
-            at: at.and_then(|a| a.format(&Rfc3339).ok()),
-        });
-        if self.skipped > 0 || !self.feed.offer(event) {
-            self.skipped += 1;
-        }
-    }
-
-    /// Says how many lines were dropped, once there is room to say it.
-    fn flush_skipped(&mut self) {
-        if self.skipped > 0 {
-            let notice = FollowEvent::Skipped(Skipped {
-                container: self.short.clone(),
-                lines: self.skipped,
-            });
-            if self.feed.offer(notice) {
-                self.skipped = 0;
-            }
-        }
-    }
-}
-
 /// The last `tail` lines of a container written at or after `since`.
 async fn lines_since(
     engine: &Engine,
@@ -657,147 +403,4 @@ async fn lines_since(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn line(n: usize, text: &str) -> FollowEvent {
-        FollowEvent::Line(ReplicaLine {
-            replica: Some(0),
-            container: format!("c{n}"),
-            deployment: "d".into(),
-            stream: "stdout",
-            line: text.into(),
-            at: None,
-        })
-    }
-
-    fn setup(events: usize, bytes: usize) -> (Feed, LogFollow, Arc<OnceLock<String>>) {
-        let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
-        queue(permit, CancellationToken::new(), events, bytes)
-    }
-
-    #[tokio::test]
-    async fn a_slow_reader_loses_lines_not_memory_and_is_told() {
-        let (feed, mut follow, reason) = setup(4, 10_000);
-        let target = Target {
-            id: "0123456789abcdef".into(),
-            name: "berth-x-web-0".into(),
-            replica: Some(1),
-            deployment: "d1".into(),
-        };
-        let mut reader = ReplicaReader {
-            short: target.short(),
-            target,
-            not_before: None,
-            last: None,
-            skipped: 0,
-            feed: feed.clone(),
-        };
-        for i in 0..10 {
-            reader.line(false, &format!("2026-12-05T10:00:0{i}Z line {i}"));
-        }
-        // Four fit; six were dropped and counted.
-        assert_eq!(reader.skipped, 6);
-        let mut got = Vec::new();
-        for _ in 0..4 {
-            got.push(follow.next().await.unwrap());
-        }
-        // Room again: the notice goes first, then the next line.
-        reader.line(true, "2026-12-05T10:00:10Z after");
-        let _ = reason.set("the app was deleted".into());
-        drop(reader);
-        drop(feed);
-        let rest: Vec<_> = follow.by_ref().collect().await;
-        match &got[0] {
-            FollowEvent::Line(l) => {
-                assert_eq!(l.line, "line 0");
-                assert_eq!(l.container, "0123456789ab");
-                assert_eq!(l.replica, Some(1));
-                assert_eq!(l.at.as_deref(), Some("2026-12-05T10:00:00Z"));
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(
-            matches!(&rest[0], FollowEvent::Skipped(s) if s.lines == 6),
-            "{rest:?}"
-        );
-        assert!(
-            matches!(&rest[1], FollowEvent::Line(l) if l.line == "after" && l.stream == "stderr"),
-            "{rest:?}"
-        );
-        assert!(
-            matches!(&rest[2], FollowEvent::End(r) if r == "the app was deleted"),
-            "{rest:?}"
-        );
-        assert_eq!(rest.len(), 3);
-        assert!(follow.next().await.is_none());
-    }
-
-    #[tokio::test]
-    async fn the_byte_budget_bounds_the_queue() {
-        let (feed, mut follow, _) = setup(1000, 2 * (128 + 100));
-        let big = "x".repeat(100);
-        assert!(feed.offer(line(0, &big)));
-        assert!(feed.offer(line(1, &big)));
-        assert!(!feed.offer(line(2, &big)), "over the byte budget");
-        follow.next().await.unwrap();
-        assert!(feed.offer(line(3, &big)), "room again once read");
-        drop(feed);
-        let rest: Vec<_> = follow.collect().await;
-        assert_eq!(rest.len(), 3, "{rest:?}");
-        assert!(matches!(&rest[1], FollowEvent::Line(l) if l.container == "c3"));
-        assert!(matches!(&rest[2], FollowEvent::End(r) if r == "the log stream ended"));
-    }
-
-    #[tokio::test]
-    async fn lines_before_the_floor_are_left_out() {
-        let (feed, mut follow, _) = setup(10, 10_000);
-        let target = Target {
-            id: "abc".into(),
-            name: "n".into(),
-            replica: None,
-            deployment: "d".into(),
-        };
-        let mut reader = ReplicaReader {
-            short: target.short(),
-            target,
-            not_before: split_timestamp("2026-12-05T10:00:05Z x").map(|(at, _)| at),
-            last: None,
-            skipped: 0,
-            feed,
-        };
-        reader.line(false, "2026-12-05T10:00:04.999Z old");
-        reader.line(false, "2026-12-05T10:00:05Z new");
-        reader.line(false, "no timestamp: kept, at the last time");
-        drop(reader);
-        let got: Vec<_> = follow.by_ref().collect().await;
-        let lines: Vec<_> = got
-            .iter()
-            .filter_map(|e| match e {
-                FollowEvent::Line(l) => Some((l.line.as_str(), l.at.clone())),
-                _ => None,
-            })
-            .collect();
-        let at = Some("2026-12-05T10:00:05Z".to_string());
-        assert_eq!(
-            lines,
-            [
-                ("new", at.clone()),
-                ("no timestamp: kept, at the last time", at)
-            ]
-        );
-    }
-
-    #[tokio::test]
-    async fn dropping_the_stream_stops_the_follower() {
-        let stop = CancellationToken::new();
-        let permits = Arc::new(Semaphore::new(1));
-        let permit = permits.clone().try_acquire_owned().unwrap();
-        let (feed, follow, _) = queue(permit, stop.clone(), 4, 1000);
-        assert_eq!(permits.available_permits(), 0);
-        drop(follow);
-        assert!(stop.is_cancelled());
-        assert_eq!(permits.available_permits(), 1, "the place is free again");
-        assert!(!feed.offer(line(0, "x")));
-    }
-}
+mod tests;
