@@ -260,6 +260,59 @@ async fn bad_parameters_are_named_and_shutdown_ends_the_stream() {
         .unwrap();
     assert!(n >= 5, "an old line came: {first_tick:?}");
 
+    // A restarted replica (same container) comes back into the stream
+    // after its last line, without repeating what was already sent.
+    let container = first_tick.data["container"].as_str().unwrap().to_string();
+    let before = sse
+        .until(5, |s| s.iter().filter(|e| e.name == "message").count() >= 4)
+        .await;
+    support::docker(&["restart", "-t", "0", &container]);
+    let seen = sse
+        .until(30, |s| {
+            s.iter().any(|e| {
+                e.name == "message"
+                    && e.data["line"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with(&format!("tick v1 {container} 1"))
+            }) && s
+                .iter()
+                .any(|e| e.name == "replica" && e.data["state"] == "following")
+        })
+        .await;
+    let changes: Vec<_> = seen
+        .iter()
+        .filter(|e| e.name == "replica")
+        .map(|e| {
+            (
+                e.data["state"].as_str().unwrap(),
+                e.data["container"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("ended", container.as_str()),
+            ("following", container.as_str())
+        ],
+        "{seen:#?}"
+    );
+    let mut sent: Vec<String> = before
+        .iter()
+        .chain(&seen)
+        .filter(|e| e.name == "message")
+        .map(|e| format!("{} {} {}", e.data["at"], e.data["stream"], e.data["line"]))
+        .collect();
+    let count = sent.len();
+    sent.sort_unstable();
+    sent.dedup();
+    assert_eq!(sent.len(), count, "a line came twice: {seen:#?}");
+    let restarted = seen
+        .iter()
+        .any(|e| e.data["line"] == format!("tick v1 {container} 0"));
+    assert!(restarted, "the restarted process's first line: {seen:#?}");
+
     // The cap: 64 streams at once, then 503 with a reason.
     let mut held = Vec::new();
     for _ in 1..64 {
