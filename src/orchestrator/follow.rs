@@ -43,6 +43,8 @@ const RESCAN: Duration = Duration::from_secs(1);
 /// How long after its stream ended a container is read again (from
 /// where it stopped: a restarted replica loses nothing by the wait).
 const REFOLLOW_AFTER: Duration = Duration::from_secs(3);
+/// Ended containers a follower remembers (to resume them if they restart).
+const REMEMBERED: usize = 256;
 /// Deadline of one look at the app's containers.
 const LIST_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -196,7 +198,7 @@ impl Orchestrator {
         let mut resume: HashMap<String, OffsetDateTime> = HashMap::new();
         // When each container's stream last ended: one that ends at once
         // (a container on its way out) is not read again every second.
-        let mut ended = HashMap::new();
+        let mut ended: HashMap<String, tokio::time::Instant> = HashMap::new();
         let later = from.since.map_or(started, |s| s.max(started));
         for target in first {
             let range = LogRange {
@@ -229,6 +231,7 @@ impl Orchestrator {
                         if let Some(last) = last {
                             resume.insert(id, last);
                         }
+                        forget_oldest(&mut ended, &mut resume);
                     }
                 }
                 _ = tick.tick() => {
@@ -259,7 +262,7 @@ impl Orchestrator {
                     for target in now {
                         let resting = ended
                             .get(&target.id)
-                            .is_some_and(|t: &tokio::time::Instant| t.elapsed() < REFOLLOW_AFTER);
+                            .is_some_and(|t| t.elapsed() < REFOLLOW_AFTER);
                         if active.contains(&target.id) || resting {
                             continue;
                         }
@@ -358,6 +361,25 @@ impl Orchestrator {
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+}
+
+/// Keeps what a follower remembers of ended streams bounded over a long
+/// life of redeploys: the longest-ended containers are forgotten first.
+fn forget_oldest(
+    ended: &mut HashMap<String, tokio::time::Instant>,
+    resume: &mut HashMap<String, OffsetDateTime>,
+) {
+    while ended.len() > REMEMBERED {
+        let Some(oldest) = ended
+            .iter()
+            .min_by_key(|(_, t)| **t)
+            .map(|(id, _)| id.clone())
+        else {
+            return;
+        };
+        ended.remove(&oldest);
+        resume.remove(&oldest);
     }
 }
 

@@ -135,3 +135,20 @@ async fn dropping_the_stream_stops_the_follower() {
     assert_eq!(permits.available_permits(), 1, "the place is free again");
     assert!(!feed.offer(line(0, "x")));
 }
+
+#[test]
+fn ended_streams_are_remembered_within_a_bound() {
+    let start = tokio::time::Instant::now();
+    let mut ended = HashMap::new();
+    let mut resume = HashMap::new();
+    for i in 0..REMEMBERED + 5 {
+        let id = format!("c{i}");
+        ended.insert(id.clone(), start + Duration::from_secs(i as u64));
+        resume.insert(id, OffsetDateTime::UNIX_EPOCH);
+    }
+    forget_oldest(&mut ended, &mut resume);
+    assert_eq!(ended.len(), REMEMBERED);
+    assert_eq!(resume.len(), REMEMBERED);
+    assert!(!ended.contains_key("c4") && !resume.contains_key("c4"));
+    assert!(ended.contains_key("c5") && resume.contains_key("c5"));
+}
