@@ -154,6 +154,7 @@ fn edge(upstream: SocketAddr) -> SocketAddr {
                 strip_prefix: false,
                 redirect_https: false,
                 hsts: false,
+                certified: false,
                 backend,
             }]);
             let mut registry = prometheus_client::registry::Registry::default();
@@ -268,6 +269,7 @@ fn main() {
                     strip_prefix: prefix != "/",
                     redirect_https: false,
                     hsts: false,
+                    certified: false,
                     backend: backend.clone(),
                 })
             })

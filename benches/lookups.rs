@@ -33,6 +33,7 @@ fn specs() -> Vec<RouteSpec> {
                 strip_prefix: prefix != "/",
                 redirect_https: false,
                 hsts: false,
+                certified: false,
                 backend: backend.clone(),
             });
         }
@@ -44,6 +45,7 @@ fn specs() -> Vec<RouteSpec> {
             strip_prefix: false,
             redirect_https: false,
             hsts: false,
+            certified: false,
             backend: Arc::new(Backend::new(format!("tenant{i}"), vec![])),
         });
     }

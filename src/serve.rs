@@ -109,6 +109,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         engine,
         store,
         router.clone(),
+        served.clone(),
         DeploySettings {
             health_timeout: settings.health_timeout,
             stop_grace: settings.stop_grace,
@@ -117,6 +118,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             rollback_window: settings.rollback_window,
             rollback_watch: settings.rollback_watch,
             concurrency: settings.deploy_concurrency,
+            allow_bind_mounts: settings.allow_bind_mounts,
         },
         builder,
         secrets,
@@ -127,6 +129,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .await
         .context("reconciling the store with Docker")?;
     orchestrator.supervise();
+    // Redirects to HTTPS and HSTS follow the valid certificates.
+    let routes = orchestrator.clone();
+    certs.on_change(move || {
+        if let Err(err) = routes.rebuild_routes() {
+            tracing::error!(%err, "could not rebuild routes after a certificate change");
+        }
+    });
 
     let shutdown = CancellationToken::new();
     let (edge_stop, edge_watch) = tokio::sync::watch::channel(false);

@@ -1,7 +1,8 @@
 //! The deployment queue against the real Docker engine: cancel a running
 //! deployment, supersede a queued one, and survive `kill -9` in the middle
 //! of a deploy with the last good version serving and no orphans; a first
-//! deployment that fails leaves the app `failed` with the reason.
+//! deployment that fails leaves the app `failed` with the reason; a
+//! rollback becomes the app's spec, so the next plain deploy keeps it.
 
 mod support;
 
@@ -11,6 +12,25 @@ use support::{Berth, Image};
 async fn answers_with(berth: &Berth, prefix: &str) {
     for body in berth.answers("web.test", 4).await {
         assert!(body.starts_with(prefix), "{body}");
+    }
+}
+
+/// Waits until deployment `id`'s log has a line containing `needle`
+/// (lines after the switch come a moment after `succeeded`).
+async fn wait_log_line(berth: &Berth, id: &str, needle: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, log) = berth
+            .api("GET", &format!("/deployments/{id}/logs"), None)
+            .await;
+        if log["lines"].to_string().contains(needle) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{needle:?} not in the log: {log}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 
@@ -170,6 +190,78 @@ async fn kill_9_mid_deploy_keeps_the_last_good_version() {
     berth.wait_containers(2).await;
 }
 
+/// A rollback makes the rolled-back version the app's spec: image and
+/// settings come back, domains stay, and the next plain deploy runs it.
+#[tokio::test]
+async fn a_rollback_is_the_app_s_spec_and_the_next_deploy_keeps_it() {
+    let mut berth = Berth::start().await;
+    let v1 = berth.image(Image::Web("v1"));
+    let v2 = berth.image(Image::Web("v2"));
+    berth.deploy_web(&v1, 1).await;
+    let (_, list) = berth.api("GET", "/apps/web/deployments", None).await;
+    let first = list[0]["id"].as_str().unwrap().to_string();
+
+    // v2 with other settings: the image's VERSION overridden, 2 replicas.
+    let (status, body) = berth
+        .api(
+            "PATCH",
+            "/apps/web",
+            Some(json!({"image": v2, "env": {"VERSION": "v2-env"}, "replicas": 2})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(berth.deploy("web").await["status"], "succeeded");
+    answers_with(&berth, "v2-env ").await;
+    // A domain added after v1 is not part of any version: it stays.
+    let (status, body) = berth
+        .api(
+            "PATCH",
+            "/apps/web",
+            Some(json!({"domains": [{"host": "web.test"}, {"host": "new.test"}]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let (status, d) = berth
+        .api(
+            "POST",
+            "/apps/web/rollback",
+            Some(json!({"deployment_id": first})),
+        )
+        .await;
+    assert_eq!(status, 202, "{d}");
+    assert_eq!(d["rollback_of"], first.as_str(), "{d}");
+    let rollback_id = d["id"].as_str().unwrap().to_string();
+    let d = berth.wait_deployment(&rollback_id).await;
+    assert_eq!(d["status"], "succeeded", "{d}");
+    assert_eq!(d["rollback_of"], first.as_str(), "{d}");
+    answers_with(&berth, "v1 ").await;
+    wait_log_line(
+        &berth,
+        &rollback_id,
+        &format!("rolled back to deployment {first}"),
+    )
+    .await;
+
+    // The app's spec is v1's: image, env and replicas; the domains stay.
+    let (_, app) = berth.api("GET", "/apps/web", None).await;
+    assert_eq!(app["image"], v1.as_str(), "{app}");
+    assert_eq!(app["env"], json!({}), "{app}");
+    assert_eq!(app["replicas"], 1, "{app}");
+    assert_eq!(app["domains"].as_array().unwrap().len(), 2, "{app}");
+
+    // A plain deploy runs v1, not v2.
+    let next = berth.deploy("web").await;
+    assert_eq!(next["status"], "succeeded", "{next}");
+    assert_eq!(next["trigger"], "api");
+    assert_eq!(next["image"], v1.as_str(), "{next}");
+    answers_with(&berth, "v1 ").await;
+    for body in berth.answers("new.test", 2).await {
+        assert!(body.starts_with("v1 "), "{body}");
+    }
+    berth.wait_containers(1).await;
+}
+
 #[tokio::test]
 async fn manual_rollback_within_the_window_without_a_registry() {
     let mut berth = Berth::start_with("rollback_window = 2").await;
@@ -203,6 +295,20 @@ async fn manual_rollback_within_the_window_without_a_registry() {
     assert_eq!(d["rollback_of"], ids[1].as_str());
     let d = berth.wait_deployment(d["id"].as_str().unwrap()).await;
     assert_eq!(d["status"], "succeeded", "{d}");
+    answers_with(&berth, "v2 ").await;
+    wait_log_line(
+        &berth,
+        d["id"].as_str().unwrap(),
+        "named another image; it names the rolled-back one again",
+    )
+    .await;
+    // The app names v2's tag again, and the tag names v2's image again:
+    // a plain deploy keeps v2 serving.
+    let (_, app) = berth.api("GET", "/apps/web", None).await;
+    assert_eq!(app["image"], images[1].as_str(), "{app}");
+    let again = berth.deploy("web").await;
+    assert_eq!(again["status"], "succeeded", "{again}");
+    assert_eq!(again["image_id"], d["image_id"], "{again}");
     answers_with(&berth, "v2 ").await;
 
     // v1 fell out of the window of 2: refused, and its image was pruned.
@@ -269,6 +375,9 @@ async fn a_version_that_dies_after_the_switch_rolls_back_by_itself() {
         .await;
     assert_eq!(rollback["status"], "succeeded", "{rollback}");
     answers_with(&berth, "v1 ").await;
+    // The automatic rollback made v1 the app's spec again, like a manual one.
+    let (_, app) = berth.api("GET", "/apps/web", None).await;
+    assert_eq!(app["image"], v1.as_str(), "{app}");
 }
 
 #[tokio::test]

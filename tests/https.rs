@@ -1,6 +1,7 @@
 //! HTTPS at the edge against real parts: certificates from a test CA
 //! uploaded through the API, and from Debian's `pebble` ACME server over
-//! HTTP-01 and TLS-ALPN-01; clients are curl (h2) and rustls.
+//! HTTP-01 and TLS-ALPN-01; clients are curl (h2) and rustls. A domain
+//! whose order fails keeps serving plain HTTP until it has a certificate.
 
 mod support;
 
@@ -167,6 +168,16 @@ async fn custom_certificates_are_checked_then_served_over_h2_with_redirects_and_
 
 /// Starts berth with pebble as its ACME server (`tables` adds TOML).
 async fn berth_with_pebble(tables: &str, validity_secs: Option<u64>) -> (Berth, Pebble) {
+    berth_with_pebble_validating_at(tables, validity_secs, None).await
+}
+
+/// Like [`berth_with_pebble`], with pebble's HTTP-01 validation sent to
+/// `http_port` instead of berth's HTTP port when given.
+async fn berth_with_pebble_validating_at(
+    tables: &str,
+    validity_secs: Option<u64>,
+    http_port: Option<u16>,
+) -> (Berth, Pebble) {
     let ports = PebblePorts::pick();
     let prepared = Pebble::prepare(&ports);
     let args = vec![
@@ -181,11 +192,204 @@ async fn berth_with_pebble(tables: &str, validity_secs: Option<u64>) -> (Berth, 
     let pebble = Pebble::start(
         &ports,
         prepared,
-        port(&berth.http),
+        http_port.unwrap_or_else(|| port(&berth.http)),
         port(&berth.https),
         validity_secs,
     );
     (berth, pebble)
+}
+
+/// The certificates API's entry for `host`.
+async fn domain_state(berth: &Berth, host: &str) -> Value {
+    let (status, list) = berth.api("GET", "/certificates", None).await;
+    assert_eq!(status, 200, "{list}");
+    list["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["host"] == host)
+        .cloned()
+        .unwrap_or_else(|| panic!("{host} is not listed: {list}"))
+}
+
+/// Waits until the domain's last order has failed; returns its entry.
+async fn wait_failed(berth: &Berth, host: &str, why: impl Fn() -> String) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let domain = domain_state(berth, host).await;
+        if domain["status"] == "failed" {
+            return domain;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{host}'s order did not fail: {domain}\n{}",
+            why()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A plain HTTP GET of `path` through the edge for `host`, redirects not
+/// followed.
+async fn plain_get(berth: &Berth, host: &str, path: &str) -> reqwest::Response {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("http://{}{path}", berth.http))
+        .header("host", host)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Forwards every connection to `port` on to `to`, from now on.
+async fn forward(port: u16, to: String) -> tokio::task::JoinHandle<()> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let to = to.clone();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    })
+}
+
+/// A domain switched to `letsencrypt` (with HSTS) whose order fails is not
+/// locked out: plain HTTP serves the app, no HSTS is sent, and the API
+/// names the host, the cause and the next retry. Once the retry issues the
+/// certificate, HTTP redirects with 308 and HTTPS sends HSTS.
+#[tokio::test]
+async fn http_serves_until_the_certificate_is_issued_then_redirects() {
+    // Pebble validates HTTP-01 on a port where nothing answers yet.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let validation_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let (mut berth, pebble) =
+        berth_with_pebble_validating_at("", None, Some(validation_port)).await;
+    let v1 = berth.image(Image::Web("v1"));
+    berth
+        .create_app(json!({"name": "web", "image": v1, "port": 8080,
+            "domains": [{"host": "web.test", "certificate": "letsencrypt", "hsts": true}]}))
+        .await;
+    assert_eq!(berth.deploy("web").await["status"], "succeeded");
+
+    let failed = wait_failed(&berth, "web.test", || {
+        format!("{}\npebble:\n{}", berth.log(), pebble.log())
+    })
+    .await;
+    let error = failed["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("ordering a certificate for web.test: ")
+            && error.contains(&format!("web.test:{validation_port}"))
+            && error.contains("connection refused"),
+        "the error names the host and the cause: {failed}"
+    );
+    assert_eq!(failed["failures"], 1, "{failed}");
+    assert_eq!(failed["https_enforced"], false, "{failed}");
+    let retry: time::OffsetDateTime = time::OffsetDateTime::parse(
+        failed["next_retry_at"].as_str().expect("a next retry time"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let failed_at = time::OffsetDateTime::parse(
+        failed["failed_at"].as_str().expect("when it failed"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(retry > failed_at, "{failed}");
+
+    // Plain HTTP serves the app: no redirect, no HSTS.
+    let resp = plain_get(&berth, "web.test", "/").await;
+    assert_eq!(resp.status(), 200, "{}", berth.log());
+    assert!(resp.headers().get("location").is_none());
+    assert!(resp.headers().get("strict-transport-security").is_none());
+    assert!(resp.text().await.unwrap().starts_with("v1 "));
+
+    // The validation port answers from now on (forwarded to berth's HTTP
+    // listener): the retry after the backoff gets the certificate.
+    let forwarder = forward(validation_port, berth.http.clone()).await;
+    wait_valid(&berth, &pebble, "web.test").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let resp = loop {
+        let resp = plain_get(&berth, "web.test", "/x?y=1").await;
+        if resp.status() == 308 {
+            break resp;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "HTTP is not redirected once the certificate is valid: {}",
+            resp.status()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        resp.headers()["location"],
+        format!("https://web.test:{}/x?y=1", port(&berth.https)).as_str()
+    );
+    let r = curl_https(&pebble.issuing_root(), "web.test", &berth.https, "/").unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.starts_with("v1 "), "{r:?}");
+    assert!(
+        r.headers
+            .contains("strict-transport-security: max-age=31536000"),
+        "{r:?}"
+    );
+    let issued = domain_state(&berth, "web.test").await;
+    assert_eq!(issued["https_enforced"], true, "{issued}");
+    assert_eq!(issued["failures"], 0, "{issued}");
+    assert!(
+        issued["last_error"].is_null() && issued["next_retry_at"].is_null(),
+        "{issued}"
+    );
+    forwarder.abort();
+    drop(pebble);
+    berth.terminate().await;
+}
+
+/// An ACME directory nobody answers: the error says which host and what
+/// happened to the connection, not an opaque `client error (Connect)`.
+#[tokio::test]
+async fn an_unreachable_acme_directory_is_named_in_the_error() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let directory = format!(
+        "https://127.0.0.1:{}/dir",
+        dead.local_addr().unwrap().port()
+    );
+    drop(dead);
+    let berth = Berth::start_configured(
+        "",
+        "",
+        vec!["--acme-directory".to_string(), directory.clone()],
+    )
+    .await;
+    berth
+        .create_app(
+            json!({"name": "web", "image": "berth-test/none:1", "port": 8080,
+            "domains": [{"host": "web.test", "certificate": "letsencrypt"}]}),
+        )
+        .await;
+    let failed = wait_failed(&berth, "web.test", || berth.log()).await;
+    let error = failed["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("ordering a certificate for web.test: ")
+            && error.contains(&format!("reaching the directory {directory}")),
+        "{failed}"
+    );
+    assert!(
+        error.to_lowercase().contains("refused") || error.contains("os error"),
+        "the cause under `client error (Connect)`: {failed}"
+    );
+    assert!(failed["next_retry_at"].is_string(), "{failed}");
+    // Nothing serves yet; still no redirect to a site without a certificate.
+    let resp = plain_get(&berth, "web.test", "/").await;
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().get("location").is_none());
 }
 
 /// Waits until the domain's certificate is valid; returns the listing.

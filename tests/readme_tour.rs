@@ -129,6 +129,12 @@ async fn the_readme_tour_runs_as_pasted() {
         "the first version, the new one, then the first again after the rollback: {served:?}\n{}",
         context()
     );
+    // After the rollback the app's spec names the first version again.
+    assert!(
+        lines.contains(&"traefik/whoami:v1.10"),
+        "the app's image after the rollback: {}",
+        context()
+    );
     for text in [
         "shop from git",
         "docs app",

@@ -200,9 +200,14 @@ impl AcmeClient {
             .timeout(self.config.order_timeout);
         let status = order.poll_ready(&retries).await?;
         if status != OrderStatus::Ready {
-            return Err(AcmeError::Client(format!(
-                "the order for {host} ended {status:?}: validation failed"
-            )));
+            let detail = why_invalid(&mut order, kind)
+                .await
+                .unwrap_or_else(|| format!("the order ended {status:?} and the CA gave no reason"));
+            return Err(AcmeError::Validation {
+                host: host.to_string(),
+                challenge: kind.name(),
+                detail,
+            });
         }
         let key_pem = order.finalize().await?;
         let chain_pem = order.poll_certificate(&retries).await?;
@@ -259,6 +264,33 @@ impl Answered<'_> {
             self.store.clear_alpn_challenge(&host);
         }
     }
+}
+
+/// The CA's reason why a failed order's `kind` challenge did not validate
+/// (its problem document), read from the refreshed authorizations.
+async fn why_invalid(order: &mut instant_acme::Order, kind: ChallengeKind) -> Option<String> {
+    let mut authorizations = order.authorizations();
+    while let Some(authorization) = authorizations.next().await {
+        let Ok(mut authorization) = authorization else {
+            continue;
+        };
+        let Ok(state) = authorization.refresh().await else {
+            continue;
+        };
+        let problem = state
+            .challenges
+            .iter()
+            .filter(|c| c.r#type == kind.acme_type())
+            .find_map(|c| c.error.as_ref());
+        if let Some(problem) = problem {
+            let detail = problem.detail.as_deref().unwrap_or("no detail");
+            return Some(match problem.r#type.as_deref() {
+                Some(kind) => format!("{detail} ({kind})"),
+                None => detail.to_string(),
+            });
+        }
+    }
+    None
 }
 
 /// The TLS-ALPN-01 certificate (RFC 8737): self-signed for `host`, with the

@@ -57,6 +57,16 @@ pub enum AcmeError {
     /// Anything else from the ACME client (network, TLS, JSON, timeouts).
     #[error("ACME: {0}")]
     Client(String),
+    /// The CA tried to validate the host and could not.
+    #[error("the CA could not validate {host} over {challenge}: {detail}")]
+    Validation {
+        /// The host ordered.
+        host: String,
+        /// `http-01` or `tls-alpn-01`.
+        challenge: &'static str,
+        /// The CA's explanation (its problem document), or what is known.
+        detail: String,
+    },
     /// The CA offered no challenge type berth answers.
     #[error("the ACME server offered no {0} challenge for {1}")]
     NoChallenge(&'static str, String),
@@ -84,7 +94,50 @@ impl From<instant_acme::Error> for AcmeError {
                     kind,
                 }
             }
-            other => AcmeError::Client(other.to_string()),
+            // The cause is deep in the source chain ("client error
+            // (Connect)" says nothing of a refused connection).
+            other => AcmeError::Client(chain(&other)),
         }
+    }
+}
+
+/// `err` followed by its sources, joined with ": ", leaving out a source
+/// whose text the message before it already contains.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut last = out.clone();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !text.is_empty() && !last.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        last = text;
+        source = cause.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct Outer(&'static str, #[source] std::io::Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("wrapped: {0}")]
+    struct Repeats(#[source] std::io::Error);
+
+    #[test]
+    fn the_chain_names_the_cause_once() {
+        let refused = || std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let text = chain(&Outer("client error (Connect)", refused()));
+        assert_eq!(text, format!("client error (Connect): {}", refused()));
+        // A message that already says its source does not say it twice.
+        let text = chain(&Repeats(refused()));
+        assert_eq!(text, format!("wrapped: {}", refused()));
     }
 }

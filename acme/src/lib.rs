@@ -15,6 +15,6 @@ mod store;
 
 pub use challenge::{Http01Tokens, HTTP01_PREFIX};
 pub use client::{AcmeClient, AcmeConfig, ChallengeKind, Issued};
-pub use error::{AcmeError, CertError};
+pub use error::{chain as error_chain, AcmeError, CertError};
 pub use pem::Certificate;
 pub use store::{self_signed, CertStore, Installed, Resolver, UnknownName, ACME_TLS_ALPN};

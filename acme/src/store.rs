@@ -36,10 +36,17 @@ pub struct Installed {
     pub cert: Certificate,
 }
 
+/// The certificate serving one name, with its validity.
+struct Serving {
+    key: Arc<CertifiedKey>,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+}
+
 #[derive(Default)]
 struct Snapshot {
     /// Name (lowercase, `*.parent` for wildcards) → the certificate serving it.
-    by_name: HashMap<String, Arc<CertifiedKey>>,
+    by_name: HashMap<String, Serving>,
     /// Everything installed, by id.
     by_id: HashMap<String, Installed>,
 }
@@ -60,7 +67,14 @@ impl Snapshot {
         }
         let by_name = best
             .into_iter()
-            .map(|(name, (i, _))| (name, i.cert.key.clone()))
+            .map(|(name, (i, _))| {
+                let serving = Serving {
+                    key: i.cert.key.clone(),
+                    not_before: i.cert.not_before,
+                    not_after: i.cert.not_after,
+                };
+                (name, serving)
+            })
             .collect();
         Self { by_name, by_id }
     }
@@ -137,11 +151,15 @@ impl CertStore {
     /// The certificate serving `host` (lowercase), if any.
     pub fn lookup(&self, host: &str) -> Option<Arc<CertifiedKey>> {
         let snapshot = self.snapshot.load();
-        if let Some(key) = snapshot.by_name.get(host) {
-            return Some(key.clone());
-        }
-        let wildcard = names::wildcard_of(host)?;
-        snapshot.by_name.get(&wildcard).cloned()
+        serving(&snapshot, host).map(|s| s.key.clone())
+    }
+
+    /// Whether the certificate a handshake for `host` (lowercase; a route's
+    /// `*.parent` wildcard host is looked up as is) gets is one installed
+    /// here and valid at `now`: not the unknown-name fallback, not expired.
+    pub fn serves_valid(&self, host: &str, now: OffsetDateTime) -> bool {
+        let snapshot = self.snapshot.load();
+        serving(&snapshot, host).is_some_and(|s| s.not_before <= now && now <= s.not_after)
     }
 
     /// Serves `key` to TLS-ALPN-01 validation handshakes for `host`.
@@ -177,6 +195,16 @@ impl CertStore {
         host.and_then(|h| self.lookup(&h))
             .or_else(|| self.fallback.clone())
     }
+}
+
+/// The certificate serving `host`: its exact name, else the wildcard of
+/// its parent.
+fn serving<'s>(snapshot: &'s Snapshot, host: &str) -> Option<&'s Serving> {
+    if let Some(serving) = snapshot.by_name.get(host) {
+        return Some(serving);
+    }
+    let wildcard = names::wildcard_of(host)?;
+    snapshot.by_name.get(&wildcard)
 }
 
 /// The rustls certificate resolver over a [`CertStore`].
@@ -238,5 +266,20 @@ mod tests {
         // Replacing by id keeps one entry.
         store.install("exact", longer.clone());
         assert_eq!(store.all().len(), 2);
+    }
+
+    #[test]
+    fn serves_valid_only_while_an_installed_certificate_is_in_date() {
+        let store = CertStore::new(UnknownName::SelfSigned).unwrap();
+        let now = OffsetDateTime::now_utc();
+        // The fallback serves every name but is no certificate for it.
+        assert!(!store.serves_valid("a.example.com", now));
+        store.install("wild", cert(&["*.example.com"], 30));
+        assert!(store.serves_valid("a.example.com", now));
+        assert!(store.serves_valid("*.example.com", now));
+        assert!(!store.serves_valid("example.com", now));
+        assert!(!store.serves_valid("a.example.com", now + time::Duration::days(31)));
+        store.remove("wild");
+        assert!(!store.serves_valid("a.example.com", now));
     }
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{Domain, DomainInput};
 use crate::health::{HealthCheck, HealthCheckInput};
+use crate::mounts::{validate_mounts, Mount, MountInput, Strategy};
 use crate::names::validate_name;
 use crate::source::{
     git_origin, AppSecrets, BuildInput, BuildKind, BuildSpec, GitAuth, GitSource, SourceInput,
@@ -138,6 +139,13 @@ pub struct AppInput {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100))]
     pub batch_size: Option<i64>,
+    /// Volumes, host paths and files mounted into each replica.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 32))]
+    pub mounts: Vec<MountInput>,
+    /// How a deployment replaces running replicas; default `rolling`.
+    #[serde(default)]
+    pub strategy: Option<Strategy>,
 }
 
 /// Changes to an app (`PATCH /api/v1/apps/{name}`); absent fields stay.
@@ -190,6 +198,13 @@ pub struct AppPatch {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 100))]
     pub batch_size: Option<i64>,
+    /// Replaces all mounts; takes effect at the next deployment.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 32))]
+    pub mounts: Option<Vec<MountInput>>,
+    /// New deployment strategy.
+    #[serde(default)]
+    pub strategy: Option<Strategy>,
 }
 
 /// A validated app.
@@ -229,6 +244,12 @@ pub struct AppSpec {
     /// Replicas per step of a rolling deployment; `None`: all at once.
     #[serde(default)]
     pub batch_size: Option<u32>,
+    /// Volumes, host paths and files mounted into each replica.
+    #[serde(default)]
+    pub mounts: Vec<Mount>,
+    /// How a deployment replaces running replicas.
+    #[serde(default)]
+    pub strategy: Strategy,
 }
 
 impl AppInput {
@@ -402,7 +423,16 @@ impl AppInput {
             }
             domains.push(domain);
         }
+        let mounts = validate_mounts("mounts", self.mounts)?;
+        if is_static && !mounts.is_empty() {
+            return Err(FieldError::new(
+                "mounts",
+                "static sites are served by berth and run no container; remove the mounts",
+            ));
+        }
         Ok(AppSpec {
+            mounts,
+            strategy: self.strategy.unwrap_or_default(),
             name: self.name,
             project: self.project,
             image,
@@ -531,6 +561,14 @@ impl AppSpec {
             domains: patch
                 .domains
                 .unwrap_or_else(|| self.domains.iter().map(DomainInput::from).collect()),
+            mounts: match patch.mounts {
+                Some(list) => list
+                    .into_iter()
+                    .map(|m| m.keeping_content(&self.mounts))
+                    .collect(),
+                None => self.mounts.iter().map(MountInput::from).collect(),
+            },
+            strategy: Some(patch.strategy.unwrap_or(self.strategy)),
         };
         input.validate_with(previous_auth, &previous_secrets)
     }

@@ -11,6 +11,7 @@ mod domain;
 mod error;
 mod health;
 mod instance;
+mod mounts;
 mod names;
 mod public;
 mod settings;
@@ -23,6 +24,7 @@ pub use domain::{
 pub use error::{ConfigError, FieldError};
 pub use health::{HealthCheck, HealthCheckInput, HealthKind};
 pub use instance::{InstanceInput, InstanceSettings};
+pub use mounts::{Mount, MountInput, Strategy, MAX_FILES_BYTES, MAX_FILE_BYTES, MAX_MOUNTS};
 pub use names::{normalize_host, validate_host, validate_name, validate_path_prefix};
 pub use public::PublicSettings;
 pub use settings::{

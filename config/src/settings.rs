@@ -187,6 +187,9 @@ pub struct FileDeploy {
     pub rollback_watch_secs: Option<u64>,
     /// Deployments running at once across all apps; default 2.
     pub concurrency: Option<u64>,
+    /// Whether apps may mount host paths (`{"type": "bind"}` mounts);
+    /// default false.
+    pub allow_bind_mounts: Option<bool>,
 }
 
 /// `[proxy]`: the edge proxy.
@@ -264,6 +267,8 @@ pub struct Settings {
     pub rollback_watch: Duration,
     /// Deployments running at once.
     pub deploy_concurrency: usize,
+    /// Whether apps may mount host paths.
+    pub allow_bind_mounts: bool,
     /// Deadline to connect to a replica.
     pub connect_timeout: Duration,
     /// Deadline for in-flight requests at shutdown.
@@ -370,6 +375,7 @@ impl Settings {
             rollback_window: secs("deploy.rollback_window", f.deploy.rollback_window, 5, 100)?
                 as usize,
             deploy_concurrency: secs("deploy.concurrency", f.deploy.concurrency, 2, 64)? as usize,
+            allow_bind_mounts: f.deploy.allow_bind_mounts.unwrap_or(false),
             connect_timeout: Duration::from_millis(secs(
                 "proxy.connect_timeout_ms",
                 f.proxy.connect_timeout_ms,

@@ -43,5 +43,5 @@ pub use metrics::ProxyMetrics;
 pub use router::Router;
 pub use service::{serve, serve_on_threads, tls_config, EdgeThreads};
 pub use site::{Site, SiteError, SiteOptions, SiteResponse};
-pub use table::{Backend, Route, RouteSpec, RouteTable};
+pub use table::{https_applies, Backend, Route, RouteSpec, RouteTable};
 pub use upstream::{Upstream, UpstreamGuard, UpstreamState};

@@ -363,6 +363,7 @@ mod tests {
             strip_prefix: strip,
             redirect_https: false,
             hsts: false,
+            certified: false,
             backend: Arc::new(Backend::new("app", addrs)),
         }])
     }
@@ -374,6 +375,7 @@ mod tests {
             strip_prefix: false,
             redirect_https: true,
             hsts: true,
+            certified: true,
             backend: Arc::new(Backend::new("app", vec![])),
         }])
     }
@@ -462,6 +464,7 @@ mod tests {
             strip_prefix: false,
             redirect_https: false,
             hsts: false,
+            certified: false,
             backend: Arc::new(Backend::stopped("app")),
         }]);
         let Decision::Stopped(route) = decide(&t, Some("app.example.com"), "/x") else {
@@ -499,6 +502,7 @@ mod tests {
             strip_prefix: strip,
             redirect_https: false,
             hsts: false,
+            certified: false,
             backend: Arc::new(Backend::site("docs", site.clone())),
         };
         let t = RouteTable::build([spec("/guide", true), spec("/", false)]);

@@ -158,12 +158,25 @@ pub struct RouteSpec {
     pub path_prefix: String,
     /// Whether to strip the prefix.
     pub strip_prefix: bool,
-    /// Whether plain HTTP is redirected to HTTPS.
+    /// Whether plain HTTP is to be redirected to HTTPS (once `certified`).
     pub redirect_https: bool,
-    /// Whether HTTPS responses carry HSTS.
+    /// Whether HTTPS responses are to carry HSTS (once `certified`).
     pub hsts: bool,
+    /// Whether a valid certificate for the host is installed now (issued
+    /// by ACME or uploaded); see [`https_applies`].
+    pub certified: bool,
     /// The app's backend.
     pub backend: Arc<Backend>,
+}
+
+/// Whether a route's redirect to HTTPS and its HSTS take effect: only
+/// while a valid certificate for its host is installed. Until then (an
+/// order pending or failed, an expired certificate) plain HTTP serves the
+/// app, and no browser is told to insist on HTTPS, so a failed issuance
+/// never locks a site out. Decided when the table is built; the table is
+/// rebuilt whenever a certificate is installed, removed or expires.
+pub fn https_applies(wanted: bool, certified: bool) -> bool {
+    wanted && certified
 }
 
 /// An immutable routing snapshot.
@@ -192,8 +205,8 @@ impl RouteTable {
             routes.push(Route {
                 prefix: spec.path_prefix.into(),
                 strip_prefix: spec.strip_prefix,
-                redirect_https: spec.redirect_https,
-                hsts: spec.hsts,
+                redirect_https: https_applies(spec.redirect_https, spec.certified),
+                hsts: https_applies(spec.hsts, spec.certified),
                 backend: spec.backend,
             });
         }
@@ -257,8 +270,34 @@ mod tests {
             strip_prefix: false,
             redirect_https: false,
             hsts: false,
+            certified: false,
             backend: Arc::new(Backend::new(app, vec![])),
         }
+    }
+
+    #[test]
+    fn https_redirect_and_hsts_wait_for_a_valid_certificate() {
+        assert!(!https_applies(true, false));
+        assert!(!https_applies(false, true));
+        assert!(https_applies(true, true));
+        let wanted = |host: &str, certified| RouteSpec {
+            redirect_https: true,
+            hsts: true,
+            certified,
+            ..spec(host, "/", host)
+        };
+        let t = RouteTable::build([wanted("pending.com", false), wanted("issued.com", true)]);
+        let pending = t.lookup("pending.com", "/").unwrap();
+        assert!(!pending.redirect_https() && !pending.hsts());
+        let issued = t.lookup("issued.com", "/").unwrap();
+        assert!(issued.redirect_https() && issued.hsts());
+        // Not asked for: a certificate alone turns nothing on.
+        let plain = RouteTable::build([RouteSpec {
+            certified: true,
+            ..spec("plain.com", "/", "plain")
+        }]);
+        let plain = plain.lookup("plain.com", "/").unwrap();
+        assert!(!plain.redirect_https() && !plain.hsts());
     }
 
     fn app_of<'a>(t: &'a RouteTable, host: &str, path: &str) -> Option<&'a str> {

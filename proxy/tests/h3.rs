@@ -95,6 +95,7 @@ async fn start_edge_served(
         strip_prefix: true,
         redirect_https: true,
         hsts: true,
+        certified: true,
         backend: Arc::new(backend),
     }])));
     let mut registry = Registry::default();

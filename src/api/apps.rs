@@ -1,14 +1,17 @@
 //! `/api/v1/apps`: create, list, read, change, delete, stop and start apps
 //! (their containers' logs are in [`super::logs`]).
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use berth_config::{
-    git_origin, AppInput, AppPatch, AppSecrets, AppSpec, CertificateSource, FieldError,
+    git_origin, AppInput, AppPatch, AppSecrets, AppSpec, CertificateSource, FieldError, Mount,
+    MountInput,
 };
+use serde::Deserialize;
 use time::OffsetDateTime;
+use utoipa::IntoParams;
 
 use super::error::{ApiError, ErrorBody};
 use super::guard::forbidden;
@@ -34,6 +37,11 @@ pub async fn create(
     let secrets = input.secrets();
     let spec = input.validate()?;
     may_write_in(&principal, spec.project.as_deref())?;
+    let bind = spec
+        .mounts
+        .iter()
+        .position(|m| matches!(m, Mount::Bind { .. }));
+    check_binds(&state, &principal, bind)?;
     let vault = Vault::new(secrets)
         .and_then(|v| v.seal(state.orchestrator.secrets()))
         .map_err(|e| ApiError::internal(&e))?;
@@ -55,6 +63,32 @@ pub async fn create(
         StatusCode::CREATED,
         Json(AppView::new(record, orchestrator)),
     ))
+}
+
+/// Host paths may be mounted only where the server allows it
+/// (`[deploy] allow_bind_mounts`), and only by owners and admins: a host
+/// path gives a container the host's files. `bind`: the index of the
+/// first bind mount given, if any.
+fn check_binds(
+    state: &ApiState,
+    principal: &Principal,
+    bind: Option<usize>,
+) -> Result<(), ApiError> {
+    let Some(i) = bind else {
+        return Ok(());
+    };
+    let field = format!("mounts[{i}].host_path");
+    if !state.orchestrator.allows_bind_mounts() {
+        return Err(FieldError::new(
+            field,
+            "this server does not allow host paths; its operator sets [deploy] allow_bind_mounts = true, or use a volume",
+        )
+        .into());
+    }
+    match principal.check(Scope::Admin, Target::Instance) {
+        Ok(()) => Ok(()),
+        Err(_) => Err(forbidden(Scope::Admin)),
+    }
 }
 
 /// The source's push filters must compile (globs are checked with the
@@ -166,6 +200,12 @@ pub async fn patch(
     if let Some(project) = &patch.project {
         may_write_in(&principal, Some(project))?;
     }
+    if let Some(mounts) = &patch.mounts {
+        let bind = mounts
+            .iter()
+            .position(|m| matches!(m, MountInput::Bind { .. }));
+        check_binds(&state, &principal, bind)?;
+    }
     let orchestrator = &state.orchestrator;
     let secrets = orchestrator.secrets();
     let changed = AppSecrets {
@@ -211,15 +251,33 @@ pub async fn patch(
     Ok(Json(AppView::new(record, orchestrator)))
 }
 
-/// Deletes an app with its containers, routes and deployment records.
+/// Query of the delete endpoint.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteQuery {
+    /// Remove the app's named volumes too (their data is gone); default
+    /// false: they stay, and an app made again with this name mounts them.
+    volumes: Option<bool>,
+}
+
+/// Deletes an app with its containers, routes and deployment records (and
+/// its volumes with `?volumes=true`).
 #[utoipa::path(delete, path = "/api/v1/apps/{name}", tag = "apps",
-    params(("name" = String, Path, description = "App name")),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    params(("name" = String, Path, description = "App name"), DeleteQuery),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<ApiState>,
     Path(name): Path<String>,
+    query: Result<Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<StatusCode, ApiError> {
-    state.orchestrator.delete(&name).await?;
+    let Query(query) = query.map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()).with_field("volumes")
+    })?;
+    state
+        .orchestrator
+        .delete(&name, query.volumes.unwrap_or(false))
+        .await?;
     state.certs.sync();
     Ok(StatusCode::NO_CONTENT)
 }

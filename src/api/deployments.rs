@@ -150,8 +150,11 @@ pub struct RollbackInput {
     deployment_id: String,
 }
 
-/// Queues a rollback: a new deployment (trigger `rollback`) of an earlier
-/// successful deployment's spec with its image pinned by id.
+/// Queues a rollback: a new deployment (trigger `rollback`, `rollback_of`
+/// the target) of an earlier successful deployment's spec with its image
+/// pinned by id. Once it serves, the target's image and settings are the
+/// app's spec again: a later plain deployment runs the rolled-back version,
+/// not the one it replaced.
 #[utoipa::path(post, path = "/api/v1/apps/{name}/rollback", tag = "deployments", request_body = RollbackInput,
     params(("name" = String, Path, description = "App name")),
     responses((status = 202, body = DeploymentView), (status = 400, body = ErrorBody),

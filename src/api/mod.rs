@@ -388,6 +388,32 @@ mod tests {
         }
     }
 
+    /// What a rollback returns to, and why a domain has no certificate
+    /// yet (with the next retry), are in the document.
+    #[test]
+    fn rollback_and_certificate_status_fields_are_documented() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let rollback_of = &schemas["DeploymentView"]["properties"]["rollback_of"];
+        assert!(
+            rollback_of["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("app's spec")),
+            "{rollback_of}"
+        );
+        let domain = &schemas["DomainCertView"]["properties"];
+        for field in [
+            "last_error",
+            "failed_at",
+            "failures",
+            "next_retry_at",
+            "https_enforced",
+        ] {
+            assert!(domain[field].is_object(), "{field} missing: {domain}");
+        }
+        assert_eq!(domain["next_retry_at"]["format"], "date-time", "{domain}");
+    }
+
     /// A route in the document that the permission table does not know
     /// would be refused to everyone: every operation must be in it, and
     /// every one that needs a principal documents its 401 (and 403).

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use berth_config::{BuildSpec, Domain, GitSource, HealthCheck};
+use berth_config::{BuildSpec, Domain, GitSource, HealthCheck, Mount, Strategy};
 use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -93,6 +93,11 @@ pub struct AppView {
     /// How a new replica proves it is ready (read-only here; set it with
     /// `health_check` of the app's input).
     pub health_check: HealthCheck,
+    /// Volumes, host paths and files mounted into each replica (a file's
+    /// content is not shown).
+    pub mounts: Vec<MountView>,
+    /// How a deployment replaces running replicas.
+    pub strategy: Strategy,
     /// Whether it serves.
     pub status: AppStatus,
     /// Why the app is `failed`: the error of its last deployment.
@@ -164,6 +169,8 @@ impl AppView {
             memory_mb: spec.memory_mb,
             domains: spec.domains,
             health_check: spec.health_check,
+            mounts: spec.mounts.iter().map(MountView::from).collect(),
+            strategy: spec.strategy,
             status,
             reason,
             serving_replicas: serving,
@@ -172,6 +179,74 @@ impl AppView {
             active_deployment: record.active_deployment,
             created_at: record.created_at,
             updated_at: record.updated_at,
+        }
+    }
+}
+
+/// A mount of an app as the API shows it: a file's content stays out
+/// (it may hold secrets); send a file without `content` to keep it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum MountView {
+    /// A named volume of the app (`berth-<instance>.<app>.<name>`).
+    Volume {
+        /// Its name within the app.
+        name: String,
+        /// Path in the container.
+        path: String,
+        /// Read-only.
+        read_only: bool,
+    },
+    /// A host path.
+    Bind {
+        /// Path on the host.
+        host_path: String,
+        /// Path in the container.
+        path: String,
+        /// Read-only.
+        read_only: bool,
+    },
+    /// A file written into each replica.
+    File {
+        /// Path in the container.
+        path: String,
+        /// Octal permissions, e.g. `0440`.
+        mode: String,
+        /// Size of its content.
+        bytes: usize,
+    },
+}
+
+impl From<&Mount> for MountView {
+    fn from(m: &Mount) -> Self {
+        match m.clone() {
+            Mount::Volume {
+                name,
+                path,
+                read_only,
+            } => Self::Volume {
+                name,
+                path,
+                read_only,
+            },
+            Mount::Bind {
+                host_path,
+                path,
+                read_only,
+            } => Self::Bind {
+                host_path,
+                path,
+                read_only,
+            },
+            Mount::File {
+                path,
+                content,
+                mode,
+            } => Self::File {
+                path,
+                mode: format!("0{mode:o}"),
+                bytes: content.len(),
+            },
         }
     }
 }
@@ -205,7 +280,7 @@ pub struct DeploymentView {
     pub id: String,
     /// App.
     pub app: String,
-    /// queued, running, succeeded, failed or cancelled.
+    /// queued, running, succeeded, failed, cancelled or rolled_back.
     pub status: DeploymentStatus,
     /// What started it.
     pub trigger: Trigger,
@@ -218,7 +293,12 @@ pub struct DeploymentView {
     pub image_id: Option<String>,
     /// Replicas it starts.
     pub replicas: u32,
-    /// The deployment a rollback returns to.
+    /// For a rollback (trigger `rollback`, manual or automatic): the id of
+    /// the deployment it rolls back to. Once the rollback serves, that
+    /// deployment's image and settings (image or source, port, replicas,
+    /// env, command, limits, health check, batch size) are the app's spec
+    /// again, so the next plain deployment runs that version too; domains
+    /// stay as they are.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback_of: Option<String>,
     /// Apps from source: the commit built.

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::clock;
 use super::engine::{ReplicaConfig, LABEL_REPLICA};
+use super::mounts::Prepared;
 use super::{
     lock, EngineError, Job, Orchestrator, Replica, LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE,
 };
@@ -37,6 +38,9 @@ pub enum DeployError {
     /// The app's secrets could not be opened.
     #[error(transparent)]
     Secret(#[from] crate::secrets::SecretError),
+    /// The app's volumes or mounts could not be prepared.
+    #[error(transparent)]
+    Mount(#[from] super::mounts::MountError),
 }
 
 impl Orchestrator {
@@ -276,8 +280,17 @@ impl Orchestrator {
             d.reached(Phase::ImageReady);
         });
         let spec = &record.spec;
-        let env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let suffix = &record.id[record.id.len().saturating_sub(8)..];
+        let volumes = super::mounts::Volumes::new(engine.docker(), self.instance());
+        let mounts = volumes.prepare(spec, settings.allow_bind_mounts).await?;
+        if !spec.mounts.is_empty() {
+            log.push(&format!("{} mount(s) ready", spec.mounts.len()));
+        }
+        if spec.strategy == berth_config::Strategy::Recreate {
+            // The image is ready: only now do the old replicas go, so a
+            // failed pull or build costs no downtime.
+            log.push("strategy recreate: the previous replicas stop before the new ones start");
+            progress.retired += self.step(record, &[], usize::MAX).await;
+        }
         let batch = spec.batch_size.unwrap_or(spec.replicas).max(1);
         let mut ready: Vec<Replica> = Vec::new();
         let mut next = 0;
@@ -288,36 +301,9 @@ impl Orchestrator {
                 if cancel.is_cancelled() {
                     return Err(DeployError::Cancelled);
                 }
-                let labels = HashMap::from([
-                    (LABEL_INSTANCE.to_string(), self.instance().to_string()),
-                    (LABEL_APP.to_string(), spec.name.clone()),
-                    (LABEL_DEPLOYMENT.to_string(), record.id.clone()),
-                    (LABEL_REPLICA.to_string(), i.to_string()),
-                ]);
-                let name = format!("berth-{}-{}-{suffix}-{i}", self.instance(), spec.name);
-                log.push(&format!("starting replica {i} as {name}"));
-                let config = ReplicaConfig {
-                    name,
-                    image: &image_id,
-                    network: &network,
-                    env: env.clone(),
-                    command: spec.command.clone(),
-                    cpus: spec.cpus,
-                    memory_mb: spec.memory_mb,
-                    labels,
-                };
-                // The replica's identity, unless the app sets these itself.
-                let mut env = env.clone();
-                for (key, value) in [
-                    ("BERTH_APP", spec.name.clone()),
-                    ("BERTH_DEPLOYMENT", record.id.clone()),
-                    ("BERTH_REPLICA", i.to_string()),
-                ] {
-                    if !spec.env.contains_key(key) {
-                        env.push(format!("{key}={value}"));
-                    }
-                }
-                let config = ReplicaConfig { env, ..config };
+                let config =
+                    replica_config(self.instance(), record, i, &image_id, &network, &mounts);
+                log.push(&format!("starting replica {i} as {}", config.name));
                 let id = engine.start_replica(config).await?;
                 progress.created.push(id.clone());
                 batch_ids.push(id);
@@ -346,6 +332,31 @@ impl Orchestrator {
         }
         self.reached(&record.id, Phase::Healthy);
         Ok(ready)
+    }
+
+    /// A rollback that serves, of an app that runs an image: when the
+    /// image's tag has moved since (a newer image under the same tag), it
+    /// points at the rolled-back image (`id`) again, so the app's spec
+    /// (which the rollback restored) names what serves and a plain deploy
+    /// brings no other version back. A failure only warns: the rollback
+    /// serves anyway.
+    async fn repoint_tag(&self, record: &DeploymentRecord, id: &str) {
+        if record.rollback_of.is_none() || record.spec.source.is_some() {
+            return;
+        }
+        let engine = &self.inner.engine;
+        let log = self.inner.logs.open(&record.id);
+        match engine.local_image(&record.image).await {
+            Ok(Some(now)) if now == id => {}
+            Ok(_) => match engine.tag(id, &record.image).await {
+                Ok(()) => log.push(&format!(
+                    "{} named another image; it names the rolled-back one again",
+                    record.image
+                )),
+                Err(err) => log.push(&format!("could not point {} back: {err}", record.image)),
+            },
+            Err(err) => log.push(&format!("could not inspect {}: {err}", record.image)),
+        }
     }
 
     /// Records a phase of a deployment in the store.
@@ -417,6 +428,15 @@ impl Orchestrator {
         self.watch(&record.app, id);
         self.reached(id, Phase::Switched);
         let log = self.inner.logs.open(id);
+        if let Some(target) = &record.rollback_of {
+            log.push(&format!(
+                "rolled back to deployment {target}: the app's spec names {} and its settings again",
+                record.image
+            ));
+            if let Some(id) = &record.image_id {
+                self.repoint_tag(record, id).await;
+            }
+        }
         log.push(&format!(
             "routes switched to the new replicas in {} µs; draining {} previous replica(s)",
             switch.elapsed().as_micros(),
@@ -456,6 +476,49 @@ impl Orchestrator {
 
     pub(super) fn instance(&self) -> &str {
         self.inner.engine.instance()
+    }
+}
+
+/// The container of replica `i` of deployment `record`: its image (by
+/// id), network, mounts, labels and environment (with the replica's
+/// identity, unless the app sets those variables itself).
+pub(super) fn replica_config<'a>(
+    instance: &str,
+    record: &DeploymentRecord,
+    i: u32,
+    image_id: &'a str,
+    network: &'a str,
+    mounts: &Prepared,
+) -> ReplicaConfig<'a> {
+    let spec = &record.spec;
+    let labels = HashMap::from([
+        (LABEL_INSTANCE.to_string(), instance.to_string()),
+        (LABEL_APP.to_string(), spec.name.clone()),
+        (LABEL_DEPLOYMENT.to_string(), record.id.clone()),
+        (LABEL_REPLICA.to_string(), i.to_string()),
+    ]);
+    let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    for (key, value) in [
+        ("BERTH_APP", spec.name.clone()),
+        ("BERTH_DEPLOYMENT", record.id.clone()),
+        ("BERTH_REPLICA", i.to_string()),
+    ] {
+        if !spec.env.contains_key(key) {
+            env.push(format!("{key}={value}"));
+        }
+    }
+    let suffix = &record.id[record.id.len().saturating_sub(8)..];
+    ReplicaConfig {
+        name: format!("berth-{instance}-{}-{suffix}-{i}", spec.name),
+        image: image_id,
+        network,
+        env,
+        command: spec.command.clone(),
+        cpus: spec.cpus,
+        memory_mb: spec.memory_mb,
+        labels,
+        mounts: mounts.mounts.clone(),
+        files: mounts.files.clone(),
     }
 }
 

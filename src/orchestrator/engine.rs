@@ -90,6 +90,11 @@ pub struct ReplicaConfig<'a> {
     pub memory_mb: Option<u64>,
     /// `berth.*` labels.
     pub labels: HashMap<String, String>,
+    /// Volumes and host paths.
+    pub mounts: Vec<bollard::models::Mount>,
+    /// A tar archive extracted at `/` before the replica starts (file
+    /// mounts).
+    pub files: Option<Vec<u8>>,
 }
 
 /// Health of a replica as the engine sees it.
@@ -206,6 +211,7 @@ impl Engine {
     pub async fn start_replica(&self, config: ReplicaConfig<'_>) -> Result<String, EngineError> {
         let host_config = HostConfig {
             network_mode: Some(self.network.clone()),
+            mounts: (!config.mounts.is_empty()).then_some(config.mounts),
             nano_cpus: config.cpus.map(|c| (c * 1e9) as i64),
             memory: config.memory_mb.map(|m| (m * 1024 * 1024) as i64),
             restart_policy: Some(RestartPolicy {
@@ -245,6 +251,24 @@ impl Engine {
             ..Default::default()
         };
         let created = clock::docker(self.docker.create_container(Some(options), body)).await?;
+        if let Some(files) = config.files {
+            let options = bollard::query_parameters::UploadToContainerOptions {
+                path: "/".into(),
+                ..Default::default()
+            };
+            let upload = self.docker.upload_to_container(
+                &created.id,
+                Some(options),
+                bollard::body_full(files.into()),
+            );
+            if let Err(e) = clock::docker(upload).await {
+                let _ = self.remove(&created.id, Duration::ZERO).await;
+                return Err(EngineError::Docker(format!(
+                    "writing the file mounts: {}",
+                    EngineError::from(e)
+                )));
+            }
+        }
         if let Err(e) = clock::docker(self.docker.start_container(&created.id, None)).await {
             // Not started means not tracked by the caller: remove it here.
             let _ = self.remove(&created.id, Duration::ZERO).await;
@@ -447,6 +471,25 @@ impl Engine {
         }
     }
 
+    /// Points the tag `reference` (`repo[:tag]`, `latest` when none) at the
+    /// image `id`. A digest reference (`repo@sha256:…`) cannot move and is
+    /// left alone.
+    pub async fn tag(&self, id: &str, reference: &str) -> Result<(), EngineError> {
+        let reference = with_default_tag(reference);
+        if reference.contains('@') {
+            return Ok(());
+        }
+        let Some((repo, tag)) = reference.rsplit_once(':') else {
+            return Ok(());
+        };
+        let options = bollard::query_parameters::TagImageOptionsBuilder::new()
+            .repo(repo)
+            .tag(tag)
+            .build();
+        clock::docker(self.docker.tag_image(id, Some(options))).await?;
+        Ok(())
+    }
+
     /// Ids of the images berth built for `app` on this instance.
     pub async fn built_images(&self, app: &str) -> Result<Vec<String>, EngineError> {
         // Built images are known by their repository, not by labels: each
@@ -516,61 +559,6 @@ impl Engine {
     /// The instance name.
     pub fn instance(&self) -> &str {
         &self.instance
-    }
-}
-
-/// One frame of a container's log: a chunk of its stdout or stderr.
-#[derive(Debug, Clone)]
-pub struct LogFrame {
-    /// From stderr (else stdout, or the terminal of a TTY container).
-    pub stderr: bool,
-    /// The bytes, starting with the entry's RFC 3339 timestamp.
-    pub bytes: bytes::Bytes,
-}
-
-/// Which part of a container's log to read.
-#[derive(Debug, Clone, Default)]
-pub struct LogRange {
-    /// Keep reading as the container writes, until it stops.
-    pub follow: bool,
-    /// Only entries from this UNIX second on.
-    pub since: Option<i64>,
-    /// Only the last this many entries; `None`: all.
-    pub tail: Option<usize>,
-}
-
-impl Engine {
-    /// A container's log as demultiplexed frames, timestamped; with
-    /// `follow`, live until the container stops or the stream is dropped.
-    pub fn log_frames(
-        &self,
-        id: &str,
-        range: &LogRange,
-    ) -> impl futures_util::Stream<Item = Result<LogFrame, EngineError>> + Send + 'static {
-        let options = LogsOptions {
-            follow: range.follow,
-            stdout: true,
-            stderr: true,
-            since: range
-                .since
-                .map_or(0, |s| i32::try_from(s.max(0)).unwrap_or(i32::MAX)),
-            timestamps: true,
-            tail: range
-                .tail
-                .map_or_else(|| "all".to_string(), |t| t.to_string()),
-            ..Default::default()
-        };
-        self.docker.logs(id, Some(options)).map(|chunk| {
-            let chunk = chunk?;
-            let stderr = matches!(chunk, bollard::container::LogOutput::StdErr { .. });
-            let bytes = match chunk {
-                bollard::container::LogOutput::StdErr { message }
-                | bollard::container::LogOutput::StdOut { message }
-                | bollard::container::LogOutput::StdIn { message }
-                | bollard::container::LogOutput::Console { message } => message,
-            };
-            Ok(LogFrame { stderr, bytes })
-        })
     }
 }
 

@@ -27,8 +27,8 @@ use tokio_util::sync::CancellationToken;
 use feed::{queue, Feed, ReplicaReader, Target};
 pub use feed::{FollowEvent, LogFollow, ReplicaChange, ReplicaLine, Skipped};
 
-use super::engine::{LogRange, LABEL_REPLICA};
-use super::logline::{split_timestamp, Framer};
+use super::engine::LABEL_REPLICA;
+use super::logline::{split_timestamp, Framer, LogRange};
 use super::{Engine, EngineError, LogLine, OpError, Orchestrator, LABEL_APP, LABEL_DEPLOYMENT};
 use crate::store::StoreError;
 

@@ -16,9 +16,11 @@ mod health;
 mod logbook;
 mod logline;
 mod metrics;
+mod mounts;
 mod network;
 mod reconcile;
 mod rollback;
+mod routes;
 mod sites;
 mod source;
 mod supervise;
@@ -29,8 +31,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
+use berth_acme::CertStore;
 use berth_config::AppSpec;
-use berth_proxy::{Backend, RouteSpec, RouteTable, Router, Upstream, UpstreamState};
+use berth_proxy::{Router, UpstreamState};
 use prometheus_client::registry::Registry;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -67,6 +70,8 @@ pub struct DeploySettings {
     pub rollback_window: usize,
     /// Window after a switch in which a failing new version rolls back; zero: off.
     pub rollback_watch: Duration,
+    /// Whether apps may mount host paths.
+    pub allow_bind_mounts: bool,
 }
 
 /// Why an orchestrator operation failed.
@@ -158,6 +163,9 @@ struct Inner {
     engine: Engine,
     store: Store,
     router: Arc<Router>,
+    /// The certificates the edge serves: a route redirects to HTTPS and
+    /// sends HSTS only while one of them is valid for its host.
+    certs: Arc<CertStore>,
     settings: DeploySettings,
     /// Serving replicas by app; the source of the route table's backends.
     live: Mutex<HashMap<String, Vec<Replica>>>,
@@ -195,11 +203,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Orchestrator {
-    /// An orchestrator over `engine` and `store`, publishing to `router`.
+    /// An orchestrator over `engine` and `store`, publishing to `router`
+    /// routes that take HTTPS from the certificates in `certs`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         engine: Engine,
         store: Store,
         router: Arc<Router>,
+        certs: Arc<CertStore>,
         settings: DeploySettings,
         builder: Builder,
         secrets: SecretBox,
@@ -212,6 +223,7 @@ impl Orchestrator {
                 engine,
                 store,
                 router,
+                certs,
                 settings,
                 live: Mutex::new(HashMap::new()),
                 rebuild: Mutex::new(()),
@@ -302,6 +314,11 @@ impl Orchestrator {
             .collect();
         self.inner.crashes.forget_containers(ids);
         result
+    }
+
+    /// Whether apps may mount host paths (`[deploy] allow_bind_mounts`).
+    pub fn allows_bind_mounts(&self) -> bool {
+        self.inner.settings.allow_bind_mounts
     }
 
     /// Crashes of the replicas of `deployment`, the one serving `app`.
@@ -413,8 +430,9 @@ impl Orchestrator {
     }
 
     /// Deletes the app: cancels its deployments, removes its containers,
-    /// its routes and its records.
-    pub async fn delete(&self, app: &str) -> Result<(), OpError> {
+    /// its routes and its records; its volumes too when `volumes` (else
+    /// they stay, and an app made again with the name finds its data).
+    pub async fn delete(&self, app: &str, volumes: bool) -> Result<(), OpError> {
         self.inner.store.app(app)?;
         self.cancel_jobs_of(app);
         let _guard = self.lock_app(app).await?;
@@ -426,6 +444,12 @@ impl Orchestrator {
         let ids = self.containers_of(app, None).await?;
         self.remove_containers(ids.iter().map(String::as_str))
             .await?;
+        if volumes {
+            let removed = mounts::Volumes::new(self.inner.engine.docker(), self.instance())
+                .remove_of_app(app)
+                .await?;
+            tracing::info!(app, volumes = ?removed, "removed the app's volumes");
+        }
         self.inner.store.delete_app(app)?;
         // Images built for the app go too (pulled images may serve others).
         match self.inner.engine.built_images(app).await {
@@ -444,73 +468,6 @@ impl Orchestrator {
         lock(&self.inner.app_locks).remove(app);
         self.inner.crashes.forget_app(app);
         Ok(())
-    }
-
-    /// Rebuilds the route table from the store's apps and the live
-    /// replicas, and swaps it in.
-    pub fn rebuild_routes(&self) -> Result<(), StoreError> {
-        let _order = lock(&self.inner.rebuild);
-        let apps = self.inner.store.apps()?;
-        let live = lock(&self.inner.live);
-        let sites = lock(&self.inner.sites);
-        let mut specs = Vec::new();
-        for app in &apps {
-            if app.spec.domains.is_empty() {
-                continue;
-            }
-            let site = sites.get(&app.spec.name).filter(|_| !app.stopped);
-            let upstreams = live
-                .get(&app.spec.name)
-                .map(|rs| {
-                    rs.iter()
-                        .map(|r| Upstream::with_state(r.addr, r.state.clone()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let backend = Arc::new(match site {
-                Some(site) => Backend::site(app.spec.name.as_str(), site.clone()),
-                None if app.stopped => Backend::stopped(app.spec.name.as_str()),
-                None => Backend::with_upstreams(app.spec.name.as_str(), upstreams),
-            });
-            for d in &app.spec.domains {
-                specs.push(RouteSpec {
-                    host: d.host.clone(),
-                    path_prefix: d.path_prefix.clone(),
-                    strip_prefix: d.strip_prefix,
-                    redirect_https: d.redirect_https,
-                    hsts: d.hsts,
-                    backend: backend.clone(),
-                });
-            }
-        }
-        if let Some((host, admin)) = lock(&self.inner.panel).clone() {
-            specs.push(RouteSpec {
-                host,
-                path_prefix: "/".into(),
-                strip_prefix: false,
-                redirect_https: true,
-                hsts: false,
-                backend: Arc::new(Backend::new("-panel", vec![admin])),
-            });
-        }
-        let running = live.values().map(Vec::len).sum::<usize>();
-        drop(sites);
-        drop(live);
-        self.inner.router.swap(RouteTable::build(specs));
-        self.inner.metrics.set_state(apps.len(), running);
-        Ok(())
-    }
-
-    /// Routes `host` on the edge to the admin listener at `admin` (the
-    /// panel and the API under berth's own domain); no app may take it.
-    pub fn serve_panel(&self, host: &str, admin: SocketAddr) -> Result<(), StoreError> {
-        *lock(&self.inner.panel) = Some((host.to_string(), admin));
-        self.rebuild_routes()
-    }
-
-    /// berth's own panel domain, if it has one.
-    pub fn panel_domain(&self) -> Option<String> {
-        lock(&self.inner.panel).as_ref().map(|(h, _)| h.clone())
     }
 
     /// Cancels running deployments and waits for them to clean up, at most

@@ -205,10 +205,22 @@ struct NewAppPage {
     projects: Vec<String>,
     /// Whether it may create apps in no project.
     no_project: bool,
+    /// The project chosen first (`?project=`), if it is one of `projects`.
+    selected: String,
+}
+
+/// `?project=<name>`: the project the form starts with.
+#[derive(Deserialize)]
+pub struct NewAppQuery {
+    project: Option<String>,
 }
 
 /// `GET /apps/new`: the form that creates an app.
-pub async fn new_app(State(state): State<PanelState>, viewer: Viewer) -> Response {
+pub async fn new_app(
+    State(state): State<PanelState>,
+    viewer: Viewer,
+    query: Result<Query<NewAppQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     let projects = match state.api.orchestrator.store().projects() {
         Ok(list) => list
             .into_iter()
@@ -226,9 +238,49 @@ pub async fn new_app(State(state): State<PanelState>, viewer: Viewer) -> Respons
             "You may not create apps in any project; ask an owner or admin for the 'write' scope in one.",
         );
     }
+    // A project it may not create apps in is not chosen (nor named).
+    let selected = query
+        .ok()
+        .and_then(|Query(q)| q.project)
+        .filter(|p| projects.contains(p))
+        .unwrap_or_default();
     page(&NewAppPage {
         page: Chrome::new(&viewer, "New app", "new"),
         projects,
         no_project,
+        selected,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_new_app_form_starts_in_the_chosen_project() {
+        let viewer = Viewer {
+            principal: crate::access::Principal::Operator,
+            csrf: "t".into(),
+            name: "me".into(),
+        };
+        let html = NewAppPage {
+            page: Chrome::new(&viewer, "New app", "new"),
+            projects: vec!["blog".into(), "shop".into()],
+            no_project: true,
+            selected: "shop".into(),
+        }
+        .render()
+        .unwrap();
+        assert!(html.contains("<option value=\"shop\" selected>"), "{html}");
+        assert!(html.contains("<option value=\"blog\">"), "{html}");
+        // Build options name the API's fields.
+        for name in [
+            "source.token",
+            "source.path",
+            "build.dockerfile",
+            "build.args",
+        ] {
+            assert!(html.contains(&format!("name=\"{name}\"")), "{name}");
+        }
+    }
 }

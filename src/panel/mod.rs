@@ -10,6 +10,7 @@ mod apps;
 mod assets;
 mod host;
 mod overview;
+mod projects;
 mod settings;
 mod sign_in;
 mod viewer;
@@ -64,6 +65,7 @@ pub fn router(state: PanelState) -> Router {
         .route("/login", get(sign_in::login))
         .route("/apps/new", get(apps::new_app))
         .route("/apps/{name}", get(apps::detail))
+        .route("/projects/{name}", get(projects::detail))
         .route("/certificates", get(overview::certificates))
         .route("/settings", get(settings::settings))
         .layer(axum::middleware::map_response(page_headers));

@@ -198,6 +198,7 @@ pub struct DomainCertRow {
     pub expires: String,
     pub renew: String,
     pub error: String,
+    pub retry: String,
 }
 
 impl From<&crate::certs::DomainCertView> for DomainCertRow {
@@ -211,6 +212,7 @@ impl From<&crate::certs::DomainCertView> for DomainCertRow {
             expires: d.expires_at.map(when).unwrap_or_default(),
             renew: d.renew_at.map(when).unwrap_or_default(),
             error: d.last_error.clone().unwrap_or_default(),
+            retry: d.next_retry_at.map(when).unwrap_or_default(),
         }
     }
 }

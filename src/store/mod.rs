@@ -329,7 +329,8 @@ impl Store {
     }
 
     /// Marks a deployment succeeded and makes it the app's active one, in
-    /// one transaction.
+    /// one transaction; a rollback also makes the spec it ran with the
+    /// app's spec again.
     pub fn activate_deployment(&self, id: &str) -> Result<DeploymentRecord> {
         let tx = self.db.begin_write()?;
         let record = {
@@ -353,6 +354,11 @@ impl Store {
             record.finished_at = Some(time::OffsetDateTime::now_utc());
             app.active_deployment = Some(record.id.clone());
             app.stopped = false;
+            if record.rollback_of.is_some() {
+                // What serves is what the app's spec says, so the next
+                // plain deploy brings no newer version back.
+                app.roll_back_to(&record.spec);
+            }
             deployments.insert(id, encode(&record)?.as_slice())?;
             apps.insert(record.app.as_str(), encode(&app)?.as_slice())?;
             record

@@ -36,6 +36,30 @@ pub struct AppRecord {
     pub vault: Option<String>,
 }
 
+impl AppRecord {
+    /// Makes `deployed` (the spec an earlier deployment ran with) the
+    /// app's spec again, as a rollback that serves does: what runs
+    /// (image or source and build, port, replicas, env, command, limits,
+    /// health check, batch size) comes back; where it is reached from and
+    /// where it belongs (name, project, domains, which apply at once and
+    /// were never part of a version) stay as they are now.
+    pub fn roll_back_to(&mut self, deployed: &AppSpec) {
+        let now = &mut self.spec;
+        now.image = deployed.image.clone();
+        now.source = deployed.source.clone();
+        now.build = deployed.build.clone();
+        now.port = deployed.port;
+        now.replicas = deployed.replicas;
+        now.env = deployed.env.clone();
+        now.command = deployed.command.clone();
+        now.cpus = deployed.cpus;
+        now.memory_mb = deployed.memory_mb;
+        now.health_check = deployed.health_check.clone();
+        now.batch_size = deployed.batch_size;
+        self.updated_at = OffsetDateTime::now_utc();
+    }
+}
+
 /// Where a deployment is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -109,7 +133,9 @@ pub struct DeploymentRecord {
     /// The image id it resolved to, once known; set from the start (pinned)
     /// for a rollback.
     pub image_id: Option<String>,
-    /// The deployment a rollback returns to.
+    /// For a rollback (manual or automatic): the deployment it returns to.
+    /// Once the rollback serves, that deployment's image and settings are
+    /// the app's spec again ([`AppRecord::roll_back_to`]).
     #[serde(default)]
     pub rollback_of: Option<String>,
     /// Apps from source: the commit built, once checked out (or the

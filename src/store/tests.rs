@@ -154,6 +154,47 @@ fn deployments_are_listed_newest_first_and_deleted_with_their_app() {
     ));
 }
 
+/// A rollback that serves makes the spec it ran with the app's spec
+/// again, domains aside; a plain deployment changes no spec.
+#[test]
+fn an_activated_rollback_restores_the_spec_it_ran_with() {
+    let (_dir, store) = open();
+    let v1 =
+        app(r#"{"name":"a","image":"x:1","port":80,"env":{"A":"1"},"domains":[{"host":"a.com"}]}"#);
+    store.create_app(&v1).unwrap();
+    let first = DeploymentRecord::queued(&v1.spec, Trigger::Api);
+    store.insert_deployment(&first).unwrap();
+    store.activate_deployment(&first.id).unwrap();
+    let v2 = app(
+        r#"{"name":"a","image":"x:2","port":81,"replicas":3,"domains":[{"host":"a.com"},{"host":"b.com"}]}"#,
+    );
+    store
+        .update_app("a", |r| {
+            r.spec = v2.spec.clone();
+            Ok(())
+        })
+        .unwrap();
+    let second = DeploymentRecord::queued(&v2.spec, Trigger::Api);
+    store.insert_deployment(&second).unwrap();
+    store.activate_deployment(&second.id).unwrap();
+    assert_eq!(store.app("a").unwrap().spec.image, "x:2");
+
+    let mut back = DeploymentRecord::queued(&first.spec, Trigger::Rollback);
+    back.rollback_of = Some(first.id.clone());
+    store.insert_deployment(&back).unwrap();
+    // Queued is not serving: the spec stays until the rollback serves.
+    assert_eq!(store.app("a").unwrap().spec.image, "x:2");
+    store.activate_deployment(&back.id).unwrap();
+    let now = store.app("a").unwrap();
+    assert_eq!(now.active_deployment.as_deref(), Some(back.id.as_str()));
+    assert_eq!(now.spec.image, "x:1");
+    assert_eq!(now.spec.port, 80);
+    assert_eq!(now.spec.replicas, 1);
+    assert_eq!(now.spec.env.get("A").map(String::as_str), Some("1"));
+    let hosts: Vec<_> = now.spec.domains.iter().map(|d| d.host.as_str()).collect();
+    assert_eq!(hosts, ["a.com", "b.com"]);
+}
+
 #[test]
 fn values_carry_their_format() {
     let bytes = schema::encode(&42u32).unwrap();

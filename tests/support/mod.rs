@@ -569,6 +569,15 @@ impl Drop for Berth {
             }
         }
         docker_quiet(&["network", "rm", &format!("berth-{}", self.instance)]);
+        // Volumes berth made for the test's apps.
+        if let Ok(out) = Command::new("docker")
+            .args(["volume", "ls", "-q", "--filter", &filter])
+            .output()
+        {
+            for name in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                docker_quiet(&["volume", "rm", "-f", name]);
+            }
+        }
         for image in &self.images {
             docker_quiet(&["rmi", "-f", image]);
         }

@@ -59,6 +59,7 @@
         }
         if (type === "int") value = Number(value);
         if (type === "list") value = value.split(",").map(s => s.trim()).filter(Boolean);
+        if (type === "pairs") value = pairs(value);
       }
       if (form.dataset.shape === "env") {
         if (el.name === "value") continue;
@@ -69,6 +70,18 @@
       put(body, path(el.name), value);
     }
     return compact(body);
+  }
+
+  // "A=1\nB=two" -> {A: "1", B: "two"}; a line without "=" names an empty value.
+  function pairs(text) {
+    const out = {};
+    for (const line of text.split("\n")) {
+      const l = line.trim();
+      if (!l) continue;
+      const i = l.indexOf("=");
+      if (i < 0) out[l] = ""; else out[l.slice(0, i).trim()] = l.slice(i + 1);
+    }
+    return out;
   }
 
   // Rows left empty (a grant set to none) leave holes in arrays: drop them.
@@ -113,6 +126,9 @@
         input.setAttribute("aria-invalid", "true");
         input.setAttribute("aria-describedby", p.id);
         input.insertAdjacentElement("afterend", p);
+        // A field in a closed <details> is shown before it takes the focus.
+        const closed = input.closest("details:not([open])");
+        if (closed) closed.open = true;
         input.focus();
         return;
       }

@@ -5,21 +5,22 @@
 //! CA's ARI window, else two thirds into the lifetime), backoff with
 //! jitter on failure, and never two orders for one host at once.
 
+mod view;
+
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use berth_acme::{
-    AcmeClient, AcmeConfig, AcmeError, CertError, CertStore, Certificate, ChallengeKind,
-    Http01Tokens,
+    error_chain, AcmeClient, AcmeConfig, AcmeError, CertError, CertStore, Certificate,
+    ChallengeKind, Http01Tokens,
 };
 use berth_config::{AcmeChallenge, AcmeSettings, CertificateSource, FieldError};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -27,6 +28,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::secrets::{SecretBox, SecretError};
 use crate::store::{CertificateOrigin, CertificateRecord, Store, StoreError};
+use view::view_of;
+pub use view::{CertificateView, CertificatesView, DomainCertView};
 
 /// Longest pause of the renewal loop between two looks at the hosts.
 const TICK: Duration = Duration::from_secs(60);
@@ -68,6 +71,8 @@ struct HostState {
     /// Failed orders in a row.
     failures: u32,
     last_error: Option<String>,
+    /// When the last order failed.
+    failed_at: Option<OffsetDateTime>,
     /// No order before this time (backoff).
     retry_at: Option<OffsetDateTime>,
     /// When the current certificate is to be renewed.
@@ -103,6 +108,12 @@ struct Inner {
     orders: Arc<tokio::sync::Semaphore>,
     expiry: Family<CertLabels, Gauge<i64, AtomicI64>>,
     tracker: TaskTracker,
+    /// Called when the set of valid installed certificates changed (one
+    /// installed, removed, expired), so routes can switch their redirect
+    /// to HTTPS and HSTS on or off.
+    changed: Mutex<Option<ChangeHook>>,
+    /// Ids of the installed certificates that were valid at the last look.
+    valid: Mutex<BTreeSet<String>>,
 }
 
 /// The ACME account's contact as berth wants it.
@@ -113,78 +124,11 @@ struct Contact {
     stale: bool,
 }
 
+/// What [`Certificates::on_change`] calls.
+type ChangeHook = Arc<dyn Fn() + Send + Sync>;
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// A stored certificate as the API shows it (never its key).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct CertificateView {
-    /// `acme:<host>` or the custom certificate's name.
-    pub id: String,
-    /// Where it came from.
-    pub origin: CertificateOrigin,
-    /// DNS names it covers.
-    pub names: Vec<String>,
-    /// Start of validity.
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub not_before: OffsetDateTime,
-    /// End of validity.
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub not_after: OffsetDateTime,
-    /// Seconds until it expires (negative once expired).
-    pub expires_in_secs: i64,
-}
-
-/// Where a domain's certificate stands.
-#[derive(Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DomainCertStatus {
-    /// A valid certificate serves it.
-    Valid,
-    /// Being ordered now, or waiting for its first order.
-    Pending,
-    /// No certificate and the last order failed (see `last_error`).
-    Failed,
-    /// `custom`, but no uploaded certificate covers it.
-    Missing,
-}
-
-/// One HTTPS domain and its certificate.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct DomainCertView {
-    /// The host.
-    pub host: String,
-    /// The app it belongs to.
-    pub app: String,
-    /// `letsencrypt` or `custom`.
-    #[schema(value_type = String)]
-    pub source: CertificateSource,
-    /// Where it stands.
-    pub status: DomainCertStatus,
-    /// The certificate serving it.
-    pub certificate: Option<String>,
-    /// When that certificate expires.
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub expires_at: Option<OffsetDateTime>,
-    /// When it is to be renewed (ACME).
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub renew_at: Option<OffsetDateTime>,
-    /// The last failed order's error (ACME), kept until one succeeds.
-    pub last_error: Option<String>,
-}
-
-/// Everything about certificates.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct CertificatesView {
-    /// Stored certificates.
-    pub certificates: Vec<CertificateView>,
-    /// Domains with HTTPS.
-    pub domains: Vec<DomainCertView>,
 }
 
 impl Certificates {
@@ -221,6 +165,8 @@ impl Certificates {
                 orders: Arc::new(tokio::sync::Semaphore::new(PARALLEL_ORDERS)),
                 expiry,
                 tracker: TaskTracker::new(),
+                changed: Mutex::new(None),
+                valid: Mutex::new(BTreeSet::new()),
             }),
         };
         for record in this.inner.store.certificates()? {
@@ -231,7 +177,47 @@ impl Certificates {
                 }
             }
         }
+        *lock(&this.inner.valid) = this.valid_now();
         Ok(this)
+    }
+
+    /// Calls `hook` whenever a certificate starts or stops being valid and
+    /// installed (issued, uploaded, removed, expired); berth rebuilds its
+    /// routes there. Replaces an earlier hook.
+    pub fn on_change(&self, hook: impl Fn() + Send + Sync + 'static) {
+        *lock(&self.inner.changed) = Some(Arc::new(hook));
+    }
+
+    /// Ids of the installed certificates valid now.
+    fn valid_now(&self) -> BTreeSet<String> {
+        let now = OffsetDateTime::now_utc();
+        self.inner
+            .served
+            .all()
+            .into_iter()
+            .filter(|i| i.cert.check_valid_at(now).is_ok())
+            .map(|i| i.id)
+            .collect()
+    }
+
+    /// Calls the change hook if the valid installed certificates are not
+    /// the ones of the last look, or always when `installed` (a
+    /// certificate was just installed or removed: one with the same id may
+    /// cover other names).
+    fn notice_changes(&self, installed: bool) {
+        let now = self.valid_now();
+        let changed = {
+            let mut valid = lock(&self.inner.valid);
+            let changed = installed || *valid != now;
+            *valid = now;
+            changed
+        };
+        if changed {
+            let hook = lock(&self.inner.changed).clone();
+            if let Some(hook) = hook {
+                hook();
+            }
+        }
     }
 
     fn open(&self, record: &CertificateRecord) -> Result<Certificate, CertsError> {
@@ -284,6 +270,7 @@ impl Certificates {
         self.save(name, CertificateOrigin::Custom, &cert, key_pem)?;
         let view = view_of(name, CertificateOrigin::Custom, &cert);
         self.install(name, cert);
+        self.notice_changes(true);
         Ok(view)
     }
 
@@ -321,6 +308,7 @@ impl Certificates {
         }
         self.inner.store.delete_certificate(name)?;
         self.inner.served.remove(name);
+        self.notice_changes(true);
         self.inner.expiry.remove(&CertLabels {
             certificate: name.to_string(),
         });
@@ -410,6 +398,7 @@ impl Certificates {
                     _ = tokio::time::sleep(pause) => {}
                 }
                 this.refresh_expiry();
+                this.notice_changes(false);
             }
             this.inner.tracker.close();
             this.inner.tracker.wait().await;
@@ -509,8 +498,10 @@ impl Certificates {
                     backoff(state.failures)
                 };
                 let retry_at = now + backoff;
-                tracing::warn!(host, %err, failures = state.failures, %retry_at, "certificate order failed");
-                state.last_error = Some(err.to_string());
+                let cause = error_chain(&err);
+                tracing::warn!(host, %cause, failures = state.failures, %retry_at, "certificate order failed");
+                state.last_error = Some(format!("ordering a certificate for {host}: {cause}"));
+                state.failed_at = Some(now);
                 state.retry_at = Some(retry_at);
             }
         }
@@ -532,6 +523,7 @@ impl Certificates {
             None => default_renewal(&issued.cert),
         };
         self.install(&id, issued.cert);
+        self.notice_changes(true);
         Ok(renew_at)
     }
 
@@ -561,7 +553,15 @@ impl Certificates {
             ca_root: self.inner.acme.ca_root.clone(),
             order_timeout: ORDER_TIMEOUT,
         };
-        let (client, created) = AcmeClient::connect(config, saved.as_deref()).await?;
+        let (client, created) = AcmeClient::connect(config, saved.as_deref())
+            .await
+            .map_err(|e| match e {
+                AcmeError::Client(why) => AcmeError::Client(format!(
+                    "reaching the directory {}: {why}",
+                    self.inner.acme.directory
+                )),
+                other => other,
+            })?;
         if let Some(json) = created {
             let sealed = self.inner.secrets.seal(json.as_bytes())?;
             self.inner.store.set_acme_account(&sealed)?;
@@ -615,68 +615,6 @@ impl Certificates {
             contact.stale = false;
         }
     }
-
-    /// Stored certificates and every HTTPS domain's state.
-    pub fn view(&self) -> Result<CertificatesView, CertsError> {
-        let mut certificates: Vec<CertificateView> = self
-            .inner
-            .served
-            .all()
-            .into_iter()
-            .map(|i| {
-                let origin = if is_acme(&i.id) {
-                    CertificateOrigin::Acme
-                } else {
-                    CertificateOrigin::Custom
-                };
-                view_of(&i.id, origin, &i.cert)
-            })
-            .collect();
-        certificates.sort_by(|a, b| a.id.cmp(&b.id));
-        let hosts = lock(&self.inner.hosts).clone();
-        let now = OffsetDateTime::now_utc();
-        let mut domains = Vec::new();
-        for (app, host, source) in self.domains()? {
-            let state = hosts.get(&host).cloned().unwrap_or_default();
-            let serving = match source {
-                CertificateSource::Letsencrypt => self.inner.served.get(&acme_id(&host)),
-                _ => self
-                    .inner
-                    .served
-                    .all()
-                    .into_iter()
-                    .filter(|i| !is_acme(&i.id) && i.cert.covers(&host))
-                    .max_by_key(|i| i.cert.not_after),
-            };
-            let serving = serving.filter(|i| i.cert.check_valid_at(now).is_ok());
-            let status = match (&serving, source) {
-                (Some(_), _) => DomainCertStatus::Valid,
-                (None, CertificateSource::Custom) => DomainCertStatus::Missing,
-                (None, _) if state.last_error.is_some() && !state.issuing => {
-                    DomainCertStatus::Failed
-                }
-                (None, _) => DomainCertStatus::Pending,
-            };
-            domains.push(DomainCertView {
-                host,
-                app,
-                source,
-                status,
-                certificate: serving.as_ref().map(|i| i.id.clone()),
-                expires_at: serving.as_ref().map(|i| i.cert.not_after),
-                renew_at: if source == CertificateSource::Letsencrypt {
-                    state.renew_at
-                } else {
-                    None
-                },
-                last_error: state.last_error,
-            });
-        }
-        Ok(CertificatesView {
-            certificates,
-            domains,
-        })
-    }
 }
 
 /// Why one order failed.
@@ -697,17 +635,6 @@ impl From<StoreError> for IssueError {
 impl From<SecretError> for IssueError {
     fn from(e: SecretError) -> Self {
         IssueError::Certs(e.into())
-    }
-}
-
-fn view_of(id: &str, origin: CertificateOrigin, cert: &Certificate) -> CertificateView {
-    CertificateView {
-        id: id.to_string(),
-        origin,
-        names: cert.names.clone(),
-        not_before: cert.not_before,
-        not_after: cert.not_after,
-        expires_in_secs: (cert.not_after - OffsetDateTime::now_utc()).whole_seconds(),
     }
 }
 
@@ -736,15 +663,4 @@ fn backoff(failures: u32) -> Duration {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_stays_bounded() {
-        let first = backoff(1);
-        assert!(first >= FIRST_BACKOFF && first <= FIRST_BACKOFF * 5 / 4);
-        let third = backoff(3);
-        assert!(third >= FIRST_BACKOFF * 4);
-        assert!(backoff(40) <= MAX_BACKOFF * 5 / 4);
-    }
-}
+mod tests;
