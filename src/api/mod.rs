@@ -40,7 +40,7 @@ use http::Method;
 
 pub use error::ApiError;
 pub(crate) use guard::{authenticate, Proof};
-pub use views::AppView;
+pub use views::{AppView, MountView};
 
 /// State shared by the handlers.
 #[derive(Clone)]

@@ -100,7 +100,9 @@ pub struct AppView {
     pub strategy: Strategy,
     /// Whether it serves.
     pub status: AppStatus,
-    /// Why the app is `failed`: the error of its last deployment.
+    /// Why the app is `failed` (the error of its last deployment), or what
+    /// berth is doing about missing replicas while it is `degraded` or
+    /// `down`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Replicas serving now.
@@ -144,8 +146,10 @@ impl AppView {
         } else if crashes.crash_loop {
             AppStatus::CrashLoop
         } else if serving == 0 {
+            reason = orchestrator.healing(&record.spec.name);
             AppStatus::Down
         } else if serving < record.spec.replicas as usize {
+            reason = orchestrator.healing(&record.spec.name);
             AppStatus::Degraded
         } else {
             AppStatus::Running

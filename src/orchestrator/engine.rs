@@ -436,7 +436,7 @@ impl Engine {
                 ),
                 (
                     "event".to_string(),
-                    ["die", "oom", "start", "health_status"]
+                    ["die", "destroy", "oom", "start", "health_status"]
                         .map(String::from)
                         .to_vec(),
                 ),

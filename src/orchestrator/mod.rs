@@ -12,6 +12,7 @@ mod crashes;
 mod deploy;
 mod engine;
 mod follow;
+mod heal;
 mod health;
 mod logbook;
 mod logline;
@@ -194,6 +195,8 @@ struct Inner {
     panel: Mutex<Option<(String, SocketAddr)>>,
     /// Static sites serving, by app.
     sites: Mutex<HashMap<String, Arc<berth_proxy::Site>>>,
+    /// What berth does about replicas that went missing.
+    heal: heal::Healer,
 }
 
 /// Locks a std mutex; a poisoned lock still holds consistent data here
@@ -241,6 +244,7 @@ impl Orchestrator {
                 secrets,
                 panel: Mutex::new(None),
                 sites: Mutex::new(HashMap::new()),
+                heal: heal::Healer::default(),
             }),
         }
     }
@@ -314,6 +318,11 @@ impl Orchestrator {
             .collect();
         self.inner.crashes.forget_containers(ids);
         result
+    }
+
+    /// What berth is doing about the app's missing replicas, if anything.
+    pub fn healing(&self, app: &str) -> Option<String> {
+        self.inner.heal.note(app)
     }
 
     /// Whether apps may mount host paths (`[deploy] allow_bind_mounts`).
@@ -467,6 +476,7 @@ impl Orchestrator {
         self.inner.builder.forget_app(app);
         lock(&self.inner.app_locks).remove(app);
         self.inner.crashes.forget_app(app);
+        self.inner.heal.forget(app);
         Ok(())
     }
 

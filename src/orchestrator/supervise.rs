@@ -1,5 +1,5 @@
 //! Runtime supervision: follow the engine's events for this instance's
-//! containers. A serving replica that dies, is killed for memory or turns
+//! containers, and heal what they report (see `heal`). A serving replica that dies, is killed for memory or turns
 //! unhealthy leaves the route table the moment the event arrives; when
 //! Docker's restart policy brings it back (with its own exponential
 //! backoff for crash loops), it passes the health gate and rejoins. Exits
@@ -16,8 +16,9 @@ use super::{lock, Orchestrator};
 const RECONNECT: Duration = Duration::from_secs(1);
 
 impl Orchestrator {
-    /// Starts following container events until shutdown.
+    /// Starts following container events, and healing, until shutdown.
     pub fn supervise(&self) {
+        self.heal_forever();
         let this = self.clone();
         self.inner.tracker.spawn(async move {
             let shutdown = this.inner.shutdown.clone();
@@ -55,6 +56,9 @@ impl Orchestrator {
         }
         if action == "die" {
             self.count_crash(&event);
+        }
+        if action == "die" || action == "destroy" {
+            self.inner.heal.nudge();
         }
         if leaves {
             if self.evict(&event, action) {

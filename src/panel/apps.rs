@@ -72,6 +72,8 @@ struct AppPage {
     deliveries: Vec<DeliveryRow>,
     can_deploy: bool,
     can_write: bool,
+    /// Mounts and the deployment strategy.
+    storage: super::storage::Storage,
 }
 
 /// `?log=<deployment id>`: which deployment's log to show.
@@ -193,6 +195,7 @@ pub async fn detail(
         deliveries,
         can_deploy: may(&viewer.principal, Scope::Deploy, project.as_deref()),
         can_write,
+        storage: super::storage::Storage::of(&app),
         app,
     })
 }

@@ -13,6 +13,7 @@ mod overview;
 mod projects;
 mod settings;
 mod sign_in;
+mod storage;
 mod viewer;
 
 use std::path::PathBuf;

@@ -2,7 +2,8 @@
 //! (chromedriver on a free loopback port, fantoccini) against the real
 //! binary. First-run setup with the setup code, the overview, an app made
 //! from a local image, deployed with its live log, served through the
-//! edge and rolled back; a project's page (its apps, deployments and
+//! edge and rolled back; its storage (a volume, the strategy); this
+//! berth's settings (ACME email, public URL); a project's page (its apps, deployments and
 //! people; a refused delete); a member limited to one project who cannot
 //! see the other one; two-factor sign-in on and off, and an owner
 //! resetting a member's; revoking another session; a change without the
@@ -25,6 +26,7 @@ mod member;
 mod people;
 mod projects;
 mod sources;
+mod storage;
 
 use serde_json::json;
 use support::{Berth, Image};
@@ -59,6 +61,8 @@ async fn panel_in_a_browser_from_setup_to_rollback_members_and_csrf() {
 
     first_run::setup_and_overview(&c, &berth).await;
     apps::new_app_deploy_and_roll_back(&c, &berth, &v1, &v2).await;
+    storage::volume_and_strategy(&c, &berth).await;
+    storage::instance_settings(&c, &berth).await;
     let mia = people::people_and_keys(&c, &berth).await;
     projects::owner_sees_a_project(&c, &berth).await;
     people::revoke_another_session(&c, &berth).await;
