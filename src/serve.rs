@@ -266,6 +266,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     tracing::info!("shutting down: no new connections; finishing requests in flight");
     let _ = edge_stop.send(true);
     shutdown.cancel();
+    // Live log streams end now, so the admin listener's connections can.
+    orchestrator.end_log_follows();
     let deadline = tokio::time::Instant::now() + settings.shutdown_grace;
     while proxy_metrics.in_flight_now() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -1,5 +1,5 @@
-//! `/api/v1/apps`: create, list, read, change, delete, stop and start apps,
-//! and read their containers' logs.
+//! `/api/v1/apps`: create, list, read, change, delete, stop and start apps
+//! (their containers' logs are in [`super::logs`]).
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -16,16 +16,12 @@ use utoipa::IntoParams;
 use super::error::{ApiError, ErrorBody};
 use super::guard::forbidden;
 use super::json::ApiJson;
-use super::views::{AppView, DeploymentView, LogsView};
+use super::views::{AppView, DeploymentView};
 use super::ApiState;
 use berth::access::{Denied, Principal, Target};
 use berth::orchestrator::StartOutcome;
 use berth::store::{AppRecord, Scope, StoreError};
 use berth::vault::Vault;
-
-/// Default and largest `tail` of the logs endpoint.
-const DEFAULT_TAIL: usize = 100;
-const MAX_TAIL: usize = 10_000;
 
 /// Creates an app. Its domains route at once (503 until a deployment serves).
 #[utoipa::path(post, path = "/api/v1/apps", tag = "apps", request_body = AppInput,
@@ -316,38 +312,4 @@ pub async fn start(
             (StatusCode::ACCEPTED, Json(DeploymentView::from(*d))).into_response()
         }
     })
-}
-
-/// Query of the logs endpoint.
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct LogsQuery {
-    /// Lines per container, 1-10000; default 100.
-    tail: Option<usize>,
-}
-
-/// The last lines of each of the app's containers.
-#[utoipa::path(get, path = "/api/v1/apps/{name}/logs", tag = "apps",
-    params(("name" = String, Path, description = "App name"), LogsQuery),
-    responses((status = 200, body = LogsView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn logs(
-    State(state): State<ApiState>,
-    Path(name): Path<String>,
-    query: Result<Query<LogsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<LogsView>, ApiError> {
-    let Query(query) = query.map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()).with_field("tail")
-    })?;
-    let tail = query.tail.unwrap_or(DEFAULT_TAIL);
-    if tail == 0 || tail > MAX_TAIL {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_field",
-            format!("{tail} is out of range; give 1-{MAX_TAIL}"),
-        )
-        .with_field("tail"));
-    }
-    let containers = state.orchestrator.logs(&name, tail).await?;
-    Ok(Json(LogsView { containers }))
 }

@@ -13,6 +13,7 @@ mod guard;
 mod hooks;
 mod json;
 mod keys;
+mod logs;
 mod projects;
 mod session;
 mod settings;
@@ -187,7 +188,7 @@ fn operations(
         openapi_json,
         projects::create, projects::list, projects::get_one, projects::patch, projects::delete,
         apps::create, apps::list, apps::get_one, apps::patch, apps::delete,
-        apps::stop, apps::start, apps::logs,
+        apps::stop, apps::start, logs::logs,
         domains::list, domains::add, domains::change, domains::remove,
         deployments::create, deployments::list_for_app, deployments::get_one,
         deployments::list, deployments::cancel, deployments::rollback, deployments::logs,
@@ -201,6 +202,10 @@ fn operations(
         session::sign_out, session::second_factor, session::totp_start, session::totp_confirm,
         session::totp_off, session::list, session::revoke,
     ),
+    components(schemas(
+        crate::orchestrator::ReplicaLine, crate::orchestrator::ReplicaChange,
+        crate::orchestrator::Skipped,
+    )),
     modifiers(&BearerAuth),
     security(("admin_token" = [])),
 )]
@@ -252,7 +257,7 @@ pub fn router(state: ApiState, auth: AdminAuth) -> Router {
         )
         .route("/apps/{name}/stop", post(apps::stop))
         .route("/apps/{name}/start", post(apps::start))
-        .route("/apps/{name}/logs", get(apps::logs))
+        .route("/apps/{name}/logs", get(logs::logs))
         .route("/apps/{name}/webhook", get(hooks::get_webhook))
         .route("/apps/{name}/webhook/rotate", post(hooks::rotate_webhook))
         .route("/apps/{name}/build-plan", get(hooks::build_plan))

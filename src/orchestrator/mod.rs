@@ -11,9 +11,11 @@ mod clock;
 mod crashes;
 mod deploy;
 mod engine;
+mod follow;
 mod heal;
 mod health;
 mod logbook;
+mod logline;
 mod metrics;
 mod mounts;
 mod network;
@@ -41,6 +43,9 @@ use tokio_util::task::TaskTracker;
 pub use crashes::CrashState;
 use crashes::Crashes;
 pub use engine::{Engine, EngineError, LogLine, LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE};
+pub use follow::{
+    ContainerLogs, FollowError, FollowEvent, FollowFrom, ReplicaChange, ReplicaLine, Skipped,
+};
 use logbook::DeployLog;
 use logbook::Logbook;
 use metrics::OrchestratorMetrics;
@@ -112,17 +117,6 @@ impl Replica {
     }
 }
 
-/// Logs of one container of an app.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct ContainerLogs {
-    /// Container name.
-    pub container: String,
-    /// Deployment that created it.
-    pub deployment: String,
-    /// Last lines, oldest first.
-    pub lines: Vec<LogLine>,
-}
-
 /// Where a deployment's log comes from.
 pub enum DeploymentLog {
     /// Still being written: lines so far plus a live feed.
@@ -184,6 +178,8 @@ struct Inner {
     jobs: Mutex<HashMap<String, Job>>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
+    /// Followers of the apps' container logs.
+    followers: follow::Followers,
     metrics: OrchestratorMetrics,
     /// Logs of queued and running deployments.
     logs: Logbook,
@@ -224,6 +220,7 @@ impl Orchestrator {
         registry: &mut Registry,
     ) -> Self {
         let permits = Arc::new(Semaphore::new(settings.concurrency));
+        let shutdown = CancellationToken::new();
         Self {
             inner: Arc::new(Inner {
                 engine,
@@ -237,7 +234,8 @@ impl Orchestrator {
                 permits,
                 jobs: Mutex::new(HashMap::new()),
                 tracker: TaskTracker::new(),
-                shutdown: CancellationToken::new(),
+                followers: follow::Followers::new(&shutdown),
+                shutdown,
                 metrics: OrchestratorMetrics::register(registry),
                 logs: Logbook::default(),
                 watches: Mutex::new(HashMap::new()),
@@ -480,30 +478,6 @@ impl Orchestrator {
         self.inner.crashes.forget_app(app);
         self.inner.heal.forget(app);
         Ok(())
-    }
-
-    /// The last `tail` lines of each of the app's containers.
-    pub async fn logs(&self, app: &str, tail: usize) -> Result<Vec<ContainerLogs>, OpError> {
-        self.inner.store.app(app)?;
-        let mut out = Vec::new();
-        for c in self.inner.engine.instance_containers().await? {
-            let labels = c.labels.unwrap_or_default();
-            if labels.get(LABEL_APP).map(String::as_str) != Some(app) {
-                continue;
-            }
-            let Some(id) = c.id else { continue };
-            let name = c
-                .names
-                .and_then(|n| n.into_iter().next())
-                .unwrap_or_else(|| id.clone());
-            out.push(ContainerLogs {
-                container: name.trim_start_matches('/').to_string(),
-                deployment: labels.get(LABEL_DEPLOYMENT).cloned().unwrap_or_default(),
-                lines: self.inner.engine.logs(&id, tail).await?,
-            });
-        }
-        out.sort_by(|a, b| a.container.cmp(&b.container));
-        Ok(out)
     }
 
     /// Cancels running deployments and waits for them to clean up, at most

@@ -76,7 +76,13 @@ pub async fn new_app_deploy_and_roll_back(c: &Client, berth: &Berth, v1: &str, v
     wait_served(berth, "web.test", "v1").await;
     click(c, "#container-logs-button").await;
     wait_text(c, "#container-logs", "== berth-", 10).await;
+    // Followed live (the replica headers come from the event stream), and
+    // the same button stops following.
+    wait_text(c, "#container-logs-state", "following live", 10).await;
+    wait_text(c, "#container-logs", ") following", 10).await;
     shoot(c, "app-deployed").await;
+    click(c, "#container-logs-button").await;
+    wait_text(c, "#container-logs-state", "stopped following", 10).await;
 
     // A second version, then back to the first.
     fill(c, "#new-image", v2).await;

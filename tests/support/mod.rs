@@ -36,6 +36,14 @@ while true; do
 done
 "#;
 
+/// The `Chatty` image's program: serves like `Web`, and writes lines.
+const CHATTY_SH: &str = r#"B=/bin/busybox
+host=$($B hostname)
+echo "$VERSION $host" > /www/index.html
+(i=0; while true; do echo "tick $VERSION $host $i"; echo "warn $VERSION $i" >&2; i=$((i+1)); $B sleep 0.3; done) &
+exec $B httpd -f -p 8080 -h /www
+"#;
+
 /// Runs a docker CLI command, returning stdout; panics with stderr on failure.
 pub fn docker(args: &[&str]) -> String {
     let out = Command::new("docker")
@@ -75,6 +83,10 @@ pub enum Image {
     /// Like `Web("vfirst")`, but only replica 0 (by `BERTH_REPLICA`)
     /// serves `/ready`: a rollout in batches fails at its second batch.
     ReadyOnFirst,
+    /// Like `Web(version)`, and writes `tick <version> <hostname> <n>` to
+    /// stdout and `warn <version> <n>` to stderr every 300 ms (the
+    /// hostname is the container's short id).
+    Chatty(&'static str),
 }
 
 /// One test's berth instance and everything it owns.
@@ -276,6 +288,7 @@ impl Berth {
             Image::Silent => (format!("berth-test-{}:silent", self.instance), "silent", ""),
             Image::Flaky => (format!("berth-test-{}:flaky", self.instance), "flaky", ""),
             Image::ReadyOnFirst => (format!("berth-test-{}:vfirst", self.instance), "vfirst", ""),
+            Image::Chatty(v) => (format!("berth-test-{}:chatty-{v}", self.instance), v, ""),
             Image::Unhealthy => (
                 format!("berth-test-{}:unhealthy", self.instance),
                 "sick",
@@ -301,7 +314,11 @@ impl Berth {
         let ws = ctx.path().join("www/cgi-bin/ws");
         std::fs::write(&ws, WS_CGI).unwrap();
         std::fs::set_permissions(&ws, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::write(ctx.path().join("www/chatty.sh"), CHATTY_SH).unwrap();
         let cmd = match kind {
+            Image::Chatty(_) => {
+                "CMD [\"/bin/busybox\", \"sh\", \"/www/chatty.sh\"]\n".to_string()
+            }
             Image::Silent => "CMD [\"/bin/busybox\", \"sleep\", \"3600\"]\n".to_string(),
             Image::ReadyOnFirst => "CMD [\"/bin/busybox\", \"sh\", \"-c\", \"echo \\\"$VERSION $(/bin/busybox hostname)\\\" > /www/index.html; [ \\\"$BERTH_REPLICA\\\" = 0 ] && echo ok > /www/ready; /bin/busybox httpd -f -p 8080 -h /www; echo httpd exited\"]\n".to_string(),
             Image::Flaky => "CMD [\"/bin/busybox\", \"sh\", \"-c\", \"echo flaky > /www/index.html; /bin/busybox httpd -p 8080 -h /www; /bin/busybox sleep 4; exit 3\"]\n".to_string(),

@@ -1,6 +1,7 @@
 // berth panel: sends forms and buttons to the JSON API with the session's
 // CSRF token, shows the API's field errors beside the fields, follows
-// deployment logs. No inline script anywhere (the pages' CSP forbids it).
+// deployment logs and container logs. No inline script anywhere (the
+// pages' CSP forbids it).
 "use strict";
 (function () {
   const csrf = () => document.querySelector('meta[name="csrf-token"]').content;
@@ -234,6 +235,7 @@
     const button = ev.target.closest("button[data-api]");
     if (!button) return;
     ev.preventDefault();
+    if (button.dataset.live && window.EventSource) { followContainers(button); return; }
     if (button.dataset.confirm && !confirm(button.dataset.confirm)) return;
     const body = button.dataset.body ? JSON.parse(button.dataset.body) : undefined;
     act(button, button.dataset.method || "POST", button.dataset.api, body);
@@ -269,6 +271,68 @@
         if (pre.dataset.live !== undefined) setTimeout(() => location.reload(), 800);
       };
     });
+  }
+
+  // Live container logs: the replicas' lines as they write them, tagged
+  // [replica container], stderr marked "!". The button stops it again.
+  // When the stream cannot start (too many open, an old browser), the
+  // button's data-api shows the last lines once instead.
+  const MAX_LOG_LINES = 5000;
+  function followContainers(button) {
+    const pre = document.querySelector(button.dataset.target);
+    const state = document.getElementById(button.dataset.state || "");
+    const say = text => { if (state) state.textContent = text; };
+    const label = button.dataset.label || (button.dataset.label = button.textContent);
+    if (button.eventSource) {
+      button.eventSource.close();
+      button.eventSource = null;
+      button.textContent = label;
+      say("stopped following");
+      return;
+    }
+    if (!pre) return;
+    pre.textContent = "";
+    pre.hidden = false;
+    const add = text => {
+      const stick = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+      pre.appendChild(document.createTextNode(text + "\n"));
+      while (pre.childNodes.length > MAX_LOG_LINES) pre.removeChild(pre.firstChild);
+      if (stick) pre.scrollTop = pre.scrollHeight;
+    };
+    const tag = d => `[${d.replica == null ? "?" : d.replica} ${d.container}]`;
+    const es = new EventSource(button.dataset.live);
+    let opened = false;
+    const stop = text => {
+      es.close();
+      if (button.eventSource === es) button.eventSource = null;
+      button.textContent = label;
+      say(text);
+    };
+    button.eventSource = es;
+    button.textContent = "Stop following";
+    say("connecting…");
+    es.onopen = () => { opened = true; say("following live"); };
+    es.onmessage = e => {
+      const d = JSON.parse(e.data);
+      add(`${tag(d)}${d.stream === "stderr" ? " !" : ""} ${d.line}`);
+    };
+    es.addEventListener("replica", e => {
+      const d = JSON.parse(e.data);
+      add(d.state === "following"
+        ? `== ${d.name} (replica ${d.replica == null ? "?" : d.replica}, ${d.container}) following`
+        : `== ${d.name} ended`);
+    });
+    es.addEventListener("skipped", e => {
+      const d = JSON.parse(e.data);
+      add(`${tag(d)} … ${d.lines} lines skipped: the page did not keep up`);
+    });
+    es.addEventListener("end", e => stop("ended: " + JSON.parse(e.data).reason));
+    es.onerror = () => {
+      // No automatic reconnect: it would show the last lines again.
+      if (opened) { stop("the live log was cut; press the button to follow again"); return; }
+      stop("");
+      act(button, "GET", button.dataset.api);
+    };
   }
 
   // Parts marked data-refresh="<seconds>" are fetched again that often
