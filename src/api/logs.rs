@@ -20,7 +20,7 @@ use utoipa::IntoParams;
 use super::error::{ApiError, ErrorBody};
 use super::views::LogsView;
 use super::ApiState;
-use crate::orchestrator::{FollowError, FollowEvent, FollowFrom};
+use berth::orchestrator::{FollowError, FollowEvent, FollowFrom};
 
 /// Default and largest `tail`.
 const DEFAULT_TAIL: usize = 100;

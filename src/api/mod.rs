@@ -203,8 +203,8 @@ fn operations(
         session::totp_off, session::list, session::revoke,
     ),
     components(schemas(
-        crate::orchestrator::ReplicaLine, crate::orchestrator::ReplicaChange,
-        crate::orchestrator::Skipped,
+        berth::orchestrator::ReplicaLine, berth::orchestrator::ReplicaChange,
+        berth::orchestrator::Skipped,
     )),
     modifiers(&BearerAuth),
     security(("admin_token" = [])),
