@@ -169,6 +169,15 @@ async fn a_volume_keeps_data_across_deployments_and_files_are_written_into_repli
         "{status} {body}"
     );
 
+    // A restart of berth keeps the app serving its data, adopting the
+    // running replica.
+    assert!(berth.terminate().await);
+    berth.launch().await;
+    assert_eq!(
+        berth.get("keep.test", "/log").await,
+        (200, "v1\nv2\nsick\nv2\n".into())
+    );
+
     // Deleted without `volumes`, the data stays for an app of that name.
     let (status, body) = berth.api("DELETE", "/apps/keep?volumes=maybe", None).await;
     assert_eq!(status, 400, "{body}");
