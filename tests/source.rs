@@ -104,13 +104,6 @@ async fn deployment_count(berth: &Berth, app: &str) -> usize {
     list.as_array().unwrap().len()
 }
 
-async fn deployment_log(berth: &Berth, id: &str) -> String {
-    let (status, log) = berth
-        .api("GET", &format!("/deployments/{id}/logs"), None)
-        .await;
-    assert_eq!(status, 200, "{log}");
-    log.to_string()
-}
 
 /// Waits until the edge answers `want` for `host`.
 async fn wait_serving(berth: &Berth, host: &str, want: &str) {
@@ -149,7 +142,7 @@ async fn github_push_builds_deploys_and_filters() {
     assert_eq!(d["commit"], first.as_str(), "{d}");
     assert!(d["image"].as_str().unwrap().contains("/shop:"), "{d}");
     wait_serving(&berth, "shop.test", "one").await;
-    let first_log = deployment_log(&berth, d["id"].as_str().unwrap()).await;
+    let first_log = berth.deployment_log(d["id"].as_str().unwrap()).await;
     assert!(
         first_log.contains("Step 1/"),
         "build output streams into the log: {first_log}"
@@ -182,7 +175,7 @@ async fn github_push_builds_deploys_and_filters() {
         pushed_at.elapsed().as_millis()
     );
     // The layers the commit did not change come from the build cache.
-    let second_log = deployment_log(&berth, &id).await;
+    let second_log = berth.deployment_log(&id).await;
     assert!(second_log.contains("Using cache"), "{second_log}");
 
     // A bad signature: 401, nothing queued.
@@ -283,7 +276,7 @@ async fn github_push_builds_deploys_and_filters() {
     let (_, app) = berth.api("GET", "/apps/shop", None).await;
     assert_eq!(app["source"]["auth"], "token", "{app}");
     let (_, deployments) = berth.api("GET", "/apps/shop/deployments", None).await;
-    let log = deployment_log(&berth, &id).await;
+    let log = berth.deployment_log(&id).await;
     for text in [
         app.to_string(),
         deployments.to_string(),
@@ -392,7 +385,7 @@ async fn gitlab_and_gitea_pushes_deploy_and_a_broken_dockerfile_keeps_the_old_ve
     let d = berth.wait_deployment(&id).await;
     assert_eq!(d["status"], "failed", "{d}");
     assert!(d["error"].as_str().unwrap().contains("build failed"), "{d}");
-    let log = deployment_log(&berth, &id).await;
+    let log = berth.deployment_log(&id).await;
     assert!(log.contains("compiling"), "{log}");
     assert!(log.contains("non-zero code: 7"), "{log}");
     for _ in 0..5 {
@@ -523,7 +516,7 @@ async fn build_secrets_reach_the_build_but_no_layer_log_or_answer() {
     // ...and nothing kept it.
     let (_, app) = berth.api("GET", "/apps/vault", None).await;
     assert_eq!(app["build"]["secrets"], json!(["api_key"]), "{app}");
-    let log = deployment_log(&berth, d["id"].as_str().unwrap()).await;
+    let log = berth.deployment_log(d["id"].as_str().unwrap()).await;
     let history = docker(&["history", "--no-trunc", d["image"].as_str().unwrap()]);
     let inspect = docker(&["image", "inspect", d["image"].as_str().unwrap()]);
     let store = std::fs::read(berth.data_dir().join("berth.redb")).unwrap_or_default();
@@ -790,14 +783,14 @@ async fn builds_are_cancelled_and_bounded_by_their_timeout() {
     // engine's build container goes with it.
     let id = berth.queue_deploy("slow").await;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !deployment_log(&berth, &id)
+    while !berth.deployment_log(&id)
         .await
         .contains("started-sleeping")
     {
         assert!(
             Instant::now() < deadline,
             "{}",
-            deployment_log(&berth, &id).await
+            berth.deployment_log(&id).await
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -934,7 +927,7 @@ async fn tags_pinned_commits_sub_directories_submodules_and_rollback() {
         .wait_deployment(rollback["id"].as_str().unwrap())
         .await;
     assert_eq!(back["status"], "succeeded", "{back}");
-    assert!(!deployment_log(&berth, back["id"].as_str().unwrap())
+    assert!(!berth.deployment_log(back["id"].as_str().unwrap())
         .await
         .contains("cloning"));
     assert_eq!(berth.get("docs.test", "/").await.1, "second\n");
@@ -996,7 +989,7 @@ async fn a_deploy_key_clones_over_ssh_and_is_never_shown() {
     );
     let (_, app) = berth.api("GET", "/apps/private", None).await;
     assert_eq!(app["source"]["auth"], "ssh_key", "{app}");
-    let log = deployment_log(&berth, d["id"].as_str().unwrap()).await;
+    let log = berth.deployment_log(d["id"].as_str().unwrap()).await;
     let key_body = private.lines().nth(1).unwrap();
     let store = std::fs::read(berth.data_dir().join("berth.redb")).unwrap();
     for text in [app.to_string(), log, berth.log()] {
@@ -1064,7 +1057,7 @@ async fn built_images_are_pushed_to_a_configured_registry() {
     // The registry's tag is not left on this machine, and the password is nowhere.
     let local = docker(&["images", "-q", &want]);
     assert_eq!(local, "", "the pushed tag stays local");
-    let log = deployment_log(&berth, id).await;
+    let log = berth.deployment_log(id).await;
     assert!(log.contains("pushed "), "{log}");
     for text in [log, berth.log(), d.to_string()] {
         assert!(

@@ -36,13 +36,6 @@ fn volumes_of(berth: &Berth, app: &str) -> Vec<String> {
     .collect()
 }
 
-async fn deployment_log(berth: &Berth, id: &str) -> String {
-    let (status, log) = berth
-        .api("GET", &format!("/deployments/{id}/logs"), None)
-        .await;
-    assert_eq!(status, 200, "{log}");
-    log.to_string()
-}
 
 #[tokio::test]
 async fn a_volume_keeps_data_across_deployments_and_files_are_written_into_replicas() {
@@ -98,7 +91,7 @@ async fn a_volume_keeps_data_across_deployments_and_files_are_written_into_repli
     assert_eq!(status, 200, "{body}");
     let d = berth.deploy("keep").await;
     assert_eq!(d["status"], "succeeded", "{d}\n{}", berth.log());
-    let log = deployment_log(&berth, d["id"].as_str().unwrap()).await;
+    let log = berth.deployment_log(d["id"].as_str().unwrap()).await;
     assert!(log.contains("strategy recreate"), "{log}");
     assert_eq!(
         berth.get("keep.test", "/log").await,

@@ -243,6 +243,12 @@ impl Orchestrator {
         let Ok(_turn) = mutex.try_lock_owned() else {
             return;
         };
+        // What was read before the turn may be stale: the app deleted,
+        // stopped or deployed again meanwhile.
+        match self.inner.store.app(name) {
+            Ok(now) if !now.stopped && now.active_deployment.as_deref() == Some(active) => {}
+            _ => return,
+        }
         let mut done = Vec::new();
         let mut failed = None;
         for action in &actions {

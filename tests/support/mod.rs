@@ -413,6 +413,15 @@ impl Berth {
         out
     }
 
+    /// A deployment's log as the API gives it, as text.
+    pub async fn deployment_log(&self, id: &str) -> String {
+        let (status, log) = self
+            .api("GET", &format!("/deployments/{id}/logs"), None)
+            .await;
+        assert_eq!(status, 200, "{log}");
+        log.to_string()
+    }
+
     /// Queues a deployment and waits for its end; returns the record.
     pub async fn deploy(&self, app: &str) -> Value {
         let (status, body) = self
