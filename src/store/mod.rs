@@ -514,4 +514,6 @@ fn check_routes(apps: &redb::Table<&str, &[u8]>, record: &AppRecord) -> Result<(
 }
 
 #[cfg(test)]
+mod compat;
+#[cfg(test)]
 mod tests;
