@@ -7,6 +7,7 @@ mod certificates;
 mod deliveries;
 mod people;
 mod records;
+mod saved;
 mod schema;
 mod settings;
 
