@@ -5,10 +5,13 @@
 //! value they were saved with.
 //!
 //! The fixtures, `tests/fixtures/store/v<N>.redb`, were each written by a
-//! real berth built from the last commit at schema version N:
+//! real berth built from the last commit at schema version N, and
+//! `v1-first.redb` by the last one before apps from source (whose fields
+//! and tables came while the version was still 1):
 //!
 //! | file | commit | size |
 //! | --- | --- | --- |
+//! | `v1-first.redb` | `55bf613` (parent of `c2ea8f2`, apps from source) | 72 KiB |
 //! | `v1.redb` | `5094478` (parent of `5fdf727`, which brought schema 2) | 72 KiB |
 //! | `v2.redb` | `8d75c19` (parent of `eeb7f23`, which brought schema 3) | 72 KiB |
 //! | `v3.redb` | `ad319e1` (parent of `7636189`, which brought schema 4) | 88 KiB |
@@ -32,11 +35,12 @@
 //!    `/data` and a file `/etc/fixture.conf` (`a = 1`).
 //! 3. `POST /apps/web/deployments`, waited for until it succeeded.
 //! 4. `PATCH /apps/web`: env `GREETING=hello again`, `LOG_LEVEL=info`.
-//! 5. `POST /apps` `site`: project `shop`, git source
+//! 5. Except in v1-first: `POST /apps` `site`: project `shop`, git source
 //!    `https://git.fixture.test/shop/site.git` branch `main` with a token,
 //!    a `static` build publishing `public`, domain `site.fixture.test`.
-//! 6. A signed GitHub push of branch `other` to the site's webhook
-//!    (recorded as ignored).
+//! 6. Except in v1-first: a GitHub push of branch `other` to the site's
+//!    webhook (`GET /apps/site/webhook`), signed with its secret (recorded
+//!    as ignored).
 //! 7. `POST /certificates` `fixture`: a self-signed certificate for
 //!    `web.fixture.test`.
 //! 8. From v3 on: `POST /users` `alice` (member, deploy on `shop`),
@@ -57,14 +61,51 @@ use super::schema::{
 };
 use super::*;
 
-/// The schema versions with a fixture.
-const VERSIONS: [u32; 4] = [1, 2, 3, 4];
+/// One store file of `tests/fixtures/store`.
+struct Fixture {
+    /// Its name, without `.redb`.
+    file: &'static str,
+    /// The schema version it was written at.
+    version: u32,
+    /// Whether its berth had apps from source (the `site` app, its
+    /// vault and webhook delivery).
+    from_source: bool,
+}
 
-/// A copy of fixture `v<version>` in a temporary directory.
-fn fixture(version: u32) -> (tempfile::TempDir, PathBuf) {
+/// Every fixture, oldest first.
+const FIXTURES: [Fixture; 5] = [
+    Fixture {
+        file: "v1-first",
+        version: 1,
+        from_source: false,
+    },
+    Fixture {
+        file: "v1",
+        version: 1,
+        from_source: true,
+    },
+    Fixture {
+        file: "v2",
+        version: 2,
+        from_source: true,
+    },
+    Fixture {
+        file: "v3",
+        version: 3,
+        from_source: true,
+    },
+    Fixture {
+        file: "v4",
+        version: 4,
+        from_source: true,
+    },
+];
+
+/// A copy of a fixture in a temporary directory.
+fn fixture(file: &str) -> (tempfile::TempDir, PathBuf) {
     let from = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/store")
-        .join(format!("v{version}.redb"));
+        .join(format!("{file}.redb"));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("berth.redb");
     std::fs::copy(&from, &path).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
@@ -157,9 +198,9 @@ fn reencodes<T: serde::de::DeserializeOwned + serde::Serialize>(
 
 #[test]
 fn every_fixture_has_its_schema_version_and_is_upgraded() {
-    for version in VERSIONS {
-        let (_dir, path) = fixture(version);
-        assert_eq!(schema_version_in(&path), version, "fixture v{version}");
+    for f in FIXTURES {
+        let (version, (_dir, path)) = (f.version, fixture(f.file));
+        assert_eq!(schema_version_in(&path), version, "fixture {}", f.file);
         drop(Store::open(&path).unwrap());
         assert_eq!(schema_version_in(&path), SCHEMA_VERSION, "v{version}");
         // And opens again at the new version.
@@ -169,11 +210,12 @@ fn every_fixture_has_its_schema_version_and_is_upgraded() {
 
 #[test]
 fn records_of_every_version_encode_back_to_what_was_saved() {
-    for version in VERSIONS {
-        let (_dir, path) = fixture(version);
+    for f in FIXTURES {
+        let (version, (_dir, path)) = (f.version, fixture(f.file));
         let store = Store::open(&path).unwrap();
         assert_eq!(reencodes::<ProjectRecord>(&store, PROJECTS, version), 1);
-        assert_eq!(reencodes::<AppRecord>(&store, APPS, version), 2);
+        let apps = if f.from_source { 2 } else { 1 };
+        assert_eq!(reencodes::<AppRecord>(&store, APPS, version), apps);
         assert_eq!(
             reencodes::<DeploymentRecord>(&store, DEPLOYMENTS, version),
             1
@@ -183,8 +225,8 @@ fn records_of_every_version_encode_back_to_what_was_saved() {
             1
         );
         assert_eq!(
-            reencodes::<DeliveryRecord>(&store, HOOK_DELIVERIES, version),
-            1
+            reencodes::<DeliveryRecord>(&store, HOOK_DELIVERIES, version) == 1,
+            f.from_source
         );
         let people = version >= 3;
         assert_eq!(reencodes::<UserRecord>(&store, USERS, version) == 1, people);
@@ -202,10 +244,10 @@ fn records_of_every_version_encode_back_to_what_was_saved() {
 
 #[test]
 fn what_a_user_saved_is_there_in_every_version() {
-    for version in VERSIONS {
-        let (_dir, path) = fixture(version);
+    for f in FIXTURES {
+        let (version, (_dir, path)) = (f.version, fixture(f.file));
         let store = Store::open(&path).unwrap();
-        let at = |what: &str| format!("v{version}: {what}");
+        let at = |what: &str| format!("{}: {what}", f.file);
         assert!(
             store.admin_token_hash().unwrap().is_some(),
             "{}",
@@ -223,7 +265,12 @@ fn what_a_user_saved_is_there_in_every_version() {
             .into_iter()
             .map(|a| a.spec.name)
             .collect();
-        assert_eq!(names, ["site", "web"], "{}", at("apps"));
+        let expected: &[&str] = if f.from_source {
+            &["site", "web"]
+        } else {
+            &["web"]
+        };
+        assert_eq!(names, expected, "{}", at("apps"));
         let web = store.app("web").unwrap();
         let spec = &web.spec;
         assert_eq!(spec.project.as_deref(), Some("shop"));
@@ -308,24 +355,11 @@ fn what_a_user_saved_is_there_in_every_version() {
         );
         assert_eq!(store.deployment(&deployment.id).unwrap().id, deployment.id);
 
-        let site = store.app("site").unwrap();
-        let source = site.spec.source.as_ref().unwrap();
-        assert_eq!(
-            source.url,
-            "https://git.fixture.test/shop/site.git",
-            "{}",
-            at("source")
-        );
-        assert_eq!(source.branch.as_deref(), Some("main"));
-        assert_eq!(source.auth, GitAuth::Token);
-        let build = site.spec.build.as_ref().unwrap();
-        assert_eq!(build.kind, BuildKind::Static);
-        assert_eq!(build.publish_dir.as_deref(), Some("public"));
-        assert!(site.vault.is_some(), "{}", at("vault"));
-        let deliveries = store.deliveries("site").unwrap();
-        assert_eq!(deliveries.len(), 1, "{}", at("deliveries"));
-        assert_eq!(deliveries[0].outcome, HookOutcome::Ignored);
-        assert_eq!(deliveries[0].provider, "github");
+        if f.from_source {
+            check_site(&store, f.file);
+        } else {
+            assert!(store.app("site").is_err() && store.deliveries("site").unwrap().is_empty());
+        }
 
         let certificates = store.certificates().unwrap();
         assert_eq!(certificates.len(), 1, "{}", at("certificates"));
@@ -386,4 +420,22 @@ fn check_people(store: &Store, version: u32) {
             .any(|a| a.action.contains("POST") && a.target.contains("users")),
         "v{version} audit: {audit:?}"
     );
+}
+
+/// The app from source of every fixture whose berth had them.
+fn check_site(store: &Store, file: &str) {
+    let site = store.app("site").unwrap();
+    let source = site.spec.source.as_ref().unwrap();
+    let url = "https://git.fixture.test/shop/site.git";
+    assert_eq!(source.url, url, "{file}: source");
+    assert_eq!(source.branch.as_deref(), Some("main"));
+    assert_eq!(source.auth, GitAuth::Token);
+    let build = site.spec.build.as_ref().unwrap();
+    assert_eq!(build.kind, BuildKind::Static);
+    assert_eq!(build.publish_dir.as_deref(), Some("public"));
+    assert!(site.vault.is_some(), "{file}: vault");
+    let deliveries = store.deliveries("site").unwrap();
+    assert_eq!(deliveries.len(), 1, "{file}: deliveries");
+    assert_eq!(deliveries[0].outcome, HookOutcome::Ignored);
+    assert_eq!(deliveries[0].provider, "github");
 }
