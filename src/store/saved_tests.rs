@@ -212,3 +212,82 @@ fn a_project_is_saved_by_name_and_description() {
     let back: SavedProject = serde_json::from_value(saved).unwrap();
     assert_eq!(ProjectSpec::from(back), spec);
 }
+
+/// The store's own enums are also spoken by the API; their saved names
+/// are listed here so a change made for the API shows up as a change of
+/// the store's format.
+#[test]
+fn store_enums_keep_their_saved_names() {
+    use crate::store::{
+        CertificateOrigin, DeploymentStatus, HookOutcome, Phase, Role, Scope, Trigger,
+    };
+    fn names<T: serde::Serialize>(values: &[T]) -> Vec<String> {
+        let json = |v: &T| {
+            serde_json::to_value(v)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        values.iter().map(json).collect()
+    }
+    use DeploymentStatus as S;
+    let statuses = [
+        S::Queued,
+        S::Running,
+        S::Succeeded,
+        S::Failed,
+        S::Cancelled,
+        S::RolledBack,
+    ];
+    assert_eq!(
+        names(&statuses),
+        [
+            "queued",
+            "running",
+            "succeeded",
+            "failed",
+            "cancelled",
+            "rolled_back"
+        ]
+    );
+    use Trigger as T;
+    let triggers = [T::Api, T::Restart, T::Rollback, T::Webhook];
+    assert_eq!(names(&triggers), ["api", "restart", "rollback", "webhook"]);
+    use Phase as P;
+    let phases = [
+        P::Queued,
+        P::Running,
+        P::Built,
+        P::ImageReady,
+        P::Healthy,
+        P::Switched,
+        P::Drained,
+        P::Finished,
+    ];
+    assert_eq!(
+        names(&phases),
+        [
+            "queued",
+            "running",
+            "built",
+            "image_ready",
+            "healthy",
+            "switched",
+            "drained",
+            "finished"
+        ]
+    );
+    let roles = [Role::Member, Role::Admin, Role::Owner];
+    assert_eq!(names(&roles), ["member", "admin", "owner"]);
+    let scopes = [Scope::Read, Scope::Deploy, Scope::Write, Scope::Admin];
+    assert_eq!(names(&scopes), ["read", "deploy", "write", "admin"]);
+    let outcomes = [
+        HookOutcome::Deployed,
+        HookOutcome::Ignored,
+        HookOutcome::Rejected,
+    ];
+    assert_eq!(names(&outcomes), ["deployed", "ignored", "rejected"]);
+    let origins = [CertificateOrigin::Acme, CertificateOrigin::Custom];
+    assert_eq!(names(&origins), ["acme", "custom"]);
+}
