@@ -2,13 +2,14 @@
 //! the config and API types ([`berth_config::AppSpec`] and its parts), so
 //! renaming a field of the API cannot change the redb format.
 //!
-//! Each saved type names its JSON fields as they have been written since
-//! the schema version in [`super::schema::SCHEMA_VERSION`]'s notes, in the
-//! same order, and converts to and from its config type with every field
-//! named (destructured), so a field added to or removed from a config type
-//! does not compile until it is placed here too. Records keep the config
-//! types in memory and go through these only when encoded or decoded
-//! ([`spec`] and [`project`] are `#[serde(with)]` helpers).
+//! Each saved type names its JSON fields as berth has written them (see
+//! the versions listed at [`super::schema::SCHEMA_VERSION`]), in the same
+//! order, so the bytes written are those of earlier berths. It converts to
+//! and from its config type with every field named (destructured), so a
+//! field added to, removed from or renamed in a config type does not
+//! compile until it is mapped here too; the JSON name stays. Records keep
+//! the config types in memory and go through these only when encoded or
+//! decoded ([`spec`] and [`project`] are `#[serde(with)]` helpers).
 
 use std::collections::BTreeMap;
 
