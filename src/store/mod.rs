@@ -7,6 +7,7 @@ mod certificates;
 mod deliveries;
 mod people;
 mod records;
+mod saved;
 mod schema;
 mod settings;
 
@@ -513,5 +514,7 @@ fn check_routes(apps: &redb::Table<&str, &[u8]>, record: &AppRecord) -> Result<(
     Ok(())
 }
 
+#[cfg(test)]
+mod compat;
 #[cfg(test)]
 mod tests;

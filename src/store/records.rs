@@ -8,7 +8,8 @@ use time::OffsetDateTime;
 /// A stored project.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProjectRecord {
-    /// The validated spec.
+    /// The validated spec; saved as `SavedProject` (`saved.rs`).
+    #[serde(with = "super::saved::project")]
     pub spec: ProjectSpec,
     /// When it was created.
     #[serde(with = "time::serde::rfc3339")]
@@ -19,6 +20,8 @@ pub struct ProjectRecord {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AppRecord {
     /// The validated spec; image and resources apply at the next deployment.
+    /// Saved as `SavedSpec` (`saved.rs`), not as the API's type.
+    #[serde(with = "super::saved::spec")]
     pub spec: AppSpec,
     /// When it was created.
     #[serde(with = "time::serde::rfc3339")]
@@ -158,7 +161,9 @@ pub struct DeploymentRecord {
     /// Where its time went, once it ended.
     #[serde(default)]
     pub timing: Option<Timing>,
-    /// The app's spec at the time of the deployment.
+    /// The app's spec at the time of the deployment; saved as
+    /// `SavedSpec` (`saved.rs`).
+    #[serde(with = "super::saved::spec")]
     pub spec: AppSpec,
     /// When it was queued.
     #[serde(with = "time::serde::rfc3339")]

@@ -1,6 +1,8 @@
 //! Every redb table of berth, the schema version, and the value encoding.
 //! Saved formats are contracts: change them only with a new version and a
-//! migration, and keep the test that opens a file of the previous format.
+//! migration. Specs are saved as the store's own types (`saved.rs`), not
+//! the API's, and `compat.rs` opens a file written by every earlier
+//! version (`tests/fixtures/store/v<N>.redb`).
 
 use redb::{Database, MultimapTableDefinition, ReadableDatabase, TableDefinition};
 use serde::de::DeserializeOwned;
@@ -8,7 +10,8 @@ use serde::Serialize;
 
 use super::StoreError;
 
-/// Schema version written into `meta`; bump with a migration.
+/// Schema version written into `meta`; bump with a migration, and add
+/// the fixture of the new version (how: `compat.rs`).
 ///
 /// - 1: projects, apps, deployments, logs, certificates.
 /// - 2: apps from source: an app's sealed `vault`, a deployment's `commit`,
