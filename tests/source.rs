@@ -104,7 +104,6 @@ async fn deployment_count(berth: &Berth, app: &str) -> usize {
     list.as_array().unwrap().len()
 }
 
-
 /// Waits until the edge answers `want` for `host`.
 async fn wait_serving(berth: &Berth, host: &str, want: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -783,10 +782,7 @@ async fn builds_are_cancelled_and_bounded_by_their_timeout() {
     // engine's build container goes with it.
     let id = berth.queue_deploy("slow").await;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !berth.deployment_log(&id)
-        .await
-        .contains("started-sleeping")
-    {
+    while !berth.deployment_log(&id).await.contains("started-sleeping") {
         assert!(
             Instant::now() < deadline,
             "{}",
@@ -927,7 +923,8 @@ async fn tags_pinned_commits_sub_directories_submodules_and_rollback() {
         .wait_deployment(rollback["id"].as_str().unwrap())
         .await;
     assert_eq!(back["status"], "succeeded", "{back}");
-    assert!(!berth.deployment_log(back["id"].as_str().unwrap())
+    assert!(!berth
+        .deployment_log(back["id"].as_str().unwrap())
         .await
         .contains("cloning"));
     assert_eq!(berth.get("docs.test", "/").await.1, "second\n");

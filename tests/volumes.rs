@@ -36,7 +36,6 @@ fn volumes_of(berth: &Berth, app: &str) -> Vec<String> {
     .collect()
 }
 
-
 #[tokio::test]
 async fn a_volume_keeps_data_across_deployments_and_files_are_written_into_replicas() {
     let mut berth = Berth::start().await;

@@ -1,6 +1,8 @@
 //! Reconcile at start-up: compare the store's desired state with the
 //! containers the engine reports (by label) and repair both ways; remove
-//! empty duplicates of the instance network.
+//! empty duplicates of the instance network. Which containers stay and
+//! what is deployed again are pure functions ([`sort`], [`again_of`],
+//! [`superseded_by`]), tested without an engine.
 
 use std::collections::HashMap;
 
@@ -39,25 +41,28 @@ impl Orchestrator {
             .into_iter()
             .map(|a| (a.spec.name.clone(), a))
             .collect();
-        let mut adopted: HashMap<String, Vec<String>> = HashMap::new();
-        for c in engine.instance_containers().await? {
-            let Some(id) = c.id else { continue };
-            let labels = c.labels.unwrap_or_default();
-            let app = labels.get(LABEL_APP);
-            let deployment = labels.get(LABEL_DEPLOYMENT);
-            let active = app
-                .and_then(|a| apps.get(a))
-                .and_then(|a| a.active_deployment.as_ref());
-            match (app, active) {
-                (Some(app), Some(active)) if Some(active) == deployment => {
-                    adopted.entry(app.clone()).or_default().push(id);
-                }
-                _ => {
-                    tracing::info!(container = %id, app = ?app, "removing a container no app owns");
-                    if let Err(err) = engine.remove(&id, grace).await {
-                        tracing::warn!(container = %id, %err, "could not remove a stray container");
-                    }
-                }
+        let found: Vec<Found> = engine
+            .instance_containers()
+            .await?
+            .into_iter()
+            .filter_map(|c| {
+                let labels = c.labels.unwrap_or_default();
+                Some(Found {
+                    id: c.id?,
+                    app: labels.get(LABEL_APP).cloned(),
+                    deployment: labels.get(LABEL_DEPLOYMENT).cloned(),
+                })
+            })
+            .collect();
+        let active: HashMap<&str, Option<&str>> = apps
+            .iter()
+            .map(|(name, a)| (name.as_str(), a.active_deployment.as_deref()))
+            .collect();
+        let Sorted { mut adopted, stray } = sort(&active, &found);
+        for id in stray {
+            tracing::info!(container = %id, "removing a container no app owns");
+            if let Err(err) = engine.remove(&id, grace).await {
+                tracing::warn!(container = %id, %err, "could not remove a stray container");
             }
         }
         let mut redeploy = Vec::new();
@@ -103,24 +108,13 @@ impl Orchestrator {
                 }
             }
             if replicas.len() < deployment.spec.replicas as usize {
-                // The version that served before, not edits made since; a
-                // built image is reused rather than built again.
-                let mut again = DeploymentRecord::queued(&deployment.spec, Trigger::Restart);
-                if deployment.spec.source.is_some() {
-                    again.image = deployment.image.clone();
-                    again.image_id = deployment.image_id.clone();
-                    again.commit = deployment.commit.clone();
-                }
-                redeploy.push(again);
+                redeploy.push(again_of(&deployment));
             }
             tracing::info!(app = %app.spec.name, replicas = replicas.len(), "adopted running replicas");
             lock(&self.inner.live).insert(app.spec.name.clone(), replicas);
         }
         self.rebuild_routes()?;
-        for again in redeploy {
-            if queued.iter().any(|d| d.app == again.app) {
-                continue; // a queued deployment will replace them anyway
-            }
+        for again in superseded_by(redeploy, &queued) {
             tracing::info!(app = %again.app, "replicas are missing; redeploying");
             self.enqueue_record(again)?;
         }
@@ -129,5 +123,161 @@ impl Orchestrator {
             self.spawn_job(d);
         }
         Ok(())
+    }
+}
+
+/// A container of the instance as the engine lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// Container id.
+    pub id: String,
+    /// Its `berth.app` label.
+    pub app: Option<String>,
+    /// Its `berth.deployment` label.
+    pub deployment: Option<String>,
+}
+
+/// The instance's containers, sorted at start-up.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Sorted {
+    /// Replicas of each app's active deployment: they stay (a stopped
+    /// app's too, stopped).
+    pub adopted: HashMap<String, Vec<String>>,
+    /// Containers of no app, of an app without a deployment, or of a
+    /// deployment that is not the active one: they go.
+    pub stray: Vec<String>,
+}
+
+/// Sorts the containers `found` by the apps' active deployments
+/// (`active`: app → its active deployment).
+pub fn sort(active: &HashMap<&str, Option<&str>>, found: &[Found]) -> Sorted {
+    let mut sorted = Sorted::default();
+    for c in found {
+        let serving = match (&c.app, &c.deployment) {
+            (Some(app), Some(deployment)) => active
+                .get(app.as_str())
+                .is_some_and(|a| *a == Some(deployment.as_str())),
+            _ => false,
+        };
+        match (&c.app, serving) {
+            (Some(app), true) => sorted
+                .adopted
+                .entry(app.clone())
+                .or_default()
+                .push(c.id.clone()),
+            _ => sorted.stray.push(c.id.clone()),
+        }
+    }
+    sorted
+}
+
+/// The deployment that brings back the version that served before (not
+/// edits made since); an image built from source is reused, not built
+/// again.
+pub fn again_of(deployment: &DeploymentRecord) -> DeploymentRecord {
+    let mut again = DeploymentRecord::queued(&deployment.spec, Trigger::Restart);
+    if deployment.spec.source.is_some() {
+        again.image = deployment.image.clone();
+        again.image_id = deployment.image_id.clone();
+        again.commit = deployment.commit.clone();
+    }
+    again
+}
+
+/// The redeployments still needed: a queued deployment of the same app
+/// replaces its replicas anyway.
+pub fn superseded_by(
+    redeploy: Vec<DeploymentRecord>,
+    queued: &[DeploymentRecord],
+) -> Vec<DeploymentRecord> {
+    redeploy
+        .into_iter()
+        .filter(|again| !queued.iter().any(|d| d.app == again.app))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_config::AppInput;
+
+    fn found(id: &str, app: Option<&str>, deployment: Option<&str>) -> Found {
+        Found {
+            id: id.into(),
+            app: app.map(str::to_string),
+            deployment: deployment.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn only_replicas_of_active_deployments_stay() {
+        let active = HashMap::from([("web", Some("d2")), ("new", None), ("off", Some("d9"))]);
+        let sorted = sort(
+            &active,
+            &[
+                found("a", Some("web"), Some("d2")),
+                found("b", Some("web"), Some("d1")),
+                found("c", Some("gone"), Some("d3")),
+                found("d", Some("new"), Some("d4")),
+                found("e", None, None),
+                found("f", Some("off"), Some("d9")),
+                found("g", Some("web"), Some("d2")),
+            ],
+        );
+        assert_eq!(
+            sorted.adopted,
+            HashMap::from([
+                ("web".to_string(), vec!["a".to_string(), "g".to_string()]),
+                ("off".to_string(), vec!["f".to_string()]),
+            ])
+        );
+        assert_eq!(sorted.stray, ["b", "c", "d", "e"]);
+    }
+
+    fn spec(json: &str) -> berth_config::AppSpec {
+        serde_json::from_str::<AppInput>(json)
+            .unwrap()
+            .validate()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_redeploy_brings_back_what_served_and_reuses_a_built_image() {
+        let image = DeploymentRecord::queued(
+            &spec(r#"{"name": "web", "image": "nginx:1", "port": 80}"#),
+            Trigger::Api,
+        );
+        let again = again_of(&image);
+        assert_eq!(again.image, "nginx:1");
+        assert_eq!(again.trigger, Trigger::Restart);
+        assert!(again.image_id.is_none(), "pulled images are resolved again");
+
+        let mut built = DeploymentRecord::queued(
+            &spec(
+                r#"{"name": "site", "source": {"type": "git", "url": "https://git.example.com/a.git"}, "port": 8080}"#,
+            ),
+            Trigger::Webhook,
+        );
+        built.image = "berth-x/site:abc".into();
+        built.image_id = Some("sha256:1".into());
+        built.commit = Some("c0ffee".into());
+        let again = again_of(&built);
+        assert_eq!(again.image, "berth-x/site:abc");
+        assert_eq!(again.image_id.as_deref(), Some("sha256:1"));
+        assert_eq!(again.commit.as_deref(), Some("c0ffee"));
+    }
+
+    #[test]
+    fn a_queued_deployment_supersedes_a_redeploy() {
+        let web = spec(r#"{"name": "web", "image": "nginx:1", "port": 80}"#);
+        let api = spec(r#"{"name": "api", "image": "nginx:1", "port": 80}"#);
+        let redeploy = vec![
+            DeploymentRecord::queued(&web, Trigger::Restart),
+            DeploymentRecord::queued(&api, Trigger::Restart),
+        ];
+        let queued = [DeploymentRecord::queued(&web, Trigger::Api)];
+        let left = superseded_by(redeploy, &queued);
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].app, "api");
     }
 }
