@@ -40,10 +40,6 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(60);
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest wait for the next bytes of a request body.
 const BODY_TIMEOUT: Duration = Duration::from_secs(60);
-/// Longest wait for the next bytes from a replica (its response head, or
-/// more of its body). nginx's `proxy_read_timeout` is 60 s; a replica
-/// streaming events gets more room here.
-const REPLICA_TIMEOUT: Duration = Duration::from_secs(300);
 /// Longest a write to a client may stall.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Read size for heads, and what a connection's buffers start with (and
@@ -600,6 +596,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
             let read = read_head(
                 &mut replica,
                 &mut self.replica_wait,
+                edge.options().read_timeout,
                 &mut self.ubuf,
                 &mut self.wbuf,
                 &reply,
@@ -646,6 +643,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
             &mut self.io,
             &mut replica,
             &mut self.replica_wait,
+            edge.options().read_timeout,
             &mut self.ubuf,
             &mut self.wbuf,
             &response,
@@ -714,6 +712,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                     let read = read_head(
                         &mut from,
                         replica_wait,
+                        edge.options().read_timeout,
                         ubuf,
                         wbuf,
                         &reply,
@@ -774,6 +773,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                 &mut client_out,
                 &mut from,
                 replica_wait,
+                edge.options().read_timeout,
                 ubuf,
                 wbuf,
                 &response,
@@ -855,11 +855,13 @@ fn reply_for<'a>(
 }
 
 /// Reads a response head from a replica into `out` (rewritten for the
-/// client). `stale_ok`: a connection closed before any byte came is
-/// reported as stale (the request may go again).
+/// client), each read within `limit`. `stale_ok`: a connection closed
+/// before any byte came is reported as stale (the request may go again).
+#[allow(clippy::too_many_arguments)]
 async fn read_head<R: AsyncRead + Unpin>(
     r: &mut R,
     wait: &mut Deadline,
+    limit: Duration,
     ubuf: &mut BytesMut,
     out: &mut Vec<u8>,
     reply: &Reply<'_>,
@@ -891,7 +893,7 @@ async fn read_head<R: AsyncRead + Unpin>(
             }
         }
         let nothing_yet = stale_ok && fresh && ubuf.is_empty();
-        match wait.read(r, ubuf, HEAD_READ, REPLICA_TIMEOUT).await {
+        match wait.read(r, ubuf, HEAD_READ, limit).await {
             Ok(0) if nothing_yet => {
                 return Err(RelayError::Stale(std::io::ErrorKind::UnexpectedEof.into()))
             }
@@ -1006,11 +1008,13 @@ where
 }
 
 /// Relays a response body from the replica to the client after its head
-/// (already in `wbuf`): a small response goes out in one write.
+/// (already in `wbuf`): a small response goes out in one write. Each read
+/// of the replica waits at most `limit`.
 async fn relay_body<C: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
     io: &mut C,
     replica: &mut R,
     wait: &mut Deadline,
+    limit: Duration,
     ubuf: &mut BytesMut,
     wbuf: &mut Vec<u8>,
     response: &head::Response,
@@ -1028,7 +1032,7 @@ async fn relay_body<C: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
             if left == 0 {
                 return Ok(());
             }
-            if wait.read(replica, ubuf, BODY_READ, REPLICA_TIMEOUT).await? == 0 {
+            if wait.read(replica, ubuf, BODY_READ, limit).await? == 0 {
                 return Err(truncated());
             }
         },
@@ -1057,7 +1061,7 @@ async fn relay_body<C: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
                     write_all(io, wbuf).await?;
                     wbuf.clear();
                 }
-                if wait.read(replica, ubuf, BODY_READ, REPLICA_TIMEOUT).await? == 0 {
+                if wait.read(replica, ubuf, BODY_READ, limit).await? == 0 {
                     return Err(truncated());
                 }
             }
@@ -1067,7 +1071,7 @@ async fn relay_body<C: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
             ubuf.clear();
             write_all(io, wbuf).await?;
             wbuf.clear();
-            if wait.read(replica, ubuf, BODY_READ, REPLICA_TIMEOUT).await? == 0 {
+            if wait.read(replica, ubuf, BODY_READ, limit).await? == 0 {
                 return Ok(());
             }
         },

@@ -35,9 +35,6 @@ const MAX_HEADER_BYTES: u64 = 64 * 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle QUIC connections close after this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Longest wait for a replica's response head, and between its body reads
-/// (as on TCP).
-const REPLICA_TIMEOUT: Duration = Duration::from_secs(300);
 /// Longest wait for the client's next piece of a request body.
 const BODY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest wait for the client to take a piece of the response.
@@ -74,6 +71,9 @@ pub enum H3Error {
 pub struct H3Options {
     /// Deadline to connect to one replica before trying the next.
     pub connect_timeout: Duration,
+    /// Longest wait for a replica's next bytes: its response head, then
+    /// each piece of its body ([`crate::REPLICA_READ_TIMEOUT`] by default).
+    pub read_timeout: Duration,
 }
 
 /// What every HTTP/3 request needs.
@@ -419,9 +419,10 @@ async fn forward(
         } else {
             // The deadline for the answer runs from the end of the upload.
             let mut upload = uploaded.clone();
+            let read_timeout = front.options.read_timeout;
             let deadline = async move {
                 let _ = upload.wait_for(|done| *done).await;
-                tokio::time::sleep(REPLICA_TIMEOUT).await;
+                tokio::time::sleep(read_timeout).await;
             };
             let sent_at = Instant::now();
             tokio::select! {
@@ -478,7 +479,7 @@ async fn forward(
     outcome.status = parts.status.as_u16();
     send.send_response(head).await?;
     loop {
-        let frame = match tokio::time::timeout(REPLICA_TIMEOUT, body.frame()).await {
+        let frame = match tokio::time::timeout(front.options.read_timeout, body.frame()).await {
             Ok(Some(Ok(frame))) => frame,
             Ok(None) => break,
             // The replica broke off mid-body (or stalled): reset the

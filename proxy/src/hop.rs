@@ -43,6 +43,9 @@ pub struct EdgeOptions {
     pub tls: bool,
     /// Deadline to connect to one replica before trying the next.
     pub connect_timeout: Duration,
+    /// Longest wait for a replica's next bytes: its response head, then
+    /// each piece of its body ([`crate::REPLICA_READ_TIMEOUT`] by default).
+    pub read_timeout: Duration,
     /// Port of the HTTPS listener, for redirects.
     pub https_port: u16,
     /// UDP port of the HTTP/3 listener, advertised in `Alt-Svc` on TLS.

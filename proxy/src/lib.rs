@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+mod attempt;
 mod balance;
 mod chunked;
 mod fronting;
@@ -36,6 +37,7 @@ pub mod codec {
     pub use crate::head::{parse_request, parse_response, Forwarding, Reply, Request};
 }
 
+pub use attempt::REPLICA_READ_TIMEOUT;
 pub use fronting::HostCertificates;
 pub use h3::{serve_h3, H3Error, H3Options};
 pub use hop::{EdgeOptions, EdgeProxy};
