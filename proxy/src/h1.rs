@@ -26,10 +26,13 @@ use pingora_core::server::ShutdownWatch;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
 
+use crate::attempt::{Attempts, Failure};
 use crate::chunked::Chunked;
 use crate::head::{self, Framing, Refused, Reply};
-use crate::hop::{Attempts, Failure, Plan};
+use crate::hop::Plan;
+use crate::pages;
 use crate::policy::{self, X_REQUEST_ID};
+use crate::pool;
 use crate::service::CONNECTION;
 use crate::tunnel;
 use crate::{EdgeProxy, Route, UpstreamGuard};
@@ -257,8 +260,9 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                     self.req.request_id.clear();
                     self.edge.metrics().observe_request(None, status);
                     self.wbuf.clear();
-                    self.page_head(page, false);
-                    self.wbuf.extend_from_slice(page.body.as_bytes());
+                    let page = pages::render(page, false, "");
+                    page_head(&mut self.wbuf, &page, self.req.http11, false);
+                    self.wbuf.extend_from_slice(page.body);
                     if write_all(&mut self.io, &self.wbuf).await.is_ok() {
                         self.close(true).await;
                     }
@@ -432,35 +436,14 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
         self.rbuf.advance(self.req.head_len);
     }
 
-    /// Writes the head of one of berth's pages into `wbuf`.
-    fn page_head(&mut self, page: policy::ErrorPage, keep: bool) {
-        let status = StatusCode::from_u16(page.status).unwrap_or(StatusCode::BAD_GATEWAY);
-        let fields = [
-            (&b"content-type"[..], &b"text/html; charset=utf-8"[..]),
-            (b"cache-control", b"no-store"),
-            (X_REQUEST_ID.as_bytes(), self.req.request_id.as_bytes()),
-        ];
-        let id_known = !self.req.request_id.is_empty();
-        let fields = fields.into_iter().take(if id_known { 3 } else { 2 });
-        let len = page.body.len();
-        head::own_head(
-            &mut self.wbuf,
-            status,
-            fields,
-            Some(len),
-            self.req.http11,
-            keep,
-        );
-    }
-
     /// Answers with one of berth's pages (the head was consumed).
     async fn send_page(&mut self, page: policy::ErrorPage) -> Outcome {
         let keep = self.req.keep_alive;
         self.wbuf.clear();
-        self.page_head(page, keep);
-        if self.req.method != http::Method::HEAD {
-            self.wbuf.extend_from_slice(page.body.as_bytes());
-        }
+        let head = self.req.method == http::Method::HEAD;
+        let rendered = pages::render(page, head, &self.req.request_id);
+        page_head(&mut self.wbuf, &rendered, self.req.http11, keep);
+        self.wbuf.extend_from_slice(rendered.body);
         let written = write_all(&mut self.io, &self.wbuf).await;
         Outcome {
             status: page.status,
@@ -509,38 +492,41 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
         self.consume_head();
         let failure = loop {
             let host = (!self.req.host.is_empty()).then_some(self.req.host.as_str());
-            let (addr, guard) = match attempts.next(edge, host, self.req.path()) {
+            let (addr, guard) = match attempts.next(edge.router(), host, self.req.path()) {
                 Ok(next) => next,
                 Err(failure) => break failure,
             };
-            let Some((replica, reused)) = attempts.connect(edge, addr, retryable).await else {
+            let connect_timeout = edge.options().connect_timeout;
+            let dial = || pool::connect(addr, connect_timeout);
+            let connected = attempts.connect(edge.pool(), addr, retryable, dial).await;
+            let Some((replica, reused)) = connected else {
                 continue;
             };
             let relay = self.relay(attempts.route(), guard, replica, addr, keep, started);
-            match relay.await {
+            let (stale, timed_out) = match relay.await {
                 Ok(outcome) => return outcome,
-                Err(RelayError::Stale(e)) if reused && attempts.retry_stale() => {
-                    tracing::debug!(err = %e, "pooled connection was closed; retrying");
-                }
                 Err(RelayError::Stale(e)) => {
                     tracing::debug!(err = %e, "replica closed the connection");
-                    break Failure::Replica { timed_out: false };
+                    (true, false)
                 }
-                Err(RelayError::Replica { timed_out }) => break Failure::Replica { timed_out },
+                Err(RelayError::Replica { timed_out }) => (false, timed_out),
                 Err(RelayError::Client { malformed }) => break Failure::Client { malformed },
+            };
+            // A kept connection the replica had closed goes again, once.
+            if let Err(failure) = attempts.replica_failed(reused, stale, timed_out) {
+                break failure;
             }
         };
         // Nothing reached the client; what is left of the request cannot
         // be told from a next one, so the connection ends after the page.
-        let status = failure.status();
-        if status == 0 {
+        let Some(page) = failure.page() else {
             return Outcome {
-                status,
+                status: 0,
                 keep: false,
             };
-        }
+        };
         self.req.keep_alive = false;
-        self.send_page(policy::error_page(status)).await
+        self.send_page(page).await
     }
 
     /// Sends the request to one connected replica and relays the answer.
@@ -834,6 +820,13 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
             tunnel::End::Idle => tracing::debug!("idle tunnel closed"),
         }
     }
+}
+
+/// Writes the head of one of berth's pages, as [`pages`] rendered it, into
+/// `out`.
+fn page_head(out: &mut Vec<u8>, page: &pages::Rendered<'_>, http11: bool, keep: bool) {
+    let fields = page.fields().map(|(n, v)| (n.as_bytes(), v.as_bytes()));
+    head::own_head(out, page.status, fields, Some(page.length), http11, keep);
 }
 
 /// How the response to `req`, forwarded along `route`, is written.

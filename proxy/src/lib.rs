@@ -19,6 +19,7 @@ mod h3;
 mod head;
 mod hop;
 mod metrics;
+mod pages;
 mod path;
 pub mod policy;
 mod pool;

@@ -182,6 +182,16 @@ pub fn connection_names(value: &http::HeaderValue) -> impl Iterator<Item = Strin
 /// Longest request id accepted from a client.
 const MAX_REQUEST_ID: usize = 128;
 
+/// The host a request is for, the one rule of every front end: the
+/// authority of its target (HTTP/1.1's absolute form, h2's and HTTP/3's
+/// `:authority`) when it has one, else its `Host` header (RFC 9112
+/// §3.2.2, RFC 9113 §8.3.1, RFC 9114 §4.3.1). Empty counts as absent.
+pub fn request_host<'a>(authority: Option<&'a str>, host: Option<&'a str>) -> Option<&'a str> {
+    authority
+        .filter(|a| !a.is_empty())
+        .or(host.filter(|h| !h.is_empty()))
+}
+
 /// The request id: the client's `X-Request-Id` when it is a short token of
 /// `[A-Za-z0-9._-]`, otherwise a fresh random 128-bit hex id.
 pub fn request_id(incoming: Option<&[u8]>) -> Cow<'_, str> {
@@ -366,6 +376,16 @@ mod tests {
             certified: false,
             backend: Arc::new(Backend::new("app", addrs)),
         }])
+    }
+
+    #[test]
+    fn the_authority_names_the_host_before_host_does() {
+        let both = request_host(Some("a.test"), Some("b.test"));
+        assert_eq!(both, Some("a.test"));
+        assert_eq!(request_host(None, Some("b.test")), Some("b.test"));
+        assert_eq!(request_host(Some(""), Some("b.test")), Some("b.test"));
+        assert_eq!(request_host(Some("a.test"), None), Some("a.test"));
+        assert_eq!(request_host(None, Some("")), None);
     }
 
     fn tls_table() -> RouteTable {
