@@ -1,7 +1,7 @@
 //! The edge's HTTP/1.1 front end: one client connection served request
 //! after request (pipelined ones too), each forwarded to a replica over a
 //! pooled HTTP/1.1 connection, with the policy and replica choice shared
-//! with the other front ends (`hop.rs`).
+//! with the other front ends (`edge.rs`, `attempt.rs`, `pages.rs`).
 //!
 //! This is the hot path, so it is written for few syscalls and no
 //! per-request allocation: heads are parsed in place from a buffer the
@@ -10,7 +10,7 @@
 //! client in one write. Bodies stream through in both directions with
 //! their framing checked ([`Chunked`]); the request body is relayed while
 //! the response is awaited, so a replica answering early (a 413) is heard.
-//! h2 clients are served by pingora-core's codec in `hop.rs`.
+//! h2 clients are served by pingora-core's codec in `h2.rs`.
 
 use std::future::Future;
 use std::io::Write;
@@ -25,17 +25,17 @@ use pingora_core::protocols::Stream;
 use pingora_core::server::ShutdownWatch;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
 
 use crate::attempt::{Attempts, Failure};
 use crate::chunked::Chunked;
+use crate::edge::{EdgeProxy, Plan};
 use crate::head::{self, Framing, Refused, Reply};
-use crate::hop::Plan;
 use crate::pages;
 use crate::policy::{self, X_REQUEST_ID};
 use crate::pool;
-use crate::service::CONNECTION;
 use crate::tunnel;
-use crate::{EdgeProxy, Route, UpstreamGuard};
+use crate::{Route, UpstreamGuard};
 
 /// How long an idle keep-alive connection is kept open.
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -58,13 +58,15 @@ const PIPELINED_MAX: usize = 64 * 1024;
 
 /// Serves one HTTP/1.1 client connection until it closes, fails, idles
 /// out, or the edge shuts down; `sni` is the name its TLS handshake asked
-/// for, if any.
+/// for, if any. `cut` cancels the connection: a tunnel registers it with
+/// its replica, whose drain deadline may then end the connection.
 pub(crate) async fn serve<C>(
     edge: &EdgeProxy,
     io: C,
     peer: SocketAddr,
     sni: Option<String>,
     shutdown: &ShutdownWatch,
+    cut: CancellationToken,
 ) where
     C: AsyncRead + AsyncWrite + Unpin + Send,
 {
@@ -91,6 +93,7 @@ pub(crate) async fn serve<C>(
         sbuf: Vec::with_capacity(1024),
         req: head::Request::default(),
         shutdown: shutdown.clone(),
+        cut,
         idle: Deadline::new(),
         replica_wait: Deadline::new(),
     };
@@ -118,6 +121,8 @@ struct Conn<'e, C> {
     sbuf: Vec<u8>,
     req: head::Request,
     shutdown: ShutdownWatch,
+    /// Cancels the connection (see [`serve`]).
+    cut: CancellationToken,
     /// Times the wait for the client's next request.
     idle: Deadline,
     /// Times the waits for the replica.
@@ -615,9 +620,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
         edge.metrics()
             .observe_upstream(route.backend().app(), seconds);
         if status == 101 {
-            if let Ok(connection) = CONNECTION.try_with(Clone::clone) {
-                guard.become_tunnel(connection);
-            }
+            guard.become_tunnel(self.cut.clone());
             self.tunnel(&mut replica).await;
             drop(guard);
             return Ok(Outcome {
@@ -744,9 +747,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
             drop(send);
             drop((client_in, client_out));
             let mut replica = from.unsplit(to);
-            if let Ok(connection) = CONNECTION.try_with(Clone::clone) {
-                guard.become_tunnel(connection);
-            }
+            guard.become_tunnel(self.cut.clone());
             self.tunnel(&mut replica).await;
             return Ok(Outcome {
                 status,

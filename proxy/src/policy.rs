@@ -2,7 +2,7 @@
 //! route a request takes, how its path is rewritten, which headers reach a
 //! replica ([`forwardable`]), which forwarding headers it carries and what
 //! error page it gets. The three front ends (HTTP/1.1 in `h1.rs`/`head.rs`,
-//! h2 in `hop.rs`, HTTP/3 in `h3.rs`) call these, so they cannot drift;
+//! h2 in `h2.rs`, HTTP/3 in `h3.rs`) call these, so they cannot drift;
 //! they also share the path normalization of `path.rs` and the
 //! domain-fronting check of `fronting.rs`.
 

@@ -1,9 +1,7 @@
-//! What every TCP front end shares: the [`EdgeProxy`] of a listener, the
-//! [`Plan`] for a request (ACME answer, redirect, page, static site or
-//! forward), and the replica choice with its retries ([`Attempts`], over
-//! the edge's own connection pool). Also the h2 front end: a request as
-//! pingora-core's h2 codec decoded it, carried to a replica over pooled
-//! HTTP/1.1 with pingora-core's client codec.
+//! The h2 front end: a request as pingora-core's h2 codec decoded it,
+//! planned by the listener's [`EdgeProxy`], carried to a replica over
+//! pooled HTTP/1.1 with pingora-core's client codec, attempts and failures
+//! as `attempt.rs` decides, berth's pages as `pages.rs` renders them.
 //!
 //! HTTP/1.1 clients take the edge's own codec in `h1.rs` instead: issue
 //! #6 measured pingora's HTTP/1 session code (header maps kept twice, a
@@ -13,7 +11,7 @@
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -24,176 +22,25 @@ use pingora_core::protocols::http::{HttpTask, ServerSession};
 use pingora_core::server::ShutdownWatch;
 use pingora_error::{Error, ErrorType};
 use pingora_http::{RequestHeader, ResponseHeader};
-
-use berth_acme::Http01Tokens;
+use tokio_util::sync::CancellationToken;
 
 use crate::attempt::{self, Attempts, Failure};
-use crate::fronting::{self, HostCertificates};
+use crate::edge::{EdgeProxy, Plan};
 use crate::pages;
 use crate::path;
-use crate::policy::{self, Decision, ErrorPage};
+use crate::policy::{self, ErrorPage};
 use crate::policy::{X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID};
-use crate::pool::{self, ReplicaPool};
-use crate::service::CONNECTION;
-use crate::{ProxyMetrics, Route, Router, Site, SiteResponse, UpstreamGuard};
-
-/// Settings of one edge listener.
-#[derive(Debug, Clone)]
-pub struct EdgeOptions {
-    /// Whether the listener terminates TLS (sets `X-Forwarded-Proto`).
-    pub tls: bool,
-    /// Deadline to connect to one replica before trying the next.
-    pub connect_timeout: Duration,
-    /// Longest wait for a replica's next bytes: its response head, then
-    /// each piece of its body ([`crate::REPLICA_READ_TIMEOUT`] by default).
-    pub read_timeout: Duration,
-    /// Port of the HTTPS listener, for redirects.
-    pub https_port: u16,
-    /// UDP port of the HTTP/3 listener, advertised in `Alt-Svc` on TLS.
-    pub h3_port: Option<u16>,
-    /// The certificates the TLS listener serves, by name: a request for a
-    /// host another certificate serves than the connection's (SNI) gets
-    /// 421 (`fronting.rs`). `None` on plain HTTP; on TLS it turns the
-    /// check off.
-    pub certificates: Option<Arc<dyn HostCertificates>>,
-    /// Deadline for an upgraded connection (a WebSocket) that carries no
-    /// byte either way.
-    pub tunnel_idle: Duration,
-}
-
-/// Idle upstream connections kept per listener (per worker). Below the
-/// client concurrency, every request past it opens and closes a connection
-/// to its replica: twice the CPU, and TIME_WAIT piling up until connects
-/// fail (pingora's default is 128).
-const UPSTREAM_POOL: usize = 2048;
-
-/// The edge proxy of one listener (or one worker of it): routes by the
-/// shared [`Router`], reaches replicas through its own connection pool.
-pub struct EdgeProxy {
-    router: Arc<Router>,
-    metrics: ProxyMetrics,
-    options: EdgeOptions,
-    challenges: Arc<Http01Tokens>,
-    pool: ReplicaPool,
-    /// `Alt-Svc` of TLS responses, built once.
-    alt_svc: Option<String>,
-}
-
-impl EdgeProxy {
-    /// A proxy reading routes from `router` and answering ACME HTTP-01
-    /// validations from `challenges`.
-    pub fn new(
-        router: Arc<Router>,
-        metrics: ProxyMetrics,
-        options: EdgeOptions,
-        challenges: Arc<Http01Tokens>,
-    ) -> Self {
-        let alt_svc = policy::alt_svc(options.tls, options.h3_port);
-        Self {
-            router,
-            metrics,
-            options,
-            challenges,
-            pool: ReplicaPool::new(UPSTREAM_POOL),
-            alt_svc,
-        }
-    }
-
-    pub(crate) fn options(&self) -> &EdgeOptions {
-        &self.options
-    }
-
-    pub(crate) fn metrics(&self) -> &ProxyMetrics {
-        &self.metrics
-    }
-
-    pub(crate) fn router(&self) -> &Router {
-        &self.router
-    }
-
-    pub(crate) fn pool(&self) -> &ReplicaPool {
-        &self.pool
-    }
-
-    pub(crate) fn alt_svc(&self) -> Option<&str> {
-        self.alt_svc.as_deref()
-    }
-
-    /// What to do with a request for `host` and `path` (the path and query
-    /// in `path_and_query`) on a connection whose TLS handshake asked for
-    /// `sni`, and the app it belongs to: the one decision both TCP front
-    /// ends take.
-    pub(crate) fn plan(
-        &self,
-        sni: Option<&str>,
-        host: Option<&str>,
-        path: &str,
-        path_and_query: &str,
-    ) -> (Plan, Option<Arc<str>>) {
-        let tls = self.options.tls;
-        if fronting::misdirected(self.options.certificates.as_deref(), sni, host) {
-            return (Plan::Page(policy::MISDIRECTED), None);
-        }
-        if let Some(key_auth) = policy::acme_challenge(tls, path, &self.challenges) {
-            return (Plan::Challenge(key_auth), None);
-        }
-        let table = self.router.load();
-        let decision = policy::decide(&table, host, path);
-        let app = match &decision {
-            Decision::Forward(route)
-            | Decision::NoReplica(route)
-            | Decision::Stopped(route)
-            | Decision::Static(route, _) => {
-                let app = route.backend().app().clone();
-                let https_port = self.options.https_port;
-                if let Some(to) =
-                    policy::https_redirect(route, tls, host, path_and_query, https_port)
-                {
-                    return (Plan::Redirect(to), Some(app));
-                }
-                Some(app)
-            }
-            Decision::UnknownHost => None,
-        };
-        let plan = match decision {
-            Decision::Forward(route) => Plan::Forward(route.clone()),
-            Decision::Static(route, site) => Plan::Site {
-                site: site.clone(),
-                path: policy::site_path(route, path).into_owned(),
-                hsts: policy::hsts(route, tls),
-            },
-            Decision::NoReplica(_) => Plan::Page(policy::NO_REPLICA),
-            Decision::Stopped(_) => Plan::Page(policy::STOPPED),
-            Decision::UnknownHost => Plan::Page(policy::NOT_FOUND),
-        };
-        (plan, app)
-    }
-}
-
-/// What the edge does with a request, whichever front end read it.
-pub(crate) enum Plan {
-    /// Answer an ACME HTTP-01 validation with this key authorization.
-    Challenge(String),
-    /// Redirect to this HTTPS URL.
-    Redirect(String),
-    /// Forward to one of the route's replicas.
-    Forward(Route),
-    /// Answer with one of berth's pages.
-    Page(ErrorPage),
-    /// Answer from a static site: the file path asked for, and the
-    /// route's HSTS value.
-    Site {
-        site: Arc<Site>,
-        path: String,
-        hsts: Option<&'static str>,
-    },
-}
+use crate::pool;
+use crate::{Route, SiteResponse, UpstreamGuard};
 
 /// One h2 client connection: the edge, and the name its TLS handshake
 /// asked for (SNI), which the host of every stream is checked against.
 pub(crate) struct H2Connection {
     pub(crate) edge: Arc<EdgeProxy>,
     pub(crate) sni: Option<String>,
+    /// Cancels the client connection: a tunnel registers it with its
+    /// replica, whose drain deadline may then end the connection.
+    pub(crate) cut: CancellationToken,
 }
 
 #[async_trait]
@@ -234,16 +81,18 @@ impl HttpServerApp for H2Connection {
             session.set_keepalive(None);
         }
         let edge = &self.edge;
-        let _in_flight = edge.metrics.in_flight();
+        let _in_flight = edge.metrics().in_flight();
         let mut exchange = Exchange {
             edge,
             sni: self.sni.as_deref(),
+            cut: &self.cut,
             app: None,
             reusable: true,
         };
         exchange.run(&mut session).await;
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        edge.metrics.observe_request(exchange.app.as_ref(), status);
+        edge.metrics()
+            .observe_request(exchange.app.as_ref(), status);
         if !exchange.reusable {
             session.shutdown().await;
             return None;
@@ -259,6 +108,8 @@ struct Exchange<'e> {
     edge: &'e EdgeProxy,
     /// The name the connection's TLS handshake asked for.
     sni: Option<&'e str>,
+    /// Cancels the client connection (`H2Connection::cut`).
+    cut: &'e CancellationToken,
     /// The app the request went to, for metrics.
     app: Option<Arc<str>>,
     /// Whether the client connection may carry another request.
@@ -302,7 +153,7 @@ impl Exchange<'_> {
                 let extra = [
                     (X_REQUEST_ID, Some(request_id)),
                     (header::STRICT_TRANSPORT_SECURITY.as_str(), hsts),
-                    (header::ALT_SVC.as_str(), edge.alt_svc.as_deref()),
+                    (header::ALT_SVC.as_str(), edge.alt_svc()),
                 ];
                 send_site(session, response, &extra).await
             }
@@ -345,15 +196,15 @@ impl Exchange<'_> {
         let mut attempts = Attempts::new(route);
         loop {
             let req = session.req_header();
-            let (addr, guard) = attempts.next(&edge.router, request_host(req), req.uri.path())?;
-            let connect_timeout = edge.options.connect_timeout;
+            let (addr, guard) = attempts.next(edge.router(), request_host(req), req.uri.path())?;
+            let connect_timeout = edge.options().connect_timeout;
             let dial = || pool::connect(addr, connect_timeout);
-            let connected = attempts.connect(&edge.pool, addr, retryable, dial).await;
+            let connected = attempts.connect(edge.pool(), addr, retryable, dial).await;
             let Some((stream, reused)) = connected else {
                 continue;
             };
             let mut replica = ReplicaSession::new(stream);
-            replica.read_timeout = Some(edge.options.read_timeout);
+            replica.read_timeout = Some(edge.options().read_timeout);
             replica.write_timeout = Some(attempt::REPLICA_WRITE_TIMEOUT);
             let relay = Relay {
                 edge,
@@ -361,6 +212,7 @@ impl Exchange<'_> {
                 guard,
                 started,
                 request_id,
+                cut: self.cut,
             };
             let (stale, e) = match relay.run(session, replica, addr).await {
                 Ok(reusable) => {
@@ -405,6 +257,8 @@ struct Relay<'r> {
     guard: UpstreamGuard,
     started: Instant,
     request_id: &'r HeaderValue,
+    /// Cancels the client connection, should the request become a tunnel.
+    cut: &'r CancellationToken,
 }
 
 impl Relay<'_> {
@@ -419,8 +273,13 @@ impl Relay<'_> {
         addr: SocketAddr,
     ) -> Result<bool, RelayError> {
         let has_body = !session.is_body_empty();
-        let head = upstream_request(session, self.route, self.edge.options.tls, self.request_id)
-            .map_err(RelayError::Client)?;
+        let head = upstream_request(
+            session,
+            self.route,
+            self.edge.options().tls,
+            self.request_id,
+        )
+        .map_err(RelayError::Client)?;
         let idempotent = head.method.is_idempotent();
         replica
             .write_request_header(head)
@@ -555,7 +414,7 @@ impl Relay<'_> {
         if replica_reusable && !upgraded {
             replica.respect_keepalive();
             if let Some(stream) = replica.reuse().await {
-                self.edge.pool.put(addr, stream, false);
+                self.edge.pool().put(addr, stream, false);
             }
         }
         drop(self.guard);
@@ -567,22 +426,20 @@ impl Relay<'_> {
     fn filter_response(&mut self, resp: &mut ResponseHeader) {
         let edge = self.edge;
         if resp.status == http::StatusCode::SWITCHING_PROTOCOLS {
-            if let Ok(connection) = CONNECTION.try_with(Clone::clone) {
-                self.guard.become_tunnel(connection);
-            }
+            self.guard.become_tunnel(self.cut.clone());
         } else {
             resp.remove_header("keep-alive");
             resp.remove_header("proxy-connection");
         }
         let seconds = self.started.elapsed().as_secs_f64();
-        edge.metrics
+        edge.metrics()
             .observe_upstream(self.route.backend().app(), seconds);
         let _ = resp.insert_header(X_REQUEST_ID, self.request_id.clone());
-        if let Some(value) = policy::hsts(self.route, edge.options.tls) {
+        if let Some(value) = policy::hsts(self.route, edge.options().tls) {
             let _ = resp.insert_header(header::STRICT_TRANSPORT_SECURITY, value);
         }
-        if let Some(value) = &edge.alt_svc {
-            let _ = resp.insert_header(header::ALT_SVC, value.as_str());
+        if let Some(value) = edge.alt_svc() {
+            let _ = resp.insert_header(header::ALT_SVC, value);
         }
     }
 }
