@@ -164,6 +164,7 @@ fn edge(upstream: SocketAddr) -> SocketAddr {
                 EdgeOptions {
                     tls: false,
                     connect_timeout: Duration::from_secs(1),
+                    read_timeout: berth_proxy::REPLICA_READ_TIMEOUT,
                     https_port: 443,
                     h3_port: None,
                     certificates: None,

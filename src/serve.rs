@@ -149,6 +149,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             EdgeOptions {
                 tls,
                 connect_timeout: settings.connect_timeout,
+                read_timeout: berth_proxy::REPLICA_READ_TIMEOUT,
                 https_port: https_addr.port(),
                 h3_port: Some(https_addr.port()),
                 tunnel_idle: settings.tunnel_idle,
@@ -192,6 +193,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         proxy_metrics.clone(),
         H3Options {
             connect_timeout: settings.connect_timeout,
+            read_timeout: berth_proxy::REPLICA_READ_TIMEOUT,
         },
         edge_watch,
     );

@@ -1,7 +1,7 @@
 //! The edge's HTTP/1.1 front end: one client connection served request
 //! after request (pipelined ones too), each forwarded to a replica over a
 //! pooled HTTP/1.1 connection, with the policy and replica choice shared
-//! with the other front ends (`hop.rs`).
+//! with the other front ends (`edge.rs`, `attempt.rs`, `pages.rs`).
 //!
 //! This is the hot path, so it is written for few syscalls and no
 //! per-request allocation: heads are parsed in place from a buffer the
@@ -10,7 +10,7 @@
 //! client in one write. Bodies stream through in both directions with
 //! their framing checked ([`Chunked`]); the request body is relayed while
 //! the response is awaited, so a replica answering early (a 413) is heard.
-//! h2 clients are served by pingora-core's codec in `hop.rs`.
+//! h2 clients are served by pingora-core's codec in `h2.rs`.
 
 use std::future::Future;
 use std::io::Write;
@@ -25,14 +25,17 @@ use pingora_core::protocols::Stream;
 use pingora_core::server::ShutdownWatch;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
 
+use crate::attempt::{Attempts, Failure};
 use crate::chunked::Chunked;
+use crate::edge::{EdgeProxy, Plan};
 use crate::head::{self, Framing, Refused, Reply};
-use crate::hop::{Attempts, Failure, Plan};
+use crate::pages;
 use crate::policy::{self, X_REQUEST_ID};
-use crate::service::CONNECTION;
+use crate::pool;
 use crate::tunnel;
-use crate::{EdgeProxy, Route, UpstreamGuard};
+use crate::{Route, UpstreamGuard};
 
 /// How long an idle keep-alive connection is kept open.
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -40,10 +43,6 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(60);
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest wait for the next bytes of a request body.
 const BODY_TIMEOUT: Duration = Duration::from_secs(60);
-/// Longest wait for the next bytes from a replica (its response head, or
-/// more of its body). nginx's `proxy_read_timeout` is 60 s; a replica
-/// streaming events gets more room here.
-const REPLICA_TIMEOUT: Duration = Duration::from_secs(300);
 /// Longest a write to a client may stall.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Read size for heads, and what a connection's buffers start with (and
@@ -59,13 +58,15 @@ const PIPELINED_MAX: usize = 64 * 1024;
 
 /// Serves one HTTP/1.1 client connection until it closes, fails, idles
 /// out, or the edge shuts down; `sni` is the name its TLS handshake asked
-/// for, if any.
+/// for, if any. `cut` cancels the connection: a tunnel registers it with
+/// its replica, whose drain deadline may then end the connection.
 pub(crate) async fn serve<C>(
     edge: &EdgeProxy,
     io: C,
     peer: SocketAddr,
     sni: Option<String>,
     shutdown: &ShutdownWatch,
+    cut: CancellationToken,
 ) where
     C: AsyncRead + AsyncWrite + Unpin + Send,
 {
@@ -92,6 +93,7 @@ pub(crate) async fn serve<C>(
         sbuf: Vec::with_capacity(1024),
         req: head::Request::default(),
         shutdown: shutdown.clone(),
+        cut,
         idle: Deadline::new(),
         replica_wait: Deadline::new(),
     };
@@ -119,6 +121,8 @@ struct Conn<'e, C> {
     sbuf: Vec<u8>,
     req: head::Request,
     shutdown: ShutdownWatch,
+    /// Cancels the connection (see [`serve`]).
+    cut: CancellationToken,
     /// Times the wait for the client's next request.
     idle: Deadline,
     /// Times the waits for the replica.
@@ -261,8 +265,9 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                     self.req.request_id.clear();
                     self.edge.metrics().observe_request(None, status);
                     self.wbuf.clear();
-                    self.page_head(page, false);
-                    self.wbuf.extend_from_slice(page.body.as_bytes());
+                    let page = pages::render(page, false, "");
+                    page_head(&mut self.wbuf, &page, self.req.http11, false);
+                    self.wbuf.extend_from_slice(page.body);
                     if write_all(&mut self.io, &self.wbuf).await.is_ok() {
                         self.close(true).await;
                     }
@@ -436,35 +441,14 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
         self.rbuf.advance(self.req.head_len);
     }
 
-    /// Writes the head of one of berth's pages into `wbuf`.
-    fn page_head(&mut self, page: policy::ErrorPage, keep: bool) {
-        let status = StatusCode::from_u16(page.status).unwrap_or(StatusCode::BAD_GATEWAY);
-        let fields = [
-            (&b"content-type"[..], &b"text/html; charset=utf-8"[..]),
-            (b"cache-control", b"no-store"),
-            (X_REQUEST_ID.as_bytes(), self.req.request_id.as_bytes()),
-        ];
-        let id_known = !self.req.request_id.is_empty();
-        let fields = fields.into_iter().take(if id_known { 3 } else { 2 });
-        let len = page.body.len();
-        head::own_head(
-            &mut self.wbuf,
-            status,
-            fields,
-            Some(len),
-            self.req.http11,
-            keep,
-        );
-    }
-
     /// Answers with one of berth's pages (the head was consumed).
     async fn send_page(&mut self, page: policy::ErrorPage) -> Outcome {
         let keep = self.req.keep_alive;
         self.wbuf.clear();
-        self.page_head(page, keep);
-        if self.req.method != http::Method::HEAD {
-            self.wbuf.extend_from_slice(page.body.as_bytes());
-        }
+        let head = self.req.method == http::Method::HEAD;
+        let rendered = pages::render(page, head, &self.req.request_id);
+        page_head(&mut self.wbuf, &rendered, self.req.http11, keep);
+        self.wbuf.extend_from_slice(rendered.body);
         let written = write_all(&mut self.io, &self.wbuf).await;
         Outcome {
             status: page.status,
@@ -513,38 +497,41 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
         self.consume_head();
         let failure = loop {
             let host = (!self.req.host.is_empty()).then_some(self.req.host.as_str());
-            let (addr, guard) = match attempts.next(edge, host, self.req.path()) {
+            let (addr, guard) = match attempts.next(edge.router(), host, self.req.path()) {
                 Ok(next) => next,
                 Err(failure) => break failure,
             };
-            let Some((replica, reused)) = attempts.connect(edge, addr, retryable).await else {
+            let connect_timeout = edge.options().connect_timeout;
+            let dial = || pool::connect(addr, connect_timeout);
+            let connected = attempts.connect(edge.pool(), addr, retryable, dial).await;
+            let Some((replica, reused)) = connected else {
                 continue;
             };
             let relay = self.relay(attempts.route(), guard, replica, addr, keep, started);
-            match relay.await {
+            let (stale, timed_out) = match relay.await {
                 Ok(outcome) => return outcome,
-                Err(RelayError::Stale(e)) if reused && attempts.retry_stale() => {
-                    tracing::debug!(err = %e, "pooled connection was closed; retrying");
-                }
                 Err(RelayError::Stale(e)) => {
                     tracing::debug!(err = %e, "replica closed the connection");
-                    break Failure::Replica { timed_out: false };
+                    (true, false)
                 }
-                Err(RelayError::Replica { timed_out }) => break Failure::Replica { timed_out },
+                Err(RelayError::Replica { timed_out }) => (false, timed_out),
                 Err(RelayError::Client { malformed }) => break Failure::Client { malformed },
+            };
+            // A kept connection the replica had closed goes again, once.
+            if let Err(failure) = attempts.replica_failed(reused, stale, timed_out) {
+                break failure;
             }
         };
         // Nothing reached the client; what is left of the request cannot
         // be told from a next one, so the connection ends after the page.
-        let status = failure.status();
-        if status == 0 {
+        let Some(page) = failure.page() else {
             return Outcome {
-                status,
+                status: 0,
                 keep: false,
             };
-        }
+        };
         self.req.keep_alive = false;
-        self.send_page(policy::error_page(status)).await
+        self.send_page(page).await
     }
 
     /// Sends the request to one connected replica and relays the answer.
@@ -600,6 +587,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
             let read = read_head(
                 &mut replica,
                 &mut self.replica_wait,
+                edge.options().read_timeout,
                 &mut self.ubuf,
                 &mut self.wbuf,
                 &reply,
@@ -632,9 +620,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
         edge.metrics()
             .observe_upstream(route.backend().app(), seconds);
         if status == 101 {
-            if let Ok(connection) = CONNECTION.try_with(Clone::clone) {
-                guard.become_tunnel(connection);
-            }
+            guard.become_tunnel(self.cut.clone());
             self.tunnel(&mut replica).await;
             drop(guard);
             return Ok(Outcome {
@@ -646,6 +632,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
             &mut self.io,
             &mut replica,
             &mut self.replica_wait,
+            edge.options().read_timeout,
             &mut self.ubuf,
             &mut self.wbuf,
             &response,
@@ -714,6 +701,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                     let read = read_head(
                         &mut from,
                         replica_wait,
+                        edge.options().read_timeout,
                         ubuf,
                         wbuf,
                         &reply,
@@ -759,9 +747,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
             drop(send);
             drop((client_in, client_out));
             let mut replica = from.unsplit(to);
-            if let Ok(connection) = CONNECTION.try_with(Clone::clone) {
-                guard.become_tunnel(connection);
-            }
+            guard.become_tunnel(self.cut.clone());
             self.tunnel(&mut replica).await;
             return Ok(Outcome {
                 status,
@@ -774,6 +760,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                 &mut client_out,
                 &mut from,
                 replica_wait,
+                edge.options().read_timeout,
                 ubuf,
                 wbuf,
                 &response,
@@ -836,6 +823,13 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
     }
 }
 
+/// Writes the head of one of berth's pages, as [`pages`] rendered it, into
+/// `out`.
+fn page_head(out: &mut Vec<u8>, page: &pages::Rendered<'_>, http11: bool, keep: bool) {
+    let fields = page.fields().map(|(n, v)| (n.as_bytes(), v.as_bytes()));
+    head::own_head(out, page.status, fields, Some(page.length), http11, keep);
+}
+
 /// How the response to `req`, forwarded along `route`, is written.
 fn reply_for<'a>(
     edge: &'a EdgeProxy,
@@ -855,11 +849,13 @@ fn reply_for<'a>(
 }
 
 /// Reads a response head from a replica into `out` (rewritten for the
-/// client). `stale_ok`: a connection closed before any byte came is
-/// reported as stale (the request may go again).
+/// client), each read within `limit`. `stale_ok`: a connection closed
+/// before any byte came is reported as stale (the request may go again).
+#[allow(clippy::too_many_arguments)]
 async fn read_head<R: AsyncRead + Unpin>(
     r: &mut R,
     wait: &mut Deadline,
+    limit: Duration,
     ubuf: &mut BytesMut,
     out: &mut Vec<u8>,
     reply: &Reply<'_>,
@@ -891,7 +887,7 @@ async fn read_head<R: AsyncRead + Unpin>(
             }
         }
         let nothing_yet = stale_ok && fresh && ubuf.is_empty();
-        match wait.read(r, ubuf, HEAD_READ, REPLICA_TIMEOUT).await {
+        match wait.read(r, ubuf, HEAD_READ, limit).await {
             Ok(0) if nothing_yet => {
                 return Err(RelayError::Stale(std::io::ErrorKind::UnexpectedEof.into()))
             }
@@ -1006,11 +1002,13 @@ where
 }
 
 /// Relays a response body from the replica to the client after its head
-/// (already in `wbuf`): a small response goes out in one write.
+/// (already in `wbuf`): a small response goes out in one write. Each read
+/// of the replica waits at most `limit`.
 async fn relay_body<C: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
     io: &mut C,
     replica: &mut R,
     wait: &mut Deadline,
+    limit: Duration,
     ubuf: &mut BytesMut,
     wbuf: &mut Vec<u8>,
     response: &head::Response,
@@ -1028,7 +1026,7 @@ async fn relay_body<C: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
             if left == 0 {
                 return Ok(());
             }
-            if wait.read(replica, ubuf, BODY_READ, REPLICA_TIMEOUT).await? == 0 {
+            if wait.read(replica, ubuf, BODY_READ, limit).await? == 0 {
                 return Err(truncated());
             }
         },
@@ -1057,7 +1055,7 @@ async fn relay_body<C: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
                     write_all(io, wbuf).await?;
                     wbuf.clear();
                 }
-                if wait.read(replica, ubuf, BODY_READ, REPLICA_TIMEOUT).await? == 0 {
+                if wait.read(replica, ubuf, BODY_READ, limit).await? == 0 {
                     return Err(truncated());
                 }
             }
@@ -1067,7 +1065,7 @@ async fn relay_body<C: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
             ubuf.clear();
             write_all(io, wbuf).await?;
             wbuf.clear();
-            if wait.read(replica, ubuf, BODY_READ, REPLICA_TIMEOUT).await? == 0 {
+            if wait.read(replica, ubuf, BODY_READ, limit).await? == 0 {
                 return Ok(());
             }
         },

@@ -16,17 +16,19 @@ use bytes::{Buf, Bytes};
 use futures_util::StreamExt;
 use h3::server::{RequestResolver, RequestStream};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use http_body_util::{BodyExt, Empty, StreamBody};
 use hyper::body::Frame;
 use hyper_util::rt::TokioIo;
 use pingora_core::server::ShutdownWatch;
 use rustls::server::ResolvesServerCert;
 
+use crate::attempt::{self, Attempts, Failure};
 use crate::fronting::{self, HostCertificates};
+use crate::pages;
 use crate::path;
 use crate::policy::{self, Decision, ErrorPage};
-use crate::pool::ReplicaPool;
+use crate::pool::{self, ReplicaPool};
 use crate::{ProxyMetrics, Route, Router, SiteResponse, UpstreamGuard};
 
 /// Largest header section a client may send.
@@ -35,9 +37,6 @@ const MAX_HEADER_BYTES: u64 = 64 * 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle QUIC connections close after this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Longest wait for a replica's response head, and between its body reads
-/// (as on TCP).
-const REPLICA_TIMEOUT: Duration = Duration::from_secs(300);
 /// Longest wait for the client's next piece of a request body.
 const BODY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest wait for the client to take a piece of the response.
@@ -74,6 +73,9 @@ pub enum H3Error {
 pub struct H3Options {
     /// Deadline to connect to one replica before trying the next.
     pub connect_timeout: Duration,
+    /// Longest wait for a replica's next bytes: its response head, then
+    /// each piece of its body ([`crate::REPLICA_READ_TIMEOUT`] by default).
+    pub read_timeout: Duration,
 }
 
 /// What every HTTP/3 request needs.
@@ -264,72 +266,39 @@ struct Connected {
 }
 
 /// Opens an HTTP/1.1 connection to a replica within `timeout`.
-async fn dial(addr: SocketAddr, timeout: Duration) -> Option<Sender> {
-    let tcp = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr))
-        .await
-        .ok()?
-        .ok()?;
-    let _ = tcp.set_nodelay(true);
+async fn dial(addr: SocketAddr, timeout: Duration) -> std::io::Result<Sender> {
+    let tcp = pool::dial(addr, timeout).await?;
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
         .await
-        .ok()?;
+        .map_err(std::io::Error::other)?;
     // Ends when the sender is dropped (or the replica closes).
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    Some(sender)
+    Ok(sender)
 }
 
-/// Picks a replica of `route` that is not draining and connects to it,
-/// trying the next on failure; once all are tried, the route table is
-/// read again (a deploy may have switched it). `Err` is the page to send.
+/// Connects to the replica [`Attempts`] hands out next, trying the next
+/// one on failure as it decides. `Err` is the failure to answer.
 async fn connect(
     front: &Front,
-    mut route: Route,
+    attempts: &mut Attempts,
     host: Option<&str>,
     path: &str,
-) -> Result<(Route, Connected), ErrorPage> {
-    let mut connect_failed = false;
-    for round in 0..2 {
-        if round == 1 {
-            let table = front.router.load();
-            match policy::decide(&table, host, path) {
-                Decision::Forward(r) => route = r.clone(),
-                _ => break,
-            }
-        }
-        let backend = route.backend().clone();
-        let turn = backend.start();
-        let mut attempt = 0;
-        while let Some(upstream) = backend.pick(turn, attempt) {
-            attempt += 1;
-            let Some(guard) = upstream.acquire() else {
-                continue;
-            };
-            let addr = upstream.addr();
-            let (sender, reused) = match front.pool.take(addr, false) {
-                Some(sender) => (Some(sender), true),
-                None => (dial(addr, front.options.connect_timeout).await, false),
-            };
-            match sender {
-                Some(sender) => {
-                    let connected = Connected {
-                        addr,
-                        sender,
-                        reused,
-                        _guard: guard,
-                    };
-                    return Ok((route, connected));
-                }
-                None => connect_failed = true,
-            }
+) -> Result<Connected, Failure> {
+    loop {
+        let (addr, guard) = attempts.next(&front.router, host, path)?;
+        let connect_timeout = front.options.connect_timeout;
+        let dialed = || dial(addr, connect_timeout);
+        if let Some((sender, reused)) = attempts.connect(&front.pool, addr, false, dialed).await {
+            return Ok(Connected {
+                addr,
+                sender,
+                reused,
+                _guard: guard,
+            });
         }
     }
-    Err(if connect_failed {
-        policy::BAD_GATEWAY
-    } else {
-        policy::NO_REPLICA
-    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -348,18 +317,16 @@ async fn forward(
     if let Some(uri) = path::normalize_uri(req.uri()) {
         *req.uri_mut() = uri;
     }
-    let host = req
-        .uri()
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .or_else(|| {
-            req.headers()
-                .get(header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        });
+    let authority = req.uri().authority().map(|a| a.as_str());
+    let host_field = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok());
+    let host = policy::request_host(authority, host_field).map(str::to_string);
+    let head = req.method() == http::Method::HEAD;
+    let answer = Answer { request_id, head };
     if fronting::misdirected(Some(&*front.certs), sni, host.as_deref()) {
-        return page(send, policy::MISDIRECTED, request_id, outcome).await;
+        return page(send, policy::MISDIRECTED, answer, outcome).await;
     }
     let path = req.uri().path().to_string();
     let route = {
@@ -376,23 +343,24 @@ async fn forward(
             }
             Decision::NoReplica(route) => {
                 outcome.app = Some(route.backend().app().clone());
-                return page(send, policy::NO_REPLICA, request_id, outcome).await;
+                return page(send, policy::NO_REPLICA, answer, outcome).await;
             }
             Decision::Stopped(route) => {
                 outcome.app = Some(route.backend().app().clone());
-                return page(send, policy::STOPPED, request_id, outcome).await;
+                return page(send, policy::STOPPED, answer, outcome).await;
             }
-            Decision::UnknownHost => {
-                return page(send, policy::NOT_FOUND, request_id, outcome).await
-            }
+            Decision::UnknownHost => return page(send, policy::NOT_FOUND, answer, outcome).await,
         }
     };
     outcome.app = Some(route.backend().app().clone());
-    let (route, connected) = match connect(front, route, host.as_deref(), &path).await {
-        Ok(pair) => pair,
-        Err(error_page) => return page(send, error_page, request_id, outcome).await,
-    };
+    let mut attempts = Attempts::new(route);
+    let connected = connect(front, &mut attempts, host.as_deref(), &path).await;
+    let route = attempts.route().clone();
     outcome.app = Some(route.backend().app().clone());
+    let connected = match connected {
+        Ok(connected) => connected,
+        Err(failure) => return fail(send, failure, answer, outcome).await,
+    };
     let started = Instant::now();
     let Connected {
         addr,
@@ -406,7 +374,8 @@ async fn forward(
     let mut pending = Some(request);
     let response = loop {
         let Some(request) = pending.take() else {
-            return page(send, policy::BAD_GATEWAY, request_id, outcome).await;
+            let failure = Failure::Replica { timed_out: false };
+            return fail(send, failure, answer, outcome).await;
         };
         // A kept connection is idle: ready at once, unless it closed.
         let ready = tokio::time::timeout(front.options.connect_timeout, sender.ready()).await;
@@ -419,9 +388,10 @@ async fn forward(
         } else {
             // The deadline for the answer runs from the end of the upload.
             let mut upload = uploaded.clone();
+            let read_timeout = front.options.read_timeout;
             let deadline = async move {
                 let _ = upload.wait_for(|done| *done).await;
-                tokio::time::sleep(REPLICA_TIMEOUT).await;
+                tokio::time::sleep(read_timeout).await;
             };
             let sent_at = Instant::now();
             tokio::select! {
@@ -437,23 +407,25 @@ async fn forward(
                     }
                 },
                 () = deadline => {
-                    return page(send, policy::GATEWAY_TIMEOUT, request_id, outcome).await;
+                    let failure = Failure::Replica { timed_out: true };
+                    return fail(send, failure, answer, outcome).await;
                 }
             }
         };
         // A kept connection closed meanwhile took nothing of the request
         // (hyper hands it back): it goes once more, on a new connection.
-        let fresh = if reused && pending.is_some() {
-            reused = false;
-            dial(addr, front.options.connect_timeout).await
-        } else {
-            None
-        };
-        match fresh {
-            Some(fresh) => sender = fresh,
-            None => {
-                tracing::debug!(%err, "HTTP/3: the replica failed");
-                return page(send, policy::BAD_GATEWAY, request_id, outcome).await;
+        tracing::debug!(%err, "HTTP/3: the replica failed");
+        if let Err(failure) = attempts.replica_failed(reused, pending.is_some(), false) {
+            return fail(send, failure, answer, outcome).await;
+        }
+        reused = false;
+        match dial(addr, front.options.connect_timeout).await {
+            Ok(fresh) => sender = fresh,
+            Err(e) => {
+                let failure = Failure::Unreachable {
+                    timed_out: attempt::timed_out(&e),
+                };
+                return fail(send, failure, answer, outcome).await;
             }
         }
     };
@@ -478,7 +450,7 @@ async fn forward(
     outcome.status = parts.status.as_u16();
     send.send_response(head).await?;
     loop {
-        let frame = match tokio::time::timeout(REPLICA_TIMEOUT, body.frame()).await {
+        let frame = match tokio::time::timeout(front.options.read_timeout, body.frame()).await {
             Ok(Some(Ok(frame))) => frame,
             Ok(None) => break,
             // The replica broke off mid-body (or stalled): reset the
@@ -649,23 +621,51 @@ async fn send_site(
     send.finish().await
 }
 
-/// Sends one of berth's own pages.
+/// What berth's own answer to a request depends on.
+#[derive(Clone, Copy)]
+struct Answer<'a> {
+    request_id: &'a str,
+    /// The request is a HEAD: headers only.
+    head: bool,
+}
+
+/// Answers a failure with its page, if the client gets one.
+async fn fail(
+    send: &mut SendHalf,
+    failure: Failure,
+    answer: Answer<'_>,
+    outcome: &mut Outcome,
+) -> Result<(), h3::error::StreamError> {
+    match failure.page() {
+        Some(p) => page(send, p, answer, outcome).await,
+        None => Ok(()),
+    }
+}
+
+/// Sends one of berth's own pages, as [`pages`] renders it.
 async fn page(
     send: &mut SendHalf,
     page: ErrorPage,
-    request_id: &str,
+    answer: Answer<'_>,
     outcome: &mut Outcome,
 ) -> Result<(), h3::error::StreamError> {
+    let page = pages::render(page, answer.head, answer.request_id);
     let mut head = Response::new(());
-    *head.status_mut() = StatusCode::from_u16(page.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    *head.status_mut() = page.status;
     let h = head.headers_mut();
-    set(h, header::CONTENT_TYPE.as_str(), "text/html; charset=utf-8");
-    set(h, header::CACHE_CONTROL.as_str(), "no-store");
-    set(h, policy::X_REQUEST_ID, request_id);
-    outcome.status = page.status;
+    for (name, value) in page.fields() {
+        set(h, name, value);
+    }
+    set(
+        h,
+        header::CONTENT_LENGTH.as_str(),
+        itoa::Buffer::new().format(page.length),
+    );
+    outcome.status = page.status.as_u16();
     send.send_response(head).await?;
-    send.send_data(Bytes::from_static(page.body.as_bytes()))
-        .await?;
+    if !page.body.is_empty() {
+        send.send_data(Bytes::from_static(page.body)).await?;
+    }
     send.finish().await
 }
 

@@ -2,22 +2,36 @@
 //! atomically by the orchestrator), the request policy as plain functions,
 //! and the front ends that serve it.
 //!
-//! Three front ends share one policy ([`policy`]) and one way of choosing
-//! and reaching replicas (`hop.rs`), so they cannot drift: the edge's own
+//! Three front ends share one policy ([`policy`], including the one
+//! Host/`:authority` rule), one upstream-attempt layer (`attempt.rs`:
+//! replica choice, connect, resend, deadlines, failure → status) and one
+//! page renderer (`pages.rs`), so they cannot drift: the edge's own
 //! HTTP/1.1 codec (`h1.rs`, the hot path), pingora-core's h2 codec for
-//! clients that negotiate h2, and quinn + h3 for HTTP/3. An app may also
+//! clients that negotiate h2 (`h2.rs`), and quinn + h3 for HTTP/3
+//! (`h3.rs`). `tests/parity.rs` holds them to one table. An app may also
 //! be a static [`site`] that the edge serves from memory itself.
+//!
+//! The modules' imports form layers, top to bottom (`tests/layers.rs`
+//! checks that none import in a circle): `service` (the TCP listeners) →
+//! `h1`, `h2` and `h3` (the front ends; HTTP/3 is a listener of its own) →
+//! `edge` (a TCP listener's proxy and plan) → `attempt`, `pages`, `head`,
+//! `tunnel`, `chunked` → `policy`, `pool`, `fronting`, `router`,
+//! `metrics`, `balance` → `table`, `upstream`, `site`, `path`. Nothing
+//! reaches up: the connection a tunnel may cut is handed down explicitly.
 
 #![forbid(unsafe_code)]
 
+mod attempt;
 mod balance;
 mod chunked;
+mod edge;
 mod fronting;
 mod h1;
+mod h2;
 mod h3;
 mod head;
-mod hop;
 mod metrics;
+mod pages;
 mod path;
 pub mod policy;
 mod pool;
@@ -36,9 +50,10 @@ pub mod codec {
     pub use crate::head::{parse_request, parse_response, Forwarding, Reply, Request};
 }
 
+pub use attempt::REPLICA_READ_TIMEOUT;
+pub use edge::{EdgeOptions, EdgeProxy};
 pub use fronting::HostCertificates;
 pub use h3::{serve_h3, H3Error, H3Options};
-pub use hop::{EdgeOptions, EdgeProxy};
 pub use metrics::ProxyMetrics;
 pub use router::Router;
 pub use service::{serve, serve_on_threads, tls_config, EdgeThreads};

@@ -2,7 +2,7 @@
 //! route a request takes, how its path is rewritten, which headers reach a
 //! replica ([`forwardable`]), which forwarding headers it carries and what
 //! error page it gets. The three front ends (HTTP/1.1 in `h1.rs`/`head.rs`,
-//! h2 in `hop.rs`, HTTP/3 in `h3.rs`) call these, so they cannot drift;
+//! h2 in `h2.rs`, HTTP/3 in `h3.rs`) call these, so they cannot drift;
 //! they also share the path normalization of `path.rs` and the
 //! domain-fronting check of `fronting.rs`.
 
@@ -181,6 +181,16 @@ pub fn connection_names(value: &http::HeaderValue) -> impl Iterator<Item = Strin
 
 /// Longest request id accepted from a client.
 const MAX_REQUEST_ID: usize = 128;
+
+/// The host a request is for, the one rule of every front end: the
+/// authority of its target (HTTP/1.1's absolute form, h2's and HTTP/3's
+/// `:authority`) when it has one, else its `Host` header (RFC 9112
+/// §3.2.2, RFC 9113 §8.3.1, RFC 9114 §4.3.1). Empty counts as absent.
+pub fn request_host<'a>(authority: Option<&'a str>, host: Option<&'a str>) -> Option<&'a str> {
+    authority
+        .filter(|a| !a.is_empty())
+        .or(host.filter(|h| !h.is_empty()))
+}
 
 /// The request id: the client's `X-Request-Id` when it is a short token of
 /// `[A-Za-z0-9._-]`, otherwise a fresh random 128-bit hex id.
@@ -366,6 +376,16 @@ mod tests {
             certified: false,
             backend: Arc::new(Backend::new("app", addrs)),
         }])
+    }
+
+    #[test]
+    fn the_authority_names_the_host_before_host_does() {
+        let both = request_host(Some("a.test"), Some("b.test"));
+        assert_eq!(both, Some("a.test"));
+        assert_eq!(request_host(None, Some("b.test")), Some("b.test"));
+        assert_eq!(request_host(Some(""), Some("b.test")), Some("b.test"));
+        assert_eq!(request_host(Some("a.test"), None), Some("a.test"));
+        assert_eq!(request_host(None, Some("")), None);
     }
 
     fn tls_table() -> RouteTable {

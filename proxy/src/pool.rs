@@ -159,11 +159,20 @@ impl<T: Kept> ReplicaPool<T> {
 
 /// Opens a connection to a replica within `timeout`.
 pub(crate) async fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<Stream> {
+    Ok(Box::new(L4Stream::from(dial(addr, timeout).await?)))
+}
+
+/// Opens a TCP connection to a replica within `timeout` (an error of kind
+/// `TimedOut` when it passed, whichever front end dials), Nagle off.
+pub(crate) async fn dial(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> std::io::Result<tokio::net::TcpStream> {
     let tcp = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
     tcp.set_nodelay(true)?;
-    Ok(Box::new(L4Stream::from(tcp)))
+    Ok(tcp)
 }
 
 #[cfg(test)]

@@ -20,13 +20,9 @@ use rustls::ServerConfig;
 use tokio_util::sync::CancellationToken;
 
 use crate::balance::Balance;
-use crate::hop::H2Connection;
-use crate::{h1, EdgeProxy};
-
-tokio::task_local! {
-    /// The cancellation of the client connection being served.
-    pub(crate) static CONNECTION: CancellationToken;
-}
+use crate::edge::EdgeProxy;
+use crate::h1;
+use crate::h2::H2Connection;
 
 /// Deadline of a TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -168,7 +164,7 @@ async fn serve_worker(
                 }
                 let Some(acceptor) = acceptor else {
                     // Plain HTTP/1.1: the edge's own codec on the bare socket.
-                    return h1::serve(&app, tcp, peer, None, &shutdown).await;
+                    return h1::serve(&app, tcp, peer, None, &shutdown, cut.clone()).await;
                 };
                 let mut stream = L4Stream::from(tcp);
                 let digest = SocketDigest::from_raw_fd(stream.as_raw_fd());
@@ -194,28 +190,25 @@ async fn serve_worker(
                         }
                     };
                 if stream.selected_alpn_proto() != Some(ALPN::H2) {
-                    return h1::serve(&app, stream, peer, sni, &shutdown).await;
+                    return h1::serve(&app, stream, peer, sni, &shutdown, cut.clone()).await;
                 }
                 // h2: pingora-core's codec, one `EdgeProxy` exchange per stream.
                 let h2 = Arc::new(H2Connection {
                     edge: app.clone(),
                     sni,
+                    cut: cut.clone(),
                 });
                 let mut next = h2.process_new(stream, &shutdown).await;
                 while let Some(stream) = next {
                     next = h2.process_new(stream, &shutdown).await;
                 }
             };
-            CONNECTION
-                .scope(cut.clone(), async {
-                    tokio::select! {
-                        _ = serve => {}
-                        _ = cut.cancelled() => {
-                            tracing::debug!(%peer, "tunnel closed at its replica's drain deadline");
-                        }
-                    }
-                })
-                .await;
+            tokio::select! {
+                _ = serve => {}
+                _ = cut.cancelled() => {
+                    tracing::debug!(%peer, "tunnel closed at its replica's drain deadline");
+                }
+            }
         });
     }
     drop(listener);

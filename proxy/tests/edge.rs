@@ -189,6 +189,7 @@ async fn start_edge_on(
         EdgeOptions {
             tls: tls.is_some(),
             connect_timeout: Duration::from_secs(1),
+            read_timeout: berth_proxy::REPLICA_READ_TIMEOUT,
             https_port: 443,
             h3_port: None,
             tunnel_idle,

@@ -110,6 +110,7 @@ async fn start_edge_served(
         metrics,
         H3Options {
             connect_timeout: Duration::from_secs(1),
+            read_timeout: berth_proxy::REPLICA_READ_TIMEOUT,
         },
         watch,
     ));

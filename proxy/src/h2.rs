@@ -1,9 +1,7 @@
-//! What every TCP front end shares: the [`EdgeProxy`] of a listener, the
-//! [`Plan`] for a request (ACME answer, redirect, page, static site or
-//! forward), and the replica choice with its retries ([`Attempts`], over
-//! the edge's own connection pool). Also the h2 front end: a request as
-//! pingora-core's h2 codec decoded it, carried to a replica over pooled
-//! HTTP/1.1 with pingora-core's client codec.
+//! The h2 front end: a request as pingora-core's h2 codec decoded it,
+//! planned by the listener's [`EdgeProxy`], carried to a replica over
+//! pooled HTTP/1.1 with pingora-core's client codec, attempts and failures
+//! as `attempt.rs` decides, berth's pages as `pages.rs` renders them.
 //!
 //! HTTP/1.1 clients take the edge's own codec in `h1.rs` instead: issue
 //! #6 measured pingora's HTTP/1 session code (header maps kept twice, a
@@ -13,7 +11,7 @@
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -21,311 +19,28 @@ use http::{header, HeaderValue};
 use pingora_core::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
 use pingora_core::protocols::http::v1::client::HttpSession as ReplicaSession;
 use pingora_core::protocols::http::{HttpTask, ServerSession};
-use pingora_core::protocols::Stream;
 use pingora_core::server::ShutdownWatch;
 use pingora_error::{Error, ErrorType};
 use pingora_http::{RequestHeader, ResponseHeader};
+use tokio_util::sync::CancellationToken;
 
-use berth_acme::Http01Tokens;
-
-use crate::fronting::{self, HostCertificates};
+use crate::attempt::{self, Attempts, Failure};
+use crate::edge::{EdgeProxy, Plan};
+use crate::pages;
 use crate::path;
-use crate::policy::{self, Decision, ErrorPage};
+use crate::policy::{self, ErrorPage};
 use crate::policy::{X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID};
-use crate::pool::{self, ReplicaPool};
-use crate::service::CONNECTION;
-use crate::{ProxyMetrics, Route, Router, Site, SiteResponse, UpstreamGuard};
-
-/// Settings of one edge listener.
-#[derive(Debug, Clone)]
-pub struct EdgeOptions {
-    /// Whether the listener terminates TLS (sets `X-Forwarded-Proto`).
-    pub tls: bool,
-    /// Deadline to connect to one replica before trying the next.
-    pub connect_timeout: Duration,
-    /// Port of the HTTPS listener, for redirects.
-    pub https_port: u16,
-    /// UDP port of the HTTP/3 listener, advertised in `Alt-Svc` on TLS.
-    pub h3_port: Option<u16>,
-    /// The certificates the TLS listener serves, by name: a request for a
-    /// host another certificate serves than the connection's (SNI) gets
-    /// 421 (`fronting.rs`). `None` on plain HTTP; on TLS it turns the
-    /// check off.
-    pub certificates: Option<Arc<dyn HostCertificates>>,
-    /// Deadline for an upgraded connection (a WebSocket) that carries no
-    /// byte either way.
-    pub tunnel_idle: Duration,
-}
-
-/// Idle upstream connections kept per listener (per worker). Below the
-/// client concurrency, every request past it opens and closes a connection
-/// to its replica: twice the CPU, and TIME_WAIT piling up until connects
-/// fail (pingora's default is 128).
-const UPSTREAM_POOL: usize = 2048;
-
-/// The edge proxy of one listener (or one worker of it): routes by the
-/// shared [`Router`], reaches replicas through its own connection pool.
-pub struct EdgeProxy {
-    router: Arc<Router>,
-    metrics: ProxyMetrics,
-    options: EdgeOptions,
-    challenges: Arc<Http01Tokens>,
-    pool: ReplicaPool,
-    /// `Alt-Svc` of TLS responses, built once.
-    alt_svc: Option<String>,
-}
-
-impl EdgeProxy {
-    /// A proxy reading routes from `router` and answering ACME HTTP-01
-    /// validations from `challenges`.
-    pub fn new(
-        router: Arc<Router>,
-        metrics: ProxyMetrics,
-        options: EdgeOptions,
-        challenges: Arc<Http01Tokens>,
-    ) -> Self {
-        let alt_svc = policy::alt_svc(options.tls, options.h3_port);
-        Self {
-            router,
-            metrics,
-            options,
-            challenges,
-            pool: ReplicaPool::new(UPSTREAM_POOL),
-            alt_svc,
-        }
-    }
-
-    pub(crate) fn options(&self) -> &EdgeOptions {
-        &self.options
-    }
-
-    pub(crate) fn metrics(&self) -> &ProxyMetrics {
-        &self.metrics
-    }
-
-    pub(crate) fn pool(&self) -> &ReplicaPool {
-        &self.pool
-    }
-
-    pub(crate) fn alt_svc(&self) -> Option<&str> {
-        self.alt_svc.as_deref()
-    }
-
-    /// What to do with a request for `host` and `path` (the path and query
-    /// in `path_and_query`) on a connection whose TLS handshake asked for
-    /// `sni`, and the app it belongs to: the one decision both TCP front
-    /// ends take.
-    pub(crate) fn plan(
-        &self,
-        sni: Option<&str>,
-        host: Option<&str>,
-        path: &str,
-        path_and_query: &str,
-    ) -> (Plan, Option<Arc<str>>) {
-        let tls = self.options.tls;
-        if fronting::misdirected(self.options.certificates.as_deref(), sni, host) {
-            return (Plan::Page(policy::MISDIRECTED), None);
-        }
-        if let Some(key_auth) = policy::acme_challenge(tls, path, &self.challenges) {
-            return (Plan::Challenge(key_auth), None);
-        }
-        let table = self.router.load();
-        let decision = policy::decide(&table, host, path);
-        let app = match &decision {
-            Decision::Forward(route)
-            | Decision::NoReplica(route)
-            | Decision::Stopped(route)
-            | Decision::Static(route, _) => {
-                let app = route.backend().app().clone();
-                let https_port = self.options.https_port;
-                if let Some(to) =
-                    policy::https_redirect(route, tls, host, path_and_query, https_port)
-                {
-                    return (Plan::Redirect(to), Some(app));
-                }
-                Some(app)
-            }
-            Decision::UnknownHost => None,
-        };
-        let plan = match decision {
-            Decision::Forward(route) => Plan::Forward(route.clone()),
-            Decision::Static(route, site) => Plan::Site {
-                site: site.clone(),
-                path: policy::site_path(route, path).into_owned(),
-                hsts: policy::hsts(route, tls),
-            },
-            Decision::NoReplica(_) => Plan::Page(policy::NO_REPLICA),
-            Decision::Stopped(_) => Plan::Page(policy::STOPPED),
-            Decision::UnknownHost => Plan::Page(policy::NOT_FOUND),
-        };
-        (plan, app)
-    }
-}
-
-/// What the edge does with a request, whichever front end read it.
-pub(crate) enum Plan {
-    /// Answer an ACME HTTP-01 validation with this key authorization.
-    Challenge(String),
-    /// Redirect to this HTTPS URL.
-    Redirect(String),
-    /// Forward to one of the route's replicas.
-    Forward(Route),
-    /// Answer with one of berth's pages.
-    Page(ErrorPage),
-    /// Answer from a static site: the file path asked for, and the
-    /// route's HSTS value.
-    Site {
-        site: Arc<Site>,
-        path: String,
-        hsts: Option<&'static str>,
-    },
-}
-
-/// How forwarding ended when no response was relayed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Failure {
-    /// No replica could be connected to (502), or the last try timed out (504).
-    Unreachable { timed_out: bool },
-    /// Every replica of the route is draining (503).
-    Draining,
-    /// The route is gone from the table (404).
-    Gone,
-    /// The replica failed before a response was relayed (502, 504 on time).
-    Replica { timed_out: bool },
-    /// The client went away (nothing to answer) or sent a malformed body (400).
-    Client { malformed: bool },
-}
-
-impl Failure {
-    /// The status of the error page; 0 when the client gets none.
-    pub(crate) fn status(self) -> u16 {
-        match self {
-            Failure::Unreachable { timed_out: true } | Failure::Replica { timed_out: true } => 504,
-            Failure::Unreachable { timed_out: false } | Failure::Replica { timed_out: false } => {
-                502
-            }
-            Failure::Draining => 503,
-            Failure::Gone => 404,
-            Failure::Client { malformed: true } => 400,
-            Failure::Client { malformed: false } => 0,
-        }
-    }
-}
-
-/// The replicas one request may go to, in turn: the next one that is not
-/// draining and accepts a connection. Nothing is sent to a replica before
-/// it accepted, so moving on is always safe; once the route ran out, the
-/// current table is asked once more (a deploy may have switched it
-/// meanwhile). A pooled connection found closed is replaced by a new one,
-/// once.
-pub(crate) struct Attempts {
-    route: Route,
-    turn: usize,
-    attempt: usize,
-    rerouted: bool,
-    connect_failed: bool,
-    timed_out: bool,
-    stale_retried: bool,
-}
-
-impl Attempts {
-    pub(crate) fn new(route: Route) -> Self {
-        let turn = route.backend().start();
-        Self {
-            route,
-            turn,
-            attempt: 0,
-            rerouted: false,
-            connect_failed: false,
-            timed_out: false,
-            stale_retried: false,
-        }
-    }
-
-    /// The route being tried.
-    pub(crate) fn route(&self) -> &Route {
-        &self.route
-    }
-
-    /// The next replica to try, with the guard counting the request on it.
-    pub(crate) fn next(
-        &mut self,
-        edge: &EdgeProxy,
-        host: Option<&str>,
-        path: &str,
-    ) -> Result<(SocketAddr, UpstreamGuard), Failure> {
-        loop {
-            let Some(upstream) = self.route.backend().pick(self.turn, self.attempt) else {
-                let ran_out = if self.connect_failed {
-                    Failure::Unreachable {
-                        timed_out: self.timed_out,
-                    }
-                } else {
-                    Failure::Draining
-                };
-                if self.rerouted {
-                    return Err(ran_out);
-                }
-                self.rerouted = true;
-                let table = edge.router.load();
-                self.route = match policy::decide(&table, host, path) {
-                    Decision::Forward(route) => route.clone(),
-                    Decision::NoReplica(_) | Decision::Stopped(_) => return Err(ran_out),
-                    _ => return Err(Failure::Gone),
-                };
-                (self.turn, self.attempt) = (self.route.backend().start(), 0);
-                continue;
-            };
-            self.attempt += 1;
-            if let Some(guard) = upstream.acquire() {
-                return Ok((upstream.addr(), guard));
-            }
-        }
-    }
-
-    /// A connection to `addr`: an idle pooled one unless a closed one was
-    /// met already, else a new one. `None` when connecting failed (the
-    /// next replica is tried). `retryable`: the request may go again
-    /// should a pooled connection turn out closed.
-    pub(crate) async fn connect(
-        &mut self,
-        edge: &EdgeProxy,
-        addr: SocketAddr,
-        retryable: bool,
-    ) -> Option<(Stream, bool)> {
-        if !self.stale_retried {
-            if let Some(stream) = edge.pool.take(addr, retryable) {
-                return Some((stream, true));
-            }
-        }
-        match pool::connect(addr, edge.options.connect_timeout).await {
-            Ok(stream) => Some((stream, false)),
-            Err(e) => {
-                tracing::debug!(replica = %addr, err = %e, "connect failed");
-                self.connect_failed = true;
-                self.timed_out = e.kind() == std::io::ErrorKind::TimedOut;
-                None
-            }
-        }
-    }
-
-    /// Whether a request that met a closed pooled connection may go again,
-    /// to the same replica on a new connection (once per request).
-    pub(crate) fn retry_stale(&mut self) -> bool {
-        if self.stale_retried {
-            return false;
-        }
-        self.stale_retried = true;
-        self.attempt -= 1;
-        true
-    }
-}
+use crate::pool;
+use crate::{Route, SiteResponse, UpstreamGuard};
 
 /// One h2 client connection: the edge, and the name its TLS handshake
 /// asked for (SNI), which the host of every stream is checked against.
 pub(crate) struct H2Connection {
     pub(crate) edge: Arc<EdgeProxy>,
     pub(crate) sni: Option<String>,
+    /// Cancels the client connection: a tunnel registers it with its
+    /// replica, whose drain deadline may then end the connection.
+    pub(crate) cut: CancellationToken,
 }
 
 #[async_trait]
@@ -366,16 +81,18 @@ impl HttpServerApp for H2Connection {
             session.set_keepalive(None);
         }
         let edge = &self.edge;
-        let _in_flight = edge.metrics.in_flight();
+        let _in_flight = edge.metrics().in_flight();
         let mut exchange = Exchange {
             edge,
             sni: self.sni.as_deref(),
+            cut: &self.cut,
             app: None,
             reusable: true,
         };
         exchange.run(&mut session).await;
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        edge.metrics.observe_request(exchange.app.as_ref(), status);
+        edge.metrics()
+            .observe_request(exchange.app.as_ref(), status);
         if !exchange.reusable {
             session.shutdown().await;
             return None;
@@ -391,6 +108,8 @@ struct Exchange<'e> {
     edge: &'e EdgeProxy,
     /// The name the connection's TLS handshake asked for.
     sni: Option<&'e str>,
+    /// Cancels the client connection (`H2Connection::cut`).
+    cut: &'e CancellationToken,
     /// The app the request went to, for metrics.
     app: Option<Arc<str>>,
     /// Whether the client connection may carry another request.
@@ -427,14 +146,14 @@ impl Exchange<'_> {
                 let body = Bytes::from_static(b"Moved to HTTPS\n");
                 answer(session, 308, "text/plain", body, Some(&to), request_id).await
             }
-            Plan::Page(p) => page(session, p, Some(request_id)).await,
+            Plan::Page(p) => page(session, p, request_id).await,
             Plan::Site { site, path, hsts } => {
                 let req = session.req_header();
                 let response = site.respond(&req.method, &path, &req.headers);
                 let extra = [
                     (X_REQUEST_ID, Some(request_id)),
                     (header::STRICT_TRANSPORT_SECURITY.as_str(), hsts),
-                    (header::ALT_SVC.as_str(), edge.alt_svc.as_deref()),
+                    (header::ALT_SVC.as_str(), edge.alt_svc()),
                 ];
                 send_site(session, response, &extra).await
             }
@@ -453,12 +172,13 @@ impl Exchange<'_> {
     /// Answers a failure with an error page when nothing was sent yet;
     /// otherwise the client connection is cut.
     async fn fail(&mut self, session: &mut ServerSession, failure: Failure, request_id: &str) {
-        let status = failure.status();
         // A failed request leaves its client connection in an unknown state.
         self.reusable = false;
-        if status > 0 && session.response_written().is_none() {
-            let r = page(session, policy::error_page(status), Some(request_id)).await;
-            self.settle(r);
+        if let Some(p) = failure.page() {
+            if session.response_written().is_none() {
+                let r = page(session, p, request_id).await;
+                self.settle(r);
+            }
         }
     }
 
@@ -476,41 +196,44 @@ impl Exchange<'_> {
         let mut attempts = Attempts::new(route);
         loop {
             let req = session.req_header();
-            let (addr, guard) = attempts.next(edge, request_host(req), req.uri.path())?;
-            let Some((stream, reused)) = attempts.connect(edge, addr, retryable).await else {
+            let (addr, guard) = attempts.next(edge.router(), request_host(req), req.uri.path())?;
+            let connect_timeout = edge.options().connect_timeout;
+            let dial = || pool::connect(addr, connect_timeout);
+            let connected = attempts.connect(edge.pool(), addr, retryable, dial).await;
+            let Some((stream, reused)) = connected else {
                 continue;
             };
+            let mut replica = ReplicaSession::new(stream);
+            replica.read_timeout = Some(edge.options().read_timeout);
+            replica.write_timeout = Some(attempt::REPLICA_WRITE_TIMEOUT);
             let relay = Relay {
                 edge,
                 route: attempts.route(),
                 guard,
                 started,
                 request_id,
+                cut: self.cut,
             };
-            match relay.run(session, ReplicaSession::new(stream), addr).await {
+            let (stale, e) = match relay.run(session, replica, addr).await {
                 Ok(reusable) => {
                     self.reusable &= reusable;
                     return Ok(());
                 }
-                Err(RelayError::Stale(e)) if reused && attempts.retry_stale() => {
-                    // The replica had closed the pooled connection; it is
-                    // itself fine, so it gets the request on a new one.
-                    tracing::debug!(err = %e, "pooled connection was closed; retrying");
-                }
-                Err(RelayError::Stale(e) | RelayError::Replica(e)) => {
-                    tracing::debug!(err = %e, "replica failed");
-                    let timed_out = matches!(
-                        e.etype(),
-                        ErrorType::ReadTimedout | ErrorType::WriteTimedout
-                    );
-                    return Err(Failure::Replica { timed_out });
-                }
+                Err(RelayError::Stale(e)) => (true, e),
+                Err(RelayError::Replica(e)) => (false, e),
                 Err(RelayError::Client(e)) => {
                     tracing::debug!(err = %e, "client failed");
                     let malformed = matches!(e.etype(), ErrorType::InvalidHTTPHeader);
                     return Err(Failure::Client { malformed });
                 }
-            }
+            };
+            let timed_out = matches!(
+                e.etype(),
+                ErrorType::ReadTimedout | ErrorType::WriteTimedout
+            );
+            // A kept connection the replica had closed goes again, once.
+            attempts.replica_failed(reused, stale, timed_out)?;
+            tracing::debug!(err = %e, "pooled connection was closed; retrying");
         }
     }
 }
@@ -534,6 +257,8 @@ struct Relay<'r> {
     guard: UpstreamGuard,
     started: Instant,
     request_id: &'r HeaderValue,
+    /// Cancels the client connection, should the request become a tunnel.
+    cut: &'r CancellationToken,
 }
 
 impl Relay<'_> {
@@ -548,8 +273,13 @@ impl Relay<'_> {
         addr: SocketAddr,
     ) -> Result<bool, RelayError> {
         let has_body = !session.is_body_empty();
-        let head = upstream_request(session, self.route, self.edge.options.tls, self.request_id)
-            .map_err(RelayError::Client)?;
+        let head = upstream_request(
+            session,
+            self.route,
+            self.edge.options().tls,
+            self.request_id,
+        )
+        .map_err(RelayError::Client)?;
         let idempotent = head.method.is_idempotent();
         replica
             .write_request_header(head)
@@ -684,7 +414,7 @@ impl Relay<'_> {
         if replica_reusable && !upgraded {
             replica.respect_keepalive();
             if let Some(stream) = replica.reuse().await {
-                self.edge.pool.put(addr, stream, false);
+                self.edge.pool().put(addr, stream, false);
             }
         }
         drop(self.guard);
@@ -696,22 +426,20 @@ impl Relay<'_> {
     fn filter_response(&mut self, resp: &mut ResponseHeader) {
         let edge = self.edge;
         if resp.status == http::StatusCode::SWITCHING_PROTOCOLS {
-            if let Ok(connection) = CONNECTION.try_with(Clone::clone) {
-                self.guard.become_tunnel(connection);
-            }
+            self.guard.become_tunnel(self.cut.clone());
         } else {
             resp.remove_header("keep-alive");
             resp.remove_header("proxy-connection");
         }
         let seconds = self.started.elapsed().as_secs_f64();
-        edge.metrics
+        edge.metrics()
             .observe_upstream(self.route.backend().app(), seconds);
         let _ = resp.insert_header(X_REQUEST_ID, self.request_id.clone());
-        if let Some(value) = policy::hsts(self.route, edge.options.tls) {
+        if let Some(value) = policy::hsts(self.route, edge.options().tls) {
             let _ = resp.insert_header(header::STRICT_TRANSPORT_SECURITY, value);
         }
-        if let Some(value) = &edge.alt_svc {
-            let _ = resp.insert_header(header::ALT_SVC, value.as_str());
+        if let Some(value) = edge.alt_svc() {
+            let _ = resp.insert_header(header::ALT_SVC, value);
         }
     }
 }
@@ -727,12 +455,11 @@ fn request_id(req: &RequestHeader) -> HeaderValue {
     .unwrap_or_else(|| HeaderValue::from_static("-"))
 }
 
-/// The host a request asked for: `Host`, or the h2 `:authority`.
+/// The host a request asked for, by [`policy::request_host`]: the h2
+/// `:authority`, else `Host`.
 fn request_host(req: &RequestHeader) -> Option<&str> {
-    req.headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| req.uri.authority().map(|a| a.as_str()))
+    let host = req.headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    policy::request_host(req.uri.authority().map(|a| a.as_str()), host)
 }
 
 /// The request sent to the replica: HTTP/1.1 in origin form, the path
@@ -784,18 +511,16 @@ fn upstream_request(
     if has_body && !up.headers.contains_key(header::CONTENT_LENGTH) {
         up.insert_header(header::TRANSFER_ENCODING, "chunked")?;
     }
-    // The client's Host, or an h2 request's :authority as Host.
-    let host = match req.headers.get(header::HOST) {
-        Some(host) => Some(host.clone()),
-        None => match req.uri.authority() {
-            Some(authority) => {
-                let host = HeaderValue::from_str(authority.as_str())
-                    .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "authority", e))?;
-                up.insert_header(header::HOST, host.clone())?;
-                Some(host)
-            }
-            None => None,
-        },
+    // The host the request is for (the rule every front end follows) is
+    // the replica's Host.
+    let host = match (req.uri.authority(), req.headers.get(header::HOST)) {
+        (Some(authority), _) if !authority.as_str().is_empty() => {
+            let host = HeaderValue::from_str(authority.as_str())
+                .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "authority", e))?;
+            up.insert_header(header::HOST, host.clone())?;
+            Some(host)
+        }
+        (_, host) => host.cloned(),
     };
     let fwd = policy::forwarded(client, tls, None);
     if let Some(ip) = fwd.for_ip {
@@ -812,10 +537,10 @@ fn upstream_request(
 /// Answers a request that could not be read: there is no request header
 /// to consult, and the connection is closed after.
 async fn bad_request(session: &mut ServerSession) {
-    let page = policy::BAD_REQUEST;
-    let body = Bytes::from_static(page.body.as_bytes());
-    match own_header(page.status, HTML, body.len(), None, "") {
+    let page = pages::render(policy::BAD_REQUEST, false, "");
+    match page_header(&page) {
         Ok(resp) => {
+            let body = Bytes::from_static(page.body);
             if let Err(e) = session.write_error_response(resp, body).await {
                 tracing::debug!(err = %e, "could not answer a bad request");
             }
@@ -824,18 +549,30 @@ async fn bad_request(session: &mut ServerSession) {
     }
 }
 
-/// Content type of berth's own pages.
-const HTML: &str = "text/html; charset=utf-8";
-
-/// Writes one of berth's own pages.
+/// Writes one of berth's own pages, as [`pages`] renders it.
 async fn page(
     session: &mut ServerSession,
     page: ErrorPage,
-    request_id: Option<&str>,
+    request_id: &str,
 ) -> pingora_error::Result<()> {
-    let body = Bytes::from_static(page.body.as_bytes());
-    let request_id = request_id.unwrap_or_default();
-    answer(session, page.status, HTML, body, None, request_id).await
+    let head = session.req_header().method == http::Method::HEAD;
+    let page = pages::render(page, head, request_id);
+    session
+        .write_response_header(Box::new(page_header(&page)?))
+        .await?;
+    session
+        .write_response_body(Bytes::from_static(page.body), true)
+        .await
+}
+
+/// The response header of a rendered page.
+fn page_header(page: &pages::Rendered<'_>) -> pingora_error::Result<ResponseHeader> {
+    let mut resp = ResponseHeader::build(page.status, Some(4))?;
+    for (name, value) in page.fields() {
+        resp.insert_header(name, value)?;
+    }
+    resp.insert_header(header::CONTENT_LENGTH, page.length)?;
+    Ok(resp)
 }
 
 /// The header of a response berth makes itself.
