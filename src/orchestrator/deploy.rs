@@ -338,14 +338,26 @@ impl Orchestrator {
     /// image's tag has moved since (a newer image under the same tag), it
     /// points at the rolled-back image (`id`) again, so the app's spec
     /// (which the rollback restored) names what serves and a plain deploy
-    /// brings no other version back. A failure only warns: the rollback
-    /// serves anyway.
+    /// brings no other version back. A tag another app also runs is left
+    /// alone. A failure only warns: the rollback serves anyway.
     async fn repoint_tag(&self, record: &DeploymentRecord, id: &str) {
         if record.rollback_of.is_none() || record.spec.source.is_some() {
             return;
         }
         let engine = &self.inner.engine;
         let log = self.inner.logs.open(&record.id);
+        // A tag other apps run too is theirs as well: it stays.
+        let shared = self.inner.store.apps().is_ok_and(|apps| {
+            apps.iter()
+                .any(|a| a.spec.name != record.app && a.spec.image == record.image)
+        });
+        if shared {
+            log.push(&format!(
+                "{} is also the image of another app, so its tag is left as it is; pin this version by digest to keep it on a plain deploy",
+                record.image
+            ));
+            return;
+        }
         match engine.local_image(&record.image).await {
             Ok(Some(now)) if now == id => {}
             Ok(_) => match engine.tag(id, &record.image).await {
