@@ -1126,6 +1126,10 @@ fn others(r: &mut String) {
             "panel",
             "Panel under a big store (`cargo bench --bench panel`)",
         ),
+        (
+            "changes",
+            "One change as the store grows (`cargo bench --bench changes`)",
+        ),
     ] {
         writeln!(r, "\n## {title}\n").unwrap();
         match results::recorded(name) {
