@@ -270,11 +270,9 @@ async fn bad_parameters_are_named_and_shutdown_ends_the_stream() {
     let seen = sse
         .until(30, |s| {
             s.iter().any(|e| {
-                e.name == "message"
-                    && e.data["line"]
-                        .as_str()
-                        .unwrap()
-                        .starts_with(&format!("tick v1 {container} 1"))
+                // Exactly the new process's second line: the old one's
+                // `… 10`, `… 11` also start with `… 1`.
+                e.name == "message" && e.data["line"] == format!("tick v1 {container} 1")
             }) && s
                 .iter()
                 .any(|e| e.name == "replica" && e.data["state"] == "following")
