@@ -259,12 +259,7 @@ fn what_a_user_saved_is_there_in_every_version() {
         assert_eq!(projects[0].spec.name, "shop");
         assert_eq!(projects[0].spec.description, "the fixture shop");
 
-        let names: Vec<_> = store
-            .apps()
-            .unwrap()
-            .into_iter()
-            .map(|a| a.spec.name)
-            .collect();
+        let names: Vec<_> = store.apps().iter().map(|a| a.spec.name.clone()).collect();
         let expected: &[&str] = if f.from_source {
             &["site", "web"]
         } else {
