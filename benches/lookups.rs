@@ -127,6 +127,33 @@ fn rebuild(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
+    // What one app's change costs now: its two routes replaced in a new
+    // snapshot made from the current one, then swapped in.
+    let mut i = 0usize;
+    g.bench_function("one_app_and_swap", |b| {
+        b.iter(|| {
+            i = (i + 7919) % HOSTS;
+            let app = format!("app{i}");
+            let backend = Arc::new(Backend::new(
+                app.as_str(),
+                vec![SocketAddr::from(([10, 9, 9, 9], 8080))],
+            ));
+            let specs = ["/", "/api"]
+                .into_iter()
+                .map(|prefix| RouteSpec {
+                    host: format!("app{i}.example.com"),
+                    path_prefix: prefix.to_string(),
+                    strip_prefix: prefix != "/",
+                    redirect_https: false,
+                    hsts: false,
+                    certified: false,
+                    backend: backend.clone(),
+                })
+                .collect();
+            let next = router.load().with_app(&app, specs);
+            router.swap(next);
+        })
+    });
     g.finish();
 }
 
