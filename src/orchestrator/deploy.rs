@@ -9,12 +9,12 @@ use std::sync::{Arc, OnceLock};
 
 use tokio_util::sync::CancellationToken;
 
-use super::clock;
-use super::engine::{ReplicaConfig, LABEL_REPLICA};
 use super::mounts::Prepared;
 use super::{
     lock, EngineError, Job, Orchestrator, Replica, LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE,
 };
+use crate::engine::clock;
+use crate::engine::{ReplicaConfig, LABEL_REPLICA};
 use crate::store::{DeploymentRecord, DeploymentStatus, Phase};
 
 /// Why a deployment did not succeed.
@@ -159,7 +159,8 @@ impl Orchestrator {
                 if record.image_id.is_none() {
                     if let Ok(now) = self.inner.store.deployment(id) {
                         if self.built_here(&now) {
-                            if let Err(e) = self.inner.engine.remove_image(&now.image).await {
+                            if let Err(e) = self.inner.engine.remove_image(&now.image, false).await
+                            {
                                 tracing::warn!(%e, "could not remove the image of a failed deployment");
                             }
                         }
@@ -280,7 +281,7 @@ impl Orchestrator {
             d.reached(Phase::ImageReady);
         });
         let spec = &record.spec;
-        let volumes = super::mounts::Volumes::new(engine.docker(), self.instance());
+        let volumes = super::mounts::Volumes::new(engine.as_ref());
         let mounts = volumes.prepare(spec, settings.allow_bind_mounts).await?;
         if !spec.mounts.is_empty() {
             log.push(&format!("{} mount(s) ready", spec.mounts.len()));

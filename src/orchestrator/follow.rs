@@ -27,9 +27,9 @@ use tokio_util::sync::CancellationToken;
 use feed::{queue, Feed, ReplicaReader, Target};
 pub use feed::{FollowEvent, LogFollow, ReplicaChange, ReplicaLine, Skipped};
 
-use super::engine::LABEL_REPLICA;
 use super::logline::{split_timestamp, Framer, LogRange};
-use super::{Engine, EngineError, LogLine, OpError, Orchestrator, LABEL_APP, LABEL_DEPLOYMENT};
+use super::{EngineError, LogLine, OpError, Orchestrator, LABEL_APP, LABEL_DEPLOYMENT};
+use crate::engine::{ContainerEngine, LABEL_REPLICA};
 use crate::store::StoreError;
 
 /// Most log followers one berth serves at once.
@@ -122,7 +122,7 @@ impl Orchestrator {
                 .unwrap_or_else(|| id.clone());
             let lines = match since {
                 None => self.inner.engine.logs(&id, tail).await?,
-                Some(since) => lines_since(&self.inner.engine, &id, tail, since).await?,
+                Some(since) => lines_since(self.inner.engine.as_ref(), &id, tail, since).await?,
             };
             out.push(ContainerLogs {
                 container: name.trim_start_matches('/').to_string(),
@@ -385,7 +385,7 @@ fn forget_oldest(
 
 /// The last `tail` lines of a container written at or after `since`.
 async fn lines_since(
-    engine: &Engine,
+    engine: &dyn ContainerEngine,
     id: &str,
     tail: usize,
     since: OffsetDateTime,

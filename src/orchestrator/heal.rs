@@ -17,9 +17,9 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::deploy::replica_config;
-use super::engine::LABEL_REPLICA;
 use super::mounts::Volumes;
 use super::{lock, Orchestrator, LABEL_APP, LABEL_DEPLOYMENT};
+use crate::engine::LABEL_REPLICA;
 use crate::store::AppRecord;
 
 /// How often every app is looked at.
@@ -332,7 +332,7 @@ impl Orchestrator {
                 format!("its image {image} is no longer on this machine; deploy the app again")
             })?;
         let network = engine.ensure_network().await.map_err(|e| e.to_string())?;
-        let mounts = Volumes::new(engine.docker(), self.instance())
+        let mounts = Volumes::new(engine.as_ref())
             .prepare(&deployment.spec, self.inner.settings.allow_bind_mounts)
             .await
             .map_err(|e| e.to_string())?;

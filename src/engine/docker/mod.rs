@@ -1,55 +1,37 @@
-//! The Docker engine as berth uses it: the instance's network, images,
-//! replica containers (labelled `berth.*`, no published ports) and their
-//! logs. Errors carry the engine's own message.
+//! The Docker engine over bollard: [`DockerEngine`] implements
+//! [`ContainerEngine`] for the containers, images, volumes and logs of one
+//! berth instance. Errors carry the engine's own message.
+
+mod build;
+mod network;
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary,
-    EndpointSettings, HealthStatusEnum, HostConfig, HostConfigLogConfig, NetworkingConfig,
-    RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, EndpointSettings,
+    HealthStatusEnum, HostConfig, HostConfigLogConfig, NetworkingConfig, RestartPolicy,
+    RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, ListContainersOptions, LogsOptions,
-    RemoveContainerOptions, StopContainerOptions,
+    CreateContainerOptions, CreateImageOptions, ListContainersOptions, ListVolumesOptions,
+    LogsOptions, RemoveContainerOptions, RemoveVolumeOptions, StopContainerOptions,
 };
 use bollard::Docker;
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::clock;
-
-/// Label naming the berth instance that owns a container or network.
-pub const LABEL_INSTANCE: &str = "berth.instance";
-/// Label naming the app of a container.
-pub const LABEL_APP: &str = "berth.app";
-/// Label naming the deployment that created a container.
-pub const LABEL_DEPLOYMENT: &str = "berth.deployment";
-/// Label with the replica's index within its deployment.
-pub const LABEL_REPLICA: &str = "berth.replica";
-
-/// An engine operation that failed.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    /// The engine answered with an error; the message is the engine's.
-    #[error("{0}")]
-    Docker(String),
-    /// The operation ran past its deadline.
-    #[error("{what} did not finish within {secs}s")]
-    Timeout {
-        /// The operation.
-        what: String,
-        /// The deadline in seconds.
-        secs: u64,
-    },
-    /// The deployment was cancelled.
-    #[error("cancelled")]
-    Cancelled,
-}
+use super::{
+    volume_name, with_default_tag, BuildLog, ContainerEngine, ContainerEvent, ContainerSummary,
+    EngineError, HealthVerdict, ImageBuild, LogFrame, LogLine, LogRange, Push, ReplicaConfig,
+    ReplicaState, LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE, LABEL_VOLUME,
+};
 
 impl From<BollardError> for EngineError {
     fn from(e: BollardError) -> Self {
@@ -70,73 +52,21 @@ fn is_not_found(e: &BollardError) -> bool {
     )
 }
 
-/// What a replica container should look like.
-pub struct ReplicaConfig<'a> {
-    /// Container name.
-    pub name: String,
-    /// Image reference or id.
-    pub image: &'a str,
-    /// Id of the instance network (from [`Engine::ensure_network`]): the
-    /// replica attaches by id, which stays unambiguous even when another
-    /// network shares the name.
-    pub network: &'a str,
-    /// `KEY=value` pairs.
-    pub env: Vec<String>,
-    /// Command override.
-    pub command: Option<Vec<String>>,
-    /// CPU limit in cores.
-    pub cpus: Option<f64>,
-    /// Memory limit in MiB.
-    pub memory_mb: Option<u64>,
-    /// `berth.*` labels.
-    pub labels: HashMap<String, String>,
-    /// Volumes and host paths.
-    pub mounts: Vec<bollard::models::Mount>,
-    /// A tar archive extracted at `/` before the replica starts (file
-    /// mounts).
-    pub files: Option<Vec<u8>>,
-}
-
-/// Health of a replica as the engine sees it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ReplicaState {
-    /// Not running; the exit code if known.
-    Exited(Option<i64>),
-    /// Running; whether the image has a healthcheck and its verdict.
-    Running {
-        /// Address on the instance network.
-        addr: Option<IpAddr>,
-        /// `None`: no healthcheck; otherwise healthy (true) / unhealthy (false) / starting (None inside).
-        health: Option<HealthVerdict>,
-    },
-}
-
-/// A Docker healthcheck's current verdict.
-#[derive(Debug, Clone, PartialEq)]
-pub enum HealthVerdict {
-    /// Still in the start period or not yet checked.
-    Starting,
-    /// Passed.
-    Healthy,
-    /// Failed; the last probe output.
-    Unhealthy(String),
-}
-
 /// Handle to the Docker engine for one berth instance.
 #[derive(Clone)]
-pub struct Engine {
+pub struct DockerEngine {
     docker: Docker,
     instance: String,
     network: String,
     /// Held while the instance network is looked up or created, so racing
     /// deployments create it once (see `network.rs`).
-    pub(super) network_flight: Arc<tokio::sync::Mutex<()>>,
+    network_flight: Arc<tokio::sync::Mutex<()>>,
 }
 
-impl Engine {
+impl DockerEngine {
     /// Connects to the local engine (`DOCKER_HOST` or the default socket)
     /// and agrees on an API version the engine speaks.
-    pub async fn connect(instance: &str) -> Result<Engine, EngineError> {
+    pub async fn connect(instance: &str) -> Result<DockerEngine, EngineError> {
         let docker = Docker::connect_with_local_defaults()?;
         let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
             .await
@@ -144,7 +74,7 @@ impl Engine {
                 what: "connecting to the Docker engine".into(),
                 secs: 10,
             })??;
-        Ok(Engine {
+        Ok(DockerEngine {
             docker,
             instance: instance.to_string(),
             network: format!("berth-{instance}"),
@@ -152,14 +82,9 @@ impl Engine {
         })
     }
 
-    /// The engine's API client (for builds).
-    pub fn docker(&self) -> &Docker {
+    /// The engine's API client.
+    fn docker(&self) -> &Docker {
         &self.docker
-    }
-
-    /// The name of the instance's bridge network.
-    pub fn network(&self) -> &str {
-        &self.network
     }
 
     /// Returns the image's id, pulling it first if it is not local.
@@ -323,8 +248,9 @@ impl Engine {
         }
     }
 
-    /// The state of a replica: running or not, its address, its health.
-    pub async fn replica_state(&self, id: &str) -> Result<ReplicaState, EngineError> {
+    /// The state of a replica: running or not, where its `port` is
+    /// reached on the instance network, its health.
+    pub async fn replica_state(&self, id: &str, port: u16) -> Result<ReplicaState, EngineError> {
         let info: ContainerInspectResponse =
             clock::docker(self.docker.inspect_container(id, None)).await?;
         let state = info.state.unwrap_or_default();
@@ -338,7 +264,8 @@ impl Engine {
             .and_then(|n| n.networks)
             .and_then(|mut nets| nets.remove(&self.network))
             .and_then(|ep| ep.ip_address)
-            .and_then(|ip| ip.parse().ok());
+            .and_then(|ip| ip.parse().ok())
+            .map(|ip| std::net::SocketAddr::new(ip, port));
         let has_check = info
             .config
             .and_then(|c| c.healthcheck)
@@ -406,27 +333,13 @@ impl Engine {
     }
 }
 
-/// A lifecycle event of one of the instance's containers.
-#[derive(Debug, Clone)]
-pub struct ContainerEvent {
-    /// `die`, `oom`, `start`, `health_status: healthy`, ...
-    pub action: String,
-    /// Container id.
-    pub container: String,
-    /// Its `berth.app` label.
-    pub app: String,
-    /// Its `berth.deployment` label.
-    pub deployment: String,
-    /// Exit code, on `die`.
-    pub exit_code: Option<String>,
-}
-
-impl Engine {
+impl DockerEngine {
     /// The engine's stream of lifecycle events of this instance's
     /// containers; ends when the connection to the engine does.
     pub fn container_events(
         &self,
-    ) -> impl futures_util::Stream<Item = Result<ContainerEvent, EngineError>> + '_ {
+    ) -> impl futures_util::Stream<Item = Result<ContainerEvent, EngineError>> + Send + 'static
+    {
         let options = bollard::query_parameters::EventsOptions {
             filters: Some(HashMap::from([
                 ("type".to_string(), vec!["container".to_string()]),
@@ -506,19 +419,10 @@ impl Engine {
         Ok(images.into_iter().map(|i| i.id).collect())
     }
 
-    /// Removes an image by id unless a container or another tag still uses
-    /// it (by tag: removes the tag, and the image with its last one); gone
-    /// already is fine.
-    pub async fn remove_image(&self, id: &str) -> Result<(), EngineError> {
-        self.remove_image_with(id, false).await
-    }
-
-    /// Removes an image with all its tags (no container may use it).
-    pub async fn remove_image_forced(&self, id: &str) -> Result<(), EngineError> {
-        self.remove_image_with(id, true).await
-    }
-
-    async fn remove_image_with(&self, id: &str, force: bool) -> Result<(), EngineError> {
+    /// Removes an image (by id, or a tag: the tag, and the image with its
+    /// last one) unless a container or another tag still uses it; with
+    /// `force`, with all its tags. Gone or in use already is fine.
+    pub async fn remove_image(&self, id: &str, force: bool) -> Result<(), EngineError> {
         let options = bollard::query_parameters::RemoveImageOptions {
             force,
             noprune: false,
@@ -535,45 +439,251 @@ impl Engine {
     }
 }
 
-/// The reference with `:latest` added when it names neither a tag nor a
-/// digest (a `:` after the last `/` is a tag; before it, a registry port).
-pub fn with_default_tag(reference: &str) -> String {
-    let last = reference.rsplit('/').next().unwrap_or(reference);
-    if last.contains(':') || last.contains('@') {
-        reference.to_string()
-    } else {
-        format!("{reference}:latest")
+impl DockerEngine {
+    /// A container's log as demultiplexed frames, timestamped; with
+    /// `follow`, live until the container stops or the stream is dropped.
+    pub fn log_frames(
+        &self,
+        id: &str,
+        range: &LogRange,
+    ) -> impl futures_util::Stream<Item = Result<LogFrame, EngineError>> + Send + 'static {
+        let options = LogsOptions {
+            follow: range.follow,
+            stdout: true,
+            stderr: true,
+            since: range
+                .since
+                .map_or(0, |s| i32::try_from(s.max(0)).unwrap_or(i32::MAX)),
+            timestamps: true,
+            tail: range
+                .tail
+                .map_or_else(|| "all".to_string(), |t| t.to_string()),
+            ..Default::default()
+        };
+        self.docker.logs(id, Some(options)).map(|chunk| {
+            let chunk = chunk?;
+            let stderr = matches!(chunk, bollard::container::LogOutput::StdErr { .. });
+            let bytes = match chunk {
+                bollard::container::LogOutput::StdErr { message }
+                | bollard::container::LogOutput::StdOut { message }
+                | bollard::container::LogOutput::StdIn { message }
+                | bollard::container::LogOutput::Console { message } => message,
+            };
+            Ok(LogFrame { stderr, bytes })
+        })
+    }
+
+    /// Creates volume `name` of `app` unless it exists; its engine name.
+    pub async fn ensure_volume(&self, app: &str, name: &str) -> Result<String, EngineError> {
+        let full = volume_name(&self.instance, app, name);
+        // Creating a volume that exists returns it unchanged.
+        let request = VolumeCreateRequest {
+            name: Some(full.clone()),
+            labels: Some(HashMap::from([
+                (LABEL_INSTANCE.to_string(), self.instance.clone()),
+                (LABEL_APP.to_string(), app.to_string()),
+                (LABEL_VOLUME.to_string(), name.to_string()),
+            ])),
+            ..Default::default()
+        };
+        clock::docker(self.docker.create_volume(request)).await?;
+        Ok(full)
+    }
+
+    /// The engine names of the app's volumes.
+    pub async fn app_volumes(&self, app: &str) -> Result<Vec<String>, EngineError> {
+        let options = ListVolumesOptions {
+            filters: Some(HashMap::from([(
+                "label".to_string(),
+                vec![
+                    format!("{LABEL_INSTANCE}={}", self.instance),
+                    format!("{LABEL_APP}={app}"),
+                ],
+            )])),
+        };
+        let list = clock::docker(self.docker.list_volumes(Some(options))).await?;
+        Ok(list
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.name)
+            .collect())
+    }
+
+    /// Removes a volume.
+    pub async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        let options = RemoveVolumeOptions::default();
+        clock::docker(self.docker.remove_volume(name, Some(options))).await?;
+        Ok(())
     }
 }
 
-/// One log line of a container.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct LogLine {
-    /// `stdout` or `stderr`.
-    pub stream: &'static str,
-    /// The line, starting with its RFC 3339 timestamp.
-    pub text: String,
-}
-
-impl Engine {
-    /// The instance name.
-    pub fn instance(&self) -> &str {
+impl ContainerEngine for DockerEngine {
+    fn instance(&self) -> &str {
         &self.instance
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::with_default_tag;
+    fn network(&self) -> &str {
+        &self.network
+    }
 
-    #[test]
-    fn untagged_references_pull_latest_only() {
-        assert_eq!(with_default_tag("nginx"), "nginx:latest");
-        assert_eq!(with_default_tag("nginx:1.27"), "nginx:1.27");
-        assert_eq!(
-            with_default_tag("reg.example.com:5000/team/app"),
-            "reg.example.com:5000/team/app:latest"
-        );
-        assert_eq!(with_default_tag("app@sha256:abc"), "app@sha256:abc");
+    fn ensure_network(&self) -> BoxFuture<'_, Result<String, EngineError>> {
+        Box::pin(DockerEngine::ensure_network(self))
+    }
+
+    fn repair_networks(&self) -> BoxFuture<'_, Result<(), EngineError>> {
+        Box::pin(DockerEngine::repair_networks(self))
+    }
+
+    fn ensure_image<'a>(
+        &'a self,
+        reference: &'a str,
+        deadline: Duration,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<String, EngineError>> {
+        Box::pin(DockerEngine::ensure_image(
+            self, reference, deadline, cancel,
+        ))
+    }
+
+    fn start_replica<'a>(
+        &'a self,
+        config: ReplicaConfig<'a>,
+    ) -> BoxFuture<'a, Result<String, EngineError>> {
+        Box::pin(DockerEngine::start_replica(self, config))
+    }
+
+    fn start<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), EngineError>> {
+        Box::pin(DockerEngine::start(self, id))
+    }
+
+    fn stop<'a>(&'a self, id: &'a str, grace: Duration) -> BoxFuture<'a, Result<(), EngineError>> {
+        Box::pin(DockerEngine::stop(self, id, grace))
+    }
+
+    fn remove<'a>(
+        &'a self,
+        id: &'a str,
+        grace: Duration,
+    ) -> BoxFuture<'a, Result<(), EngineError>> {
+        Box::pin(DockerEngine::remove(self, id, grace))
+    }
+
+    fn replica_state<'a>(
+        &'a self,
+        id: &'a str,
+        port: u16,
+    ) -> BoxFuture<'a, Result<ReplicaState, EngineError>> {
+        Box::pin(DockerEngine::replica_state(self, id, port))
+    }
+
+    fn instance_containers(&self) -> BoxFuture<'_, Result<Vec<ContainerSummary>, EngineError>> {
+        Box::pin(DockerEngine::instance_containers(self))
+    }
+
+    fn logs<'a>(
+        &'a self,
+        id: &'a str,
+        tail: usize,
+    ) -> BoxFuture<'a, Result<Vec<LogLine>, EngineError>> {
+        Box::pin(DockerEngine::logs(self, id, tail))
+    }
+
+    fn log_frames(
+        &self,
+        id: &str,
+        range: &LogRange,
+    ) -> BoxStream<'static, Result<LogFrame, EngineError>> {
+        DockerEngine::log_frames(self, id, range).boxed()
+    }
+
+    fn container_events(&self) -> BoxStream<'static, Result<ContainerEvent, EngineError>> {
+        DockerEngine::container_events(self).boxed()
+    }
+
+    fn local_image<'a>(
+        &'a self,
+        reference: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, EngineError>> {
+        Box::pin(DockerEngine::local_image(self, reference))
+    }
+
+    fn tag<'a>(
+        &'a self,
+        id: &'a str,
+        reference: &'a str,
+    ) -> BoxFuture<'a, Result<(), EngineError>> {
+        Box::pin(DockerEngine::tag(self, id, reference))
+    }
+
+    fn built_images<'a>(&'a self, app: &'a str) -> BoxFuture<'a, Result<Vec<String>, EngineError>> {
+        Box::pin(DockerEngine::built_images(self, app))
+    }
+
+    fn remove_image<'a>(
+        &'a self,
+        id: &'a str,
+        force: bool,
+    ) -> BoxFuture<'a, Result<(), EngineError>> {
+        Box::pin(DockerEngine::remove_image(self, id, force))
+    }
+
+    fn ensure_volume<'a>(
+        &'a self,
+        app: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<String, EngineError>> {
+        Box::pin(DockerEngine::ensure_volume(self, app, name))
+    }
+
+    fn app_volumes<'a>(&'a self, app: &'a str) -> BoxFuture<'a, Result<Vec<String>, EngineError>> {
+        Box::pin(DockerEngine::app_volumes(self, app))
+    }
+
+    fn remove_volume<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), EngineError>> {
+        Box::pin(DockerEngine::remove_volume(self, name))
+    }
+
+    fn build_image<'a>(
+        &'a self,
+        build: &'a ImageBuild<'a>,
+        context: Bytes,
+        log: BuildLog<'a>,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<String, EngineError>> {
+        Box::pin(async move {
+            if build.secrets.is_empty() {
+                build::classic(&self.docker, build, context, log, cancel).await
+            } else {
+                build::buildkit(&self.docker, build, context, log, cancel).await
+            }
+        })
+    }
+
+    fn push_image<'a>(
+        &'a self,
+        to: &'a Push<'a>,
+        local: &'a str,
+        app: &'a str,
+        tag: &'a str,
+        log: BuildLog<'a>,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<String, EngineError>> {
+        Box::pin(build::push(&self.docker, to, local, app, tag, log, cancel))
+    }
+
+    fn export_dir<'a>(
+        &'a self,
+        image: &'a str,
+        path: &'a str,
+        cap: u64,
+    ) -> BoxFuture<'a, Result<Vec<u8>, EngineError>> {
+        Box::pin(build::export_dir(
+            &self.docker,
+            &self.instance,
+            image,
+            path,
+            cap,
+        ))
     }
 }
