@@ -18,6 +18,7 @@ mod metrics;
 mod mounts;
 mod reconcile;
 mod rollback;
+mod rollout;
 mod routes;
 mod sites;
 mod source;
