@@ -10,6 +10,8 @@
 
 pub mod clock;
 pub mod docker;
+#[cfg(test)]
+pub mod fake;
 pub mod labels;
 
 use std::collections::HashMap;

@@ -157,7 +157,7 @@ impl Orchestrator {
         });
     }
 
-    async fn heal_all(&self) {
+    pub(super) async fn heal_all(&self) {
         let apps = match self.inner.store.apps() {
             Ok(apps) => apps,
             Err(err) => {

@@ -23,6 +23,8 @@ mod routes;
 mod sites;
 mod source;
 mod supervise;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
