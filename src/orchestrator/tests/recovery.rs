@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::{app_json, Harness};
 use crate::engine::fake::Call;
+use crate::engine::ContainerEngine;
 use crate::engine::{LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE, LABEL_REPLICA};
 use crate::store::{DeploymentRecord, DeploymentStatus, Trigger};
 
@@ -160,11 +161,13 @@ async fn a_removed_replica_is_made_anew_with_its_index() {
 }
 
 #[tokio::test]
-async fn a_crash_loop_backs_off() {
+async fn a_crash_loop_backs_off_and_says_so() {
     let h = Harness::new();
     h.create_app(&app_json("web", "app:v1", 1, ""));
     let d = h.deploy_and_wait("web").await;
     let id = h.engine.running_of(&d.id).remove(0);
+    h.orch.supervise();
+    h.engine.wait_until(|e| e.subscribers() > 0).await;
     h.engine.kill(&id);
     h.orch.heal_all().await;
     assert!(
@@ -180,6 +183,18 @@ async fn a_crash_loop_backs_off() {
     assert_eq!(h.engine.calls(Call::Start), 1);
     let note = h.orch.healing("web").unwrap_or_default();
     assert!(note.contains("next look in 2 s"), "{note}");
+    // A third death within the window is a crash loop.
+    ContainerEngine::start(h.engine.as_ref(), &id)
+        .await
+        .expect("start");
+    h.engine.kill(&id);
+    eventually("the app counts as crash-looping", || {
+        h.orch.crash_state("web", Some(&d.id)).crash_loop
+    })
+    .await;
+    let crashes = h.orch.crash_state("web", Some(&d.id));
+    assert_eq!(crashes.restarts, 3);
+    assert_eq!(crashes.last_exit.as_deref(), Some("exited with code 137"));
 }
 
 #[tokio::test]
