@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{app_json, Harness};
 use crate::engine::fake::Call;
-use crate::engine::ContainerEngine;
+use crate::engine::{ContainerEngine, ContainerEvent};
 use crate::engine::{LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE, LABEL_REPLICA};
 use crate::store::{DeploymentRecord, DeploymentStatus, Trigger};
 
@@ -220,4 +220,86 @@ async fn healing_leaves_a_stopped_app_and_a_busy_one_alone() {
     assert_eq!(h.engine.calls(Call::Start), 0);
     h.engine.release(Call::EnsureImage);
     assert_eq!(h.ended(&next.id).await.status, DeploymentStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn a_new_version_dying_in_its_watch_window_is_rolled_back() {
+    let h = Harness::with(|s| s.rollback_watch = Duration::from_secs(30));
+    h.create_app(&app_json("web", "app:v1", 2, ""));
+    let first = h.deploy_and_wait("web").await;
+    h.set_image("web", "app:v2");
+    let second = h.deploy_and_wait("web").await;
+    assert_eq!(second.status, DeploymentStatus::Succeeded);
+    h.orch.supervise();
+    h.engine.wait_until(|e| e.subscribers() > 0).await;
+    let new = h.engine.running_of(&second.id);
+    h.engine.kill(&new[0]);
+    eventually("the new version is marked rolled back", || {
+        h.store
+            .deployment(&second.id)
+            .is_ok_and(|d| d.status == DeploymentStatus::RolledBack)
+    })
+    .await;
+    let back = h
+        .store
+        .app_deployments("web")
+        .expect("deployments")
+        .into_iter()
+        .find(|d| d.rollback_of.as_deref() == Some(first.id.as_str()))
+        .expect("a rollback was queued");
+    let back = h.ended(&back.id).await;
+    assert_eq!(back.status, DeploymentStatus::Succeeded, "{:?}", back.error);
+    assert_eq!(h.active("web").as_deref(), Some(back.id.as_str()));
+    assert_eq!(h.store.app("web").expect("app").spec.image, "app:v1");
+    assert!(h.engine.containers_of(&second.id).is_empty());
+    assert_eq!(h.serving("web"), h.engine.running_of(&back.id));
+}
+
+#[tokio::test]
+async fn events_in_any_order_leave_the_routes_right() {
+    let h = Harness::new();
+    h.create_app(&app_json("web", "app:v1", 2, ""));
+    let first = h.deploy_and_wait("web").await;
+    let d = h.deploy_and_wait("web").await;
+    let ids = h.engine.running_of(&d.id);
+    h.orch.supervise();
+    h.engine.wait_until(|e| e.subscribers() > 0).await;
+    let event = |action: &str, container: &str, deployment: &str| ContainerEvent {
+        action: action.to_string(),
+        container: container.to_string(),
+        app: "web".to_string(),
+        deployment: deployment.to_string(),
+        exit_code: None,
+    };
+    // Late or repeated news changes nothing: a start of a replica that
+    // serves, a start of the previous version's, a death of an unknown one.
+    h.engine.push_event(event("start", &ids[0], &d.id));
+    h.engine.push_event(event("start", "gone", &first.id));
+    h.engine.push_event(event("die", "unknown", &d.id));
+    h.engine.push_event(event("destroy", "unknown", &d.id));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(h.serving("web"), ids);
+    // Unhealthy leaves at once; healthy again rejoins after the gate.
+    h.engine
+        .push_event(event("health_status: unhealthy", &ids[1], &d.id));
+    eventually("the unhealthy replica leaves", || {
+        h.serving("web") == [ids[0].clone()]
+    })
+    .await;
+    h.engine
+        .push_event(event("health_status: healthy", &ids[1], &d.id));
+    h.engine
+        .push_event(event("health_status: healthy", &ids[1], &d.id));
+    eventually("it rejoins", || h.serving("web") == ids).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(h.serving("web"), ids, "once, not twice");
+    assert_eq!(h.routed("web.test"), h.addrs_of(&ids));
+    // The stream ending (the engine restarted) is followed again.
+    h.engine.end_events();
+    h.engine.wait_until(|e| e.subscribers() > 0).await;
+    h.engine.kill(&ids[0]);
+    eventually("a death after the reconnect is seen", || {
+        h.serving("web") == [ids[1].clone()]
+    })
+    .await;
 }
