@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    volume_name, BuildLog, ContainerEngine, ContainerEvent, ContainerSummary, EngineError,
+    volume_name, BuildLog, Container, ContainerEngine, ContainerEvent, ContainerState, EngineError,
     ImageBuild, LogFrame, LogLine, LogRange, Push, ReplicaConfig, ReplicaState, LABEL_APP,
     LABEL_DEPLOYMENT,
 };
@@ -496,15 +496,16 @@ fn event_of(id: &str, c: &FakeContainer, action: &str, code: Option<i64>) -> Con
     }
 }
 
-fn summary(id: &str, c: &FakeContainer) -> ContainerSummary {
-    use bollard::models::ContainerSummaryStateEnum as S;
-    ContainerSummary {
-        id: Some(id.to_string()),
-        names: Some(vec![format!("/{}", c.name)]),
-        image_id: Some(c.image.clone()),
-        labels: Some(c.labels.clone()),
-        state: Some(if c.running { S::RUNNING } else { S::EXITED }),
-        ..Default::default()
+fn summary(id: &str, c: &FakeContainer) -> Container {
+    Container {
+        id: id.to_string(),
+        name: c.name.clone(),
+        labels: c.labels.clone(),
+        state: if c.running {
+            ContainerState::Running
+        } else {
+            ContainerState::Exited
+        },
     }
 }
 
@@ -663,7 +664,7 @@ impl ContainerEngine for FakeEngine {
         })
     }
 
-    fn instance_containers(&self) -> BoxFuture<'_, Result<Vec<ContainerSummary>, EngineError>> {
+    fn instance_containers(&self) -> BoxFuture<'_, Result<Vec<Container>, EngineError>> {
         Box::pin(async move {
             self.enter(Call::InstanceContainers).await?;
             let state = self.state();

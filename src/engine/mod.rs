@@ -83,7 +83,7 @@ pub struct ReplicaConfig<'a> {
     /// `berth.*` labels.
     pub labels: HashMap<String, String>,
     /// Volumes and host paths.
-    pub mounts: Vec<bollard::models::Mount>,
+    pub mounts: Vec<EngineMount>,
     /// A tar archive extracted at `/` before the replica starts (file
     /// mounts).
     pub files: Option<Vec<u8>>,
@@ -188,8 +188,60 @@ pub struct Push<'a> {
 /// A sink for a build's output lines.
 pub type BuildLog<'a> = &'a (dyn Fn(&str) + Sync);
 
-/// A container as listed by the engine (its summary).
-pub type ContainerSummary = bollard::models::ContainerSummary;
+/// A volume or host path mounted into a replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineMount {
+    /// A named volume or a host path.
+    pub kind: MountKind,
+    /// The volume's engine name, or the host path.
+    pub source: String,
+    /// The path inside the container.
+    pub target: String,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
+/// What an [`EngineMount`] mounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountKind {
+    /// A named volume.
+    Volume,
+    /// A host path.
+    Bind,
+}
+
+/// A container of the instance as the engine lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Container {
+    /// Its id.
+    pub id: String,
+    /// Its name without a leading `/`; its id when it has none.
+    pub name: String,
+    /// Its labels.
+    pub labels: HashMap<String, String>,
+    /// Whether it runs.
+    pub state: ContainerState,
+}
+
+impl Container {
+    /// The value of label `key`, if set.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
+}
+
+/// The state of a listed container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerState {
+    /// Running.
+    Running,
+    /// Exited (stopped, or crashed and not restarted).
+    Exited,
+    /// Dead: the engine could not stop or remove it cleanly.
+    Dead,
+    /// Created, restarting, paused or being removed.
+    Other,
+}
 
 /// The container engine for one berth instance: everything deployments,
 /// reconcile, healing, log following and builds ask of it.
@@ -244,7 +296,7 @@ pub trait ContainerEngine: Send + Sync {
     ) -> BoxFuture<'a, Result<ReplicaState, EngineError>>;
 
     /// All containers of this instance, running or not.
-    fn instance_containers(&self) -> BoxFuture<'_, Result<Vec<ContainerSummary>, EngineError>>;
+    fn instance_containers(&self) -> BoxFuture<'_, Result<Vec<Container>, EngineError>>;
 
     /// The last `tail` log lines of a container (stdout and stderr).
     fn logs<'a>(

@@ -574,12 +574,10 @@ impl Orchestrator {
     ) -> Result<Vec<String>, OpError> {
         let mut ids = Vec::new();
         for c in self.inner.engine.instance_containers().await? {
-            let labels = c.labels.unwrap_or_default();
-            let same_app = labels.get(LABEL_APP).map(String::as_str) == Some(app);
-            let same_dep = deployment
-                .is_none_or(|d| labels.get(LABEL_DEPLOYMENT).map(String::as_str) == Some(d));
+            let same_app = c.label(LABEL_APP) == Some(app);
+            let same_dep = deployment.is_none_or(|d| c.label(LABEL_DEPLOYMENT) == Some(d));
             if same_app && same_dep {
-                ids.extend(c.id);
+                ids.push(c.id);
             }
         }
         Ok(ids)

@@ -4,10 +4,8 @@
 //! file mounts packed into a tar archive that is written into each replica
 //! before it starts.
 
+use crate::engine::{ContainerEngine, EngineError, EngineMount, MountKind};
 use berth_config::{AppSpec, Mount};
-use bollard::models::{Mount as EngineMount, MountType};
-
-use crate::engine::{ContainerEngine, EngineError};
 
 /// What a replica mounts, ready for the engine.
 #[derive(Debug, Clone, Default)]
@@ -53,11 +51,10 @@ impl<'a> Volumes<'a> {
                 } => {
                     let source = self.engine.ensure_volume(&spec.name, name).await?;
                     prepared.mounts.push(EngineMount {
-                        target: Some(path.clone()),
-                        source: Some(source),
-                        typ: Some(MountType::VOLUME),
-                        read_only: Some(*read_only),
-                        ..Default::default()
+                        kind: MountKind::Volume,
+                        source,
+                        target: path.clone(),
+                        read_only: *read_only,
                     });
                 }
                 Mount::Bind {
@@ -69,11 +66,10 @@ impl<'a> Volumes<'a> {
                         return Err(MountError::BindNotAllowed(i));
                     }
                     prepared.mounts.push(EngineMount {
-                        target: Some(path.clone()),
-                        source: Some(host_path.clone()),
-                        typ: Some(MountType::BIND),
-                        read_only: Some(*read_only),
-                        ..Default::default()
+                        kind: MountKind::Bind,
+                        source: host_path.clone(),
+                        target: path.clone(),
+                        read_only: *read_only,
                     });
                 }
                 Mount::File { .. } => {}

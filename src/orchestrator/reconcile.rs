@@ -45,13 +45,10 @@ impl Orchestrator {
             .instance_containers()
             .await?
             .into_iter()
-            .filter_map(|c| {
-                let labels = c.labels.unwrap_or_default();
-                Some(Found {
-                    id: c.id?,
-                    app: labels.get(LABEL_APP).cloned(),
-                    deployment: labels.get(LABEL_DEPLOYMENT).cloned(),
-                })
+            .map(|c| Found {
+                app: c.label(LABEL_APP).map(str::to_string),
+                deployment: c.label(LABEL_DEPLOYMENT).map(str::to_string),
+                id: c.id,
             })
             .collect();
         let active: HashMap<&str, Option<&str>> = apps

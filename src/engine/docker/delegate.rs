@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{build, DockerEngine};
 use crate::engine::{
-    BuildLog, ContainerEngine, ContainerEvent, ContainerSummary, EngineError, ImageBuild, LogFrame,
+    BuildLog, Container, ContainerEngine, ContainerEvent, EngineError, ImageBuild, LogFrame,
     LogLine, LogRange, Push, ReplicaConfig, ReplicaState,
 };
 
@@ -74,7 +74,7 @@ impl ContainerEngine for DockerEngine {
         Box::pin(DockerEngine::replica_state(self, id, port))
     }
 
-    fn instance_containers(&self) -> BoxFuture<'_, Result<Vec<ContainerSummary>, EngineError>> {
+    fn instance_containers(&self) -> BoxFuture<'_, Result<Vec<Container>, EngineError>> {
         Box::pin(DockerEngine::instance_containers(self))
     }
 

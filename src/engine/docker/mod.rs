@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, EndpointSettings,
-    HealthStatusEnum, HostConfig, HostConfigLogConfig, NetworkingConfig, RestartPolicy,
-    RestartPolicyNameEnum, VolumeCreateRequest,
+    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary,
+    ContainerSummaryStateEnum, EndpointSettings, HealthStatusEnum, HostConfig, HostConfigLogConfig,
+    Mount, MountType, NetworkingConfig, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, ListContainersOptions, ListVolumesOptions,
@@ -26,9 +26,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::clock;
 use super::{
-    volume_name, with_default_tag, ContainerEvent, ContainerSummary, EngineError, HealthVerdict,
-    LogFrame, LogLine, LogRange, ReplicaConfig, ReplicaState, LABEL_APP, LABEL_DEPLOYMENT,
-    LABEL_INSTANCE, LABEL_VOLUME,
+    volume_name, with_default_tag, Container, ContainerEvent, ContainerState, EngineError,
+    EngineMount, HealthVerdict, LogFrame, LogLine, LogRange, MountKind, ReplicaConfig,
+    ReplicaState, LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE, LABEL_VOLUME,
 };
 
 impl From<BollardError> for EngineError {
@@ -59,6 +59,41 @@ pub struct DockerEngine {
     /// Held while the instance network is looked up or created, so racing
     /// deployments create it once (see `network.rs`).
     network_flight: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A listed container as berth sees it; `None` without an id.
+fn container(c: ContainerSummary) -> Option<Container> {
+    let id = c.id?;
+    let name = c
+        .names
+        .and_then(|n| n.into_iter().next())
+        .map_or_else(|| id.clone(), |n| n.trim_start_matches('/').to_string());
+    let state = match c.state {
+        Some(ContainerSummaryStateEnum::RUNNING) => ContainerState::Running,
+        Some(ContainerSummaryStateEnum::EXITED) => ContainerState::Exited,
+        Some(ContainerSummaryStateEnum::DEAD) => ContainerState::Dead,
+        _ => ContainerState::Other,
+    };
+    Some(Container {
+        id,
+        name,
+        labels: c.labels.unwrap_or_default(),
+        state,
+    })
+}
+
+/// A replica's mount as the engine takes it.
+fn mount(m: &EngineMount) -> Mount {
+    Mount {
+        target: Some(m.target.clone()),
+        source: Some(m.source.clone()),
+        typ: Some(match m.kind {
+            MountKind::Volume => MountType::VOLUME,
+            MountKind::Bind => MountType::BIND,
+        }),
+        read_only: Some(m.read_only),
+        ..Default::default()
+    }
 }
 
 impl DockerEngine {
@@ -134,7 +169,7 @@ impl DockerEngine {
     pub async fn start_replica(&self, config: ReplicaConfig<'_>) -> Result<String, EngineError> {
         let host_config = HostConfig {
             network_mode: Some(self.network.clone()),
-            mounts: (!config.mounts.is_empty()).then_some(config.mounts),
+            mounts: (!config.mounts.is_empty()).then(|| config.mounts.iter().map(mount).collect()),
             nano_cpus: config.cpus.map(|c| (c * 1e9) as i64),
             memory: config.memory_mb.map(|m| (m * 1024 * 1024) as i64),
             restart_policy: Some(RestartPolicy {
@@ -290,7 +325,7 @@ impl DockerEngine {
     }
 
     /// All containers of this instance, running or not.
-    pub async fn instance_containers(&self) -> Result<Vec<ContainerSummary>, EngineError> {
+    pub async fn instance_containers(&self) -> Result<Vec<Container>, EngineError> {
         let options = ListContainersOptions {
             all: true,
             filters: Some(HashMap::from([(
@@ -299,7 +334,8 @@ impl DockerEngine {
             )])),
             ..Default::default()
         };
-        Ok(clock::docker(self.docker.list_containers(Some(options))).await?)
+        let listed = clock::docker(self.docker.list_containers(Some(options))).await?;
+        Ok(listed.into_iter().filter_map(container).collect())
     }
 
     /// The last `tail` log lines of a container (stdout and stderr).
