@@ -1,4 +1,4 @@
-//! An in-memory [`ContainerEngine`] for unit tests: containers and images
+//! An in-memory [`ContainerEngine`](crate::engine::ContainerEngine) for unit tests: containers and images
 //! in maps, every call counted and able to fail on cue ("the 2nd
 //! `start_replica` fails"), calls that wait until released, an event
 //! stream tests push into, and replicas that are reachable: a started
