@@ -1,9 +1,10 @@
-//! An in-memory [`ContainerEngine`](crate::engine::ContainerEngine) for unit tests: containers and images
-//! in maps, every call counted and able to fail on cue ("the 2nd
-//! `start_replica` fails"), calls that wait until released, an event
-//! stream tests push into, and replicas that are reachable: a started
-//! replica that is scripted healthy answers HTTP 200 on a real listener
-//! on 127.0.0.1, so the orchestrator's real health gate runs against it.
+//! An in-memory [`ContainerEngine`](crate::engine::ContainerEngine) for
+//! unit tests: containers and images in maps, every call counted and able
+//! to fail on cue ("the 2nd `start_replica` fails"), calls that wait until
+//! released, an event stream tests push into, and replicas that are
+//! reachable: a started replica that is scripted healthy answers HTTP 200
+//! on a real listener on 127.0.0.1, so the orchestrator's real health gate
+//! runs against it.
 
 mod engine;
 mod replica;

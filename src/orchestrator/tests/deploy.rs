@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{app_json, Harness};
+use super::{app_json, eventually, Harness};
 use crate::engine::fake::{Behaviour, Call};
 use crate::store::DeploymentStatus;
 
@@ -305,4 +305,50 @@ async fn a_rollback_makes_the_rolled_back_spec_current() {
     // A deployment of another app cannot be the target.
     h.create_app(&app_json("api", "api:v1", 1, ""));
     assert!(h.orch.rollback("api", &first.id).is_err());
+}
+
+/// Counts a request in flight on the replica serving `app` now.
+fn request_on(h: &Harness, app: &str) -> (String, berth_proxy::UpstreamGuard) {
+    let replica = crate::orchestrator::lock(&h.orch.inner.live)[app][0].clone();
+    let guard = berth_proxy::Upstream::with_state(replica.addr, replica.state.clone())
+        .acquire()
+        .expect("a replica that is not draining takes requests");
+    (replica.container, guard)
+}
+
+#[tokio::test]
+async fn a_previous_replica_drains_until_its_requests_end() {
+    let h = Harness::with(|s| s.drain_timeout = Duration::from_secs(5));
+    h.create_app(&app_json("web", "app:v1", 1, ""));
+    h.deploy_and_wait("web").await;
+    let (old, request) = request_on(&h, "web");
+    h.set_image("web", "app:v2");
+    let d = h.deploy("web");
+    h.engine
+        .wait_until(|e| e.running_of(&d.id).len() == 1)
+        .await;
+    let new = h.engine.running_of(&d.id);
+    eventually("the routes switch", || h.serving("web") == new).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        h.engine.is_running(&old),
+        "the old replica waits for its request"
+    );
+    assert_eq!(h.routed("web.test"), h.addrs_of(&new));
+    drop(request);
+    let d = h.ended(&d.id).await;
+    assert_eq!(d.status, DeploymentStatus::Succeeded);
+    assert!(!h.engine.container_ids().contains(&old));
+}
+
+#[tokio::test]
+async fn a_previous_replica_goes_at_the_drain_deadline() {
+    let h = Harness::with(|s| s.drain_timeout = Duration::from_millis(200));
+    h.create_app(&app_json("web", "app:v1", 1, ""));
+    h.deploy_and_wait("web").await;
+    let (old, _request) = request_on(&h, "web");
+    h.set_image("web", "app:v2");
+    let d = h.deploy_and_wait("web").await;
+    assert_eq!(d.status, DeploymentStatus::Succeeded);
+    assert!(!h.engine.container_ids().contains(&old));
 }

@@ -226,3 +226,18 @@ pub(super) fn app_json(name: &str, image: &str, replicas: u32, extra: &str) -> S
             "health_check": {{"type": "http", "interval_ms": 50, "timeout_ms": 200}}{extra}}}"#
     )
 }
+
+/// Waits (at most 5 s) until `done` holds.
+pub(super) async fn eventually(what: &str, done: impl Fn() -> bool) {
+    let wait = async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(5), wait)
+        .await
+        .is_err()
+    {
+        panic!("never happened: {what}");
+    }
+}

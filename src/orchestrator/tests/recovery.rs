@@ -4,26 +4,11 @@
 
 use std::time::Duration;
 
-use super::{app_json, Harness};
+use super::{app_json, eventually, Harness};
 use crate::engine::fake::Call;
 use crate::engine::{ContainerEngine, ContainerEvent};
 use crate::engine::{LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE, LABEL_REPLICA};
 use crate::store::{DeploymentRecord, DeploymentStatus, Trigger};
-
-/// Waits (at most 5 s) until `done` holds.
-async fn eventually(what: &str, done: impl Fn() -> bool) {
-    let wait = async {
-        while !done() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    };
-    if tokio::time::timeout(Duration::from_secs(5), wait)
-        .await
-        .is_err()
-    {
-        panic!("never happened: {what}");
-    }
-}
 
 #[tokio::test]
 async fn a_restart_adopts_restarts_removes_and_redeploys_what_it_finds() {
