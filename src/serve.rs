@@ -129,11 +129,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     orchestrator.supervise();
     // Redirects to HTTPS and HSTS follow the valid certificates.
     let routes = orchestrator.clone();
-    certs.on_change(move || {
-        if let Err(err) = routes.rebuild_routes() {
-            tracing::error!(%err, "could not rebuild routes after a certificate change");
-        }
-    });
+    certs.on_change(move || routes.rebuild_routes());
+    // Every change of an app's record ends with its certificates.
+    let follow = certs.clone();
+    orchestrator.on_app_change(move |app| follow.sync_app(app));
 
     let shutdown = CancellationToken::new();
     let (edge_stop, edge_watch) = tokio::sync::watch::channel(false);
@@ -214,9 +213,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             }
             ip => ip,
         };
-        orchestrator
-            .serve_panel(host, SocketAddr::new(ip, admin_addr.port()))
-            .context("routing the panel domain")?;
+        orchestrator.serve_panel(host, SocketAddr::new(ip, admin_addr.port()));
         certs.serve_panel(host);
         tracing::info!(domain = %host, "the edge serves the panel and the API on this domain");
     }

@@ -1075,19 +1075,39 @@ async fn a_git_protocol_url_is_cloned() {
         .local_addr()
         .unwrap()
         .port();
-    let mut daemon = std::process::Command::new("git")
-        .args([
-            "daemon",
-            "--reuseaddr",
-            "--export-all",
-            "--listen=127.0.0.1",
-        ])
+    use std::os::unix::process::CommandExt as _;
+    // git-daemon itself, not `git daemon` (which runs it as a child that
+    // a kill of `git` would leave behind, holding the test's output open).
+    let exec_path = std::process::Command::new("git")
+        .arg("--exec-path")
+        .output()
+        .expect("git --exec-path");
+    let exec_path = String::from_utf8_lossy(&exec_path.stdout)
+        .trim()
+        .to_string();
+    let daemon = std::process::Command::new(format!("{exec_path}/git-daemon"))
+        .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
         .arg(format!("--port={port}"))
         .arg(format!("--base-path={}", server.root.path().display()))
         .arg(server.root.path())
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
+        .process_group(0)
         .spawn()
         .expect("git daemon");
+    // Stopped however the test ends, with the children it forked for
+    // connections (its own process group).
+    struct Daemon(std::process::Child);
+    impl Drop for Daemon {
+        fn drop(&mut self) {
+            let group = format!("-{}", self.0.id());
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &group])
+                .status();
+            let _ = self.0.wait();
+        }
+    }
+    let daemon = Daemon(daemon);
     support::wait_listening(port, 10, || "git daemon did not start".into());
     let berth = Berth::start().await;
     berth
@@ -1099,8 +1119,7 @@ async fn a_git_protocol_url_is_cloned() {
         }))
         .await;
     let d = berth.deploy("plain").await;
-    let _ = daemon.kill();
-    let _ = daemon.wait();
+    drop(daemon);
     assert_eq!(d["status"], "succeeded", "{d}\n{}", berth.log());
     assert_eq!(
         berth.get("plain.test", "/").await,

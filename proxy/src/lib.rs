@@ -37,6 +37,7 @@ pub mod policy;
 mod pool;
 mod router;
 mod service;
+mod shards;
 pub mod site;
 mod table;
 mod tunnel;

@@ -1,13 +1,15 @@
 //! The route table: host (exact, then one-label wildcard) → path prefixes
 //! (longest first) → an app's backend of replica addresses. Built whole by
-//! the orchestrator and never mutated afterwards, except for the round-robin
-//! cursor of each backend.
+//! the orchestrator, or made from the previous snapshot with one app's
+//! routes replaced ([`RouteTable::with_app`]); never mutated afterwards,
+//! except for the round-robin cursor of each backend.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crate::shards::Shards;
 use crate::{Site, Upstream};
 
 /// The live replicas of one app, shared by all routes of the app; or,
@@ -107,6 +109,16 @@ pub struct Route {
 }
 
 impl Route {
+    fn new(spec: RouteSpec) -> Route {
+        Route {
+            prefix: spec.path_prefix.into(),
+            strip_prefix: spec.strip_prefix,
+            redirect_https: https_applies(spec.redirect_https, spec.certified),
+            hsts: https_applies(spec.hsts, spec.certified),
+            backend: spec.backend,
+        }
+    }
+
     /// The path prefix (`/` or `/x/y` without trailing slash).
     pub fn prefix(&self) -> &str {
         &self.prefix
@@ -179,11 +191,16 @@ pub fn https_applies(wanted: bool, certified: bool) -> bool {
     wanted && certified
 }
 
-/// An immutable routing snapshot.
-#[derive(Debug, Default)]
+/// An immutable routing snapshot. Its maps are sharded ([`Shards`]), so
+/// [`RouteTable::with_app`] makes the next snapshot by copying only the
+/// shards one app's hosts live in.
+#[derive(Debug, Clone, Default)]
 pub struct RouteTable {
-    exact: HashMap<Box<str>, Box<[Route]>>,
-    wildcard: HashMap<Box<str>, Box<[Route]>>,
+    exact: Shards<Box<[Route]>>,
+    /// By parent domain: `*.a.com` is kept under `a.com`.
+    wildcard: Shards<Box<[Route]>>,
+    /// Each app's hosts as given (`*.a.com` for a wildcard).
+    hosts_of: Shards<Box<[Box<str>]>>,
     routes: usize,
 }
 
@@ -193,43 +210,90 @@ impl RouteTable {
     pub fn build(specs: impl IntoIterator<Item = RouteSpec>) -> Self {
         let mut exact: HashMap<Box<str>, Vec<Route>> = HashMap::new();
         let mut wildcard: HashMap<Box<str>, Vec<Route>> = HashMap::new();
+        let mut hosts_of: HashMap<Box<str>, Vec<Box<str>>> = HashMap::new();
+        let mut count = 0;
         for spec in specs {
-            let (map, host) = match spec.host.strip_prefix("*.") {
-                Some(suffix) => (&mut wildcard, suffix.to_string()),
-                None => (&mut exact, spec.host),
+            let (map, key) = match spec.host.strip_prefix("*.") {
+                Some(suffix) => (&mut wildcard, suffix),
+                None => (&mut exact, spec.host.as_str()),
             };
-            let routes = map.entry(host.into_boxed_str()).or_default();
+            let routes = map.entry(key.into()).or_default();
             if routes.iter().any(|r| *r.prefix == *spec.path_prefix) {
                 continue;
             }
-            routes.push(Route {
-                prefix: spec.path_prefix.into(),
-                strip_prefix: spec.strip_prefix,
-                redirect_https: https_applies(spec.redirect_https, spec.certified),
-                hsts: https_applies(spec.hsts, spec.certified),
-                backend: spec.backend,
-            });
+            let hosts = hosts_of.entry((&**spec.backend.app()).into()).or_default();
+            if !hosts.iter().any(|h| **h == *spec.host) {
+                hosts.push(spec.host.as_str().into());
+            }
+            routes.push(Route::new(spec));
+            count += 1;
         }
         let freeze = |map: HashMap<Box<str>, Vec<Route>>| {
-            map.into_iter()
-                .map(|(host, mut routes)| {
-                    // Longest prefix first, so the first match is the best.
-                    routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
-                    (host, routes.into_boxed_slice())
-                })
-                .collect::<HashMap<_, _>>()
+            Shards::from_entries(map.into_iter().map(|(host, routes)| (host, sorted(routes))))
         };
-        let exact = freeze(exact);
-        let wildcard = freeze(wildcard);
-        let routes = exact
-            .values()
-            .chain(wildcard.values())
-            .map(|r| r.len())
-            .sum();
         Self {
-            exact,
-            wildcard,
-            routes,
+            exact: freeze(exact),
+            wildcard: freeze(wildcard),
+            hosts_of: Shards::from_entries(
+                hosts_of
+                    .into_iter()
+                    .map(|(app, hosts)| (app, hosts.into_boxed_slice())),
+            ),
+            routes: count,
+        }
+    }
+
+    /// This table with `app`'s routes replaced by `specs` (all of `app`'s
+    /// backend; none removes the app). Costs what the app's hosts cost,
+    /// not what the table holds. A host and prefix another app already
+    /// routes stays that app's, as in [`RouteTable::build`].
+    pub fn with_app(&self, app: &str, specs: Vec<RouteSpec>) -> RouteTable {
+        let mut next = self.clone();
+        let old: Vec<Box<str>> = next
+            .hosts_of
+            .get(app)
+            .map(|h| h.to_vec())
+            .unwrap_or_default();
+        for host in &old {
+            let (map, key) = next.map_of(host);
+            let Some(routes) = map.get(key) else {
+                continue;
+            };
+            let kept: Vec<Route> = routes
+                .iter()
+                .filter(|r| &**r.backend.app() != app)
+                .cloned()
+                .collect();
+            let dropped = routes.len() - kept.len();
+            map.set(key, (!kept.is_empty()).then(|| kept.into_boxed_slice()));
+            next.routes -= dropped;
+        }
+        let mut hosts: Vec<Box<str>> = Vec::new();
+        for spec in specs {
+            debug_assert_eq!(&**spec.backend.app(), app);
+            let host = spec.host.clone();
+            let (map, key) = next.map_of(&host);
+            let mut routes = map.get(key).map(|r| r.to_vec()).unwrap_or_default();
+            if routes.iter().any(|r| *r.prefix == *spec.path_prefix) {
+                continue;
+            }
+            routes.push(Route::new(spec));
+            map.set(key, Some(sorted(routes)));
+            next.routes += 1;
+            if !hosts.iter().any(|h| **h == *host) {
+                hosts.push(host.into());
+            }
+        }
+        let hosts = (!hosts.is_empty()).then(|| hosts.into_boxed_slice());
+        next.hosts_of.set(app, hosts);
+        next
+    }
+
+    /// The map and key a host (`*.a.com` or `x.a.com`) lives under.
+    fn map_of<'h>(&mut self, host: &'h str) -> (&mut Shards<Box<[Route]>>, &'h str) {
+        match host.strip_prefix("*.") {
+            Some(suffix) => (&mut self.wildcard, suffix),
+            None => (&mut self.exact, host),
         }
     }
 
@@ -252,6 +316,12 @@ impl RouteTable {
     pub fn is_empty(&self) -> bool {
         self.routes == 0
     }
+}
+
+/// A host's routes, longest prefix first, so the first match is the best.
+fn sorted(mut routes: Vec<Route>) -> Box<[Route]> {
+    routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+    routes.into_boxed_slice()
 }
 
 /// The first (longest) route whose prefix covers `path`.
@@ -334,6 +404,90 @@ mod tests {
         let t = RouteTable::build([spec("a.com", "/", "one"), spec("a.com", "/", "two")]);
         assert_eq!(app_of(&t, "a.com", "/"), Some("one"));
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn replacing_one_app_leaves_the_others_and_the_old_snapshot_alone() {
+        let old = RouteTable::build([
+            spec("a.com", "/", "a"),
+            spec("a.com", "/api", "api"),
+            spec("*.w.com", "/", "a"),
+            spec("b.com", "/", "b"),
+        ]);
+        let new = old.with_app(
+            "a",
+            vec![spec("c.com", "/", "a"), spec("c.com", "/docs", "a")],
+        );
+        // The old snapshot still answers as before (requests in flight).
+        assert_eq!(app_of(&old, "a.com", "/"), Some("a"));
+        assert_eq!(app_of(&old, "x.w.com", "/"), Some("a"));
+        assert_eq!(old.len(), 4);
+        // The new one: a's old hosts are gone, its new ones route, and a
+        // host it shared keeps the other app's prefix.
+        assert_eq!(app_of(&new, "a.com", "/"), None);
+        assert_eq!(app_of(&new, "a.com", "/api/x"), Some("api"));
+        assert_eq!(app_of(&new, "x.w.com", "/"), None);
+        assert_eq!(app_of(&new, "c.com", "/docs/1"), Some("a"));
+        assert_eq!(app_of(&new, "c.com", "/"), Some("a"));
+        assert_eq!(app_of(&new, "b.com", "/"), Some("b"));
+        assert_eq!(new.len(), 4);
+        let gone = new.with_app("a", Vec::new());
+        assert_eq!(app_of(&gone, "c.com", "/"), None);
+        assert_eq!(gone.len(), 2);
+        // A route another app holds stays that app's.
+        let taken = gone.with_app("x", vec![spec("b.com", "/", "x"), spec("b.com", "/x", "x")]);
+        assert_eq!(app_of(&taken, "b.com", "/"), Some("b"));
+        assert_eq!(app_of(&taken, "b.com", "/x"), Some("x"));
+        assert_eq!(taken.len(), 3);
+    }
+
+    #[test]
+    fn changes_one_app_at_a_time_give_the_table_a_whole_build_gives() {
+        // Apps move between hosts in many small steps; after each, the
+        // table made by changes answers like one built whole.
+        let hosts = ["a.com", "b.com", "*.c.com", "x.c.com", "d.com"];
+        let prefixes = ["/", "/api", "/api/v2"];
+        let mut want: Vec<(String, Vec<(usize, usize)>)> =
+            (0..6).map(|i| (format!("app{i}"), Vec::new())).collect();
+        let mut table = RouteTable::default();
+        let mut seed = 7u64;
+        let mut next = |n: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) as usize) % n
+        };
+        for _ in 0..300 {
+            let app = next(want.len());
+            let routes: Vec<(usize, usize)> = (0..next(3))
+                .map(|_| (next(hosts.len()), next(prefixes.len())))
+                .filter(|(h, p)| {
+                    !want
+                        .iter()
+                        .enumerate()
+                        .any(|(i, (_, r))| i != app && r.contains(&(*h, *p)))
+                })
+                .collect();
+            let specs_of = |name: &str, routes: &[(usize, usize)]| -> Vec<RouteSpec> {
+                routes
+                    .iter()
+                    .map(|&(h, p)| spec(hosts[h], prefixes[p], name))
+                    .collect()
+            };
+            table = table.with_app(&want[app].0, specs_of(&want[app].0, &routes));
+            want[app].1 = routes;
+            let whole = RouteTable::build(
+                want.iter()
+                    .flat_map(|(name, routes)| specs_of(name, routes))
+                    .collect::<Vec<_>>(),
+            );
+            assert_eq!(table.len(), whole.len());
+            for host in ["a.com", "b.com", "x.c.com", "y.c.com", "d.com", "e.com"] {
+                for path in ["/", "/api", "/api/v2/x", "/apix"] {
+                    assert_eq!(app_of(&table, host, path), app_of(&whole, host, path));
+                }
+            }
+        }
     }
 
     #[test]

@@ -56,9 +56,7 @@ pub async fn create(
     check_custom_certificates(&state, &record.spec)?;
     check_trigger(&record.spec)?;
     let orchestrator = &state.orchestrator;
-    orchestrator.store().create_app(&record)?;
-    orchestrator.rebuild_routes()?;
-    state.certs.sync();
+    orchestrator.create_app(&record)?;
     Ok((
         StatusCode::CREATED,
         Json(AppView::new(record, orchestrator)),
@@ -144,11 +142,11 @@ pub async fn list(
     Extension(principal): Extension<Principal>,
 ) -> Result<Json<Vec<AppView>>, ApiError> {
     let orchestrator = &state.orchestrator;
-    let apps = orchestrator.store().apps()?;
+    let apps = orchestrator.store().apps();
     Ok(Json(
         apps.into_iter()
             .filter(|a| principal.sees(Target::Project(a.spec.project.as_deref())))
-            .map(|a| AppView::new(a, orchestrator))
+            .map(|a| AppView::new((*a).clone(), orchestrator))
             .collect(),
     ))
 }
@@ -218,7 +216,7 @@ pub async fn patch(
             .unwrap_or_default(),
     };
     let build_secrets_given = patch.build.as_ref().is_some_and(|b| b.secrets.is_some());
-    let record = orchestrator.store().update_app(&name, |r| {
+    let record = orchestrator.update_app(&name, |r| {
         let spec = r.spec.patched(patch).map_err(StoreError::Invalid)?;
         check_custom_certificates(&state, &spec).map_err(StoreError::Invalid)?;
         check_trigger(&spec).map_err(StoreError::Invalid)?;
@@ -246,8 +244,6 @@ pub async fn patch(
         r.updated_at = OffsetDateTime::now_utc();
         Ok(())
     })?;
-    orchestrator.rebuild_routes()?;
-    state.certs.sync();
     Ok(Json(AppView::new(record, orchestrator)))
 }
 
@@ -278,7 +274,6 @@ pub async fn delete(
         .orchestrator
         .delete(&name, query.volumes.unwrap_or(false))
         .await?;
-    state.certs.sync();
     Ok(StatusCode::NO_CONTENT)
 }
 

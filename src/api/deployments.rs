@@ -66,9 +66,9 @@ pub async fn list(
     let mut list = store.deployments_with_status(&statuses)?;
     if !matches!(principal, Principal::Operator) {
         let projects: std::collections::HashMap<String, Option<String>> = store
-            .apps()?
-            .into_iter()
-            .map(|a| (a.spec.name, a.spec.project))
+            .apps()
+            .iter()
+            .map(|a| (a.spec.name.clone(), a.spec.project.clone()))
             .collect();
         list.retain(|d| {
             projects

@@ -108,7 +108,7 @@ fn key_of(
 /// validated as a whole as for any change, then routes and certificates.
 fn edit(state: &ApiState, name: &str, edit: DomainEdit) -> Result<AppRecord, ApiError> {
     let orchestrator = &state.orchestrator;
-    let record = orchestrator.store().update_app(name, |r| {
+    let record = orchestrator.update_app(name, |r| {
         let edited = match &edit {
             DomainEdit::Add(_) => Some(r.spec.domains.len()),
             DomainEdit::Change(key, _) => r
@@ -142,8 +142,6 @@ fn edit(state: &ApiState, name: &str, edit: DomainEdit) -> Result<AppRecord, Api
         r.updated_at = OffsetDateTime::now_utc();
         Ok(())
     })?;
-    orchestrator.rebuild_routes()?;
-    state.certs.sync();
     Ok(record)
 }
 

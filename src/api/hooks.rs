@@ -119,7 +119,7 @@ pub async fn rotate_webhook(
     headers: HeaderMap,
 ) -> Result<Json<WebhookView>, ApiError> {
     let secrets = state.orchestrator.secrets();
-    state.orchestrator.store().update_app(&name, |r| {
+    state.orchestrator.update_app(&name, |r| {
         let sealed = |e: berth::secrets::SecretError| StoreError::Corrupt(e.to_string());
         let mut vault = Vault::open(secrets, r.vault.as_deref()).map_err(sealed)?;
         vault.rotate_hook().map_err(sealed)?;

@@ -6,6 +6,7 @@
 //! jitter on failure, and never two orders for one host at once.
 
 mod view;
+mod wanted;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::AtomicI64;
@@ -102,6 +103,8 @@ struct Inner {
     contact: Mutex<Contact>,
     /// ACME hosts wanted by some app's domains, and their state.
     hosts: Mutex<HashMap<String, HostState>>,
+    /// Each app's ACME hosts at its last sync (locked before `hosts`).
+    by_app: Mutex<HashMap<String, BTreeSet<String>>>,
     /// berth's own host on the edge (`[panel] domain`), always wanted.
     panel: Mutex<Option<String>>,
     wake: Notify,
@@ -160,6 +163,7 @@ impl Certificates {
                 acme,
                 client: tokio::sync::Mutex::new(None),
                 hosts: Mutex::new(HashMap::new()),
+                by_app: Mutex::new(HashMap::new()),
                 panel: Mutex::new(None),
                 wake: Notify::new(),
                 orders: Arc::new(tokio::sync::Semaphore::new(PARALLEL_ORDERS)),
@@ -291,7 +295,7 @@ impl Certificates {
             .into_iter()
             .filter(|i| i.id != name)
             .collect();
-        for (app, host) in self.custom_domains()? {
+        for (app, host) in self.custom_domains() {
             let still = others.iter().any(|i| i.cert.covers(&host));
             let was = record
                 .names
@@ -326,62 +330,15 @@ impl Certificates {
     }
 
     /// Domains with `certificate: custom`: (app, host).
-    fn custom_domains(&self) -> Result<Vec<(String, String)>, CertsError> {
-        Ok(self
-            .domains()?
+    fn custom_domains(&self) -> Vec<(String, String)> {
+        self.domains()
             .into_iter()
             .filter(|(_, _, s)| *s == CertificateSource::Custom)
             .map(|(app, host, _)| (app, host))
-            .collect())
+            .collect()
     }
 
     /// Every HTTPS domain: (app, host, source).
-    /// Also orders and renews a certificate for `host`, berth's own panel
-    /// domain (listed as belonging to the app `-panel`).
-    pub fn serve_panel(&self, host: &str) {
-        *lock(&self.inner.panel) = Some(host.to_string());
-        self.sync();
-    }
-
-    fn domains(&self) -> Result<Vec<(String, String, CertificateSource)>, CertsError> {
-        let mut out = Vec::new();
-        if let Some(host) = lock(&self.inner.panel).clone() {
-            out.push(("-panel".into(), host, CertificateSource::Letsencrypt));
-        }
-        for app in self.inner.store.apps()? {
-            for d in &app.spec.domains {
-                if d.certificate != CertificateSource::None {
-                    out.push((app.spec.name.clone(), d.host.clone(), d.certificate));
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Reads the apps' domains and starts ordering certificates for new
-    /// `letsencrypt` hosts; call after every change of apps.
-    pub fn sync(&self) {
-        let wanted: BTreeSet<String> = match self.domains() {
-            Ok(domains) => domains
-                .into_iter()
-                .filter(|(_, _, s)| *s == CertificateSource::Letsencrypt)
-                .map(|(_, host, _)| host)
-                .collect(),
-            Err(err) => {
-                tracing::error!(%err, "could not read the domains");
-                return;
-            }
-        };
-        {
-            let mut hosts = lock(&self.inner.hosts);
-            hosts.retain(|h, _| wanted.contains(h));
-            for host in wanted {
-                hosts.entry(host).or_default();
-            }
-        }
-        self.inner.wake.notify_one();
-    }
-
     /// Runs the issuance and renewal loop until `shutdown`.
     pub fn run(&self, shutdown: CancellationToken) {
         let this = self.clone();

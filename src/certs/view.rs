@@ -119,7 +119,7 @@ impl Certificates {
         let hosts = lock(&self.inner.hosts).clone();
         let now = OffsetDateTime::now_utc();
         let mut domains = Vec::new();
-        for (app, host, source) in self.domains()? {
+        for (app, host, source) in self.domains() {
             let state = hosts.get(&host).cloned().unwrap_or_default();
             let serving = match source {
                 CertificateSource::Letsencrypt => self.inner.served.get(&acme_id(&host)),

@@ -147,9 +147,7 @@ impl Orchestrator {
                     new
                 };
                 if !serving_new.is_empty() {
-                    if let Err(e) = self.rebuild_routes() {
-                        tracing::error!(%e, "could not rebuild routes");
-                    }
+                    self.refresh_routes(&record.app);
                     self.drain(&serving_new).await;
                 }
                 let created = progress.created.iter().map(String::as_str);
@@ -357,10 +355,12 @@ impl Orchestrator {
         let engine = &self.inner.engine;
         let log = self.inner.logs.open(&record.id);
         // A tag other apps run too is theirs as well: it stays.
-        let shared = self.inner.store.apps().is_ok_and(|apps| {
-            apps.iter()
-                .any(|a| a.spec.name != record.app && a.spec.image == record.image)
-        });
+        let shared = self
+            .inner
+            .store
+            .apps()
+            .iter()
+            .any(|a| a.spec.name != record.app && a.spec.image == record.image);
         if shared {
             log.push(&format!(
                 "{} is also the image of another app, so its tag is left as it is; pin this version by digest to keep it on a plain deploy",
@@ -401,9 +401,7 @@ impl Orchestrator {
             *current = ready.iter().cloned().chain(old).collect();
             retired
         };
-        if let Err(err) = self.rebuild_routes() {
-            tracing::error!(%err, "could not rebuild routes");
-        }
+        self.refresh_routes(&record.app);
         let log = self.inner.logs.open(&record.id);
         log.push(&format!(
             "{} new replica(s) serve; retiring {} old one(s)",
@@ -444,9 +442,7 @@ impl Orchestrator {
         // New replicas of earlier batches already serve: they stay.
         previous.retain(|r| !current.contains(&r.container));
         let switch = std::time::Instant::now();
-        if let Err(err) = self.rebuild_routes() {
-            tracing::error!(%err, "could not rebuild routes");
-        }
+        self.refresh_routes(&record.app);
         self.watch(&record.app, id);
         self.reached(id, Phase::Switched);
         let log = self.inner.logs.open(id);

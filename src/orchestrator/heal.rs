@@ -157,13 +157,7 @@ impl Orchestrator {
     }
 
     pub(super) async fn heal_all(&self) {
-        let apps = match self.inner.store.apps() {
-            Ok(apps) => apps,
-            Err(err) => {
-                tracing::warn!(%err, "healing: could not read the apps");
-                return;
-            }
-        };
+        let apps = self.inner.store.apps();
         let containers = match self.inner.engine.instance_containers().await {
             Ok(list) => list,
             Err(err) => {

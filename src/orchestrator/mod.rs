@@ -201,7 +201,11 @@ struct Inner {
     sites: Mutex<HashMap<String, Arc<berth_proxy::Site>>>,
     /// What berth does about replicas that went missing.
     heal: heal::Healer,
+    /// Called after each change of an app's record ([`Orchestrator::on_app_change`]).
+    app_hook: Mutex<Option<AppHook>>,
 }
+
+type AppHook = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Locks a std mutex; a poisoned lock still holds consistent data here
 /// because no critical section can panic halfway through an update.
@@ -249,6 +253,7 @@ impl Orchestrator {
                 panel: Mutex::new(None),
                 sites: Mutex::new(HashMap::new()),
                 heal: heal::Healer::default(),
+                app_hook: Mutex::new(None),
             }),
         }
     }
@@ -256,6 +261,41 @@ impl Orchestrator {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Creates an app: stored, then routed, then its certificates ordered.
+    pub fn create_app(&self, record: &AppRecord) -> Result<(), StoreError> {
+        self.inner.store.create_app(record)?;
+        self.app_changed(&record.spec.name);
+        Ok(())
+    }
+
+    /// Changes an app's record in one transaction ([`Store::update_app`]);
+    /// its routes and certificates follow.
+    pub fn update_app<F>(&self, name: &str, change: F) -> Result<AppRecord, StoreError>
+    where
+        F: FnOnce(&mut AppRecord) -> Result<(), StoreError>,
+    {
+        let record = self.inner.store.update_app(name, change)?;
+        self.app_changed(name);
+        Ok(record)
+    }
+
+    /// Calls `hook` with an app's name after each change of its record
+    /// (made, changed, deleted) once its routes follow: the certificate
+    /// manager orders what the app's domains need.
+    pub fn on_app_change(&self, hook: impl Fn(&str) + Send + Sync + 'static) {
+        *lock(&self.inner.app_hook) = Some(Arc::new(hook));
+    }
+
+    /// The one way out of every change of an app's record: its routes,
+    /// then whoever follows the apps.
+    fn app_changed(&self, app: &str) {
+        self.refresh_routes(app);
+        let hook = lock(&self.inner.app_hook).clone();
+        if let Some(hook) = hook {
+            hook(app);
+        }
     }
 
     /// The builder of apps from source.
@@ -352,12 +392,12 @@ impl Orchestrator {
     pub async fn stop(&self, app: &str) -> Result<AppRecord, OpError> {
         self.cancel_jobs_of(app);
         let _guard = self.lock_app(app).await?;
-        let record = self.inner.store.update_app(app, |r| {
+        let record = self.update_app(app, |r| {
             r.stopped = true;
             Ok(())
         })?;
         let replicas = lock(&self.inner.live).remove(app).unwrap_or_default();
-        self.rebuild_routes()?;
+        self.refresh_routes(app);
         self.drain(&replicas).await;
         let grace = self.inner.settings.stop_grace;
         self.inner
@@ -386,11 +426,10 @@ impl Orchestrator {
         let deployment = self.inner.store.deployment(&active)?;
         if lock(&self.inner.sites).contains_key(app) {
             // A static site has no containers: it serves again at once.
-            let record = self.inner.store.update_app(app, |r| {
+            let record = self.update_app(app, |r| {
                 r.stopped = false;
                 Ok(())
             })?;
-            self.rebuild_routes()?;
             return Ok(StartOutcome::Started(Box::new(record)));
         }
         let containers = self.containers_of(app, Some(&active)).await?;
@@ -417,12 +456,13 @@ impl Orchestrator {
             .await;
         match gate {
             Ok(replicas) => {
-                let record = self.inner.store.update_app(app, |r| {
+                // Live first, so the routes serve them from the same swap
+                // that ends the stop.
+                lock(&self.inner.live).insert(app.to_string(), replicas);
+                let record = self.update_app(app, |r| {
                     r.stopped = false;
                     Ok(())
                 })?;
-                lock(&self.inner.live).insert(app.to_string(), replicas);
-                self.rebuild_routes()?;
                 Ok(StartOutcome::Started(Box::new(record)))
             }
             Err(err) => {
@@ -450,7 +490,7 @@ impl Orchestrator {
         self.cancel_jobs_of(app);
         let _guard = self.lock_app(app).await?;
         let replicas = lock(&self.inner.live).remove(app).unwrap_or_default();
-        self.rebuild_routes()?;
+        self.refresh_routes(app);
         self.drain(&replicas).await;
         // Containers first: if removing one fails, the app still exists and
         // the delete can be retried; reconcile removes leftovers anyway.
@@ -476,7 +516,7 @@ impl Orchestrator {
             Err(err) => tracing::warn!(app, %err, "could not list the app's built images"),
         }
         lock(&self.inner.sites).remove(app);
-        self.rebuild_routes()?;
+        self.app_changed(app);
         self.inner.builder.forget_app(app);
         lock(&self.inner.app_locks).remove(app);
         self.inner.crashes.forget_app(app);

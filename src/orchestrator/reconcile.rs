@@ -37,7 +37,7 @@ impl Orchestrator {
         // Queued deployments survive a restart: they run now.
         let queued = store.deployments_with_status(&[DeploymentStatus::Queued])?;
         let apps: HashMap<String, _> = store
-            .apps()?
+            .apps()
             .into_iter()
             .map(|a| (a.spec.name.clone(), a))
             .collect();
@@ -110,7 +110,7 @@ impl Orchestrator {
             tracing::info!(app = %app.spec.name, replicas = replicas.len(), "adopted running replicas");
             lock(&self.inner.live).insert(app.spec.name.clone(), replicas);
         }
-        self.rebuild_routes()?;
+        self.rebuild_routes();
         for again in superseded_by(redeploy, &queued) {
             tracing::info!(app = %again.app, "replicas are missing; redeploying");
             self.enqueue_record(again)?;

@@ -137,9 +137,9 @@ impl Orchestrator {
             .take(window)
             .filter_map(|d| d.image_id.clone())
             .collect();
-        for other in self.inner.store.apps()? {
-            if let Some(active) = other.active_deployment {
-                if let Some(id) = self.inner.store.deployment(&active)?.image_id {
+        for other in self.inner.store.apps() {
+            if let Some(active) = &other.active_deployment {
+                if let Some(id) = self.inner.store.deployment(active)?.image_id {
                     keep.push(id);
                 }
             }

@@ -121,9 +121,7 @@ impl Orchestrator {
             .deployment_finished(DeploymentStatus::Succeeded);
         let switch = std::time::Instant::now();
         lock(&self.inner.sites).insert(record.app.clone(), site);
-        if let Err(err) = self.rebuild_routes() {
-            tracing::error!(%err, "could not rebuild routes");
-        }
+        self.refresh_routes(&record.app);
         self.reached(id, Phase::Switched);
         let log = self.inner.logs.open(id);
         log.push(&format!(
@@ -136,9 +134,7 @@ impl Orchestrator {
                 let previous = lock(&self.inner.live)
                     .remove(&record.app)
                     .unwrap_or_default();
-                if let Err(err) = self.rebuild_routes() {
-                    tracing::error!(%err, "could not rebuild routes");
-                }
+                self.refresh_routes(&record.app);
                 self.drain(&previous).await;
                 if let Err(err) = self.remove_containers(old.iter().map(String::as_str)).await {
                     tracing::warn!(%err, "could not remove a previous replica");

@@ -111,9 +111,7 @@ impl Orchestrator {
         };
         if removed {
             tracing::warn!(app = %event.app, container = %event.container, event = why, "a replica left service");
-            if let Err(err) = self.rebuild_routes() {
-                tracing::error!(%err, "could not rebuild routes");
-            }
+            self.refresh_routes(&event.app);
         }
         removed
     }
@@ -161,9 +159,7 @@ impl Orchestrator {
                 serving.append(&mut replicas);
             }
             tracing::info!(app = %event.app, container = %event.container, "a restarted replica is back in service");
-            if let Err(err) = this.rebuild_routes() {
-                tracing::error!(%err, "could not rebuild routes");
-            }
+            this.refresh_routes(&event.app);
         });
     }
 }

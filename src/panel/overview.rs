@@ -104,10 +104,7 @@ pub async fn overview(
         .unwrap_or(OverviewQuery { page: None });
     let orchestrator = &state.api.orchestrator;
     let store = orchestrator.store();
-    let apps = match store.apps() {
-        Ok(apps) => apps,
-        Err(err) => return failed(&viewer, &err),
-    };
+    let apps = store.apps();
     let visible: HashMap<String, ()> = apps
         .iter()
         .filter(|a| {
@@ -147,7 +144,7 @@ pub async fn overview(
         .filter(|a| visible.contains_key(&a.spec.name))
         .skip(first)
         .take(APPS_PER_PAGE)
-        .map(|a| AppRow::from(AppView::new(a, orchestrator)))
+        .map(|a| AppRow::from(AppView::new((*a).clone(), orchestrator)))
         .collect();
     let shown = if pages > 1 {
         format!("{}–{} of {total}", first + 1, first + apps.len())
@@ -234,13 +231,11 @@ pub async fn certificates(State(state): State<PanelState>, viewer: Viewer) -> Re
         Err(err) => return failed(&viewer, &err),
     };
     let store = state.api.orchestrator.store();
-    let projects: HashMap<String, Option<String>> = match store.apps() {
-        Ok(apps) => apps
-            .into_iter()
-            .map(|a| (a.spec.name, a.spec.project))
-            .collect(),
-        Err(err) => return failed(&viewer, &err),
-    };
+    let projects: HashMap<String, Option<String>> = store
+        .apps()
+        .iter()
+        .map(|a| (a.spec.name.clone(), a.spec.project.clone()))
+        .collect();
     let sees_app = |app: &str| {
         projects
             .get(app)

@@ -62,13 +62,11 @@ pub async fn detail(
         Err(StoreError::NotFound { .. }) => return not_found(&viewer, &what),
         Err(err) => return failed(&viewer, &err),
     };
-    let records = match store.apps() {
-        Ok(list) => list
-            .into_iter()
-            .filter(|a| a.spec.project.as_deref() == Some(name.as_str()))
-            .collect::<Vec<_>>(),
-        Err(err) => return failed(&viewer, &err),
-    };
+    let records: Vec<_> = store
+        .apps()
+        .into_iter()
+        .filter(|a| a.spec.project.as_deref() == Some(name.as_str()))
+        .collect();
     let names: HashSet<String> = records.iter().map(|a| a.spec.name.clone()).collect();
     let deployments = match store.newest_deployments(RECENT, |app| names.contains(app)) {
         Ok(list) => list.iter().map(DeploymentRow::from).collect(),
@@ -76,7 +74,7 @@ pub async fn detail(
     };
     let apps = records
         .into_iter()
-        .map(|a| AppRow::from(AppView::new(a, orchestrator)))
+        .map(|a| AppRow::from(AppView::new((*a).clone(), orchestrator)))
         .collect();
     let admin = viewer
         .principal

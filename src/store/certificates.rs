@@ -23,7 +23,8 @@ pub enum CertificateOrigin {
 pub struct CertificateRecord {
     /// `acme:<host>` or the custom certificate's name.
     pub id: String,
-    /// Where it came from.
+    /// Where it came from; saved as `SavedOrigin` (`saved/certificate.rs`).
+    #[serde(with = "super::saved::value")]
     pub origin: CertificateOrigin,
     /// DNS names it covers.
     pub names: Vec<String>,

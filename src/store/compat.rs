@@ -55,6 +55,7 @@ use berth_config::{BuildKind, GitAuth, HealthKind, Mount};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use serde_json::Value;
 
+use super::saved::{SavedAudit, SavedDelivery};
 use super::schema::{
     encode, API_KEYS, APPS, AUDIT, CERTIFICATES, DEPLOYMENTS, HOOK_DELIVERIES, META, PROJECTS,
     SCHEMA_KEY, SCHEMA_VERSION, SESSIONS, USERS,
@@ -225,7 +226,7 @@ fn records_of_every_version_encode_back_to_what_was_saved() {
             1
         );
         assert_eq!(
-            reencodes::<DeliveryRecord>(&store, HOOK_DELIVERIES, version) == 1,
+            reencodes::<SavedDelivery>(&store, HOOK_DELIVERIES, version) == 1,
             f.from_source
         );
         let people = version >= 3;
@@ -238,7 +239,7 @@ fn records_of_every_version_encode_back_to_what_was_saved() {
             reencodes::<SessionRecord>(&store, SESSIONS, version) == 1,
             people
         );
-        assert_eq!(reencodes::<AuditRecord>(&store, AUDIT, version) > 0, people);
+        assert_eq!(reencodes::<SavedAudit>(&store, AUDIT, version) > 0, people);
     }
 }
 
@@ -259,12 +260,7 @@ fn what_a_user_saved_is_there_in_every_version() {
         assert_eq!(projects[0].spec.name, "shop");
         assert_eq!(projects[0].spec.description, "the fixture shop");
 
-        let names: Vec<_> = store
-            .apps()
-            .unwrap()
-            .into_iter()
-            .map(|a| a.spec.name)
-            .collect();
+        let names: Vec<_> = store.apps().iter().map(|a| a.spec.name.clone()).collect();
         let expected: &[&str] = if f.from_source {
             &["site", "web"]
         } else {

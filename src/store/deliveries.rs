@@ -6,7 +6,8 @@ use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::schema::{decode, encode, HOOK_DELIVERIES};
+use super::saved::{decode_kept, encode_kept};
+use super::schema::HOOK_DELIVERIES;
 use super::{Result, Store};
 
 /// Deliveries kept per app.
@@ -24,8 +25,9 @@ pub enum HookOutcome {
     Rejected,
 }
 
-/// One recorded delivery.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+/// One recorded delivery. The API shows it as it is; the store keeps it
+/// as `SavedDelivery` (`saved/delivery.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeliveryRecord {
     /// Sortable id.
     pub id: String,
@@ -79,7 +81,8 @@ impl Store {
         let tx = self.db.begin_write()?;
         {
             let mut table = tx.open_table(HOOK_DELIVERIES)?;
-            table.insert(key(app, &record.id).as_str(), encode(record)?.as_slice())?;
+            let value = encode_kept(record)?;
+            table.insert(key(app, &record.id).as_str(), value.as_slice())?;
             let (from, to) = (format!("{app}/"), format!("{app}0"));
             let keys: Vec<String> = table
                 .range(from.as_str()..to.as_str())?
@@ -102,7 +105,7 @@ impl Store {
         let mut out = Vec::new();
         for entry in table.range(from.as_str()..to.as_str())? {
             let (_, v) = entry?;
-            out.push(decode(v.value())?);
+            out.push(decode_kept::<DeliveryRecord>(v.value())?);
         }
         out.reverse();
         Ok(out)

@@ -3,6 +3,7 @@
 //! [`schema`]; values are versioned JSON. Writes are `Durability::Immediate`
 //! transactions, so a commit that returned survives a crash.
 
+mod apps;
 mod certificates;
 mod deliveries;
 mod people;
@@ -83,6 +84,8 @@ fn not_found(kind: &'static str, name: &str) -> StoreError {
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
+    /// The apps, decoded once and kept in step with every write.
+    apps: Arc<apps::AppIndex>,
 }
 
 impl Store {
@@ -90,8 +93,12 @@ impl Store {
     /// schema version.
     pub fn open(path: &Path) -> Result<Store> {
         let db = Database::create(path)?;
-        let store = Store { db: Arc::new(db) };
+        let store = Store {
+            db: Arc::new(db),
+            apps: Arc::default(),
+        };
         schema::init(&store.db)?;
+        store.apps.load(&store.db)?;
         Ok(store)
     }
 
@@ -194,92 +201,6 @@ impl Store {
         Ok(())
     }
 
-    // ---- apps ----
-
-    /// Creates an app; 409 if the name or one of its routes is taken, 404
-    /// if its project does not exist.
-    pub fn create_app(&self, record: &AppRecord) -> Result<()> {
-        let tx = self.db.begin_write()?;
-        {
-            let mut apps = tx.open_table(APPS)?;
-            if apps.get(record.spec.name.as_str())?.is_some() {
-                return Err(StoreError::Conflict(FieldError::new(
-                    "name",
-                    format!(
-                        "an app named {:?} already exists; pick another name or PATCH it",
-                        record.spec.name
-                    ),
-                )));
-            }
-            check_project(&tx, record)?;
-            check_routes(&apps, record)?;
-            apps.insert(record.spec.name.as_str(), encode(record)?.as_slice())?;
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// One app.
-    pub fn app(&self, name: &str) -> Result<AppRecord> {
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(APPS)?;
-        let value = table.get(name)?.ok_or_else(|| not_found("app", name))?;
-        decode(value.value())
-    }
-
-    /// All apps, by name.
-    pub fn apps(&self) -> Result<Vec<AppRecord>> {
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(APPS)?;
-        table.iter()?.map(|row| decode(row?.1.value())).collect()
-    }
-
-    /// Changes an app in one transaction: `change` edits a copy, which is
-    /// checked (project, routes) and written back.
-    pub fn update_app<F>(&self, name: &str, change: F) -> Result<AppRecord>
-    where
-        F: FnOnce(&mut AppRecord) -> Result<()>,
-    {
-        let tx = self.db.begin_write()?;
-        let record = {
-            let mut apps = tx.open_table(APPS)?;
-            let mut record: AppRecord = decode(
-                apps.get(name)?
-                    .ok_or_else(|| not_found("app", name))?
-                    .value(),
-            )?;
-            change(&mut record)?;
-            check_project(&tx, &record)?;
-            check_routes(&apps, &record)?;
-            apps.insert(name, encode(&record)?.as_slice())?;
-            record
-        };
-        tx.commit()?;
-        Ok(record)
-    }
-
-    /// Deletes an app and its deployment records.
-    pub fn delete_app(&self, name: &str) -> Result<()> {
-        let tx = self.db.begin_write()?;
-        {
-            let mut apps = tx.open_table(APPS)?;
-            if apps.remove(name)?.is_none() {
-                return Err(not_found("app", name));
-            }
-            let mut index = tx.open_multimap_table(APP_DEPLOYMENTS)?;
-            let mut deployments = tx.open_table(DEPLOYMENTS)?;
-            let mut logs = tx.open_table(DEPLOYMENT_LOGS)?;
-            for id in index.remove_all(name)? {
-                let id = id?;
-                deployments.remove(id.value())?;
-                logs.remove(id.value())?;
-            }
-            Store::delete_deliveries(&tx, name)?;
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
     // ---- deployments ----
 
     /// Records a new deployment.
@@ -333,8 +254,9 @@ impl Store {
     /// one transaction; a rollback also makes the spec it ran with the
     /// app's spec again.
     pub fn activate_deployment(&self, id: &str) -> Result<DeploymentRecord> {
+        let _turn = self.apps.writer();
         let tx = self.db.begin_write()?;
-        let record = {
+        let (record, app) = {
             let mut deployments = tx.open_table(DEPLOYMENTS)?;
             let mut record: DeploymentRecord = decode(
                 deployments
@@ -362,9 +284,10 @@ impl Store {
             }
             deployments.insert(id, encode(&record)?.as_slice())?;
             apps.insert(record.app.as_str(), encode(&app)?.as_slice())?;
-            record
+            (record, app)
         };
         tx.commit()?;
+        self.apps.committed(app);
         Ok(record)
     }
 
@@ -471,44 +394,13 @@ impl Store {
     }
 }
 
-fn check_project(tx: &redb::WriteTransaction, record: &AppRecord) -> Result<()> {
+pub(super) fn check_project(tx: &redb::WriteTransaction, record: &AppRecord) -> Result<()> {
     if let Some(project) = &record.spec.project {
         if tx.open_table(PROJECTS)?.get(project.as_str())?.is_none() {
             return Err(StoreError::NotFound {
                 kind: "project",
                 name: project.clone(),
             });
-        }
-    }
-    Ok(())
-}
-
-/// 409 if another app already owns one of the record's host + prefix pairs.
-fn check_routes(apps: &redb::Table<&str, &[u8]>, record: &AppRecord) -> Result<()> {
-    if record.spec.domains.is_empty() {
-        return Ok(());
-    }
-    for row in apps.iter()? {
-        let (_, value) = row?;
-        let other: AppRecord = decode(value.value())?;
-        if other.spec.name == record.spec.name {
-            continue;
-        }
-        for (i, d) in record.spec.domains.iter().enumerate() {
-            if other
-                .spec
-                .domains
-                .iter()
-                .any(|o| o.host == d.host && o.path_prefix == d.path_prefix)
-            {
-                return Err(StoreError::Conflict(FieldError::new(
-                    format!("domains[{i}]"),
-                    format!(
-                        "{}{} is already routed to app {:?}; choose another host or path prefix",
-                        d.host, d.path_prefix, other.spec.name
-                    ),
-                )));
-            }
         }
     }
     Ok(())

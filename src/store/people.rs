@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::saved::{decode_kept, encode_kept};
 use super::schema::{decode, encode, API_KEYS, AUDIT, SESSIONS, USERS};
 use super::{not_found, Result, Store, StoreError};
 use berth_config::FieldError;
@@ -91,12 +92,13 @@ pub struct UserRecord {
     pub id: String,
     /// Sign-in name: 1-64 of a-z, 0-9, `.`, `_`, `-`, `@`.
     pub username: String,
-    /// Instance-wide role.
+    /// Instance-wide role; saved as `SavedRole` (`saved/people.rs`).
+    #[serde(with = "super::saved::value")]
     pub role: Role,
     /// argon2id PHC string.
     pub password_hash: String,
-    /// A member's projects.
-    #[serde(default)]
+    /// A member's projects; saved as `SavedGrant`s.
+    #[serde(default, with = "super::saved::list")]
     pub grants: Vec<Grant>,
     /// TOTP secret, sealed; set once enrolment starts.
     #[serde(default)]
@@ -152,7 +154,8 @@ pub struct ApiKeyRecord {
     pub prefix: String,
     /// Who made it; `None` when made with the admin token.
     pub user_id: Option<String>,
-    /// Scopes as given; the widest applies.
+    /// Scopes as given; the widest applies. Saved as `SavedScope`s.
+    #[serde(with = "super::saved::list")]
     pub scopes: Vec<Scope>,
     /// Projects it is limited to; `None`: all the maker may see.
     pub projects: Option<Vec<String>>,
@@ -171,8 +174,9 @@ impl ApiKeyRecord {
     }
 }
 
-/// One change made through the API, the panel or a webhook.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+/// One change made through the API, the panel or a webhook. The API shows
+/// it as it is; the store keeps it as `SavedAudit` (`saved/people.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditRecord {
     /// Sortable id.
     pub id: String,
@@ -440,7 +444,7 @@ impl Store {
         let tx = self.db.begin_write()?;
         {
             let mut audit = tx.open_table(AUDIT)?;
-            audit.insert(entry.id.as_str(), encode(entry)?.as_slice())?;
+            audit.insert(entry.id.as_str(), encode_kept(entry)?.as_slice())?;
             let excess = audit.len()?.saturating_sub(MAX_AUDIT);
             for _ in 0..excess {
                 audit.pop_first()?;
@@ -456,7 +460,7 @@ impl Store {
         let audit = tx.open_table(AUDIT)?;
         let mut out = Vec::new();
         for entry in audit.iter()?.rev().take(limit) {
-            out.push(decode::<AuditRecord>(entry?.1.value())?);
+            out.push(decode_kept::<AuditRecord>(entry?.1.value())?);
         }
         Ok(out)
     }

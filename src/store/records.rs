@@ -1,5 +1,7 @@
 //! The records kept in the store: projects, apps with their state, and
-//! deployments.
+//! deployments. The enums and small structs here are the API's too; the
+//! records save them through the store's own forms (`saved/`), so their
+//! serde names below are the API's, not the file format's.
 
 use berth_config::{AppSpec, ProjectSpec};
 use serde::{Deserialize, Serialize};
@@ -125,9 +127,11 @@ pub struct DeploymentRecord {
     pub id: String,
     /// The app.
     pub app: String,
-    /// Current status.
+    /// Current status; saved as `SavedStatus` (`saved/deployment.rs`).
+    #[serde(with = "super::saved::value")]
     pub status: DeploymentStatus,
-    /// What started it.
+    /// What started it; saved as `SavedTrigger`.
+    #[serde(with = "super::saved::value")]
     pub trigger: Trigger,
     /// Why it failed or was cancelled.
     pub error: Option<String>,
@@ -155,11 +159,11 @@ pub struct DeploymentRecord {
     /// Where the built image was pushed (`[build] registry`), if anywhere.
     #[serde(default)]
     pub pushed_image: Option<String>,
-    /// When each phase was reached, in order.
-    #[serde(default)]
+    /// When each phase was reached, in order; saved as `SavedPhaseTime`s.
+    #[serde(default, with = "super::saved::list")]
     pub phases: Vec<PhaseTime>,
-    /// Where its time went, once it ended.
-    #[serde(default)]
+    /// Where its time went, once it ended; saved as `SavedTiming`.
+    #[serde(default, with = "super::saved::option")]
     pub timing: Option<Timing>,
     /// The app's spec at the time of the deployment; saved as
     /// `SavedSpec` (`saved.rs`).

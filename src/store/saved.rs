@@ -10,6 +10,17 @@
 //! compile until it is mapped here too; the JSON name stays. Records keep
 //! the config types in memory and go through these only when encoded or
 //! decoded ([`spec`] and [`project`] are `#[serde(with)]` helpers).
+//!
+//! The enums and small structs the API also shows (a deployment's status,
+//! trigger and phases, roles, scopes and grants, webhook outcomes,
+//! certificate origins) are saved the same way, through a [`Kept`] type
+//! of the store's own (`saved/`): each saved enum names every variant as
+//! it is on disk, and converts to and from the API's enum by an
+//! exhaustive `match`, so a variant added to the API's enum does not
+//! compile until its saved name is chosen. Fields of such types go
+//! through [`value`], [`list`] or [`option`]; records the API shows whole
+//! ([`super::DeliveryRecord`], [`super::AuditRecord`]) are encoded as
+//! their saved form with [`encode_kept`] and [`decode_kept`].
 
 use std::collections::BTreeMap;
 
@@ -17,7 +28,11 @@ use berth_config::{
     AppSpec, BuildKind, BuildSpec, CertificateSource, Domain, GitAuth, GitSource, HealthCheck,
     HealthKind, Mount, PlanOverrides, ProjectSpec, Strategy,
 };
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+use super::schema::{decode, encode};
+use super::StoreError;
 
 /// A saved app spec (the `spec` of app and deployment records).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -450,6 +465,125 @@ pub(super) mod project {
         SavedProject::deserialize(input).map(ProjectSpec::from)
     }
 }
+
+/// A type the API shows that the store keeps in a saved form of its own.
+pub(in crate::store) trait Kept: Sized {
+    /// The saved form: its serde names are the file format.
+    type Saved: Serialize + DeserializeOwned + for<'a> From<&'a Self> + Into<Self>;
+}
+
+/// Encodes a value as its saved form (format byte + JSON).
+pub(in crate::store) fn encode_kept<T: Kept>(value: &T) -> Result<Vec<u8>, StoreError> {
+    encode(&T::Saved::from(value))
+}
+
+/// Decodes a value written by [`encode_kept`].
+pub(in crate::store) fn decode_kept<T: Kept>(bytes: &[u8]) -> Result<T, StoreError> {
+    decode::<T::Saved>(bytes).map(Into::into)
+}
+
+/// `#[serde(with)]` for a [`Kept`] value saved as its saved form.
+pub(in crate::store) mod value {
+    use super::Kept;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Writes the value in its saved form.
+    pub fn serialize<T: Kept, S: Serializer>(value: &T, out: S) -> Result<S::Ok, S::Error> {
+        T::Saved::from(value).serialize(out)
+    }
+
+    /// Reads a saved value.
+    pub fn deserialize<'de, T: Kept, D: Deserializer<'de>>(input: D) -> Result<T, D::Error> {
+        T::Saved::deserialize(input).map(Into::into)
+    }
+}
+
+/// `#[serde(with)]` for a list of [`Kept`] values, saved as a list of
+/// their saved forms.
+pub(in crate::store) mod list {
+    use super::Kept;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes each value in its saved form.
+    pub fn serialize<T: Kept, S: Serializer>(values: &[T], out: S) -> Result<S::Ok, S::Error> {
+        out.collect_seq(values.iter().map(T::Saved::from))
+    }
+
+    /// Reads a list of saved values.
+    pub fn deserialize<'de, T: Kept, D: Deserializer<'de>>(input: D) -> Result<Vec<T>, D::Error> {
+        let saved = Vec::<T::Saved>::deserialize(input)?;
+        Ok(saved.into_iter().map(Into::into).collect())
+    }
+}
+
+/// `#[serde(with)]` for an optional [`Kept`] value (`null` when absent).
+pub(in crate::store) mod option {
+    use super::Kept;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Writes the value, if any, in its saved form.
+    pub fn serialize<T: Kept, S: Serializer>(value: &Option<T>, out: S) -> Result<S::Ok, S::Error> {
+        value.as_ref().map(T::Saved::from).serialize(out)
+    }
+
+    /// Reads an optional saved value.
+    pub fn deserialize<'de, T: Kept, D: Deserializer<'de>>(
+        input: D,
+    ) -> Result<Option<T>, D::Error> {
+        Ok(Option::<T::Saved>::deserialize(input)?.map(Into::into))
+    }
+}
+
+/// A saved enum for an enum of the API: each variant with its name on
+/// disk written out, both conversions as exhaustive matches (no wildcard
+/// arm, so a variant added to the API's enum does not compile until it is
+/// listed here), and the API's enum made [`Kept`] as it.
+macro_rules! saved_enum {
+    (
+        $(#[$meta:meta])*
+        $saved:ident for $api:ident { $($variant:ident = $name:literal),* $(,)? }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        pub(in crate::store) enum $saved {
+            $(#[serde(rename = $name)] $variant),*
+        }
+
+        impl From<$api> for $saved {
+            fn from(value: $api) -> Self {
+                match value { $($api::$variant => Self::$variant),* }
+            }
+        }
+
+        impl From<&$api> for $saved {
+            fn from(value: &$api) -> Self {
+                (*value).into()
+            }
+        }
+
+        impl From<$saved> for $api {
+            fn from(value: $saved) -> Self {
+                match value { $($saved::$variant => Self::$variant),* }
+            }
+        }
+
+        impl $crate::store::saved::Kept for $api {
+            type Saved = $saved;
+        }
+    };
+}
+
+mod certificate;
+mod delivery;
+mod deployment;
+mod people;
+
+/// The saved forms of the records the API shows whole, for `compat.rs`.
+#[cfg(test)]
+pub(in crate::store) use {delivery::SavedDelivery, people::SavedAudit};
+
+#[cfg(test)]
+mod names;
 
 #[cfg(test)]
 #[path = "saved_tests.rs"]

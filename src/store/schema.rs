@@ -1,8 +1,9 @@
 //! Every redb table of berth, the schema version, and the value encoding.
 //! Saved formats are contracts: change them only with a new version and a
-//! migration. Specs are saved as the store's own types (`saved.rs`), not
-//! the API's, and `compat.rs` opens a file written by every earlier
-//! version (`tests/fixtures/store/v<N>.redb`).
+//! migration. Specs, and the enums and small structs the API also shows,
+//! are saved as the store's own types (`saved.rs`, `saved/`), not the
+//! API's, and `compat.rs` opens a file written by every earlier version
+//! (`tests/fixtures/store/v<N>.redb`).
 
 use redb::{Database, MultimapTableDefinition, ReadableDatabase, TableDefinition};
 use serde::de::DeserializeOwned;

@@ -4,13 +4,13 @@ use super::*;
 use berth_config::{AppInput, ProjectInput};
 use time::OffsetDateTime;
 
-fn open() -> (tempfile::TempDir, Store) {
+pub(super) fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("berth.redb")).unwrap();
     (dir, store)
 }
 
-fn app(json: &str) -> AppRecord {
+pub(super) fn app(json: &str) -> AppRecord {
     let spec = serde_json::from_str::<AppInput>(json)
         .unwrap()
         .validate()

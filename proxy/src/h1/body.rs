@@ -1,0 +1,170 @@
+//! Message bodies on the HTTP/1.1 path: a request body relayed to the
+//! replica (re-chunked when chunked), a response body relayed to the
+//! client, each with its framing checked.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::chunked::Chunked;
+use crate::head::{self, Framing};
+
+use super::io::{read_more, write_all, Deadline, BODY_READ, BODY_TIMEOUT};
+
+/// Why sending a request body failed.
+pub(super) enum SendError {
+    Client { malformed: bool },
+    Replica(std::io::Error),
+}
+
+/// Relays the rest of a request body (framed by `framing`) from the client
+/// to the replica; `done` turns true when all of it went.
+pub(super) async fn send_body<C, W>(
+    io: &mut C,
+    rbuf: &mut BytesMut,
+    to: &mut W,
+    framing: Framing,
+    done: &AtomicBool,
+) -> Result<(), SendError>
+where
+    C: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let client_gone = |e: std::io::Error| {
+        tracing::debug!(err = %e, "client body failed");
+        SendError::Client { malformed: false }
+    };
+    match framing {
+        Framing::Length(mut left) => {
+            while left > 0 {
+                if rbuf.is_empty()
+                    && read_more(io, rbuf, BODY_READ, BODY_TIMEOUT)
+                        .await
+                        .map_err(client_gone)?
+                        == 0
+                {
+                    return Err(SendError::Client { malformed: false });
+                }
+                let n = usize::try_from(left).map_or(rbuf.len(), |l| l.min(rbuf.len()));
+                write_all(to, &rbuf[..n])
+                    .await
+                    .map_err(SendError::Replica)?;
+                rbuf.advance(n);
+                left -= n as u64;
+            }
+        }
+        Framing::Chunked => {
+            // Re-chunked with berth's own size lines, extensions and
+            // trailers dropped (as nginx does): however the client framed
+            // it, the replica parses only framing the edge wrote.
+            let mut chunked = Chunked::default();
+            let mut out = Vec::with_capacity(BODY_READ + 64);
+            loop {
+                if !rbuf.is_empty() {
+                    out.clear();
+                    let n = chunked
+                        .feed(rbuf, |data| {
+                            let _ = write!(out, "{:x}\r\n", data.len());
+                            out.extend_from_slice(data);
+                            out.extend_from_slice(b"\r\n");
+                        })
+                        .map_err(|_| SendError::Client { malformed: true })?;
+                    rbuf.advance(n);
+                    if chunked.is_done() {
+                        out.extend_from_slice(b"0\r\n\r\n");
+                    }
+                    if !out.is_empty() {
+                        write_all(to, &out).await.map_err(SendError::Replica)?;
+                    }
+                    if chunked.is_done() {
+                        break;
+                    }
+                }
+                if read_more(io, rbuf, BODY_READ, BODY_TIMEOUT)
+                    .await
+                    .map_err(client_gone)?
+                    == 0
+                {
+                    return Err(SendError::Client { malformed: false });
+                }
+            }
+        }
+        Framing::Empty | Framing::Close => {}
+    }
+    done.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Relays a response body from the replica to the client after its head
+/// (already in `wbuf`): a small response goes out in one write. Each read
+/// of the replica waits at most `limit`.
+pub(super) async fn relay_body<C: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
+    io: &mut C,
+    replica: &mut R,
+    wait: &mut Deadline,
+    limit: Duration,
+    ubuf: &mut BytesMut,
+    wbuf: &mut Vec<u8>,
+    response: &head::Response,
+) -> std::io::Result<()> {
+    let truncated = || std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "body cut short");
+    match response.body {
+        Framing::Empty => write_all(io, wbuf).await,
+        Framing::Length(mut left) => loop {
+            let n = usize::try_from(left).map_or(ubuf.len(), |l| l.min(ubuf.len()));
+            wbuf.extend_from_slice(&ubuf[..n]);
+            ubuf.advance(n);
+            left -= n as u64;
+            write_all(io, wbuf).await?;
+            wbuf.clear();
+            if left == 0 {
+                return Ok(());
+            }
+            if wait.read(replica, ubuf, BODY_READ, limit).await? == 0 {
+                return Err(truncated());
+            }
+        },
+        Framing::Chunked => {
+            let mut chunked = Chunked::default();
+            loop {
+                if !ubuf.is_empty() {
+                    let bad = |e| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+                    let n = if response.dechunk {
+                        chunked
+                            .feed(ubuf, |d| wbuf.extend_from_slice(d))
+                            .map_err(bad)?
+                    } else {
+                        let n = chunked.feed(ubuf, |_| {}).map_err(bad)?;
+                        wbuf.extend_from_slice(&ubuf[..n]);
+                        n
+                    };
+                    ubuf.advance(n);
+                    if chunked.is_done() {
+                        return write_all(io, wbuf).await;
+                    }
+                }
+                // What is here goes out before waiting for more (a stream
+                // of events must flow).
+                if !wbuf.is_empty() {
+                    write_all(io, wbuf).await?;
+                    wbuf.clear();
+                }
+                if wait.read(replica, ubuf, BODY_READ, limit).await? == 0 {
+                    return Err(truncated());
+                }
+            }
+        }
+        Framing::Close => loop {
+            wbuf.extend_from_slice(ubuf);
+            ubuf.clear();
+            write_all(io, wbuf).await?;
+            wbuf.clear();
+            if wait.read(replica, ubuf, BODY_READ, limit).await? == 0 {
+                return Ok(());
+            }
+        },
+    }
+}
