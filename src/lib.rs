@@ -10,6 +10,7 @@ pub mod access;
 pub mod auth;
 pub mod builds;
 pub mod certs;
+pub mod engine;
 pub mod hooks;
 pub mod instance;
 pub mod orchestrator;

@@ -21,7 +21,8 @@ use berth_config::UnknownSni;
 use crate::listener::FileBudget;
 use berth::auth::{ensure_admin_token, TokenOrigin};
 use berth::certs::Certificates;
-use berth::orchestrator::{DeploySettings, Engine, Orchestrator};
+use berth::engine::{ContainerEngine, DockerEngine};
+use berth::orchestrator::{DeploySettings, Orchestrator};
 use berth::secrets::SecretBox;
 use berth::sessions::Sessions;
 use berth::store::Store;
@@ -83,19 +84,16 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     );
     let challenges = Arc::new(Http01Tokens::default());
 
-    let engine = Engine::connect(&settings.instance).await.context(
-        "connecting to the Docker engine (is it running, and may this user use its socket?)",
-    )?;
+    let engine: Arc<dyn ContainerEngine> =
+        Arc::new(DockerEngine::connect(&settings.instance).await.context(
+            "connecting to the Docker engine (is it running, and may this user use its socket?)",
+        )?);
     let mut registry = crate::metrics::registry();
     let router = Arc::new(Router::default());
     let proxy_metrics = ProxyMetrics::register(&mut registry);
-    let builder = berth::builds::Builder::new(
-        engine.docker().clone(),
-        &settings.instance,
-        settings.build.clone(),
-        &settings.data_dir,
-    )
-    .context("preparing the build and site directories")?;
+    let builder =
+        berth::builds::Builder::new(engine.clone(), settings.build.clone(), &settings.data_dir)
+            .context("preparing the build and site directories")?;
     let certs = Certificates::new(
         store.clone(),
         secrets.clone(),

@@ -15,12 +15,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_config::{BuildKind, BuildSettings, BuildSpec, GitSource};
-use bollard::Docker;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 pub use git::{Credentials, RemoteRefs};
-use image::ImageBuild;
+
+use crate::engine::{ContainerEngine, EngineError, ImageBuild, Push};
 use publish::copy_tree;
 
 /// Why a build failed; messages never contain secret values.
@@ -55,6 +55,21 @@ pub enum BuildError {
     /// Pushing the built image to `[build] registry` failed.
     #[error("pushing to the registry ([build] registry) failed: {0}")]
     Push(String),
+}
+
+impl From<EngineError> for BuildError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Cancelled => BuildError::Cancelled,
+            EngineError::BuildFailed(m) => BuildError::Failed(m),
+            EngineError::Push(m) => BuildError::Push(m),
+            EngineError::Io(m) => BuildError::Io(m),
+            e @ (EngineError::Docker(_)
+            | EngineError::Timeout { .. }
+            | EngineError::Unreadable(_)
+            | EngineError::TooLarge(_)) => BuildError::Docker(e.to_string()),
+        }
+    }
 }
 
 /// What one build is for.
@@ -108,7 +123,7 @@ pub struct Builder {
 }
 
 struct Inner {
-    docker: Docker,
+    engine: Arc<dyn ContainerEngine>,
     instance: String,
     settings: BuildSettings,
     permits: Semaphore,
@@ -121,10 +136,9 @@ struct Inner {
 }
 
 impl Builder {
-    /// A builder on `docker` keeping its files under `data_dir`.
+    /// A builder on `engine` keeping its files under `data_dir`.
     pub fn new(
-        docker: Docker,
-        instance: &str,
+        engine: Arc<dyn ContainerEngine>,
         settings: BuildSettings,
         data_dir: &Path,
     ) -> std::io::Result<Self> {
@@ -154,8 +168,8 @@ impl Builder {
         };
         Ok(Self {
             inner: Arc::new(Inner {
-                docker,
-                instance: instance.to_string(),
+                instance: engine.instance().to_string(),
+                engine,
                 permits: Semaphore::new(settings.concurrency),
                 settings,
                 work_dir,
@@ -249,15 +263,7 @@ impl Builder {
     /// Removes a tag berth made (and the image with its last tag); a
     /// failure only leaves an image behind.
     async fn untag(&self, tag: &str) {
-        let _ = self
-            .inner
-            .docker
-            .remove_image(
-                tag,
-                None::<bollard::query_parameters::RemoveImageOptions>,
-                None,
-            )
-            .await;
+        let _ = self.inner.engine.remove_image(tag, false).await;
     }
 
     fn private_dir(&self) -> Result<tempfile::TempDir, BuildError> {
@@ -370,8 +376,7 @@ impl Builder {
                         let dir = build.publish_dir.as_deref().unwrap_or("site");
                         log(&format!("copying /{dir} out of the built image"));
                         let copied = image::copy_out(
-                            &self.inner.docker,
-                            &self.inner.instance,
+                            self.inner.engine.as_ref(),
                             &id,
                             dir,
                             &dest,
@@ -477,31 +482,27 @@ impl Builder {
             tar.len() / 1024,
             self.inner.settings.memory_mb
         ));
-        let id = if build.secrets.is_empty() {
-            image::build_classic(&self.inner.docker, &build, tar, log, cancel).await?
-        } else {
-            image::build_buildkit(&self.inner.docker, &build, tar, log, cancel).await?
-        };
+        let id = self
+            .inner
+            .engine
+            .build_image(&build, tar, log, cancel)
+            .await?;
         log(&format!("built {tag} ({})", short(&id)));
         let pushed = match (&self.inner.settings.registry, request.build.kind) {
             (Some(registry), BuildKind::Dockerfile | BuildKind::Auto) => {
-                let to = image::Push {
+                let to = Push {
                     prefix: &registry.prefix,
                     credentials: registry
                         .username
                         .as_deref()
                         .zip(self.inner.registry_password.as_deref()),
                 };
-                let pushed = image::push(
-                    &self.inner.docker,
-                    &to,
-                    &tag,
-                    request.app,
-                    request.deployment,
-                    log,
-                    cancel,
-                )
-                .await;
+                let pushed = self
+                    .inner
+                    .engine
+                    .push_image(&to, &tag, request.app, request.deployment, log, cancel)
+                    .await
+                    .map_err(BuildError::from);
                 match pushed {
                     Ok(reference) => {
                         log(&format!("pushed {reference}"));

@@ -9,12 +9,13 @@ use std::sync::{Arc, OnceLock};
 
 use tokio_util::sync::CancellationToken;
 
-use super::clock;
-use super::engine::{ReplicaConfig, LABEL_REPLICA};
 use super::mounts::Prepared;
+use super::rollout::Step;
 use super::{
     lock, EngineError, Job, Orchestrator, Replica, LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE,
 };
+use crate::engine::clock;
+use crate::engine::{ReplicaConfig, LABEL_REPLICA};
 use crate::store::{DeploymentRecord, DeploymentStatus, Phase};
 
 /// Why a deployment did not succeed.
@@ -157,7 +158,8 @@ impl Orchestrator {
                 if record.image_id.is_none() {
                     if let Ok(now) = self.inner.store.deployment(id) {
                         if self.built_here(&now) {
-                            if let Err(e) = self.inner.engine.remove_image(&now.image).await {
+                            if let Err(e) = self.inner.engine.remove_image(&now.image, false).await
+                            {
                                 tracing::warn!(%e, "could not remove the image of a failed deployment");
                             }
                         }
@@ -278,54 +280,62 @@ impl Orchestrator {
             d.reached(Phase::ImageReady);
         });
         let spec = &record.spec;
-        let volumes = super::mounts::Volumes::new(engine.docker(), self.instance());
+        let volumes = super::mounts::Volumes::new(engine.as_ref());
         let mounts = volumes.prepare(spec, settings.allow_bind_mounts).await?;
         if !spec.mounts.is_empty() {
             log.push(&format!("{} mount(s) ready", spec.mounts.len()));
         }
-        if spec.strategy == berth_config::Strategy::Recreate {
-            // The image is ready: only now do the old replicas go, so a
-            // failed pull or build costs no downtime.
-            log.push("strategy recreate: the previous replicas stop before the new ones start");
-            progress.retired += self.step(record, &[], usize::MAX).await;
-        }
-        let batch = spec.batch_size.unwrap_or(spec.replicas).max(1);
         let mut ready: Vec<Replica> = Vec::new();
-        let mut next = 0;
-        while next < spec.replicas {
-            let end = (next + batch).min(spec.replicas);
-            let mut batch_ids = Vec::new();
-            for i in next..end {
-                if cancel.is_cancelled() {
-                    return Err(DeployError::Cancelled);
+        for step in super::rollout::plan(spec.replicas, spec.batch_size, spec.strategy) {
+            match step {
+                Step::RetireAll => {
+                    // The image is ready: only now do the old replicas go,
+                    // so a failed pull or build costs no downtime.
+                    log.push(
+                        "strategy recreate: the previous replicas stop before the new ones start",
+                    );
+                    progress.retired += self.step(record, &[], usize::MAX).await;
                 }
-                let config =
-                    replica_config(self.instance(), record, i, &image_id, &network, &mounts);
-                log.push(&format!("starting replica {i} as {}", config.name));
-                let id = engine.start_replica(config).await?;
-                progress.created.push(id.clone());
-                batch_ids.push(id);
-            }
-            log.push(&format!(
-                "waiting up to {}s for {} replica(s) to pass the {:?} health check",
-                settings.health_timeout.as_secs(),
-                batch_ids.len(),
-                spec.health_check.kind
-            ));
-            let mut healthy = self
-                .wait_all_healthy(&batch_ids, spec.port, &spec.health_check, cancel)
-                .await?;
-            for r in &healthy {
-                log.push(&format!(
-                    "replica {} is healthy at {}",
-                    short(&r.container),
-                    r.addr
-                ));
-            }
-            ready.append(&mut healthy);
-            next = end;
-            if next < spec.replicas {
-                progress.retired += self.step(record, &ready, batch_ids.len()).await;
+                Step::Retire(count) => {
+                    progress.retired += self.step(record, &ready, count).await;
+                }
+                Step::Start(indexes) => {
+                    let mut batch_ids = Vec::new();
+                    for i in indexes {
+                        if cancel.is_cancelled() {
+                            return Err(DeployError::Cancelled);
+                        }
+                        let config = replica_config(
+                            self.instance(),
+                            record,
+                            i,
+                            &image_id,
+                            &network,
+                            &mounts,
+                        );
+                        log.push(&format!("starting replica {i} as {}", config.name));
+                        let id = engine.start_replica(config).await?;
+                        progress.created.push(id.clone());
+                        batch_ids.push(id);
+                    }
+                    log.push(&format!(
+                        "waiting up to {}s for {} replica(s) to pass the {:?} health check",
+                        settings.health_timeout.as_secs(),
+                        batch_ids.len(),
+                        spec.health_check.kind
+                    ));
+                    let mut healthy = self
+                        .wait_all_healthy(&batch_ids, spec.port, &spec.health_check, cancel)
+                        .await?;
+                    for r in &healthy {
+                        log.push(&format!(
+                            "replica {} is healthy at {}",
+                            short(&r.container),
+                            r.addr
+                        ));
+                    }
+                    ready.append(&mut healthy);
+                }
             }
         }
         self.reached(&record.id, Phase::Healthy);

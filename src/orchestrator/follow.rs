@@ -27,9 +27,9 @@ use tokio_util::sync::CancellationToken;
 use feed::{queue, Feed, ReplicaReader, Target};
 pub use feed::{FollowEvent, LogFollow, ReplicaChange, ReplicaLine, Skipped};
 
-use super::engine::LABEL_REPLICA;
 use super::logline::{split_timestamp, Framer, LogRange};
-use super::{Engine, EngineError, LogLine, OpError, Orchestrator, LABEL_APP, LABEL_DEPLOYMENT};
+use super::{EngineError, LogLine, OpError, Orchestrator, LABEL_APP, LABEL_DEPLOYMENT};
+use crate::engine::{ContainerEngine, ContainerState, LABEL_REPLICA};
 use crate::store::StoreError;
 
 /// Most log followers one berth serves at once.
@@ -111,22 +111,17 @@ impl Orchestrator {
         self.inner.store.app(app)?;
         let mut out = Vec::new();
         for c in self.inner.engine.instance_containers().await? {
-            let labels = c.labels.unwrap_or_default();
-            if labels.get(LABEL_APP).map(String::as_str) != Some(app) {
+            if c.label(LABEL_APP) != Some(app) {
                 continue;
             }
-            let Some(id) = c.id else { continue };
-            let name = c
-                .names
-                .and_then(|n| n.into_iter().next())
-                .unwrap_or_else(|| id.clone());
+            let id = c.id.as_str();
             let lines = match since {
-                None => self.inner.engine.logs(&id, tail).await?,
-                Some(since) => lines_since(&self.inner.engine, &id, tail, since).await?,
+                None => self.inner.engine.logs(id, tail).await?,
+                Some(since) => lines_since(self.inner.engine.as_ref(), id, tail, since).await?,
             };
             out.push(ContainerLogs {
-                container: name.trim_start_matches('/').to_string(),
-                deployment: labels.get(LABEL_DEPLOYMENT).cloned().unwrap_or_default(),
+                container: c.name.clone(),
+                deployment: c.label(LABEL_DEPLOYMENT).unwrap_or_default().to_string(),
                 lines,
             });
         }
@@ -339,24 +334,15 @@ impl Orchestrator {
     async fn running_replicas(&self, app: &str) -> Result<Vec<Target>, OpError> {
         let mut out = Vec::new();
         for c in self.inner.engine.instance_containers().await? {
-            let labels = c.labels.unwrap_or_default();
-            let running = matches!(
-                c.state,
-                Some(bollard::models::ContainerSummaryStateEnum::RUNNING)
-            );
-            if labels.get(LABEL_APP).map(String::as_str) != Some(app) || !running {
+            let running = c.state == ContainerState::Running;
+            if c.label(LABEL_APP) != Some(app) || !running {
                 continue;
             }
-            let Some(id) = c.id else { continue };
-            let name = c
-                .names
-                .and_then(|n| n.into_iter().next())
-                .unwrap_or_else(|| id.clone());
             out.push(Target {
-                name: name.trim_start_matches('/').to_string(),
-                replica: labels.get(LABEL_REPLICA).and_then(|r| r.parse().ok()),
-                deployment: labels.get(LABEL_DEPLOYMENT).cloned().unwrap_or_default(),
-                id,
+                replica: c.label(LABEL_REPLICA).and_then(|r| r.parse().ok()),
+                deployment: c.label(LABEL_DEPLOYMENT).unwrap_or_default().to_string(),
+                name: c.name,
+                id: c.id,
             });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -385,7 +371,7 @@ fn forget_oldest(
 
 /// The last `tail` lines of a container written at or after `since`.
 async fn lines_since(
-    engine: &Engine,
+    engine: &dyn ContainerEngine,
     id: &str,
     tail: usize,
     since: OffsetDateTime,

@@ -12,14 +12,13 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use bollard::models::ContainerSummaryStateEnum;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::deploy::replica_config;
-use super::engine::LABEL_REPLICA;
 use super::mounts::Volumes;
 use super::{lock, Orchestrator, LABEL_APP, LABEL_DEPLOYMENT};
+use crate::engine::{ContainerState, LABEL_REPLICA};
 use crate::store::AppRecord;
 
 /// How often every app is looked at.
@@ -157,7 +156,7 @@ impl Orchestrator {
         });
     }
 
-    async fn heal_all(&self) {
+    pub(super) async fn heal_all(&self) {
         let apps = self.inner.store.apps();
         let containers = match self.inner.engine.instance_containers().await {
             Ok(list) => list,
@@ -173,26 +172,18 @@ impl Orchestrator {
             let seen: Vec<Seen> = containers
                 .iter()
                 .filter(|c| {
-                    let labels = c.labels.as_ref();
-                    let label = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
-                    label(LABEL_APP) == Some(app.spec.name.as_str())
-                        && label(LABEL_DEPLOYMENT) == Some(active.as_str())
+                    c.label(LABEL_APP) == Some(app.spec.name.as_str())
+                        && c.label(LABEL_DEPLOYMENT) == Some(active.as_str())
                 })
-                .filter_map(|c| {
-                    Some(Seen {
-                        id: c.id.clone()?,
-                        index: c
-                            .labels
-                            .as_ref()
-                            .and_then(|l| l.get(LABEL_REPLICA))
-                            .and_then(|i| i.parse().ok()),
-                        state: match c.state {
-                            Some(ContainerSummaryStateEnum::RUNNING) => State::Running,
-                            Some(ContainerSummaryStateEnum::EXITED) => State::Stopped,
-                            Some(ContainerSummaryStateEnum::DEAD) => State::Dead,
-                            _ => State::Busy,
-                        },
-                    })
+                .map(|c| Seen {
+                    id: c.id.clone(),
+                    index: c.label(LABEL_REPLICA).and_then(|i| i.parse().ok()),
+                    state: match c.state {
+                        ContainerState::Running => State::Running,
+                        ContainerState::Exited => State::Stopped,
+                        ContainerState::Dead => State::Dead,
+                        ContainerState::Other => State::Busy,
+                    },
                 })
                 .collect();
             self.heal_app(&app, &active, &seen).await;
@@ -326,7 +317,7 @@ impl Orchestrator {
                 format!("its image {image} is no longer on this machine; deploy the app again")
             })?;
         let network = engine.ensure_network().await.map_err(|e| e.to_string())?;
-        let mounts = Volumes::new(engine.docker(), self.instance())
+        let mounts = Volumes::new(engine.as_ref())
             .prepare(&deployment.spec, self.inner.settings.allow_bind_mounts)
             .await
             .map_err(|e| e.to_string())?;

@@ -12,8 +12,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::deploy::DeployError;
-use super::engine::{HealthVerdict, ReplicaState};
 use super::{Orchestrator, Replica};
+use crate::engine::{HealthVerdict, ReplicaState};
 
 /// Log lines quoted when a replica exits during its gate.
 const EXIT_LOG_LINES: usize = 20;
@@ -43,7 +43,8 @@ impl Orchestrator {
         let gates = containers
             .iter()
             .map(|id| self.wait_healthy(id, port, check, deadline, cancel));
-        let addrs = super::clock::waiting(futures_util::future::try_join_all(gates)).await?;
+        let addrs =
+            crate::engine::clock::waiting(futures_util::future::try_join_all(gates)).await?;
         Ok(containers
             .iter()
             .zip(addrs)
@@ -100,7 +101,7 @@ impl Orchestrator {
         check: &HealthCheck,
     ) -> Result<Probe, DeployError> {
         let engine = &self.inner.engine;
-        let (ip, docker) = match engine.replica_state(container).await? {
+        let (addr, docker) = match engine.replica_state(container, port).await? {
             ReplicaState::Exited(code) => {
                 let logs = engine
                     .logs(container, EXIT_LOG_LINES)
@@ -125,11 +126,10 @@ impl Orchestrator {
                 )))
             }
             ReplicaState::Running {
-                addr: Some(ip),
+                addr: Some(addr),
                 health,
-            } => (ip, health),
+            } => (addr, health),
         };
-        let addr = SocketAddr::new(ip, port);
         let timeout = Duration::from_millis(check.timeout_ms);
         let use_docker = match (check.kind, &docker) {
             (HealthKind::Docker, None) => return Err(DeployError::Unhealthy(

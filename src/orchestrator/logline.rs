@@ -1,5 +1,5 @@
 //! Lines out of a container's log: its frames as the engine sends them
-//! ([`Engine::log_frames`]), and the lines in them. Docker sends each log
+//! ([`ContainerEngine::log_frames`](crate::engine::ContainerEngine::log_frames)), and the lines in them. Docker sends each log
 //! entry as one frame, prefixed with its RFC 3339 timestamp; a
 //! line longer than Docker's 16 KiB buffer comes as several entries, each
 //! with its own timestamp and only the last with the newline. [`Framer`]
@@ -7,69 +7,13 @@
 //! bytes so one endless line cannot grow without bound), and
 //! [`split_timestamp`] takes the timestamp off a line.
 
-use futures_util::StreamExt;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::{Engine, EngineError};
+pub use crate::engine::LogRange;
 
 /// Longest line handed on; a longer one is cut into pieces of this size.
 pub const MAX_LINE: usize = 16 * 1024;
-
-/// One frame of a container's log: a chunk of its stdout or stderr.
-#[derive(Debug, Clone)]
-pub struct LogFrame {
-    /// From stderr (else stdout, or the terminal of a TTY container).
-    pub stderr: bool,
-    /// The bytes, starting with the entry's RFC 3339 timestamp.
-    pub bytes: bytes::Bytes,
-}
-
-/// Which part of a container's log to read.
-#[derive(Debug, Clone, Default)]
-pub struct LogRange {
-    /// Keep reading as the container writes, until it stops.
-    pub follow: bool,
-    /// Only entries from this UNIX second on.
-    pub since: Option<i64>,
-    /// Only the last this many entries; `None`: all.
-    pub tail: Option<usize>,
-}
-
-impl Engine {
-    /// A container's log as demultiplexed frames, timestamped; with
-    /// `follow`, live until the container stops or the stream is dropped.
-    pub fn log_frames(
-        &self,
-        id: &str,
-        range: &LogRange,
-    ) -> impl futures_util::Stream<Item = Result<LogFrame, EngineError>> + Send + 'static {
-        let options = bollard::query_parameters::LogsOptions {
-            follow: range.follow,
-            stdout: true,
-            stderr: true,
-            since: range
-                .since
-                .map_or(0, |s| i32::try_from(s.max(0)).unwrap_or(i32::MAX)),
-            timestamps: true,
-            tail: range
-                .tail
-                .map_or_else(|| "all".to_string(), |t| t.to_string()),
-            ..Default::default()
-        };
-        self.docker().logs(id, Some(options)).map(|chunk| {
-            let chunk = chunk?;
-            let stderr = matches!(chunk, bollard::container::LogOutput::StdErr { .. });
-            let bytes = match chunk {
-                bollard::container::LogOutput::StdErr { message }
-                | bollard::container::LogOutput::StdOut { message }
-                | bollard::container::LogOutput::StdIn { message }
-                | bollard::container::LogOutput::Console { message } => message,
-            };
-            Ok(LogFrame { stderr, bytes })
-        })
-    }
-}
 
 /// Joins one stream's (stdout's or stderr's) frames into lines.
 #[derive(Debug, Default)]

@@ -7,10 +7,8 @@
 //! route table, then removes the previous replicas. A failed gate leaves
 //! the previous version serving.
 
-mod clock;
 mod crashes;
 mod deploy;
-mod engine;
 mod follow;
 mod heal;
 mod health;
@@ -18,13 +16,15 @@ mod logbook;
 mod logline;
 mod metrics;
 mod mounts;
-mod network;
 mod reconcile;
 mod rollback;
+mod rollout;
 mod routes;
 mod sites;
 mod source;
 mod supervise;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -40,9 +40,12 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use crate::engine::{
+    ContainerEngine, DockerEngine, EngineError, LogLine, LABEL_APP, LABEL_DEPLOYMENT,
+    LABEL_INSTANCE,
+};
 pub use crashes::CrashState;
 use crashes::Crashes;
-pub use engine::{Engine, EngineError, LogLine, LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE};
 pub use follow::{
     ContainerLogs, FollowError, FollowEvent, FollowFrom, ReplicaChange, ReplicaLine, Skipped,
 };
@@ -51,6 +54,7 @@ use logbook::Logbook;
 use metrics::OrchestratorMetrics;
 
 use crate::builds::Builder;
+use crate::engine::clock;
 use crate::secrets::SecretBox;
 use crate::store::{AppRecord, DeploymentRecord, DeploymentStatus, Store, StoreError, Trigger};
 
@@ -161,7 +165,7 @@ pub struct Orchestrator {
 }
 
 struct Inner {
-    engine: Engine,
+    engine: Arc<dyn ContainerEngine>,
     store: Store,
     router: Arc<Router>,
     /// The certificates the edge serves: a route redirects to HTTPS and
@@ -214,7 +218,7 @@ impl Orchestrator {
     /// routes that take HTTPS from the certificates in `certs`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        engine: Engine,
+        engine: Arc<dyn ContainerEngine>,
         store: Store,
         router: Arc<Router>,
         certs: Arc<CertStore>,
@@ -494,7 +498,7 @@ impl Orchestrator {
         self.remove_containers(ids.iter().map(String::as_str))
             .await?;
         if volumes {
-            let removed = mounts::Volumes::new(self.inner.engine.docker(), self.instance())
+            let removed = mounts::Volumes::new(self.inner.engine.as_ref())
                 .remove_of_app(app)
                 .await?;
             tracing::info!(app, volumes = ?removed, "removed the app's volumes");
@@ -504,7 +508,7 @@ impl Orchestrator {
         match self.inner.engine.built_images(app).await {
             Ok(ids) => {
                 for id in ids {
-                    if let Err(err) = self.inner.engine.remove_image_forced(&id).await {
+                    if let Err(err) = self.inner.engine.remove_image(&id, true).await {
                         tracing::warn!(app, %err, "could not remove a built image");
                     }
                 }
@@ -610,12 +614,10 @@ impl Orchestrator {
     ) -> Result<Vec<String>, OpError> {
         let mut ids = Vec::new();
         for c in self.inner.engine.instance_containers().await? {
-            let labels = c.labels.unwrap_or_default();
-            let same_app = labels.get(LABEL_APP).map(String::as_str) == Some(app);
-            let same_dep = deployment
-                .is_none_or(|d| labels.get(LABEL_DEPLOYMENT).map(String::as_str) == Some(d));
+            let same_app = c.label(LABEL_APP) == Some(app);
+            let same_dep = deployment.is_none_or(|d| c.label(LABEL_DEPLOYMENT) == Some(d));
             if same_app && same_dep {
-                ids.extend(c.id);
+                ids.push(c.id);
             }
         }
         Ok(ids)

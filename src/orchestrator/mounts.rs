@@ -4,18 +4,8 @@
 //! file mounts packed into a tar archive that is written into each replica
 //! before it starts.
 
-use std::collections::HashMap;
-
+use crate::engine::{ContainerEngine, EngineError, EngineMount, MountKind};
 use berth_config::{AppSpec, Mount};
-use bollard::models::{Mount as EngineMount, MountType, VolumeCreateRequest};
-use bollard::query_parameters::{ListVolumesOptions, RemoveVolumeOptions};
-use bollard::Docker;
-
-use super::clock;
-use super::engine::{EngineError, LABEL_APP, LABEL_INSTANCE};
-
-/// Label with a volume's name within its app.
-pub const LABEL_VOLUME: &str = "berth.volume";
 
 /// What a replica mounts, ready for the engine.
 #[derive(Debug, Clone, Default)]
@@ -37,21 +27,15 @@ pub enum MountError {
     Engine(#[from] EngineError),
 }
 
-/// The engine's name of volume `name` of `app`.
-pub fn volume_name(instance: &str, app: &str, name: &str) -> String {
-    format!("berth-{instance}.{app}.{name}")
-}
-
 /// The volumes of this instance (of one app, or of all).
 pub struct Volumes<'a> {
-    docker: &'a Docker,
-    instance: &'a str,
+    engine: &'a dyn ContainerEngine,
 }
 
 impl<'a> Volumes<'a> {
-    /// The instance's volumes on `docker`.
-    pub fn new(docker: &'a Docker, instance: &'a str) -> Self {
-        Self { docker, instance }
+    /// The instance's volumes on `engine`.
+    pub fn new(engine: &'a dyn ContainerEngine) -> Self {
+        Self { engine }
     }
 
     /// Creates the app's volumes that do not exist yet, checks bind mounts
@@ -65,13 +49,12 @@ impl<'a> Volumes<'a> {
                     path,
                     read_only,
                 } => {
-                    let source = self.ensure(&spec.name, name).await?;
+                    let source = self.engine.ensure_volume(&spec.name, name).await?;
                     prepared.mounts.push(EngineMount {
-                        target: Some(path.clone()),
-                        source: Some(source),
-                        typ: Some(MountType::VOLUME),
-                        read_only: Some(*read_only),
-                        ..Default::default()
+                        kind: MountKind::Volume,
+                        source,
+                        target: path.clone(),
+                        read_only: *read_only,
                     });
                 }
                 Mount::Bind {
@@ -83,11 +66,10 @@ impl<'a> Volumes<'a> {
                         return Err(MountError::BindNotAllowed(i));
                     }
                     prepared.mounts.push(EngineMount {
-                        target: Some(path.clone()),
-                        source: Some(host_path.clone()),
-                        typ: Some(MountType::BIND),
-                        read_only: Some(*read_only),
-                        ..Default::default()
+                        kind: MountKind::Bind,
+                        source: host_path.clone(),
+                        target: path.clone(),
+                        read_only: *read_only,
                     });
                 }
                 Mount::File { .. } => {}
@@ -98,49 +80,11 @@ impl<'a> Volumes<'a> {
         Ok(prepared)
     }
 
-    /// Creates volume `name` of `app` unless it exists; its engine name.
-    async fn ensure(&self, app: &str, name: &str) -> Result<String, EngineError> {
-        let full = volume_name(self.instance, app, name);
-        // Creating a volume that exists returns it unchanged.
-        let request = VolumeCreateRequest {
-            name: Some(full.clone()),
-            labels: Some(HashMap::from([
-                (LABEL_INSTANCE.to_string(), self.instance.to_string()),
-                (LABEL_APP.to_string(), app.to_string()),
-                (LABEL_VOLUME.to_string(), name.to_string()),
-            ])),
-            ..Default::default()
-        };
-        clock::docker(self.docker.create_volume(request)).await?;
-        Ok(full)
-    }
-
-    /// The engine names of the app's volumes.
-    pub async fn of_app(&self, app: &str) -> Result<Vec<String>, EngineError> {
-        let options = ListVolumesOptions {
-            filters: Some(HashMap::from([(
-                "label".to_string(),
-                vec![
-                    format!("{LABEL_INSTANCE}={}", self.instance),
-                    format!("{LABEL_APP}={app}"),
-                ],
-            )])),
-        };
-        let list = clock::docker(self.docker.list_volumes(Some(options))).await?;
-        Ok(list
-            .volumes
-            .unwrap_or_default()
-            .into_iter()
-            .map(|v| v.name)
-            .collect())
-    }
-
     /// Removes the app's volumes (their data is gone); returns their names.
     pub async fn remove_of_app(&self, app: &str) -> Result<Vec<String>, EngineError> {
-        let names = self.of_app(app).await?;
+        let names = self.engine.app_volumes(app).await?;
         for name in &names {
-            let options = RemoveVolumeOptions::default();
-            clock::docker(self.docker.remove_volume(name, Some(options))).await?;
+            self.engine.remove_volume(name).await?;
         }
         Ok(names)
     }
@@ -189,6 +133,7 @@ pub fn files_archive(mounts: &[Mount]) -> std::io::Result<Option<Vec<u8>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::volume_name;
 
     #[test]
     fn volume_names_cannot_collide_across_apps() {

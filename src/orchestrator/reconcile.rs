@@ -6,8 +6,8 @@
 
 use std::collections::HashMap;
 
-use super::engine::ReplicaState;
 use super::{lock, OpError, Orchestrator, Replica, LABEL_APP, LABEL_DEPLOYMENT};
+use crate::engine::ReplicaState;
 use crate::store::{DeploymentRecord, DeploymentStatus, Trigger};
 
 impl Orchestrator {
@@ -45,13 +45,10 @@ impl Orchestrator {
             .instance_containers()
             .await?
             .into_iter()
-            .filter_map(|c| {
-                let labels = c.labels.unwrap_or_default();
-                Some(Found {
-                    id: c.id?,
-                    app: labels.get(LABEL_APP).cloned(),
-                    deployment: labels.get(LABEL_DEPLOYMENT).cloned(),
-                })
+            .map(|c| Found {
+                app: c.label(LABEL_APP).map(str::to_string),
+                deployment: c.label(LABEL_DEPLOYMENT).map(str::to_string),
+                id: c.id,
             })
             .collect();
         let active: HashMap<&str, Option<&str>> = apps
@@ -92,19 +89,19 @@ impl Orchestrator {
             }
             let mut replicas = Vec::new();
             for id in adopted.remove(&app.spec.name).unwrap_or_default() {
-                if let Ok(ReplicaState::Exited(_)) = engine.replica_state(&id).await {
+                if let Ok(ReplicaState::Exited(_)) =
+                    engine.replica_state(&id, deployment.spec.port).await
+                {
                     if let Err(err) = engine.start(&id).await {
                         tracing::warn!(container = %id, %err, "could not restart a replica");
                         continue;
                     }
                 }
-                if let Ok(ReplicaState::Running { addr: Some(ip), .. }) =
-                    engine.replica_state(&id).await
+                if let Ok(ReplicaState::Running {
+                    addr: Some(addr), ..
+                }) = engine.replica_state(&id, deployment.spec.port).await
                 {
-                    replicas.push(Replica::new(
-                        id,
-                        std::net::SocketAddr::new(ip, deployment.spec.port),
-                    ));
+                    replicas.push(Replica::new(id, addr));
                 }
             }
             if replicas.len() < deployment.spec.replicas as usize {

@@ -155,12 +155,12 @@ impl Orchestrator {
             .collect();
         old.dedup();
         for id in old {
-            self.inner.engine.remove_image(&id).await?;
+            self.inner.engine.remove_image(&id, false).await?;
         }
         // A built image goes by its deployment's tag: an identical rebuild
         // shares the image under a newer tag, which keeps it.
         for d in built {
-            self.inner.engine.remove_image(&d.image).await?;
+            self.inner.engine.remove_image(&d.image, false).await?;
         }
         Ok(())
     }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use super::engine::ContainerEvent;
 use super::{lock, Orchestrator};
+use crate::engine::ContainerEvent;
 
 /// Pause before reconnecting to a broken event stream.
 const RECONNECT: Duration = Duration::from_secs(1);

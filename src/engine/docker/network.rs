@@ -12,8 +12,8 @@ use bollard::models::{Network, NetworkCreateRequest};
 use bollard::query_parameters::{ListContainersOptions, ListNetworksOptions};
 use time::OffsetDateTime;
 
-use super::clock;
-use super::engine::{Engine, EngineError, LABEL_INSTANCE};
+use super::DockerEngine;
+use crate::engine::{clock, EngineError, LABEL_INSTANCE};
 
 /// One network named `berth-<instance>` as the engine reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +64,7 @@ pub fn plan(observed: &[ObservedNetwork]) -> Option<NetworkPlan> {
     })
 }
 
-impl Engine {
+impl DockerEngine {
     /// Returns the id of the instance's bridge network, creating it when
     /// there is none and repairing duplicates when there are several.
     /// Concurrent callers wait for one another, so one network is made.
@@ -75,11 +75,11 @@ impl Engine {
             return self.settle(found).await;
         }
         let request = NetworkCreateRequest {
-            name: self.network().to_string(),
+            name: self.network.clone(),
             driver: Some("bridge".into()),
             labels: Some(HashMap::from([(
                 LABEL_INSTANCE.to_string(),
-                self.instance().to_string(),
+                self.instance.as_str().to_string(),
             )])),
             ..Default::default()
         };
@@ -87,12 +87,12 @@ impl Engine {
             // Docker 20.10 creates a duplicate and only warns: another
             // process made one at the same time. Settle on one of them.
             Ok(created) if !created.warning.is_empty() => {
-                tracing::warn!(network = self.network(), warning = %created.warning, "the engine reports a network of the same name");
+                tracing::warn!(network = self.network.as_str(), warning = %created.warning, "the engine reports a network of the same name");
                 let found = self.instance_networks().await?;
                 self.settle(found).await
             }
             Ok(created) => {
-                tracing::info!(network = self.network(), id = %created.id, "created the instance network");
+                tracing::info!(network = self.network.as_str(), id = %created.id, "created the instance network");
                 Ok(created.id)
             }
             // A newer engine refuses the name: a network without berth's
@@ -121,16 +121,16 @@ impl Engine {
             filters: Some(HashMap::from([
                 (
                     "label".to_string(),
-                    vec![format!("{LABEL_INSTANCE}={}", self.instance())],
+                    vec![format!("{LABEL_INSTANCE}={}", self.instance.as_str())],
                 ),
-                ("name".to_string(), vec![self.network().to_string()]),
+                ("name".to_string(), vec![self.network.as_str().to_string()]),
             ])),
         };
         let networks = clock::docker(self.docker().list_networks(Some(options))).await?;
         // The name filter matches parts of names too.
         Ok(networks
             .into_iter()
-            .filter(|n| n.name.as_deref() == Some(self.network()) && n.id.is_some())
+            .filter(|n| n.name.as_deref() == Some(self.network.as_str()) && n.id.is_some())
             .collect())
     }
 
@@ -139,19 +139,19 @@ impl Engine {
         let options = ListNetworksOptions {
             filters: Some(HashMap::from([(
                 "name".to_string(),
-                vec![self.network().to_string()],
+                vec![self.network.as_str().to_string()],
             )])),
         };
         let networks = clock::docker(self.docker().list_networks(Some(options))).await?;
         networks
             .into_iter()
-            .filter(|n| n.name.as_deref() == Some(self.network()))
+            .filter(|n| n.name.as_deref() == Some(self.network.as_str()))
             .find_map(|n| n.id)
             .ok_or_else(|| {
                 EngineError::Docker(format!(
                     "the engine says network {} exists but does not list it; remove it with `docker network rm {}`",
-                    self.network(),
-                    self.network()
+                    self.network.as_str(),
+                    self.network.as_str()
                 ))
             })
     }
@@ -177,12 +177,12 @@ impl Engine {
         let Some(plan) = plan(&observed) else {
             return Err(EngineError::Docker(format!(
                 "network {} has no id; remove it with `docker network rm {}`",
-                self.network(),
-                self.network()
+                self.network.as_str(),
+                self.network.as_str()
             )));
         };
         tracing::warn!(
-            network = self.network(),
+            network = self.network.as_str(),
             count = observed.len(),
             keep = %plan.keep,
             "several networks carry the instance's name; keeping the one in use (or the oldest)"
@@ -190,16 +190,16 @@ impl Engine {
         for id in &plan.remove {
             match clock::docker(self.docker().remove_network(id)).await {
                 Ok(()) => {
-                    tracing::info!(network = self.network(), id = %id, "removed an empty duplicate network")
+                    tracing::info!(network = self.network.as_str(), id = %id, "removed an empty duplicate network")
                 }
                 Err(err) => {
-                    tracing::warn!(network = self.network(), id = %id, %err, "could not remove an empty duplicate network")
+                    tracing::warn!(network = self.network.as_str(), id = %id, %err, "could not remove an empty duplicate network")
                 }
             }
         }
         for id in &plan.in_use {
             tracing::warn!(
-                network = self.network(),
+                network = self.network.as_str(),
                 id = %id,
                 "a duplicate network still has containers; left in place until its replicas are replaced, removed at a later start"
             );

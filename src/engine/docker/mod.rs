@@ -1,55 +1,35 @@
-//! The Docker engine as berth uses it: the instance's network, images,
-//! replica containers (labelled `berth.*`, no published ports) and their
-//! logs. Errors carry the engine's own message.
+//! The Docker engine over bollard: [`DockerEngine`] implements
+//! [`ContainerEngine`] for the containers, images, volumes and logs of one
+//! berth instance. Errors carry the engine's own message.
+
+mod build;
+mod delegate;
+mod network;
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary,
-    EndpointSettings, HealthStatusEnum, HostConfig, HostConfigLogConfig, NetworkingConfig,
-    RestartPolicy, RestartPolicyNameEnum,
+    ContainerSummaryStateEnum, EndpointSettings, HealthStatusEnum, HostConfig, HostConfigLogConfig,
+    Mount, MountType, NetworkingConfig, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, ListContainersOptions, LogsOptions,
-    RemoveContainerOptions, StopContainerOptions,
+    CreateContainerOptions, CreateImageOptions, ListContainersOptions, ListVolumesOptions,
+    LogsOptions, RemoveContainerOptions, RemoveVolumeOptions, StopContainerOptions,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::clock;
-
-/// Label naming the berth instance that owns a container or network.
-pub const LABEL_INSTANCE: &str = "berth.instance";
-/// Label naming the app of a container.
-pub const LABEL_APP: &str = "berth.app";
-/// Label naming the deployment that created a container.
-pub const LABEL_DEPLOYMENT: &str = "berth.deployment";
-/// Label with the replica's index within its deployment.
-pub const LABEL_REPLICA: &str = "berth.replica";
-
-/// An engine operation that failed.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    /// The engine answered with an error; the message is the engine's.
-    #[error("{0}")]
-    Docker(String),
-    /// The operation ran past its deadline.
-    #[error("{what} did not finish within {secs}s")]
-    Timeout {
-        /// The operation.
-        what: String,
-        /// The deadline in seconds.
-        secs: u64,
-    },
-    /// The deployment was cancelled.
-    #[error("cancelled")]
-    Cancelled,
-}
+use super::{
+    volume_name, with_default_tag, Container, ContainerEvent, ContainerState, EngineError,
+    EngineMount, HealthVerdict, LogFrame, LogLine, LogRange, MountKind, ReplicaConfig,
+    ReplicaState, LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE, LABEL_VOLUME,
+};
 
 impl From<BollardError> for EngineError {
     fn from(e: BollardError) -> Self {
@@ -70,73 +50,56 @@ fn is_not_found(e: &BollardError) -> bool {
     )
 }
 
-/// What a replica container should look like.
-pub struct ReplicaConfig<'a> {
-    /// Container name.
-    pub name: String,
-    /// Image reference or id.
-    pub image: &'a str,
-    /// Id of the instance network (from [`Engine::ensure_network`]): the
-    /// replica attaches by id, which stays unambiguous even when another
-    /// network shares the name.
-    pub network: &'a str,
-    /// `KEY=value` pairs.
-    pub env: Vec<String>,
-    /// Command override.
-    pub command: Option<Vec<String>>,
-    /// CPU limit in cores.
-    pub cpus: Option<f64>,
-    /// Memory limit in MiB.
-    pub memory_mb: Option<u64>,
-    /// `berth.*` labels.
-    pub labels: HashMap<String, String>,
-    /// Volumes and host paths.
-    pub mounts: Vec<bollard::models::Mount>,
-    /// A tar archive extracted at `/` before the replica starts (file
-    /// mounts).
-    pub files: Option<Vec<u8>>,
-}
-
-/// Health of a replica as the engine sees it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ReplicaState {
-    /// Not running; the exit code if known.
-    Exited(Option<i64>),
-    /// Running; whether the image has a healthcheck and its verdict.
-    Running {
-        /// Address on the instance network.
-        addr: Option<IpAddr>,
-        /// `None`: no healthcheck; otherwise healthy (true) / unhealthy (false) / starting (None inside).
-        health: Option<HealthVerdict>,
-    },
-}
-
-/// A Docker healthcheck's current verdict.
-#[derive(Debug, Clone, PartialEq)]
-pub enum HealthVerdict {
-    /// Still in the start period or not yet checked.
-    Starting,
-    /// Passed.
-    Healthy,
-    /// Failed; the last probe output.
-    Unhealthy(String),
-}
-
 /// Handle to the Docker engine for one berth instance.
 #[derive(Clone)]
-pub struct Engine {
+pub struct DockerEngine {
     docker: Docker,
     instance: String,
     network: String,
     /// Held while the instance network is looked up or created, so racing
     /// deployments create it once (see `network.rs`).
-    pub(super) network_flight: Arc<tokio::sync::Mutex<()>>,
+    network_flight: Arc<tokio::sync::Mutex<()>>,
 }
 
-impl Engine {
+/// A listed container as berth sees it; `None` without an id.
+fn container(c: ContainerSummary) -> Option<Container> {
+    let id = c.id?;
+    let name = c
+        .names
+        .and_then(|n| n.into_iter().next())
+        .map_or_else(|| id.clone(), |n| n.trim_start_matches('/').to_string());
+    let state = match c.state {
+        Some(ContainerSummaryStateEnum::RUNNING) => ContainerState::Running,
+        Some(ContainerSummaryStateEnum::EXITED) => ContainerState::Exited,
+        Some(ContainerSummaryStateEnum::DEAD) => ContainerState::Dead,
+        _ => ContainerState::Other,
+    };
+    Some(Container {
+        id,
+        name,
+        labels: c.labels.unwrap_or_default(),
+        state,
+    })
+}
+
+/// A replica's mount as the engine takes it.
+fn mount(m: &EngineMount) -> Mount {
+    Mount {
+        target: Some(m.target.clone()),
+        source: Some(m.source.clone()),
+        typ: Some(match m.kind {
+            MountKind::Volume => MountType::VOLUME,
+            MountKind::Bind => MountType::BIND,
+        }),
+        read_only: Some(m.read_only),
+        ..Default::default()
+    }
+}
+
+impl DockerEngine {
     /// Connects to the local engine (`DOCKER_HOST` or the default socket)
     /// and agrees on an API version the engine speaks.
-    pub async fn connect(instance: &str) -> Result<Engine, EngineError> {
+    pub async fn connect(instance: &str) -> Result<DockerEngine, EngineError> {
         let docker = Docker::connect_with_local_defaults()?;
         let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
             .await
@@ -144,7 +107,7 @@ impl Engine {
                 what: "connecting to the Docker engine".into(),
                 secs: 10,
             })??;
-        Ok(Engine {
+        Ok(DockerEngine {
             docker,
             instance: instance.to_string(),
             network: format!("berth-{instance}"),
@@ -152,14 +115,9 @@ impl Engine {
         })
     }
 
-    /// The engine's API client (for builds).
-    pub fn docker(&self) -> &Docker {
+    /// The engine's API client.
+    fn docker(&self) -> &Docker {
         &self.docker
-    }
-
-    /// The name of the instance's bridge network.
-    pub fn network(&self) -> &str {
-        &self.network
     }
 
     /// Returns the image's id, pulling it first if it is not local.
@@ -211,7 +169,7 @@ impl Engine {
     pub async fn start_replica(&self, config: ReplicaConfig<'_>) -> Result<String, EngineError> {
         let host_config = HostConfig {
             network_mode: Some(self.network.clone()),
-            mounts: (!config.mounts.is_empty()).then_some(config.mounts),
+            mounts: (!config.mounts.is_empty()).then(|| config.mounts.iter().map(mount).collect()),
             nano_cpus: config.cpus.map(|c| (c * 1e9) as i64),
             memory: config.memory_mb.map(|m| (m * 1024 * 1024) as i64),
             restart_policy: Some(RestartPolicy {
@@ -323,8 +281,9 @@ impl Engine {
         }
     }
 
-    /// The state of a replica: running or not, its address, its health.
-    pub async fn replica_state(&self, id: &str) -> Result<ReplicaState, EngineError> {
+    /// The state of a replica: running or not, where its `port` is
+    /// reached on the instance network, its health.
+    pub async fn replica_state(&self, id: &str, port: u16) -> Result<ReplicaState, EngineError> {
         let info: ContainerInspectResponse =
             clock::docker(self.docker.inspect_container(id, None)).await?;
         let state = info.state.unwrap_or_default();
@@ -338,7 +297,8 @@ impl Engine {
             .and_then(|n| n.networks)
             .and_then(|mut nets| nets.remove(&self.network))
             .and_then(|ep| ep.ip_address)
-            .and_then(|ip| ip.parse().ok());
+            .and_then(|ip| ip.parse().ok())
+            .map(|ip| std::net::SocketAddr::new(ip, port));
         let has_check = info
             .config
             .and_then(|c| c.healthcheck)
@@ -365,7 +325,7 @@ impl Engine {
     }
 
     /// All containers of this instance, running or not.
-    pub async fn instance_containers(&self) -> Result<Vec<ContainerSummary>, EngineError> {
+    pub async fn instance_containers(&self) -> Result<Vec<Container>, EngineError> {
         let options = ListContainersOptions {
             all: true,
             filters: Some(HashMap::from([(
@@ -374,7 +334,8 @@ impl Engine {
             )])),
             ..Default::default()
         };
-        Ok(clock::docker(self.docker.list_containers(Some(options))).await?)
+        let listed = clock::docker(self.docker.list_containers(Some(options))).await?;
+        Ok(listed.into_iter().filter_map(container).collect())
     }
 
     /// The last `tail` log lines of a container (stdout and stderr).
@@ -406,27 +367,13 @@ impl Engine {
     }
 }
 
-/// A lifecycle event of one of the instance's containers.
-#[derive(Debug, Clone)]
-pub struct ContainerEvent {
-    /// `die`, `oom`, `start`, `health_status: healthy`, ...
-    pub action: String,
-    /// Container id.
-    pub container: String,
-    /// Its `berth.app` label.
-    pub app: String,
-    /// Its `berth.deployment` label.
-    pub deployment: String,
-    /// Exit code, on `die`.
-    pub exit_code: Option<String>,
-}
-
-impl Engine {
+impl DockerEngine {
     /// The engine's stream of lifecycle events of this instance's
     /// containers; ends when the connection to the engine does.
     pub fn container_events(
         &self,
-    ) -> impl futures_util::Stream<Item = Result<ContainerEvent, EngineError>> + '_ {
+    ) -> impl futures_util::Stream<Item = Result<ContainerEvent, EngineError>> + Send + 'static
+    {
         let options = bollard::query_parameters::EventsOptions {
             filters: Some(HashMap::from([
                 ("type".to_string(), vec!["container".to_string()]),
@@ -506,19 +453,10 @@ impl Engine {
         Ok(images.into_iter().map(|i| i.id).collect())
     }
 
-    /// Removes an image by id unless a container or another tag still uses
-    /// it (by tag: removes the tag, and the image with its last one); gone
-    /// already is fine.
-    pub async fn remove_image(&self, id: &str) -> Result<(), EngineError> {
-        self.remove_image_with(id, false).await
-    }
-
-    /// Removes an image with all its tags (no container may use it).
-    pub async fn remove_image_forced(&self, id: &str) -> Result<(), EngineError> {
-        self.remove_image_with(id, true).await
-    }
-
-    async fn remove_image_with(&self, id: &str, force: bool) -> Result<(), EngineError> {
+    /// Removes an image (by id, or a tag: the tag, and the image with its
+    /// last one) unless a container or another tag still uses it; with
+    /// `force`, with all its tags. Gone or in use already is fine.
+    pub async fn remove_image(&self, id: &str, force: bool) -> Result<(), EngineError> {
         let options = bollard::query_parameters::RemoveImageOptions {
             force,
             noprune: false,
@@ -535,45 +473,81 @@ impl Engine {
     }
 }
 
-/// The reference with `:latest` added when it names neither a tag nor a
-/// digest (a `:` after the last `/` is a tag; before it, a registry port).
-pub fn with_default_tag(reference: &str) -> String {
-    let last = reference.rsplit('/').next().unwrap_or(reference);
-    if last.contains(':') || last.contains('@') {
-        reference.to_string()
-    } else {
-        format!("{reference}:latest")
+impl DockerEngine {
+    /// A container's log as demultiplexed frames, timestamped; with
+    /// `follow`, live until the container stops or the stream is dropped.
+    pub fn log_frames(
+        &self,
+        id: &str,
+        range: &LogRange,
+    ) -> impl futures_util::Stream<Item = Result<LogFrame, EngineError>> + Send + 'static {
+        let options = LogsOptions {
+            follow: range.follow,
+            stdout: true,
+            stderr: true,
+            since: range
+                .since
+                .map_or(0, |s| i32::try_from(s.max(0)).unwrap_or(i32::MAX)),
+            timestamps: true,
+            tail: range
+                .tail
+                .map_or_else(|| "all".to_string(), |t| t.to_string()),
+            ..Default::default()
+        };
+        self.docker.logs(id, Some(options)).map(|chunk| {
+            let chunk = chunk?;
+            let stderr = matches!(chunk, bollard::container::LogOutput::StdErr { .. });
+            let bytes = match chunk {
+                bollard::container::LogOutput::StdErr { message }
+                | bollard::container::LogOutput::StdOut { message }
+                | bollard::container::LogOutput::StdIn { message }
+                | bollard::container::LogOutput::Console { message } => message,
+            };
+            Ok(LogFrame { stderr, bytes })
+        })
     }
-}
 
-/// One log line of a container.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct LogLine {
-    /// `stdout` or `stderr`.
-    pub stream: &'static str,
-    /// The line, starting with its RFC 3339 timestamp.
-    pub text: String,
-}
-
-impl Engine {
-    /// The instance name.
-    pub fn instance(&self) -> &str {
-        &self.instance
+    /// Creates volume `name` of `app` unless it exists; its engine name.
+    pub async fn ensure_volume(&self, app: &str, name: &str) -> Result<String, EngineError> {
+        let full = volume_name(&self.instance, app, name);
+        // Creating a volume that exists returns it unchanged.
+        let request = VolumeCreateRequest {
+            name: Some(full.clone()),
+            labels: Some(HashMap::from([
+                (LABEL_INSTANCE.to_string(), self.instance.clone()),
+                (LABEL_APP.to_string(), app.to_string()),
+                (LABEL_VOLUME.to_string(), name.to_string()),
+            ])),
+            ..Default::default()
+        };
+        clock::docker(self.docker.create_volume(request)).await?;
+        Ok(full)
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::with_default_tag;
+    /// The engine names of the app's volumes.
+    pub async fn app_volumes(&self, app: &str) -> Result<Vec<String>, EngineError> {
+        let options = ListVolumesOptions {
+            filters: Some(HashMap::from([(
+                "label".to_string(),
+                vec![
+                    format!("{LABEL_INSTANCE}={}", self.instance),
+                    format!("{LABEL_APP}={app}"),
+                ],
+            )])),
+        };
+        let list = clock::docker(self.docker.list_volumes(Some(options))).await?;
+        Ok(list
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.name)
+            .collect())
+    }
 
-    #[test]
-    fn untagged_references_pull_latest_only() {
-        assert_eq!(with_default_tag("nginx"), "nginx:latest");
-        assert_eq!(with_default_tag("nginx:1.27"), "nginx:1.27");
-        assert_eq!(
-            with_default_tag("reg.example.com:5000/team/app"),
-            "reg.example.com:5000/team/app:latest"
-        );
-        assert_eq!(with_default_tag("app@sha256:abc"), "app@sha256:abc");
+    /// Removes a volume.
+    pub async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        let options = RemoveVolumeOptions::default();
+        clock::docker(self.docker.remove_volume(name, Some(options))).await?;
+        Ok(())
     }
 }
