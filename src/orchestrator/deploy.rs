@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::mounts::Prepared;
 use super::rollout::Step;
 use super::{
-    lock, EngineError, Job, Orchestrator, Replica, LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE,
+    lock, EngineError, Orchestrator, Replica, LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE,
 };
 use crate::engine::clock;
 use crate::engine::{ReplicaConfig, LABEL_REPLICA};
@@ -42,6 +42,24 @@ pub enum DeployError {
     /// The app's volumes or mounts could not be prepared.
     #[error(transparent)]
     Mount(#[from] super::mounts::MountError),
+}
+
+/// The handle of a queued or running deployment.
+#[derive(Clone)]
+pub(super) struct Job {
+    pub(super) app: String,
+    pub(super) cancel: CancellationToken,
+    /// Why it was cancelled, recorded in the deployment's `error`.
+    pub(super) reason: Arc<OnceLock<String>>,
+    /// Set once it holds its app's turn and a permit.
+    pub(super) running: Arc<AtomicBool>,
+}
+
+impl Job {
+    pub(super) fn cancel(&self, reason: impl Into<String>) {
+        let _ = self.reason.set(reason.into());
+        self.cancel.cancel();
+    }
 }
 
 impl Orchestrator {
@@ -137,17 +155,14 @@ impl Orchestrator {
             Err(err) => {
                 // New replicas that already serve (earlier batches) leave
                 // the routes and drain before they go.
-                let serving_new = {
-                    let mut live = lock(&self.inner.live);
-                    let current = live.entry(record.app.clone()).or_default();
+                let serving_new = self.inner.routing.edit(&record.app, |current| {
                     let (new, old): (Vec<Replica>, Vec<Replica>) = current
                         .drain(..)
                         .partition(|r| progress.created.contains(&r.container));
                     *current = old;
                     new
-                };
+                });
                 if !serving_new.is_empty() {
-                    self.refresh_routes(&record.app);
                     self.drain(&serving_new).await;
                 }
                 let created = progress.created.iter().map(String::as_str);
@@ -392,16 +407,13 @@ impl Orchestrator {
     /// serve beside the old ones, and up to `retire` old ones drain and go.
     /// Returns how many old replicas were retired.
     async fn step(&self, record: &DeploymentRecord, ready: &[Replica], retire: usize) -> usize {
-        let retired: Vec<Replica> = {
-            let mut live = lock(&self.inner.live);
-            let current = live.entry(record.app.clone()).or_default();
+        let retired: Vec<Replica> = self.inner.routing.edit(&record.app, |current| {
             let is_new = |r: &Replica| ready.iter().any(|n| n.container == r.container);
             let mut old: Vec<Replica> = current.iter().filter(|r| !is_new(r)).cloned().collect();
             let retired: Vec<Replica> = old.drain(..retire.min(old.len())).collect();
             *current = ready.iter().cloned().chain(old).collect();
             retired
-        };
-        self.refresh_routes(&record.app);
+        });
         let log = self.inner.logs.open(&record.id);
         log.push(&format!(
             "{} new replica(s) serve; retiring {} old one(s)",
@@ -435,14 +447,11 @@ impl Orchestrator {
             .deployment_finished(DeploymentStatus::Succeeded);
         let current: Vec<String> = replicas.iter().map(|r| r.container.clone()).collect();
         // An app that was a static site serves from containers now.
-        let was_site = lock(&self.inner.sites).remove(&record.app).is_some();
-        let mut previous = lock(&self.inner.live)
-            .insert(record.app.clone(), replicas)
-            .unwrap_or_default();
+        let was_site = self.inner.routing.is_site(&record.app);
+        let switch = std::time::Instant::now();
+        let mut previous = self.inner.routing.serve(&record.app, replicas);
         // New replicas of earlier batches already serve: they stay.
         previous.retain(|r| !current.contains(&r.container));
-        let switch = std::time::Instant::now();
-        self.refresh_routes(&record.app);
         self.watch(&record.app, id);
         self.reached(id, Phase::Switched);
         let log = self.inner.logs.open(id);

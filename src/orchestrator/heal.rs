@@ -194,7 +194,7 @@ impl Orchestrator {
     /// stopped, a static site, busy with a deployment, or backing off.
     async fn heal_app(&self, app: &AppRecord, active: &str, seen: &[Seen]) {
         let name = app.spec.name.as_str();
-        if app.stopped || lock(&self.inner.sites).contains_key(name) {
+        if app.stopped || self.inner.routing.is_site(name) {
             self.inner.heal.forget(name);
             return;
         }

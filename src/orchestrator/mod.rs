@@ -9,6 +9,7 @@
 
 mod crashes;
 mod deploy;
+use deploy::Job;
 mod follow;
 mod heal;
 mod health;
@@ -20,6 +21,7 @@ mod reconcile;
 mod rollback;
 mod rollout;
 mod routes;
+pub use routes::Replica;
 mod sites;
 mod source;
 mod supervise;
@@ -27,14 +29,14 @@ mod supervise;
 mod tests;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use berth_acme::CertStore;
 use berth_config::AppSpec;
-use berth_proxy::{Router, UpstreamState};
+use berth_proxy::Router;
 use prometheus_client::registry::Registry;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -99,28 +101,6 @@ pub enum OpError {
     Secret(#[from] crate::secrets::SecretError),
 }
 
-/// A replica serving an app.
-#[derive(Debug, Clone)]
-pub struct Replica {
-    /// Container id.
-    pub container: String,
-    /// Where the proxy sends requests.
-    pub addr: SocketAddr,
-    /// In-flight count and drain flag, shared with every route table.
-    pub state: Arc<UpstreamState>,
-}
-
-impl Replica {
-    /// A replica that has not served yet.
-    pub fn new(container: String, addr: SocketAddr) -> Self {
-        Self {
-            container,
-            addr,
-            state: UpstreamState::new(),
-        }
-    }
-}
-
 /// Where a deployment's log comes from.
 pub enum DeploymentLog {
     /// Still being written: lines so far plus a live feed.
@@ -137,24 +117,6 @@ pub enum StartOutcome {
     Deploying(Box<DeploymentRecord>),
 }
 
-/// The handle of a queued or running deployment.
-#[derive(Clone)]
-struct Job {
-    app: String,
-    cancel: CancellationToken,
-    /// Why it was cancelled, recorded in the deployment's `error`.
-    reason: Arc<OnceLock<String>>,
-    /// Set once it holds its app's turn and a permit.
-    running: Arc<AtomicBool>,
-}
-
-impl Job {
-    fn cancel(&self, reason: impl Into<String>) {
-        let _ = self.reason.set(reason.into());
-        self.cancel.cancel();
-    }
-}
-
 /// How often a draining replica's in-flight count is read.
 const DRAIN_POLL: Duration = Duration::from_millis(20);
 
@@ -167,15 +129,9 @@ pub struct Orchestrator {
 struct Inner {
     engine: Arc<dyn ContainerEngine>,
     store: Store,
-    router: Arc<Router>,
-    /// The certificates the edge serves: a route redirects to HTTPS and
-    /// sends HSTS only while one of them is valid for its host.
-    certs: Arc<CertStore>,
+    /// What serves each app, and the route table made from it.
+    routing: routes::Routing,
     settings: DeploySettings,
-    /// Serving replicas by app; the source of the route table's backends.
-    live: Mutex<HashMap<String, Vec<Replica>>>,
-    /// Serializes route table rebuilds so snapshots are swapped in order.
-    rebuild: Mutex<()>,
     app_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     permits: Arc<Semaphore>,
     /// Cancellation of queued and running deployments, by id.
@@ -195,10 +151,6 @@ struct Inner {
     builder: Builder,
     /// Opens the apps' vaults (git credentials, build secrets).
     secrets: SecretBox,
-    /// berth's own route: the panel domain to the admin listener.
-    panel: Mutex<Option<(String, SocketAddr)>>,
-    /// Static sites serving, by app.
-    sites: Mutex<HashMap<String, Arc<berth_proxy::Site>>>,
     /// What berth does about replicas that went missing.
     heal: heal::Healer,
     /// Called after each change of an app's record ([`Orchestrator::on_app_change`]).
@@ -229,29 +181,25 @@ impl Orchestrator {
     ) -> Self {
         let permits = Arc::new(Semaphore::new(settings.concurrency));
         let shutdown = CancellationToken::new();
+        let metrics = OrchestratorMetrics::register(registry);
         Self {
             inner: Arc::new(Inner {
                 engine,
+                routing: routes::Routing::new(store.clone(), router, certs, metrics.clone()),
                 store,
-                router,
-                certs,
                 settings,
-                live: Mutex::new(HashMap::new()),
-                rebuild: Mutex::new(()),
                 app_locks: Mutex::new(HashMap::new()),
                 permits,
                 jobs: Mutex::new(HashMap::new()),
                 tracker: TaskTracker::new(),
                 followers: follow::Followers::new(&shutdown),
                 shutdown,
-                metrics: OrchestratorMetrics::register(registry),
+                metrics,
                 logs: Logbook::default(),
                 watches: Mutex::new(HashMap::new()),
                 crashes: Crashes::default(),
                 builder,
                 secrets,
-                panel: Mutex::new(None),
-                sites: Mutex::new(HashMap::new()),
                 heal: heal::Healer::default(),
                 app_hook: Mutex::new(None),
             }),
@@ -382,10 +330,7 @@ impl Orchestrator {
     /// Number of replicas serving the app now; a static site that serves
     /// counts as one.
     pub fn serving_replicas(&self, app: &str) -> usize {
-        if lock(&self.inner.sites).contains_key(app) {
-            return 1;
-        }
-        lock(&self.inner.live).get(app).map_or(0, Vec::len)
+        self.inner.routing.serving(app)
     }
 
     /// Stops the app: its routes answer 503 and its containers stop.
@@ -396,8 +341,7 @@ impl Orchestrator {
             r.stopped = true;
             Ok(())
         })?;
-        let replicas = lock(&self.inner.live).remove(app).unwrap_or_default();
-        self.refresh_routes(app);
+        let replicas = self.inner.routing.take(app);
         self.drain(&replicas).await;
         let grace = self.inner.settings.stop_grace;
         self.inner
@@ -424,7 +368,7 @@ impl Orchestrator {
             )));
         };
         let deployment = self.inner.store.deployment(&active)?;
-        if lock(&self.inner.sites).contains_key(app) {
+        if self.inner.routing.is_site(app) {
             // A static site has no containers: it serves again at once.
             let record = self.update_app(app, |r| {
                 r.stopped = false;
@@ -458,7 +402,7 @@ impl Orchestrator {
             Ok(replicas) => {
                 // Live first, so the routes serve them from the same swap
                 // that ends the stop.
-                lock(&self.inner.live).insert(app.to_string(), replicas);
+                self.inner.routing.adopt(app, replicas);
                 let record = self.update_app(app, |r| {
                     r.stopped = false;
                     Ok(())
@@ -489,8 +433,7 @@ impl Orchestrator {
         self.inner.store.app(app)?;
         self.cancel_jobs_of(app);
         let _guard = self.lock_app(app).await?;
-        let replicas = lock(&self.inner.live).remove(app).unwrap_or_default();
-        self.refresh_routes(app);
+        let replicas = self.inner.routing.take(app);
         self.drain(&replicas).await;
         // Containers first: if removing one fails, the app still exists and
         // the delete can be retried; reconcile removes leftovers anyway.
@@ -515,7 +458,7 @@ impl Orchestrator {
             }
             Err(err) => tracing::warn!(app, %err, "could not list the app's built images"),
         }
-        lock(&self.inner.sites).remove(app);
+        self.inner.routing.forget_site(app);
         self.app_changed(app);
         self.inner.builder.forget_app(app);
         lock(&self.inner.app_locks).remove(app);

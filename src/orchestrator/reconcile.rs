@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use super::{lock, OpError, Orchestrator, Replica, LABEL_APP, LABEL_DEPLOYMENT};
+use super::{OpError, Orchestrator, Replica, LABEL_APP, LABEL_DEPLOYMENT};
 use crate::engine::ReplicaState;
 use crate::store::{DeploymentRecord, DeploymentStatus, Trigger};
 
@@ -108,7 +108,7 @@ impl Orchestrator {
                 redeploy.push(again_of(&deployment));
             }
             tracing::info!(app = %app.spec.name, replicas = replicas.len(), "adopted running replicas");
-            lock(&self.inner.live).insert(app.spec.name.clone(), replicas);
+            self.inner.routing.adopt(&app.spec.name, replicas);
         }
         self.rebuild_routes();
         for again in superseded_by(redeploy, &queued) {

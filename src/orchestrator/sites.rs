@@ -9,7 +9,7 @@ use berth_proxy::{Site, SiteOptions};
 use tokio_util::sync::CancellationToken;
 
 use super::deploy::DeployError;
-use super::{lock, Orchestrator};
+use super::Orchestrator;
 use crate::builds::Artifact;
 use crate::store::{DeploymentRecord, DeploymentStatus, Phase};
 
@@ -120,8 +120,7 @@ impl Orchestrator {
             .metrics
             .deployment_finished(DeploymentStatus::Succeeded);
         let switch = std::time::Instant::now();
-        lock(&self.inner.sites).insert(record.app.clone(), site);
-        self.refresh_routes(&record.app);
+        self.inner.routing.serve_site(&record.app, site);
         self.reached(id, Phase::Switched);
         let log = self.inner.logs.open(id);
         log.push(&format!(
@@ -131,10 +130,7 @@ impl Orchestrator {
         // Containers of an earlier, container-based version go.
         if let Ok(old) = self.containers_of(&record.app, None).await {
             if !old.is_empty() {
-                let previous = lock(&self.inner.live)
-                    .remove(&record.app)
-                    .unwrap_or_default();
-                self.refresh_routes(&record.app);
+                let previous = self.inner.routing.take(&record.app);
                 self.drain(&previous).await;
                 if let Err(err) = self.remove_containers(old.iter().map(String::as_str)).await {
                     tracing::warn!(%err, "could not remove a previous replica");
@@ -170,7 +166,7 @@ impl Orchestrator {
             .unwrap_or_else(|| deployment.id.clone());
         match self.load_site(deployment, &files_of).await {
             Ok(site) => {
-                lock(&self.inner.sites).insert(deployment.app.clone(), site);
+                self.inner.routing.adopt_site(&deployment.app, site);
                 true
             }
             Err(err) => {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use super::{lock, Orchestrator};
+use super::{Orchestrator, Replica};
 use crate::engine::ContainerEvent;
 
 /// Pause before reconnecting to a broken event stream.
@@ -100,18 +100,17 @@ impl Orchestrator {
 
     /// Takes a replica out of the route table at once; whether it served.
     fn evict(&self, event: &ContainerEvent, why: &str) -> bool {
-        let removed = {
-            let mut live = lock(&self.inner.live);
-            let Some(replicas) = live.get_mut(&event.app) else {
-                return false;
-            };
+        let serving = |r: &Replica| r.container == event.container;
+        if !self.inner.routing.replicas(&event.app).iter().any(serving) {
+            return false;
+        }
+        let removed = self.inner.routing.edit(&event.app, |replicas| {
             let before = replicas.len();
-            replicas.retain(|r| r.container != event.container);
+            replicas.retain(|r| !serving(r));
             before != replicas.len()
-        };
+        });
         if removed {
             tracing::warn!(app = %event.app, container = %event.container, event = why, "a replica left service");
-            self.refresh_routes(&event.app);
         }
         removed
     }
@@ -127,9 +126,11 @@ impl Orchestrator {
                 })
             };
             let serving = |this: &Orchestrator| {
-                lock(&this.inner.live)
-                    .get(&event.app)
-                    .is_some_and(|rs| rs.iter().any(|r| r.container == event.container))
+                this.inner
+                    .routing
+                    .replicas(&event.app)
+                    .iter()
+                    .any(|r| r.container == event.container)
             };
             if !is_current(&this) || serving(&this) {
                 return;
@@ -150,16 +151,16 @@ impl Orchestrator {
             if !is_current(&this) {
                 return;
             }
-            {
-                let mut live = lock(&this.inner.live);
-                let serving = live.entry(event.app.clone()).or_default();
+            let back = this.inner.routing.edit(&event.app, |serving| {
                 if serving.iter().any(|r| r.container == event.container) {
-                    return;
+                    return false;
                 }
                 serving.append(&mut replicas);
+                true
+            });
+            if back {
+                tracing::info!(app = %event.app, container = %event.container, "a restarted replica is back in service");
             }
-            tracing::info!(app = %event.app, container = %event.container, "a restarted replica is back in service");
-            this.refresh_routes(&event.app);
         });
     }
 }

@@ -309,7 +309,7 @@ async fn a_rollback_makes_the_rolled_back_spec_current() {
 
 /// Counts a request in flight on the replica serving `app` now.
 fn request_on(h: &Harness, app: &str) -> (String, berth_proxy::UpstreamGuard) {
-    let replica = crate::orchestrator::lock(&h.orch.inner.live)[app][0].clone();
+    let replica = h.orch.inner.routing.replicas(app)[0].clone();
     let guard = berth_proxy::Upstream::with_state(replica.addr, replica.state.clone())
         .acquire()
         .expect("a replica that is not draining takes requests");

@@ -170,10 +170,14 @@ impl Harness {
 
     /// Ids of the containers serving `app` (the route table's source).
     pub fn serving(&self, app: &str) -> Vec<String> {
-        let mut ids: Vec<String> = lock(&self.orch.inner.live)
-            .get(app)
-            .map(|rs| rs.iter().map(|r| r.container.clone()).collect())
-            .unwrap_or_default();
+        let mut ids: Vec<String> = self
+            .orch
+            .inner
+            .routing
+            .replicas(app)
+            .into_iter()
+            .map(|r| r.container)
+            .collect();
         ids.sort();
         ids
     }
