@@ -19,24 +19,30 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 
 const HOSTS: usize = 10_000;
 
+/// App `i`'s two routes (`/` and `/api` of `app{i}.example.com`).
+fn app_specs(i: usize) -> Vec<RouteSpec> {
+    let backend = Arc::new(Backend::new(
+        format!("app{i}"),
+        vec![SocketAddr::from(([10, (i >> 8) as u8, i as u8, 1], 8080))],
+    ));
+    ["/", "/api"]
+        .into_iter()
+        .map(|prefix| RouteSpec {
+            host: format!("app{i}.example.com"),
+            path_prefix: prefix.to_string(),
+            strip_prefix: prefix != "/",
+            redirect_https: false,
+            hsts: false,
+            certified: false,
+            backend: backend.clone(),
+        })
+        .collect()
+}
+
 fn specs() -> Vec<RouteSpec> {
     let mut specs = Vec::with_capacity(HOSTS * 2 + 100);
     for i in 0..HOSTS {
-        let backend = Arc::new(Backend::new(
-            format!("app{i}"),
-            vec![SocketAddr::from(([10, (i >> 8) as u8, i as u8, 1], 8080))],
-        ));
-        for prefix in ["/", "/api"] {
-            specs.push(RouteSpec {
-                host: format!("app{i}.example.com"),
-                path_prefix: prefix.to_string(),
-                strip_prefix: prefix != "/",
-                redirect_https: false,
-                hsts: false,
-                certified: false,
-                backend: backend.clone(),
-            });
-        }
+        specs.extend(app_specs(i));
     }
     for i in 0..100 {
         specs.push(RouteSpec {
@@ -134,22 +140,7 @@ fn rebuild(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 7919) % HOSTS;
             let app = format!("app{i}");
-            let backend = Arc::new(Backend::new(
-                app.as_str(),
-                vec![SocketAddr::from(([10, 9, 9, 9], 8080))],
-            ));
-            let specs = ["/", "/api"]
-                .into_iter()
-                .map(|prefix| RouteSpec {
-                    host: format!("app{i}.example.com"),
-                    path_prefix: prefix.to_string(),
-                    strip_prefix: prefix != "/",
-                    redirect_https: false,
-                    hsts: false,
-                    certified: false,
-                    backend: backend.clone(),
-                })
-                .collect();
+            let specs = app_specs(i);
             let next = router.load().with_app(&app, specs);
             router.swap(next);
         })
