@@ -17,7 +17,9 @@ pub(crate) struct Shards<V> {
     shards: Box<[Arc<Shard<V>>]>,
 }
 
-type Shard<V> = HashMap<Box<str>, V>;
+/// Keys are shared strings: copying a shard copies reference counts, not
+/// text.
+type Shard<V> = HashMap<Arc<str>, V>;
 
 impl<V> Default for Shards<V> {
     fn default() -> Self {
@@ -56,7 +58,7 @@ impl Hasher for Fnv {
 
 impl<V: Clone> Shards<V> {
     /// A map of these entries.
-    pub(crate) fn from_entries(entries: impl IntoIterator<Item = (Box<str>, V)>) -> Self {
+    pub(crate) fn from_entries(entries: impl IntoIterator<Item = (Arc<str>, V)>) -> Self {
         let mut maps: Vec<Shard<V>> = (0..SHARDS).map(|_| HashMap::new()).collect();
         for (k, v) in entries {
             maps[shard_of(&k)].insert(k, v);
@@ -77,9 +79,12 @@ impl<V: Clone> Shards<V> {
     pub(crate) fn set(&mut self, key: &str, value: Option<V>) {
         let shard = Arc::make_mut(&mut self.shards[shard_of(key)]);
         match value {
-            Some(v) => {
-                shard.insert(key.into(), v);
-            }
+            Some(v) => match shard.get_mut(key) {
+                Some(slot) => *slot = v,
+                None => {
+                    shard.insert(key.into(), v);
+                }
+            },
             None => {
                 shard.remove(key);
             }

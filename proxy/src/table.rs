@@ -199,41 +199,54 @@ pub struct RouteTable {
     exact: Shards<Box<[Route]>>,
     /// By parent domain: `*.a.com` is kept under `a.com`.
     wildcard: Shards<Box<[Route]>>,
-    /// Each app's hosts as given (`*.a.com` for a wildcard).
-    hosts_of: Shards<Box<[Box<str>]>>,
+    /// Each app's hosts: (wildcard, the key its routes are kept under).
+    hosts_of: Shards<Box<[HostKey]>>,
     routes: usize,
 }
 
+/// Where a host's routes are kept: `*.a.com` is (true, `a.com`).
+type HostKey = (bool, Arc<str>);
+
 impl RouteTable {
     /// Builds a table. When two specs claim the same host and prefix, the
-    /// first one wins (the store never lets that happen).
+    /// first one wins (the store never lets that happen). Each host's text
+    /// is allocated once and shared by its map key and its app's index.
     pub fn build(specs: impl IntoIterator<Item = RouteSpec>) -> Self {
-        let mut exact: HashMap<Box<str>, Vec<Route>> = HashMap::new();
-        let mut wildcard: HashMap<Box<str>, Vec<Route>> = HashMap::new();
-        let mut hosts_of: HashMap<Box<str>, Vec<Box<str>>> = HashMap::new();
+        let mut maps: [HashMap<Arc<str>, Vec<Route>>; 2] = Default::default();
+        let mut hosts_of: HashMap<Arc<str>, Vec<HostKey>> = HashMap::new();
         let mut count = 0;
         for spec in specs {
-            let (map, key) = match spec.host.strip_prefix("*.") {
-                Some(suffix) => (&mut wildcard, suffix),
-                None => (&mut exact, spec.host.as_str()),
+            let (wild, key) = split_host(&spec.host);
+            let map = &mut maps[usize::from(wild)];
+            let key = match map.get_key_value(key) {
+                Some((k, routes)) => {
+                    if routes.iter().any(|r| *r.prefix == *spec.path_prefix) {
+                        continue;
+                    }
+                    k.clone()
+                }
+                None => Arc::from(key),
             };
-            let routes = map.entry(key.into()).or_default();
-            if routes.iter().any(|r| *r.prefix == *spec.path_prefix) {
-                continue;
+            let app = spec.backend.app().clone();
+            match hosts_of.get_mut(&app) {
+                Some(hosts) => {
+                    if !hosts.iter().any(|(w, k)| *w == wild && *k == key) {
+                        hosts.push((wild, key.clone()));
+                    }
+                }
+                None => {
+                    hosts_of.insert(app, vec![(wild, key.clone())]);
+                }
             }
-            let hosts = hosts_of.entry((&**spec.backend.app()).into()).or_default();
-            if !hosts.iter().any(|h| **h == *spec.host) {
-                hosts.push(spec.host.as_str().into());
-            }
-            routes.push(Route::new(spec));
+            map.entry(key).or_default().push(Route::new(spec));
             count += 1;
         }
-        let freeze = |map: HashMap<Box<str>, Vec<Route>>| {
+        let [exact, wildcard] = maps.map(|map| {
             Shards::from_entries(map.into_iter().map(|(host, routes)| (host, sorted(routes))))
-        };
+        });
         Self {
-            exact: freeze(exact),
-            wildcard: freeze(wildcard),
+            exact,
+            wildcard,
             hosts_of: Shards::from_entries(
                 hosts_of
                     .into_iter()
@@ -249,13 +262,13 @@ impl RouteTable {
     /// routes stays that app's, as in [`RouteTable::build`].
     pub fn with_app(&self, app: &str, specs: Vec<RouteSpec>) -> RouteTable {
         let mut next = self.clone();
-        let old: Vec<Box<str>> = next
+        let old: Vec<HostKey> = next
             .hosts_of
             .get(app)
             .map(|h| h.to_vec())
             .unwrap_or_default();
-        for host in &old {
-            let (map, key) = next.map_of(host);
+        for (wild, key) in &old {
+            let map = next.map_of(*wild);
             let Some(routes) = map.get(key) else {
                 continue;
             };
@@ -268,20 +281,21 @@ impl RouteTable {
             map.set(key, (!kept.is_empty()).then(|| kept.into_boxed_slice()));
             next.routes -= dropped;
         }
-        let mut hosts: Vec<Box<str>> = Vec::new();
+        let mut hosts: Vec<HostKey> = Vec::new();
         for spec in specs {
             debug_assert_eq!(&**spec.backend.app(), app);
-            let host = spec.host.clone();
-            let (map, key) = next.map_of(&host);
-            let mut routes = map.get(key).map(|r| r.to_vec()).unwrap_or_default();
+            let (wild, key) = split_host(&spec.host);
+            let key: Arc<str> = Arc::from(key);
+            let map = next.map_of(wild);
+            let mut routes = map.get(&key).map(|r| r.to_vec()).unwrap_or_default();
             if routes.iter().any(|r| *r.prefix == *spec.path_prefix) {
                 continue;
             }
             routes.push(Route::new(spec));
-            map.set(key, Some(sorted(routes)));
+            map.set(&key, Some(sorted(routes)));
             next.routes += 1;
-            if !hosts.iter().any(|h| **h == *host) {
-                hosts.push(host.into());
+            if !hosts.iter().any(|(w, k)| *w == wild && *k == key) {
+                hosts.push((wild, key));
             }
         }
         let hosts = (!hosts.is_empty()).then(|| hosts.into_boxed_slice());
@@ -289,11 +303,12 @@ impl RouteTable {
         next
     }
 
-    /// The map and key a host (`*.a.com` or `x.a.com`) lives under.
-    fn map_of<'h>(&mut self, host: &'h str) -> (&mut Shards<Box<[Route]>>, &'h str) {
-        match host.strip_prefix("*.") {
-            Some(suffix) => (&mut self.wildcard, suffix),
-            None => (&mut self.exact, host),
+    /// The map of exact hosts, or of wildcards.
+    fn map_of(&mut self, wild: bool) -> &mut Shards<Box<[Route]>> {
+        if wild {
+            &mut self.wildcard
+        } else {
+            &mut self.exact
         }
     }
 
@@ -315,6 +330,15 @@ impl RouteTable {
     /// Whether the table has no routes.
     pub fn is_empty(&self) -> bool {
         self.routes == 0
+    }
+}
+
+/// Whether a host is a wildcard, and the key its routes are kept under
+/// (`*.a.com` → `a.com`).
+fn split_host(host: &str) -> (bool, &str) {
+    match host.strip_prefix("*.") {
+        Some(parent) => (true, parent),
+        None => (false, host),
     }
 }
 
