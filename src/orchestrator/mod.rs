@@ -239,7 +239,7 @@ impl Orchestrator {
     /// The one way out of every change of an app's record: its routes,
     /// then whoever follows the apps.
     fn app_changed(&self, app: &str) {
-        self.refresh_routes(app);
+        self.inner.routing.refresh(app);
         let hook = lock(&self.inner.app_hook).clone();
         if let Some(hook) = hook {
             hook(app);

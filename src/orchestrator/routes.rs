@@ -290,12 +290,6 @@ impl Orchestrator {
         self.inner.routing.rebuild();
     }
 
-    /// Makes `app`'s routes follow its record and what serves it; every
-    /// other route stays as it is.
-    pub fn refresh_routes(&self, app: &str) {
-        self.inner.routing.refresh(app);
-    }
-
     /// Routes `host` on the edge to the admin listener at `admin` (the
     /// panel and the API under berth's own domain); no app may take it.
     pub fn serve_panel(&self, host: &str, admin: SocketAddr) {
