@@ -156,6 +156,7 @@ fn edge(upstream: SocketAddr) -> SocketAddr {
                 hsts: false,
                 certified: false,
                 backend,
+                rules: None,
             }]);
             let mut registry = prometheus_client::registry::Registry::default();
             let proxy = EdgeProxy::new(
@@ -272,6 +273,7 @@ fn main() {
                     hsts: false,
                     certified: false,
                     backend: backend.clone(),
+                    rules: None,
                 })
             })
             .collect();

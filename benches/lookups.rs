@@ -35,6 +35,7 @@ fn app_specs(i: usize) -> Vec<RouteSpec> {
             hsts: false,
             certified: false,
             backend: backend.clone(),
+            rules: None,
         })
         .collect()
 }
@@ -53,6 +54,7 @@ fn specs() -> Vec<RouteSpec> {
             hsts: false,
             certified: false,
             backend: Arc::new(Backend::new(format!("tenant{i}"), vec![])),
+            rules: None,
         });
     }
     specs
@@ -223,6 +225,7 @@ fn codec(c: &mut Criterion) {
         request_id: "0123456789abcdef0123456789abcdef",
         hsts: None,
         alt_svc: None,
+        out: None,
     };
     g.bench_function("response_head_5", |b| {
         b.iter(|| {

@@ -1,5 +1,5 @@
-//! Specs of apps and projects: the JSON a user sends (`*Input`, `*Patch`)
-//! and the validated form berth stores and acts on (`*Spec`).
+//! Specs of apps: the JSON a user sends (`AppInput`, `AppPatch`) and the
+//! validated form berth stores and acts on (`AppSpec`).
 
 use std::collections::BTreeMap;
 
@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{Domain, DomainInput};
 use crate::health::{HealthCheck, HealthCheckInput};
+use crate::maintenance::{error_pages_input, validate_app_pages, Maintenance};
 use crate::mounts::{validate_mounts, Mount, MountInput, Strategy};
 use crate::names::validate_name;
 use crate::source::{
@@ -20,61 +21,6 @@ pub const MAX_REPLICAS: u32 = 100;
 pub const MAX_DOMAINS: usize = 100;
 /// Docker refuses memory limits below 6 MiB.
 pub const MIN_MEMORY_MB: u64 = 6;
-
-/// A project groups apps; it is a name and a description.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
-pub struct ProjectInput {
-    /// DNS label: 1-63 of a-z, 0-9, '-'.
-    #[cfg_attr(
-        feature = "openapi",
-        schema(
-            min_length = 1,
-            max_length = 63,
-            pattern = "^[a-z]([a-z0-9-]*[a-z0-9])?$"
-        )
-    )]
-    pub name: String,
-    /// Free text shown in the panel.
-    #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(max_length = 1000))]
-    pub description: Option<String>,
-}
-
-/// A validated project.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct ProjectSpec {
-    /// The project's name.
-    pub name: String,
-    /// Free text, at most 1,000 characters.
-    pub description: String,
-}
-
-impl ProjectInput {
-    /// Validates the input into a project.
-    pub fn validate(self) -> Result<ProjectSpec, FieldError> {
-        validate_name("name", &self.name)?;
-        let description = self.description.unwrap_or_default();
-        validate_description(&description)?;
-        Ok(ProjectSpec {
-            name: self.name,
-            description,
-        })
-    }
-}
-
-/// Checks a project's description.
-pub fn validate_description(description: &str) -> Result<(), FieldError> {
-    if description.chars().count() > 1000 {
-        return Err(FieldError::new(
-            "description",
-            "is longer than 1000 characters; shorten it",
-        ));
-    }
-    Ok(())
-}
 
 /// An app as the user creates it (`POST /api/v1/apps`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -146,6 +92,14 @@ pub struct AppInput {
     /// How a deployment replaces running replicas; default `rolling`.
     #[serde(default)]
     pub strategy: Option<Strategy>,
+    /// Maintenance mode: every route answers 503 with a page, the
+    /// replicas keep running; default off.
+    #[serde(default)]
+    pub maintenance: Option<Maintenance>,
+    /// Pages for the edge's own 502, 503 and 504 (`{"503": "<html>…"}`),
+    /// at most 64 KiB each.
+    #[serde(default)]
+    pub error_pages: Option<BTreeMap<String, String>>,
 }
 
 /// Changes to an app (`PATCH /api/v1/apps/{name}`); absent fields stay.
@@ -205,6 +159,13 @@ pub struct AppPatch {
     /// New deployment strategy.
     #[serde(default)]
     pub strategy: Option<Strategy>,
+    /// Maintenance mode (replaced whole); takes effect at once.
+    #[serde(default)]
+    pub maintenance: Option<Maintenance>,
+    /// Replaces all custom error pages (`{}` removes them); takes effect
+    /// at once.
+    #[serde(default)]
+    pub error_pages: Option<BTreeMap<String, String>>,
 }
 
 /// A validated app.
@@ -250,6 +211,13 @@ pub struct AppSpec {
     /// How a deployment replaces running replicas.
     #[serde(default)]
     pub strategy: Strategy,
+    /// Maintenance mode; applies at once and is not part of a version.
+    #[serde(default, skip_serializing_if = "Maintenance::is_off")]
+    pub maintenance: Maintenance,
+    /// Custom pages of the edge's 502, 503 and 504, by status; apply at
+    /// once and are not part of a version.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub error_pages: BTreeMap<u16, String>,
 }
 
 impl AppInput {
@@ -274,15 +242,17 @@ impl AppInput {
 
     /// Validates every field; the first invalid one is reported.
     pub fn validate(self) -> Result<AppSpec, FieldError> {
-        self.validate_with(GitAuth::None, &[])
+        self.validate_with(GitAuth::None, &[], &[])
     }
 
-    /// Validates with the credential kind and build secret names stored
-    /// before a change, kept when the input does not give them.
+    /// Validates with the credential kind, build secret names and domains
+    /// stored before a change, kept when the input does not give them
+    /// (a domain's basic-auth users named alone keep their passwords).
     fn validate_with(
         self,
         previous_auth: GitAuth,
         previous_secrets: &[String],
+        previous_domains: &[Domain],
     ) -> Result<AppSpec, FieldError> {
         validate_name("name", &self.name)?;
         if let Some(project) = &self.project {
@@ -405,9 +375,9 @@ impl AppInput {
             ));
         }
         let mut domains: Vec<Domain> = Vec::with_capacity(self.domains.len());
-        for (i, input) in self.domains.iter().enumerate() {
+        for (i, input) in self.domains.into_iter().enumerate() {
             let domain = input
-                .validate()
+                .validate(previous_domains)
                 .map_err(|e| e.within(&format!("domains[{i}]")))?;
             if domains
                 .iter()
@@ -424,6 +394,7 @@ impl AppInput {
             domains.push(domain);
         }
         let mounts = validate_mounts("mounts", self.mounts)?;
+        let (maintenance, error_pages) = validate_app_pages(self.maintenance, self.error_pages)?;
         if is_static && !mounts.is_empty() {
             return Err(FieldError::new(
                 "mounts",
@@ -432,6 +403,8 @@ impl AppInput {
         }
         Ok(AppSpec {
             mounts,
+            maintenance,
+            error_pages,
             strategy: self.strategy.unwrap_or_default(),
             name: self.name,
             project: self.project,
@@ -569,8 +542,14 @@ impl AppSpec {
                 None => self.mounts.iter().map(MountInput::from).collect(),
             },
             strategy: Some(patch.strategy.unwrap_or(self.strategy)),
+            maintenance: Some(patch.maintenance.unwrap_or_else(|| self.maintenance.clone())),
+            error_pages: Some(
+                patch
+                    .error_pages
+                    .unwrap_or_else(|| error_pages_input(&self.error_pages)),
+            ),
         };
-        input.validate_with(previous_auth, &previous_secrets)
+        input.validate_with(previous_auth, &previous_secrets, &self.domains)
     }
 }
 
@@ -616,89 +595,4 @@ fn validate_env(key: &str, value: &str) -> Result<(), FieldError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn input(json: &str) -> AppInput {
-        serde_json::from_str(json).unwrap()
-    }
-
-    #[test]
-    fn minimal_app_gets_defaults() {
-        let spec = input(r#"{"name":"web","image":"nginx","port":80}"#)
-            .validate()
-            .unwrap();
-        assert_eq!(spec.replicas, 1);
-        assert!(spec.domains.is_empty());
-        assert_eq!(spec.port, 80);
-    }
-
-    #[test]
-    fn each_bad_field_is_named() {
-        let cases = [
-            (r#"{"name":"Web","image":"nginx","port":80}"#, "name"),
-            (r#"{"name":"web","image":"ng inx","port":80}"#, "image"),
-            (r#"{"name":"web","image":"nginx","port":70000}"#, "port"),
-            (r#"{"name":"web","image":"nginx","port":0}"#, "port"),
-            (
-                r#"{"name":"web","image":"nginx","port":80,"replicas":0}"#,
-                "replicas",
-            ),
-            (
-                r#"{"name":"web","image":"nginx","port":80,"cpus":-1}"#,
-                "cpus",
-            ),
-            (
-                r#"{"name":"web","image":"nginx","port":80,"memory_mb":1}"#,
-                "memory_mb",
-            ),
-            (
-                r#"{"name":"web","image":"nginx","port":80,"env":{"1A":"x"}}"#,
-                "env.1A",
-            ),
-            (
-                r#"{"name":"web","image":"nginx","port":80,"command":[]}"#,
-                "command",
-            ),
-            (
-                r#"{"name":"web","image":"nginx","port":80,"domains":[{"host":"a..b"}]}"#,
-                "domains[0].host",
-            ),
-            (
-                r#"{"name":"web","image":"nginx","port":80,"domains":[{"host":"a.b","path_prefix":"x"}]}"#,
-                "domains[0].path_prefix",
-            ),
-            (
-                r#"{"name":"web","image":"nginx","port":80,"domains":[{"host":"a.b"},{"host":"A.b"}]}"#,
-                "domains[1]",
-            ),
-        ];
-        for (json, field) in cases {
-            let err = input(json).validate().unwrap_err();
-            assert_eq!(err.field, field, "{json}: {err}");
-        }
-    }
-
-    #[test]
-    fn unknown_fields_are_refused() {
-        let err = serde_json::from_str::<AppInput>(
-            r#"{"name":"web","image":"nginx","port":80,"replica":2}"#,
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("replica"), "{err}");
-    }
-
-    #[test]
-    fn patch_merges_env_and_revalidates() {
-        let spec = input(r#"{"name":"web","image":"nginx","port":80,"env":{"A":"1","B":"2"}}"#)
-            .validate()
-            .unwrap();
-        let patch: AppPatch =
-            serde_json::from_str(r#"{"env":{"A":null,"C":"3"},"replicas":3}"#).unwrap();
-        let next = spec.patched(patch).unwrap();
-        assert_eq!(next.env.keys().collect::<Vec<_>>(), ["B", "C"]);
-        assert_eq!(next.replicas, 3);
-        let bad: AppPatch = serde_json::from_str(r#"{"port":-1}"#).unwrap();
-        assert_eq!(spec.patched(bad).unwrap_err().field, "port");
-    }
-}
+mod tests;

@@ -1,14 +1,19 @@
 //! An app's domains: what a user sends for one (`DomainInput`), the
 //! validated form (`Domain`), and the edits of the domains endpoints (add
-//! one, change one, remove one) that leave the others as they are.
+//! one, change one, remove one) that leave the others as they are. A
+//! domain's route rules (`rules.rs`) are flat fields of both.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::names::{validate_host, validate_path_prefix};
+use crate::rules::{
+    BasicAuthInput, CompressionInput, CorsInput, HeaderRules, RateLimit, RedirectInput,
+    RedirectWww, RouteRules, RulesInput, Timeouts,
+};
 use crate::FieldError;
 
 /// One domain of an app as the user sends it.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DomainInput {
@@ -32,6 +37,49 @@ pub struct DomainInput {
     /// Send `Strict-Transport-Security` on HTTPS responses; default false.
     #[serde(default)]
     pub hsts: Option<bool>,
+    /// Ask for a user name and password (HTTP basic auth); default none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<BasicAuthInput>,
+    /// Redirect `www.` to the apex (`to_apex`) or the apex to `www.`
+    /// (`to_www`) with a 308; default none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_www: Option<RedirectWww>,
+    /// Regex redirects on path and query, first match wins (at most 50).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 50))]
+    pub redirects: Option<Vec<RedirectInput>>,
+    /// Header fields set or removed on requests and responses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<HeaderRules>,
+    /// Add X-Content-Type-Options, X-Frame-Options, Referrer-Policy and
+    /// Permissions-Policy to responses; default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_headers: Option<bool>,
+    /// Answer CORS preflights at the edge and add CORS headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<CorsInput>,
+    /// Only clients in these networks (CIDR, IPv4 or IPv6) may pass; at
+    /// most 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 1000))]
+    pub ip_allow: Option<Vec<String>>,
+    /// Clients in these networks get 403; at most 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 1000))]
+    pub ip_deny: Option<Vec<String>>,
+    /// Requests per client address (429 beyond it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+    /// Compress responses: `true` (zstd, br, gzip), `false`, or a list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<CompressionInput>,
+    /// Largest request body in bytes (413 beyond it); default no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    pub max_body_bytes: Option<u64>,
+    /// Deadlines toward the app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeouts: Option<Timeouts>,
 }
 
 /// Where a domain's certificate comes from.
@@ -69,11 +117,19 @@ pub struct Domain {
     /// Whether HTTPS responses carry HSTS.
     #[serde(default)]
     pub hsts: bool,
+    /// The route rules, as flat fields beside the others (a basic-auth
+    /// user's hash is never shown).
+    #[serde(flatten)]
+    pub rules: RouteRules,
 }
 
 impl DomainInput {
-    /// Checks one domain on its own (field names relative to the domain).
-    pub(crate) fn validate(&self) -> Result<Domain, FieldError> {
+    /// Checks one domain (field names relative to the domain). `previous`
+    /// are the app's domains before the change: the one with the same
+    /// host and prefix lends its rules (a basic-auth user named alone
+    /// keeps its password).
+    pub(crate) fn validate(mut self, previous: &[Domain]) -> Result<Domain, FieldError> {
+        let rules = self.take_rules();
         let host = validate_host("host", &self.host)?;
         let path_prefix =
             validate_path_prefix("path_prefix", self.path_prefix.as_deref().unwrap_or("/"))?;
@@ -100,6 +156,11 @@ impl DomainInput {
                 "needs a certificate; set certificate to \"letsencrypt\" or \"custom\"",
             ));
         }
+        let before = previous
+            .iter()
+            .find(|d| d.host == host && d.path_prefix == path_prefix)
+            .map(|d| &d.rules);
+        let rules = rules.validate(&host, before)?;
         Ok(Domain {
             host,
             path_prefix,
@@ -107,27 +168,83 @@ impl DomainInput {
             certificate,
             redirect_https,
             hsts,
+            rules,
         })
+    }
+
+    /// Takes the rule fields out of the input.
+    fn take_rules(&mut self) -> RulesInput {
+        RulesInput {
+            basic_auth: self.basic_auth.take(),
+            redirect_www: self.redirect_www.take(),
+            redirects: self.redirects.take(),
+            headers: self.headers.take(),
+            security_headers: self.security_headers.take(),
+            cors: self.cors.take(),
+            ip_allow: self.ip_allow.take(),
+            ip_deny: self.ip_deny.take(),
+            rate_limit: self.rate_limit.take(),
+            compression: self.compression.take(),
+            max_body_bytes: self.max_body_bytes.take(),
+            timeouts: self.timeouts.take(),
+        }
+    }
+
+    /// Puts rule fields into the input.
+    fn set_rules(&mut self, rules: RulesInput) {
+        let RulesInput {
+            basic_auth,
+            redirect_www,
+            redirects,
+            headers,
+            security_headers,
+            cors,
+            ip_allow,
+            ip_deny,
+            rate_limit,
+            compression,
+            max_body_bytes,
+            timeouts,
+        } = rules;
+        self.basic_auth = basic_auth;
+        self.redirect_www = redirect_www;
+        self.redirects = redirects;
+        self.headers = headers;
+        self.security_headers = security_headers;
+        self.cors = cors;
+        self.ip_allow = ip_allow;
+        self.ip_deny = ip_deny;
+        self.rate_limit = rate_limit;
+        self.compression = compression;
+        self.max_body_bytes = max_body_bytes;
+        self.timeouts = timeouts;
     }
 }
 
 impl From<&Domain> for DomainInput {
-    /// The input that validates to `domain` again, every default explicit.
+    /// The input that validates to `domain` again, every default explicit
+    /// (basic-auth users by their hashes).
     fn from(domain: &Domain) -> Self {
-        Self {
+        let mut input = Self {
             host: domain.host.clone(),
             path_prefix: Some(domain.path_prefix.clone()),
             strip_prefix: Some(domain.strip_prefix),
             certificate: Some(domain.certificate),
             redirect_https: Some(domain.redirect_https),
             hsts: Some(domain.hsts),
-        }
+            ..Self::default()
+        };
+        input.set_rules(RulesInput::from(&domain.rules));
+        input
     }
 }
 
 /// Changes to one domain (`PATCH /api/v1/apps/{name}/domains/{host}`);
 /// absent fields stay. Changing the certificate without saying whether to
 /// redirect or send HSTS lets those take the new certificate's defaults.
+/// A rule given replaces that rule whole; `null` (or `false`, `[]`)
+/// turns it off. In `basic_auth`, a user given by name alone keeps its
+/// password.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -152,6 +269,112 @@ pub struct DomainPatch {
     /// Send `Strict-Transport-Security` on HTTPS responses.
     #[serde(default)]
     pub hsts: Option<bool>,
+    /// Basic auth; `null` removes it.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<BasicAuthInput>, nullable = true))]
+    pub basic_auth: Option<Option<BasicAuthInput>>,
+    /// The `www` preset; `null` removes it.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<RedirectWww>, nullable = true))]
+    pub redirect_www: Option<Option<RedirectWww>>,
+    /// Regex redirects (replacing all); `[]` or `null` removes them.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<RedirectInput>>, nullable = true, max_items = 50))]
+    pub redirects: Option<Option<Vec<RedirectInput>>>,
+    /// Header edits (replacing all); `null` removes them.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<HeaderRules>, nullable = true))]
+    pub headers: Option<Option<HeaderRules>>,
+    /// Security headers on responses.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<bool>, nullable = true))]
+    pub security_headers: Option<Option<bool>>,
+    /// CORS; `null` removes it.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<CorsInput>, nullable = true))]
+    pub cors: Option<Option<CorsInput>>,
+    /// Allowed networks (replacing all); `[]` or `null`: all.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>, nullable = true, max_items = 1000))]
+    pub ip_allow: Option<Option<Vec<String>>>,
+    /// Denied networks (replacing all); `[]` or `null`: none.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>, nullable = true, max_items = 1000))]
+    pub ip_deny: Option<Option<Vec<String>>>,
+    /// Rate limit per client address; `null` removes it.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<RateLimit>, nullable = true))]
+    pub rate_limit: Option<Option<RateLimit>>,
+    /// Compression; `false` or `null` turns it off.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<CompressionInput>, nullable = true))]
+    pub compression: Option<Option<CompressionInput>>,
+    /// Largest request body; `null` removes the limit.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>, nullable = true, minimum = 1))]
+    pub max_body_bytes: Option<Option<u64>>,
+    /// Deadlines toward the app; `null` returns to the defaults.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Timeouts>, nullable = true))]
+    pub timeouts: Option<Option<Timeouts>>,
+}
+
+/// `deserialize_with` of a patch's rule: absent is `None` (by `default`),
+/// `null` is `Some(None)` (turn the rule off), a value `Some(Some(v))`.
+fn nullable<'de, D, T>(input: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(input).map(Some)
 }
 
 /// Names one domain of an app: its host and path prefix (default `/`).
@@ -228,11 +451,12 @@ impl DomainEdit {
                 }
                 list.push(input);
             }
-            Self::Change(key, patch) => {
+            Self::Change(key, mut patch) => {
                 let i = position(domains, &key)?;
                 let old = &domains[i];
                 let certificate = patch.certificate.unwrap_or(old.certificate);
                 let keeps_certificate = certificate == old.certificate;
+                let rules = patch.rules(&old.rules);
                 list[i] = DomainInput {
                     host: patch.host.unwrap_or_else(|| old.host.clone()),
                     path_prefix: Some(patch.path_prefix.unwrap_or_else(|| old.path_prefix.clone())),
@@ -242,7 +466,9 @@ impl DomainEdit {
                         .redirect_https
                         .or(keeps_certificate.then_some(old.redirect_https)),
                     hsts: patch.hsts.or(keeps_certificate.then_some(old.hsts)),
+                    ..DomainInput::default()
                 };
+                list[i].set_rules(rules);
                 let moved = DomainKey::parse(&list[i].host, list[i].path_prefix.as_deref())
                     .map_err(DomainEditError::Invalid)?;
                 if moved != key && domains.iter().any(|d| moved.names(d)) {
@@ -258,6 +484,47 @@ impl DomainEdit {
     }
 }
 
+impl DomainPatch {
+    /// The rules after the patch: each rule given replaces the old one
+    /// (`null` removes it), the others stay. Basic-auth users named
+    /// alone get their old hashes here, so they keep them even when the
+    /// host or prefix changes too.
+    fn rules(&mut self, old: &RouteRules) -> RulesInput {
+        let mut rules = RulesInput::from(old);
+        macro_rules! replace {
+            ($($field:ident),*) => {
+                $(if let Some(value) = self.$field.take() {
+                    rules.$field = value;
+                })*
+            };
+        }
+        replace!(
+            basic_auth,
+            redirect_www,
+            redirects,
+            headers,
+            security_headers,
+            cors,
+            ip_allow,
+            ip_deny,
+            rate_limit,
+            compression,
+            max_body_bytes,
+            timeouts
+        );
+        let old_users = old.basic_auth.iter().flat_map(|a| &a.users);
+        for user in rules.basic_auth.iter_mut().flat_map(|a| &mut a.users) {
+            if user.password.is_none() && user.password_hash.is_none() {
+                user.password_hash = old_users
+                    .clone()
+                    .find(|u| u.username == user.username)
+                    .map(|u| u.password_hash.clone());
+            }
+        }
+        rules
+    }
+}
+
 fn position(domains: &[Domain], key: &DomainKey) -> Result<usize, DomainEditError> {
     domains
         .iter()
@@ -266,125 +533,4 @@ fn position(domains: &[Domain], key: &DomainKey) -> Result<usize, DomainEditErro
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn domain(host: &str, prefix: &str, certificate: CertificateSource) -> Domain {
-        let tls = certificate != CertificateSource::None;
-        Domain {
-            host: host.into(),
-            path_prefix: prefix.into(),
-            strip_prefix: false,
-            certificate,
-            redirect_https: tls,
-            hsts: false,
-        }
-    }
-
-    fn input(host: &str) -> DomainInput {
-        DomainInput {
-            host: host.into(),
-            path_prefix: None,
-            strip_prefix: None,
-            certificate: None,
-            redirect_https: None,
-            hsts: None,
-        }
-    }
-
-    fn validated(list: Vec<DomainInput>) -> Vec<Domain> {
-        list.iter().map(|d| d.validate().unwrap()).collect()
-    }
-
-    #[test]
-    fn an_added_domain_keeps_the_others() {
-        let domains = [domain("a.test", "/", CertificateSource::None)];
-        let list = DomainEdit::Add(input("b.test")).apply(&domains).unwrap();
-        let hosts: Vec<_> = validated(list).into_iter().map(|d| d.host).collect();
-        assert_eq!(hosts, ["a.test", "b.test"]);
-        let again = DomainEdit::Add(input("A.test")).apply(&domains);
-        assert!(
-            matches!(again, Err(DomainEditError::Exists(_))),
-            "{again:?}"
-        );
-        let bad = DomainEdit::Add(input("a b")).apply(&domains);
-        assert!(
-            matches!(&bad, Err(DomainEditError::Invalid(e)) if e.field == "host"),
-            "{bad:?}"
-        );
-    }
-
-    #[test]
-    fn a_changed_domain_keeps_its_place_and_unchanged_fields() {
-        let mut api = domain("a.test", "/api", CertificateSource::None);
-        api.strip_prefix = true;
-        let domains = [domain("a.test", "/", CertificateSource::None), api];
-        let key = DomainKey::parse("A.TEST", Some("/api/")).unwrap();
-        let patch = DomainPatch {
-            certificate: Some(CertificateSource::Letsencrypt),
-            ..Default::default()
-        };
-        let list = validated(DomainEdit::Change(key, patch).apply(&domains).unwrap());
-        assert_eq!(list[0], domains[0]);
-        assert_eq!(list[1].path_prefix, "/api");
-        assert!(list[1].strip_prefix, "kept");
-        assert!(
-            list[1].redirect_https,
-            "a new certificate redirects by default"
-        );
-        // Dropping the certificate drops its redirect and HSTS defaults.
-        let mut tls = domain("s.test", "/", CertificateSource::Letsencrypt);
-        tls.hsts = true;
-        let key = DomainKey::parse("s.test", None).unwrap();
-        let patch = DomainPatch {
-            certificate: Some(CertificateSource::None),
-            ..Default::default()
-        };
-        let list = validated(DomainEdit::Change(key, patch).apply(&[tls]).unwrap());
-        assert!(!list[0].redirect_https && !list[0].hsts);
-        // Moving onto another domain's key is refused.
-        let key = DomainKey::parse("a.test", Some("/api")).unwrap();
-        let patch = DomainPatch {
-            path_prefix: Some("/".into()),
-            ..Default::default()
-        };
-        assert!(matches!(
-            DomainEdit::Change(key, patch).apply(&domains),
-            Err(DomainEditError::Exists(_))
-        ));
-    }
-
-    #[test]
-    fn removing_or_changing_an_unknown_domain_says_so() {
-        let domains = [
-            domain("a.test", "/", CertificateSource::None),
-            domain("b.test", "/", CertificateSource::None),
-        ];
-        let key = DomainKey::parse("a.test", None).unwrap();
-        let list = validated(DomainEdit::Remove(key).apply(&domains).unwrap());
-        assert_eq!(list, [domains[1].clone()]);
-        let missing = DomainKey::parse("c.test", Some("/x")).unwrap();
-        let err = DomainEdit::Remove(missing.clone())
-            .apply(&domains)
-            .unwrap_err();
-        assert_eq!(err, DomainEditError::NotFound(missing.clone()));
-        assert!(err.to_string().contains("c.test/x"), "{err}");
-        let err = DomainEdit::Change(missing, DomainPatch::default())
-            .apply(&domains)
-            .unwrap_err();
-        assert!(matches!(err, DomainEditError::NotFound(_)));
-        assert!(DomainKey::parse("a.test", Some("api")).is_err());
-    }
-
-    #[test]
-    fn every_domain_round_trips_through_its_input() {
-        for certificate in [
-            CertificateSource::None,
-            CertificateSource::Letsencrypt,
-            CertificateSource::Custom,
-        ] {
-            let d = domain("x.test", "/p", certificate);
-            assert_eq!(DomainInput::from(&d).validate().unwrap(), d);
-        }
-    }
-}
+mod tests;

@@ -239,6 +239,7 @@ mod tests {
             hsts: false,
             certified: true,
             backend,
+            rules: None,
         }]);
         let Decision::Forward(route) = policy::decide(&table, Some("app.test"), "/") else {
             panic!("routed");

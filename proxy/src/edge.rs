@@ -135,6 +135,7 @@ impl EdgeProxy {
         let plan = match decision {
             Decision::Forward(route) => Plan::Forward(route.clone()),
             Decision::Static(route, site) => Plan::Site {
+                route: route.clone(),
                 site: site.clone(),
                 path: policy::site_path(route, path).into_owned(),
                 hsts: policy::hsts(route, tls),
@@ -160,6 +161,7 @@ pub(crate) enum Plan {
     /// Answer from a static site: the file path asked for, and the
     /// route's HSTS value.
     Site {
+        route: Route,
         site: Arc<Site>,
         path: String,
         hsts: Option<&'static str>,

@@ -68,6 +68,8 @@ pub(crate) async fn serve<C>(
         io,
         stopping: stopping.as_mut(),
         fwd: head::Forwarding::new(Some(peer.ip()), edge.options().tls),
+        client: Some(peer.ip()),
+        outgoing: None,
         sni,
         rbuf: BytesMut::with_capacity(HEAD_READ),
         wbuf: Vec::with_capacity(HEAD_READ),

@@ -155,7 +155,9 @@ impl Exchange<'_> {
                 answer(session, 308, "text/plain", body, Some(&to), request_id).await
             }
             Plan::Page(p) => page(session, p, request_id).await,
-            Plan::Site { site, path, hsts } => {
+            Plan::Site {
+                site, path, hsts, ..
+            } => {
                 let req = session.req_header();
                 let response = site.respond(&req.method, &path, &req.headers);
                 let extra = [

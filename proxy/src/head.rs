@@ -61,6 +61,33 @@ pub fn own_head<'v>(
     out.extend_from_slice(b"\r\n");
 }
 
+/// Writes a request's header section for the replica (`block`, as
+/// [`parse_request`] wrote it, ending in the blank line) into `out`
+/// with a route's edits: the fields named in `remove` or `set` dropped,
+/// the `set` fields added before the blank line.
+pub fn edit_block(
+    block: &[u8],
+    remove: &[http::HeaderName],
+    set: &[(http::HeaderName, http::HeaderValue)],
+    out: &mut Vec<u8>,
+) {
+    let body = block.strip_suffix(b"\r\n").unwrap_or(block);
+    for line in body.split_inclusive(|b| *b == b'\n') {
+        let name = line.split(|b| *b == b':').next().unwrap_or_default();
+        let edited = remove
+            .iter()
+            .chain(set.iter().map(|(n, _)| n))
+            .any(|n| name.eq_ignore_ascii_case(n.as_str().as_bytes()));
+        if !edited {
+            out.extend_from_slice(line);
+        }
+    }
+    for (name, value) in set {
+        put_header(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
 /// The request's header fields as a map, for the static site (which reads
 /// conditional and negotiation fields); off the forwarding path.
 pub fn header_map(buf: &[u8]) -> http::HeaderMap {

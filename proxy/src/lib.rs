@@ -24,6 +24,8 @@
 mod attempt;
 mod balance;
 mod chunked;
+#[allow(dead_code)] // until the front ends call it
+mod compress;
 mod edge;
 mod fronting;
 mod h1;
@@ -36,6 +38,7 @@ mod path;
 pub mod policy;
 mod pool;
 mod router;
+mod rules;
 mod service;
 mod shards;
 pub mod site;
@@ -57,7 +60,8 @@ pub use fronting::HostCertificates;
 pub use h3::{serve_h3, H3Error, H3Options};
 pub use metrics::ProxyMetrics;
 pub use router::Router;
+pub use rules::{maintenance_page, Rules, SECURITY_HEADERS};
 pub use service::{serve, serve_on_threads, tls_config, EdgeThreads};
 pub use site::{Site, SiteError, SiteOptions, SiteResponse};
-pub use table::{https_applies, Backend, Route, RouteSpec, RouteTable};
+pub use table::{https_applies, AppPages, Backend, Route, RouteSpec, RouteTable};
 pub use upstream::{Upstream, UpstreamGuard, UpstreamState};

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crate::rules::Rules;
 use crate::shards::Shards;
 use crate::{Site, Upstream};
 
@@ -22,6 +23,17 @@ pub struct Backend {
     site: Option<Arc<Site>>,
     /// Stopped by its owner (not merely without a live replica).
     stopped: bool,
+    /// The app's pages: maintenance and its own 502/503/504.
+    pages: Option<Box<AppPages>>,
+}
+
+/// An app's own pages at the edge.
+#[derive(Debug, Clone, Default)]
+pub struct AppPages {
+    /// While set, every route of the app answers 503 with this page.
+    pub maintenance: Option<bytes::Bytes>,
+    /// Pages replacing the edge's own 502, 503 and 504 for the app.
+    pub errors: Vec<(u16, bytes::Bytes)>,
 }
 
 impl Backend {
@@ -38,6 +50,7 @@ impl Backend {
             cursor: AtomicUsize::new(0),
             site: None,
             stopped: false,
+            pages: None,
         }
     }
 
@@ -50,6 +63,7 @@ impl Backend {
             cursor: AtomicUsize::new(0),
             site: Some(site),
             stopped: false,
+            pages: None,
         }
     }
 
@@ -60,6 +74,24 @@ impl Backend {
             stopped: true,
             ..Self::new(app, Vec::new())
         }
+    }
+
+    /// This backend with the app's own pages (none when `pages` has none).
+    pub fn with_pages(mut self, pages: AppPages) -> Self {
+        let any = pages.maintenance.is_some() || !pages.errors.is_empty();
+        self.pages = any.then(|| Box::new(pages));
+        self
+    }
+
+    /// The maintenance page, while the app is in maintenance.
+    pub fn maintenance(&self) -> Option<&bytes::Bytes> {
+        self.pages.as_ref()?.maintenance.as_ref()
+    }
+
+    /// The app's own page for an edge error `status`, if it has one.
+    pub fn error_page(&self, status: u16) -> Option<&bytes::Bytes> {
+        let pages = self.pages.as_ref()?;
+        pages.errors.iter().find(|(s, _)| *s == status).map(|(_, p)| p)
     }
 
     /// Whether the app was stopped by its owner.
@@ -106,6 +138,7 @@ pub struct Route {
     redirect_https: bool,
     hsts: bool,
     backend: Arc<Backend>,
+    rules: Option<Arc<Rules>>,
 }
 
 impl Route {
@@ -116,7 +149,13 @@ impl Route {
             redirect_https: https_applies(spec.redirect_https, spec.certified),
             hsts: https_applies(spec.hsts, spec.certified),
             backend: spec.backend,
+            rules: spec.rules,
         }
+    }
+
+    /// The route's rules, if it has any.
+    pub fn rules(&self) -> Option<&Arc<Rules>> {
+        self.rules.as_ref()
     }
 
     /// The path prefix (`/` or `/x/y` without trailing slash).
@@ -179,6 +218,8 @@ pub struct RouteSpec {
     pub certified: bool,
     /// The app's backend.
     pub backend: Arc<Backend>,
+    /// The route's compiled rules ([`Rules::compile`]); `None`: none.
+    pub rules: Option<Arc<Rules>>,
 }
 
 /// Whether a route's redirect to HTTPS and its HSTS take effect: only
@@ -366,6 +407,7 @@ mod tests {
             hsts: false,
             certified: false,
             backend: Arc::new(Backend::new(app, vec![])),
+            rules: None,
         }
     }
 

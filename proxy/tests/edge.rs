@@ -220,6 +220,7 @@ fn route(host: &str, prefix: &str, strip: bool, backend: &Arc<Backend>) -> Route
         // certificate (the table's decision is unit-tested in table.rs).
         certified: true,
         backend: backend.clone(),
+        rules: None,
     }
 }
 

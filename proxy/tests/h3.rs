@@ -97,6 +97,7 @@ async fn start_edge_served(
         hsts: true,
         certified: true,
         backend: Arc::new(backend),
+        rules: None,
     }])));
     let mut registry = Registry::default();
     let metrics = ProxyMetrics::register(&mut registry);

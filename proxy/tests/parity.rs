@@ -185,6 +185,7 @@ fn route(host: &str, backend: Backend) -> RouteSpec {
         hsts: false,
         certified: true,
         backend: Arc::new(backend),
+        rules: None,
     }
 }
 

@@ -242,6 +242,7 @@ impl Routing {
                 // Only asked about when it matters.
                 certified: (d.redirect_https || d.hsts) && self.certs.serves_valid(&d.host, now),
                 backend: backend.clone(),
+                rules: None,
             })
             .collect()
     }
@@ -257,6 +258,7 @@ impl Routing {
             redirect_https: true,
             hsts: false,
             backend: Arc::new(Backend::new(PANEL, vec![admin])),
+            rules: None,
         })
     }
 

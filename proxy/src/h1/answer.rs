@@ -4,9 +4,11 @@
 use http::StatusCode;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::head;
+use crate::head::{self, Framing};
 use crate::pages;
 use crate::policy::{self, X_REQUEST_ID};
+use crate::rules::{self, Ask, Own};
+use crate::Route;
 
 use super::conn::{Conn, Outcome};
 use super::io::write_all;
@@ -27,6 +29,48 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
         }
     }
 
+    /// What the route's rules (or its app's maintenance) answer instead
+    /// of the app, if anything; otherwise what its response gets on the
+    /// way out is kept in `self.outgoing`. A route without rules reads
+    /// nothing more of the request.
+    pub(super) async fn screen(&mut self, route: &Route) -> Option<Own> {
+        if !rules::screens(route) {
+            return None;
+        }
+        let headers = head::header_map(&self.rbuf[..self.req.head_len]);
+        let content_length = match self.req.body {
+            Framing::Length(n) => Some(n),
+            _ => None,
+        };
+        let host = (!self.req.host.is_empty()).then_some(self.req.host.as_str());
+        let ask = Ask {
+            method: &self.req.method,
+            host,
+            path_and_query: &self.req.target,
+            headers: &headers,
+            client: self.client,
+            tls: self.edge.options().tls,
+            content_length,
+        };
+        let own = rules::screen(route, &ask).await;
+        if own.is_none() {
+            self.outgoing = route.rules().map(|r| r.outgoing(&ask));
+        }
+        own
+    }
+
+    /// Answers with what the route's rules decided (the head is still in
+    /// the read buffer).
+    pub(super) async fn send_own(&mut self, own: Own, keep: bool) -> Outcome {
+        let fields: Vec<(&[u8], &[u8])> = own
+            .fields
+            .iter()
+            .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()))
+            .collect();
+        let status = http::StatusCode::from_u16(own.status).unwrap_or(http::StatusCode::FORBIDDEN);
+        self.answer(status, &fields, &own.body, keep).await
+    }
+
     /// Answers with a whole response berth makes itself.
     pub(super) async fn answer(
         &mut self,
@@ -38,11 +82,13 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
         self.wbuf.clear();
         let id = (X_REQUEST_ID.as_bytes(), self.req.request_id.as_bytes());
         let fields = fields.iter().copied().chain([id]);
+        // A 204 has no body, nor a length (RFC 9110 §8.6).
+        let length = (status != StatusCode::NO_CONTENT).then_some(body.len());
         head::own_head(
             &mut self.wbuf,
             status,
             fields,
-            Some(body.len()),
+            length,
             self.req.http11,
             keep,
         );

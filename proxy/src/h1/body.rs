@@ -10,6 +10,7 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::chunked::Chunked;
+use crate::compress::{Coding, Encoder};
 use crate::head::{self, Framing};
 
 use super::io::{read_more, write_all, Deadline, BODY_READ, BODY_TIMEOUT};
@@ -110,6 +111,9 @@ pub(super) async fn relay_body<C: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
     wbuf: &mut Vec<u8>,
     response: &head::Response,
 ) -> std::io::Result<()> {
+    if let Some(coding) = response.coding {
+        return relay_compressed(io, replica, wait, limit, ubuf, wbuf, response, coding).await;
+    }
     let truncated = || std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "body cut short");
     match response.body {
         Framing::Empty => write_all(io, wbuf).await,
@@ -166,5 +170,102 @@ pub(super) async fn relay_body<C: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
                 return Ok(());
             }
         },
+    }
+}
+
+/// [`relay_body`] for a response the route compresses: the replica's
+/// body unframed, compressed as it comes (never held whole), and sent
+/// chunked (or up to the close to an HTTP/1.0 client). What the encoder
+/// holds is flushed whenever the replica pauses, so a stream of events
+/// still flows.
+#[allow(clippy::too_many_arguments)]
+async fn relay_compressed<C: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
+    io: &mut C,
+    replica: &mut R,
+    wait: &mut Deadline,
+    limit: Duration,
+    ubuf: &mut BytesMut,
+    wbuf: &mut Vec<u8>,
+    response: &head::Response,
+    coding: Coding,
+) -> std::io::Result<()> {
+    let bad = |e| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+    let mut encoder = Some(Encoder::new(coding)?);
+    let mut plain: Vec<u8> = Vec::with_capacity(BODY_READ);
+    let mut packed: Vec<u8> = Vec::with_capacity(BODY_READ);
+    let mut chunked = Chunked::default();
+    let mut left = match response.body {
+        Framing::Length(n) => n,
+        _ => 0,
+    };
+    let mut ended = false;
+    let mut paused = false;
+    loop {
+        let done = match response.body {
+            Framing::Length(_) => {
+                let n = usize::try_from(left).map_or(ubuf.len(), |l| l.min(ubuf.len()));
+                plain.extend_from_slice(&ubuf[..n]);
+                ubuf.advance(n);
+                left -= n as u64;
+                left == 0
+            }
+            Framing::Chunked => {
+                let n = chunked
+                    .feed(ubuf, |d| plain.extend_from_slice(d))
+                    .map_err(bad)?;
+                ubuf.advance(n);
+                chunked.is_done()
+            }
+            Framing::Close => {
+                plain.extend_from_slice(ubuf);
+                ubuf.clear();
+                ended
+            }
+            Framing::Empty => true,
+        };
+        if let Some(encoder) = encoder.as_mut() {
+            encoder.push(&plain, &mut packed)?;
+            if paused && !done {
+                encoder.flush(&mut packed)?;
+            }
+        }
+        plain.clear();
+        if done {
+            if let Some(encoder) = encoder.take() {
+                encoder.finish(&mut packed)?;
+            }
+        }
+        if !packed.is_empty() {
+            if response.chunk_coded {
+                let _ = write!(wbuf, "{:x}\r\n", packed.len());
+                wbuf.extend_from_slice(&packed);
+                wbuf.extend_from_slice(b"\r\n");
+            } else {
+                wbuf.extend_from_slice(&packed);
+            }
+            packed.clear();
+        }
+        if done && response.chunk_coded {
+            wbuf.extend_from_slice(b"0\r\n\r\n");
+        }
+        if !wbuf.is_empty() {
+            write_all(io, wbuf).await?;
+            wbuf.clear();
+        }
+        if done {
+            return Ok(());
+        }
+        let n = wait.read(replica, ubuf, BODY_READ, limit).await?;
+        if n == 0 {
+            if response.body != Framing::Close {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "body cut short",
+                ));
+            }
+            ended = true;
+        }
+        // A short read: the replica may be pausing between events.
+        paused = n < BODY_READ;
     }
 }

@@ -20,6 +20,11 @@ pub(super) struct Conn<'e, C> {
     /// Resolves once the edge shuts down; not polled after that.
     pub(super) stopping: Pin<&'e mut (dyn Future<Output = ()> + Send)>,
     pub(super) fwd: head::Forwarding,
+    /// The client's address (for route rules).
+    pub(super) client: Option<std::net::IpAddr>,
+    /// What the response to the current request gets from its route's
+    /// rules (`None` on a route without rules).
+    pub(super) outgoing: Option<crate::rules::Outgoing>,
     /// The name the connection's TLS handshake asked for.
     pub(super) sni: Option<String>,
     /// Bytes from the client not consumed yet (pipelined requests too).

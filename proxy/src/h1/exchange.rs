@@ -158,6 +158,16 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
         let host = (!self.req.host.is_empty()).then_some(self.req.host.as_str());
         let sni = self.sni.as_deref();
         let (plan, app) = edge.plan(sni, host, self.req.path(), &self.req.target);
+        self.outgoing = None;
+        let screened = match &plan {
+            Plan::Forward(route) | Plan::Site { route, .. } => self.screen(route).await,
+            _ => None,
+        };
+        if let Some(own) = screened {
+            let outcome = self.send_own(own, own_keep).await;
+            edge.metrics().observe_request(app.as_ref(), outcome.status);
+            return outcome;
+        }
         let outcome = match plan {
             Plan::Forward(route) => self.forward(route, keep).await,
             Plan::Challenge(key_auth) => {
@@ -180,7 +190,9 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                 self.consume_head();
                 self.send_page(page).await
             }
-            Plan::Site { site, path, hsts } => {
+            Plan::Site {
+                site, path, hsts, ..
+            } => {
                 let headers = head::header_map(&self.rbuf[..self.req.head_len]);
                 let resp = site.respond(&self.req.method, &path, &headers);
                 let mut fields: Vec<(&[u8], &[u8])> = resp

@@ -14,6 +14,7 @@ use crate::attempt::{Attempts, Failure};
 use crate::edge::EdgeProxy;
 use crate::head::{self, Framing, Reply};
 use crate::policy;
+use crate::rules::Outgoing;
 use crate::pool;
 use crate::tunnel;
 use crate::{Route, UpstreamGuard};
@@ -112,7 +113,13 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
         let path = policy::upstream_path(route, &self.req.target);
         self.sbuf.extend_from_slice(path.as_bytes());
         self.sbuf.extend_from_slice(b" HTTP/1.1\r\n");
-        self.sbuf.extend_from_slice(&self.block);
+        match route.rules().filter(|r| r.edits_request()) {
+            Some(rules) => {
+                let (remove, set) = rules.request_edits();
+                head::edit_block(&self.block, remove, set, &mut self.sbuf);
+            }
+            None => self.sbuf.extend_from_slice(&self.block),
+        }
         // A body already here whole goes out in the same write.
         let mut body = self.req.body;
         let mut inline = 0;
@@ -138,14 +145,15 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                 .relay_streaming(route, guard, replica, addr, keep, started, body)
                 .await;
         }
-        let reply = reply_for(edge, &self.req, route, keep);
+        let reply = reply_for(edge, &self.req, route, keep, self.outgoing.as_ref());
+        let (head_wait, body_wait) = deadlines(edge, route);
         // Sending again is safe while nothing came back.
         let mut stale_ok = self.req.retryable();
         let response = loop {
             let read = read_head(
                 &mut replica,
                 &mut self.replica_wait,
-                edge.options().read_timeout,
+                head_wait,
                 &mut self.ubuf,
                 &mut self.wbuf,
                 &reply,
@@ -190,7 +198,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
             &mut self.io,
             &mut replica,
             &mut self.replica_wait,
-            edge.options().read_timeout,
+            body_wait,
             &mut self.ubuf,
             &mut self.wbuf,
             &response,
@@ -237,7 +245,8 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                 .await
                 .map_err(client_io)?;
         }
-        let reply = reply_for(edge, &self.req, route, keep);
+        let reply = reply_for(edge, &self.req, route, keep, self.outgoing.as_ref());
+        let (head_wait, body_wait) = deadlines(edge, route);
         let body_done = AtomicBool::new(false);
         let (mut from, mut to) = tokio::io::split(replica);
         let (mut client_in, mut client_out) = tokio::io::split(&mut self.io);
@@ -259,7 +268,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                     let read = read_head(
                         &mut from,
                         replica_wait,
-                        edge.options().read_timeout,
+                        head_wait,
                         ubuf,
                         wbuf,
                         &reply,
@@ -318,7 +327,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                 &mut client_out,
                 &mut from,
                 replica_wait,
-                edge.options().read_timeout,
+                body_wait,
                 ubuf,
                 wbuf,
                 &response,
@@ -387,6 +396,7 @@ fn reply_for<'a>(
     req: &'a head::Request,
     route: &Route,
     keep: bool,
+    out: Option<&'a Outgoing>,
 ) -> Reply<'a> {
     Reply {
         head_request: req.method == http::Method::HEAD,
@@ -396,7 +406,15 @@ fn reply_for<'a>(
         request_id: &req.request_id,
         hsts: policy::hsts(route, edge.options().tls),
         alt_svc: edge.alt_svc(),
+        out,
     }
+}
+
+/// The deadlines toward a replica of `route`: its response head, then
+/// each piece of its body (the route's rules may set their own).
+fn deadlines(edge: &EdgeProxy, route: &Route) -> (Duration, Duration) {
+    let default = edge.options().read_timeout;
+    route.rules().map_or((default, default), |r| r.timeouts(default))
 }
 
 /// Reads a response head from a replica into `out` (rewritten for the

@@ -1,7 +1,9 @@
 //! A replica's response head: parsed, checked, and rewritten for the
 //! client with berth's own fields.
 
+use crate::compress::Coding;
 use crate::policy::{self, X_REQUEST_ID};
+use crate::rules::Outgoing;
 
 use super::fields::{
     chunked_coding, content_length, is_one_of, put_header, ConnectionFields, Framing, MAX_HEAD,
@@ -20,6 +22,8 @@ pub struct Reply<'a> {
     pub request_id: &'a str,
     pub hsts: Option<&'a str>,
     pub alt_svc: Option<&'a str>,
+    /// What the route's rules do to the response (`None`: no rules).
+    pub out: Option<&'a Outgoing>,
 }
 
 /// A replica's response head, as parsed.
@@ -37,6 +41,11 @@ pub struct Response {
     pub replica_keep: bool,
     /// A chunked body is unwrapped for an HTTP/1.0 client.
     pub dechunk: bool,
+    /// The body is compressed on its way to the client (chunked to an
+    /// HTTP/1.1 client, up to the close to an HTTP/1.0 one).
+    pub coding: Option<Coding>,
+    /// The compressed body goes out chunked (an HTTP/1.1 client).
+    pub chunk_coded: bool,
 }
 
 /// A response head berth cannot pass on.
@@ -118,8 +127,37 @@ pub fn parse_response(
         // suspect (RFC 9112 §6.3), its connection is not reused.
         && !(te.is_some() && length.is_some())
         && body != Framing::Close;
-    let dechunk = body == Framing::Chunked && !reply.http11;
-    let client_keep = reply.keep_alive && !switching && body != Framing::Close && !dechunk;
+    // The route's rules: the fields the client gets, and the coding.
+    let (edited, coding) = match reply.out {
+        Some(out) if !informational && !switching => {
+            let mut map = http::HeaderMap::with_capacity(headers.len());
+            for h in headers.iter() {
+                let hop = is_one_of(h.name.as_bytes(), &policy::HOP_BY_HOP_HEADERS)
+                    || h.name.eq_ignore_ascii_case(X_REQUEST_ID)
+                    || connection.names(h.name);
+                if let (false, Ok(n), Ok(v)) = (
+                    hop,
+                    http::HeaderName::from_bytes(h.name.as_bytes()),
+                    http::HeaderValue::from_bytes(h.value),
+                ) {
+                    map.append(n, v);
+                }
+            }
+            let (coding, varies) = match body {
+                Framing::Empty => (None, out.compression(status, &map).1),
+                _ => out.compression(status, &map),
+            };
+            out.apply(&mut map, coding, varies);
+            (Some(map), coding)
+        }
+        _ => (None, None),
+    };
+    let dechunk = body == Framing::Chunked && !reply.http11 && coding.is_none();
+    let client_keep = reply.keep_alive
+        && !switching
+        && body != Framing::Close
+        && !dechunk
+        && (coding.is_none() || reply.http11);
     let response = Response {
         status,
         head_len,
@@ -128,6 +166,8 @@ pub fn parse_response(
         client_keep,
         replica_keep,
         dechunk,
+        coding,
+        chunk_coded: coding.is_some() && reply.http11,
     };
     if informational && (!reply.http11 || status == 100) {
         return Ok(Some(response));
@@ -138,7 +178,18 @@ pub fn parse_response(
     out.push(b' ');
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
-    for h in headers.iter() {
+    let raw = edited.is_none();
+    if let Some(map) = &edited {
+        for (name, value) in map {
+            let own = name == http::header::CONTENT_LENGTH
+                || (reply.hsts.is_some() && name == http::header::STRICT_TRANSPORT_SECURITY)
+                || (reply.alt_svc.is_some() && name == http::header::ALT_SVC);
+            if !own {
+                put_header(out, name.as_str().as_bytes(), value.as_bytes());
+            }
+        }
+    }
+    for h in headers.iter().filter(|_| raw) {
         let name = h.name;
         let own = is_one_of(name.as_bytes(), &policy::HOP_BY_HOP_HEADERS)
             || name.eq_ignore_ascii_case(X_REQUEST_ID)
@@ -152,6 +203,11 @@ pub fn parse_response(
     }
     if !informational {
         match (body, length, te) {
+            _ if coding.is_some() => {
+                if reply.http11 {
+                    put_header(out, b"transfer-encoding", b"chunked");
+                }
+            }
             (Framing::Chunked, _, Some(value)) if !dechunk => {
                 put_header(out, b"transfer-encoding", value)
             }

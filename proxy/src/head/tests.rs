@@ -158,6 +158,7 @@ const REPLY: Reply<'static> = Reply {
     request_id: "rid",
     hsts: Some("max-age=1"),
     alt_svc: None,
+    out: None,
 };
 
 fn response(raw: &str, reply: &Reply<'_>) -> Result<(Response, String), BadResponse> {

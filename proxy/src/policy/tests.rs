@@ -17,6 +17,7 @@ fn table(strip: bool, upstreams: usize) -> RouteTable {
         hsts: false,
         certified: false,
         backend: Arc::new(Backend::new("app", addrs)),
+        rules: None,
     }])
 }
 
@@ -39,6 +40,7 @@ fn tls_table() -> RouteTable {
         hsts: true,
         certified: true,
         backend: Arc::new(Backend::new("app", vec![])),
+        rules: None,
     }])
 }
 
@@ -128,6 +130,7 @@ fn stopped_apps_are_told_apart_from_apps_without_replicas() {
         hsts: false,
         certified: false,
         backend: Arc::new(Backend::stopped("app")),
+        rules: None,
     }]);
     let Decision::Stopped(route) = decide(&t, Some("app.example.com"), "/x") else {
         panic!("a stopped app's route is not forwarded");
@@ -166,6 +169,7 @@ fn static_sites_are_served_by_the_edge_with_prefixes_stripped() {
         hsts: false,
         certified: false,
         backend: Arc::new(Backend::site("docs", site.clone())),
+        rules: None,
     };
     let t = RouteTable::build([spec("/guide", true), spec("/", false)]);
     let Decision::Static(route, served) = decide(&t, Some("docs.example.com"), "/guide/x") else {
