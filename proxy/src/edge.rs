@@ -12,7 +12,7 @@ use berth_acme::Http01Tokens;
 use crate::fronting::{self, HostCertificates};
 use crate::policy::{self, Decision, ErrorPage};
 use crate::pool::ReplicaPool;
-use crate::{ProxyMetrics, Route, Router, Site};
+use crate::{Backend, ProxyMetrics, Route, Router, Site};
 
 /// Settings of one edge listener.
 #[derive(Debug, Clone)]
@@ -109,7 +109,7 @@ impl EdgeProxy {
     ) -> (Plan, Option<Arc<str>>) {
         let tls = self.options.tls;
         if fronting::misdirected(self.options.certificates.as_deref(), sni, host) {
-            return (Plan::Page(policy::MISDIRECTED), None);
+            return (Plan::Page(policy::MISDIRECTED, None), None);
         }
         if let Some(key_auth) = policy::acme_challenge(tls, path, &self.challenges) {
             return (Plan::Challenge(key_auth), None);
@@ -140,9 +140,9 @@ impl EdgeProxy {
                 path: policy::site_path(route, path).into_owned(),
                 hsts: policy::hsts(route, tls),
             },
-            Decision::NoReplica(_) => Plan::Page(policy::NO_REPLICA),
-            Decision::Stopped(_) => Plan::Page(policy::STOPPED),
-            Decision::UnknownHost => Plan::Page(policy::NOT_FOUND),
+            Decision::NoReplica(route) => Plan::Page(policy::NO_REPLICA, Some(route.backend().clone())),
+            Decision::Stopped(route) => Plan::Page(policy::STOPPED, Some(route.backend().clone())),
+            Decision::UnknownHost => Plan::Page(policy::NOT_FOUND, None),
         };
         (plan, app)
     }
@@ -156,8 +156,8 @@ pub(crate) enum Plan {
     Redirect(String),
     /// Forward to one of the route's replicas.
     Forward(Route),
-    /// Answer with one of berth's pages.
-    Page(ErrorPage),
+    /// Answer with one of berth's pages, or the app's own for its status.
+    Page(ErrorPage, Option<Arc<Backend>>),
     /// Answer from a static site: the file path asked for, and the
     /// route's HSTS value.
     Site {

@@ -31,9 +31,11 @@ use crate::edge::{EdgeProxy, Plan};
 use crate::path;
 use crate::policy::X_REQUEST_ID;
 use crate::pool;
-use crate::Route;
+use crate::{Backend, Route};
 
-use answer::{answer, bad_request, page, send_site};
+use crate::rules::Outgoing;
+
+use answer::{answer, bad_request, page, screen, send_own, send_site};
 use relay::{Relay, RelayError};
 use request::{request_host, request_id};
 
@@ -139,10 +141,25 @@ impl Exchange<'_> {
         let host = request_host(req);
         let (plan, app) = edge.plan(self.sni, host, req.uri.path(), path_and_query);
         self.app = app;
+        let mut outgoing = None;
+        if let Plan::Forward(route) | Plan::Site { route, .. } = &plan {
+            match screen(session, route, edge.options().tls).await {
+                Ok(out) => outgoing = out,
+                Err(own) => {
+                    let r = send_own(session, own, request_id).await;
+                    self.settle(r);
+                    return;
+                }
+            }
+        }
         let r = match plan {
             Plan::Forward(route) => {
-                if let Err(failure) = self.forward(session, route, &request_id_value).await {
-                    self.fail(session, failure, request_id).await;
+                let app = route.backend().clone();
+                let forwarded = self
+                    .forward(session, route, &request_id_value, outgoing.as_ref())
+                    .await;
+                if let Err(failure) = forwarded {
+                    self.fail(session, failure, Some(&app), request_id).await;
                 }
                 return;
             }
@@ -154,12 +171,15 @@ impl Exchange<'_> {
                 let body = Bytes::from_static(b"Moved to HTTPS\n");
                 answer(session, 308, "text/plain", body, Some(&to), request_id).await
             }
-            Plan::Page(p) => page(session, p, request_id).await,
+            Plan::Page(p, app) => page(session, p, app.as_deref(), request_id).await,
             Plan::Site {
                 site, path, hsts, ..
             } => {
                 let req = session.req_header();
-                let response = site.respond(&req.method, &path, &req.headers);
+                let mut response = site.respond(&req.method, &path, &req.headers);
+                if let Some(out) = &outgoing {
+                    out.apply(&mut response.headers, None, false);
+                }
                 let extra = [
                     (X_REQUEST_ID, Some(request_id)),
                     (header::STRICT_TRANSPORT_SECURITY.as_str(), hsts),
@@ -181,12 +201,18 @@ impl Exchange<'_> {
 
     /// Answers a failure with an error page when nothing was sent yet;
     /// otherwise the client connection is cut.
-    async fn fail(&mut self, session: &mut ServerSession, failure: Failure, request_id: &str) {
+    async fn fail(
+        &mut self,
+        session: &mut ServerSession,
+        failure: Failure,
+        app: Option<&Backend>,
+        request_id: &str,
+    ) {
         // A failed request leaves its client connection in an unknown state.
         self.reusable = false;
         if let Some(p) = failure.page() {
             if session.response_written().is_none() {
-                let r = page(session, p, request_id).await;
+                let r = page(session, p, app, request_id).await;
                 self.settle(r);
             }
         }
@@ -199,6 +225,7 @@ impl Exchange<'_> {
         session: &mut ServerSession,
         route: Route,
         request_id: &HeaderValue,
+        outgoing: Option<&Outgoing>,
     ) -> Result<(), Failure> {
         let edge = self.edge;
         let started = Instant::now();
@@ -214,7 +241,10 @@ impl Exchange<'_> {
                 continue;
             };
             let mut replica = ReplicaSession::new(stream);
-            replica.read_timeout = Some(edge.options().read_timeout);
+            let default = edge.options().read_timeout;
+            let route = attempts.route();
+            let (head_wait, _) = route.rules().map_or((default, default), |r| r.timeouts(default));
+            replica.read_timeout = Some(head_wait);
             replica.write_timeout = Some(attempt::REPLICA_WRITE_TIMEOUT);
             let relay = Relay {
                 edge,
@@ -223,6 +253,8 @@ impl Exchange<'_> {
                 started,
                 request_id,
                 cut: self.cut,
+                outgoing,
+                encoder: None,
             };
             let (stale, e) = match relay.run(session, replica, addr).await {
                 Ok(reusable) => {

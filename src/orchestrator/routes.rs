@@ -11,7 +11,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use berth_acme::CertStore;
-use berth_proxy::{Backend, RouteSpec, RouteTable, Router, Site, Upstream, UpstreamState};
+use berth_config::{AppSpec, Domain};
+use berth_proxy::{
+    AppPages, Backend, RouteSpec, RouteTable, Router, Rules, Site, Upstream, UpstreamState,
+};
 use time::OffsetDateTime;
 
 use super::metrics::OrchestratorMetrics;
@@ -56,7 +59,14 @@ pub(super) struct Routing {
     serving: Mutex<Serving>,
     /// berth's own route: the panel domain to the admin listener.
     panel: Mutex<Option<(String, SocketAddr)>>,
+    /// Each route's compiled rules by (app, host, prefix), reused while
+    /// they stay the same, so a rate limit's counts and basic auth's
+    /// remembered credentials outlive a deploy or another app's change.
+    rules: Mutex<HashMap<RuleKey, Arc<Rules>>>,
 }
+
+/// The route a compiled rule set belongs to: (app, host, prefix).
+type RuleKey = (String, String, String);
 
 #[derive(Default)]
 struct Serving {
@@ -97,6 +107,7 @@ impl Routing {
             metrics,
             serving: Mutex::new(Serving::default()),
             panel: Mutex::new(None),
+            rules: Mutex::default(),
         }
     }
 
@@ -213,7 +224,7 @@ impl Routing {
         }
         let name = app.spec.name.as_str();
         let site = serving.sites.get(name).filter(|_| !app.stopped);
-        let backend = Arc::new(match site {
+        let backend = match site {
             Some(site) => Backend::site(name, site.clone()),
             None if app.stopped => Backend::stopped(name),
             None => Backend::with_upstreams(
@@ -228,12 +239,15 @@ impl Routing {
                     })
                     .unwrap_or_default(),
             ),
-        });
+        };
+        let backend = Arc::new(backend.with_pages(pages(&app.spec)));
         let now = OffsetDateTime::now_utc();
+        let rules = self.rules_of(name, &app.spec.domains);
         app.spec
             .domains
             .iter()
-            .map(|d| RouteSpec {
+            .zip(rules)
+            .map(|(d, rules)| RouteSpec {
                 host: d.host.clone(),
                 path_prefix: d.path_prefix.clone(),
                 strip_prefix: d.strip_prefix,
@@ -242,9 +256,29 @@ impl Routing {
                 // Only asked about when it matters.
                 certified: (d.redirect_https || d.hsts) && self.certs.serves_valid(&d.host, now),
                 backend: backend.clone(),
-                rules: None,
+                rules,
             })
             .collect()
+    }
+
+    /// The compiled rules of `app`'s domains, in order: the ones compiled
+    /// before where they did not change (see [`Routing::rules`]).
+    fn rules_of(&self, app: &str, domains: &[Domain]) -> Vec<Option<Arc<Rules>>> {
+        let mut cache = lock(&self.rules);
+        let mut kept = Vec::new();
+        let compiled = domains
+            .iter()
+            .map(|d| {
+                let key = (app.to_string(), d.host.clone(), d.path_prefix.clone());
+                let reused = cache.get(&key).filter(|r| *r.source() == d.rules).cloned();
+                let rules = reused.or_else(|| Rules::compile(&d.rules).map(Arc::new))?;
+                kept.push((key, rules.clone()));
+                Some(rules)
+            })
+            .collect();
+        cache.retain(|(a, _, _), _| a != app);
+        cache.extend(kept);
+        compiled
     }
 
     /// berth's own route, when it has a panel domain.
@@ -394,5 +428,21 @@ mod tests {
         routing.refresh("a");
         assert_eq!(upstreams(&router, "a.test"), None);
         assert_eq!(routing.serving.lock().map(|s| s.running).ok(), Some(0));
+    }
+}
+
+/// The app's own pages at the edge: its maintenance page while it is in
+/// maintenance, and its 502/503/504 pages.
+fn pages(spec: &AppSpec) -> AppPages {
+    let maintenance = &spec.maintenance;
+    AppPages {
+        maintenance: maintenance
+            .enabled
+            .then(|| berth_proxy::maintenance_page(maintenance.message.as_deref())),
+        errors: spec
+            .error_pages
+            .iter()
+            .map(|(status, page)| (*status, bytes::Bytes::from(page.clone())))
+            .collect(),
     }
 }

@@ -8,20 +8,24 @@ use crate::head::{self, Framing};
 use crate::pages;
 use crate::policy::{self, X_REQUEST_ID};
 use crate::rules::{self, Ask, Own};
-use crate::Route;
+use crate::{Backend, Route};
 
 use super::conn::{Conn, Outcome};
 use super::io::write_all;
 
 impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
     /// Answers with one of berth's pages (the head was consumed).
-    pub(super) async fn send_page(&mut self, page: policy::ErrorPage) -> Outcome {
+    pub(super) async fn send_page(
+        &mut self,
+        page: policy::ErrorPage,
+        app: Option<&Backend>,
+    ) -> Outcome {
         let keep = self.req.keep_alive;
         self.wbuf.clear();
         let head = self.req.method == http::Method::HEAD;
-        let rendered = pages::render(page, head, &self.req.request_id);
+        let rendered = pages::render(page, app, head, &self.req.request_id);
         page_head(&mut self.wbuf, &rendered, self.req.http11, keep);
-        self.wbuf.extend_from_slice(rendered.body);
+        self.wbuf.extend_from_slice(&rendered.body);
         let written = write_all(&mut self.io, &self.wbuf).await;
         Outcome {
             status: page.status,

@@ -48,9 +48,9 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                     self.req.request_id.clear();
                     self.edge.metrics().observe_request(None, status);
                     self.wbuf.clear();
-                    let page = pages::render(page, false, "");
+                    let page = pages::render(page, None, false, "");
                     page_head(&mut self.wbuf, &page, self.req.http11, false);
-                    self.wbuf.extend_from_slice(page.body);
+                    self.wbuf.extend_from_slice(&page.body);
                     if write_all(&mut self.io, &self.wbuf).await.is_ok() {
                         self.close(true).await;
                     }
@@ -185,10 +185,10 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                 self.answer(StatusCode::PERMANENT_REDIRECT, &fields, body, own_keep)
                     .await
             }
-            Plan::Page(page) => {
+            Plan::Page(page, app) => {
                 self.req.keep_alive = own_keep;
                 self.consume_head();
-                self.send_page(page).await
+                self.send_page(page, app.as_deref()).await
             }
             Plan::Site {
                 site, path, hsts, ..

@@ -90,7 +90,8 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
             };
         };
         self.req.keep_alive = false;
-        self.send_page(page).await
+        let app = attempts.route().backend().clone();
+        self.send_page(page, Some(&app)).await
     }
 
     /// Sends the request to one connected replica and relays the answer.

@@ -8,16 +8,73 @@ use pingora_http::ResponseHeader;
 
 use crate::pages;
 use crate::policy::{self, ErrorPage, X_REQUEST_ID};
-use crate::SiteResponse;
+use crate::rules::{self, Ask, Outgoing, Own};
+use crate::{Backend, Route, SiteResponse};
+
+/// The route's rules (and its app's maintenance) on a request: `Err`
+/// with what the edge answers instead of the app, else what the
+/// response gets on the way out (`None` on a route without rules).
+pub(super) async fn screen(
+    session: &ServerSession,
+    route: &Route,
+    tls: bool,
+) -> Result<Option<Outgoing>, Own> {
+    if !rules::screens(route) {
+        return Ok(None);
+    }
+    let req = session.req_header();
+    let client = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip());
+    let content_length = req
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.trim().parse().ok());
+    let ask = Ask {
+        method: &req.method,
+        host: super::request_host(req),
+        path_and_query: req.uri.path_and_query().map_or("/", |pq| pq.as_str()),
+        headers: &req.headers,
+        client,
+        tls,
+        content_length,
+    };
+    match rules::screen(route, &ask).await {
+        Some(own) => Err(own),
+        None => Ok(route.rules().map(|r| r.outgoing(&ask))),
+    }
+}
+
+/// Writes what the route's rules answer instead of the app.
+pub(super) async fn send_own(
+    session: &mut ServerSession,
+    own: Own,
+    request_id: &str,
+) -> pingora_error::Result<()> {
+    let mut resp = ResponseHeader::build(own.status, Some(own.fields.len() + 2))?;
+    for (name, value) in own.fields {
+        resp.insert_header(name, value)?;
+    }
+    if own.status != 204 {
+        resp.insert_header(header::CONTENT_LENGTH, own.body.len())?;
+    }
+    if !request_id.is_empty() {
+        resp.insert_header(X_REQUEST_ID, request_id)?;
+    }
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session.write_response_header(Box::new(resp)).await?;
+    let body = if head_only { Bytes::new() } else { own.body };
+    session.write_response_body(body, true).await
+}
 
 /// Answers a request that could not be read: there is no request header
 /// to consult, and the connection is closed after.
 pub(super) async fn bad_request(session: &mut ServerSession) {
-    let page = pages::render(policy::BAD_REQUEST, false, "");
+    let page = pages::render(policy::BAD_REQUEST, None, false, "");
     match page_header(&page) {
         Ok(resp) => {
-            let body = Bytes::from_static(page.body);
-            if let Err(e) = session.write_error_response(resp, body).await {
+            if let Err(e) = session.write_error_response(resp, page.body).await {
                 tracing::debug!(err = %e, "could not answer a bad request");
             }
         }
@@ -29,15 +86,16 @@ pub(super) async fn bad_request(session: &mut ServerSession) {
 pub(super) async fn page(
     session: &mut ServerSession,
     page: ErrorPage,
+    app: Option<&Backend>,
     request_id: &str,
 ) -> pingora_error::Result<()> {
     let head = session.req_header().method == http::Method::HEAD;
-    let page = pages::render(page, head, request_id);
+    let page = pages::render(page, app, head, request_id);
     session
         .write_response_header(Box::new(page_header(&page)?))
         .await?;
     session
-        .write_response_body(Bytes::from_static(page.body), true)
+        .write_response_body(page.body, true)
         .await
 }
 

@@ -14,7 +14,9 @@ use pingora_error::{Error, ErrorType};
 use pingora_http::ResponseHeader;
 use tokio_util::sync::CancellationToken;
 
+use crate::compress::Encoder;
 use crate::edge::EdgeProxy;
+use crate::rules::Outgoing;
 use crate::policy::{self, X_REQUEST_ID};
 use crate::{Route, UpstreamGuard};
 
@@ -41,6 +43,10 @@ pub(super) struct Relay<'r> {
     pub(super) request_id: &'r HeaderValue,
     /// Cancels the client connection, should the request become a tunnel.
     pub(super) cut: &'r CancellationToken,
+    /// What the route's rules do to the response.
+    pub(super) outgoing: Option<&'r Outgoing>,
+    /// Compresses the response body, when the rules and the response say so.
+    pub(super) encoder: Option<Encoder>,
 }
 
 impl Relay<'_> {
@@ -110,7 +116,12 @@ impl Relay<'_> {
                                 resp.status.is_informational() && resp.status != 101;
                             if !informational {
                                 header_seen = true;
-                                self.filter_response(&mut resp);
+                                self.filter_response(&mut resp, end)
+                                    .map_err(RelayError::Replica)?;
+                                let default = self.edge.options().read_timeout;
+                                if let Some(rules) = self.route.rules() {
+                                    replica.read_timeout = Some(rules.timeouts(default).1);
+                                }
                             }
                             session
                                 .write_response_header(resp)
@@ -131,14 +142,18 @@ impl Relay<'_> {
                             }
                         }
                         HttpTask::Body(data, end) | HttpTask::UpgradedBody(data, end) => {
+                            let data = self
+                                .encode(data.unwrap_or_default(), end)
+                                .map_err(RelayError::Replica)?;
                             session
-                                .write_response_body(data.unwrap_or_default(), end)
+                                .write_response_body(data, end)
                                 .await
                                 .map_err(RelayError::Client)?;
                         }
                         HttpTask::Done => {
+                            let rest = self.encode(Bytes::new(), true).map_err(RelayError::Replica)?;
                             session
-                                .write_response_body(Bytes::new(), true)
+                                .write_response_body(rest, true)
                                 .await
                                 .map_err(RelayError::Client)?;
                         }
@@ -205,8 +220,30 @@ impl Relay<'_> {
 
     /// berth's response headers on a replica's response; a `101` makes the
     /// request a tunnel that the replica's drain deadline may cut.
-    fn filter_response(&mut self, resp: &mut ResponseHeader) {
+    fn filter_response(
+        &mut self,
+        resp: &mut Box<ResponseHeader>,
+        end: bool,
+    ) -> pingora_error::Result<()> {
         let edge = self.edge;
+        if let Some(out) = self.outgoing {
+            let status = resp.status.as_u16();
+            let (coding, varies) = out.compression(status, &resp.headers);
+            let coding = coding.filter(|_| !end);
+            let mut headers = resp.headers.clone();
+            out.apply(&mut headers, coding, varies);
+            let mut edited = ResponseHeader::build(resp.status, Some(headers.len() + 3))?;
+            for (name, value) in &headers {
+                edited.append_header(name.clone(), value.clone())?;
+            }
+            *resp = Box::new(edited);
+            if let Some(coding) = coding {
+                self.encoder = Some(
+                    Encoder::new(coding)
+                        .map_err(|e| Error::because(ErrorType::InternalError, "encoder", e))?,
+                );
+            }
+        }
         if resp.status == http::StatusCode::SWITCHING_PROTOCOLS {
             self.guard.become_tunnel(self.cut.clone());
         } else {
@@ -223,5 +260,26 @@ impl Relay<'_> {
         if let Some(value) = edge.alt_svc() {
             let _ = resp.insert_header(header::ALT_SVC, value);
         }
+        Ok(())
+    }
+
+    /// A piece of the response body as the client gets it: compressed
+    /// when the response is (flushed at each piece, so a stream flows;
+    /// ended with the body).
+    fn encode(&mut self, data: Bytes, end: bool) -> pingora_error::Result<Bytes> {
+        let Some(encoder) = self.encoder.as_mut() else {
+            return Ok(data);
+        };
+        let fail = |e| Error::because(ErrorType::InternalError, "compressing", e);
+        let mut out = Vec::with_capacity(data.len() / 2 + 64);
+        encoder.push(&data, &mut out).map_err(fail)?;
+        if end {
+            if let Some(encoder) = self.encoder.take() {
+                encoder.finish(&mut out).map_err(fail)?;
+            }
+        } else {
+            encoder.flush(&mut out).map_err(fail)?;
+        }
+        Ok(Bytes::from(out))
     }
 }

@@ -98,5 +98,14 @@ pub(super) fn upstream_request(
         up.insert_header(X_FORWARDED_HOST, host)?;
     }
     up.insert_header(X_REQUEST_ID, request_id.clone())?;
+    if let Some(rules) = route.rules().filter(|r| r.edits_request()) {
+        let (remove, set) = rules.request_edits();
+        for name in remove {
+            up.remove_header(name);
+        }
+        for (name, value) in set {
+            up.insert_header(name.clone(), value.clone())?;
+        }
+    }
     Ok(Box::new(up))
 }

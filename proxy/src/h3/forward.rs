@@ -6,19 +6,21 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::header;
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 
 use crate::attempt::{self, Attempts, Failure};
+use crate::compress::Encoder;
 use crate::fronting;
 use crate::path;
 use crate::policy::{self, Decision};
 use crate::pool;
 use crate::UpstreamGuard;
 
-use super::answer::{fail, page, send_site, Answer};
+use super::answer::{fail, page, screen, send_own, send_site, Answer};
 use super::front::{Front, Outcome, RecvHalf, SendHalf, Sender};
 use super::headers::{set, strip_hop_by_hop};
 use super::request::{spare, upstream_request};
@@ -98,35 +100,66 @@ pub(super) async fn forward(
         .and_then(|v| v.to_str().ok());
     let host = policy::request_host(authority, host_field).map(str::to_string);
     let head = req.method() == http::Method::HEAD;
-    let answer = Answer { request_id, head };
+    let answer = Answer {
+        request_id,
+        head,
+        app: None,
+    };
     if fronting::misdirected(Some(&*front.certs), sni, host.as_deref()) {
         return page(send, policy::MISDIRECTED, answer, outcome).await;
     }
     let path = req.uri().path().to_string();
-    let route = {
+    let (route, site) = {
         let table = front.router.load();
         match policy::decide(&table, host.as_deref(), &path) {
-            Decision::Forward(route) => route.clone(),
-            Decision::Static(route, site) => {
-                outcome.app = Some(route.backend().app().clone());
-                let site_path = policy::site_path(route, &path);
-                let response = site.respond(req.method(), &site_path, req.headers());
-                let hsts = policy::hsts(route, true);
-                drop(table);
-                return send_site(send, response, hsts, request_id, outcome).await;
-            }
+            Decision::Forward(route) => (route.clone(), None),
+            Decision::Static(route, site) => (route.clone(), Some(site.clone())),
             Decision::NoReplica(route) => {
                 outcome.app = Some(route.backend().app().clone());
+                let app = route.backend().clone();
+                drop(table);
+                let answer = Answer {
+                    app: Some(&app),
+                    ..answer
+                };
                 return page(send, policy::NO_REPLICA, answer, outcome).await;
             }
             Decision::Stopped(route) => {
                 outcome.app = Some(route.backend().app().clone());
+                let app = route.backend().clone();
+                drop(table);
+                let answer = Answer {
+                    app: Some(&app),
+                    ..answer
+                };
                 return page(send, policy::STOPPED, answer, outcome).await;
             }
             Decision::UnknownHost => return page(send, policy::NOT_FOUND, answer, outcome).await,
         }
     };
     outcome.app = Some(route.backend().app().clone());
+    let app = route.backend().clone();
+    let answer = Answer {
+        app: Some(&app),
+        ..answer
+    };
+    let outgoing = match screen(&route, &req, host.as_deref(), client).await {
+        Ok(outgoing) => outgoing,
+        Err(own) => return send_own(send, own, answer, outcome).await,
+    };
+    if let Some(site) = site {
+        let site_path = policy::site_path(&route, &path);
+        let mut response = site.respond(req.method(), &site_path, req.headers());
+        if let Some(out) = &outgoing {
+            out.apply(&mut response.headers, None, false);
+        }
+        let hsts = policy::hsts(&route, true);
+        return send_site(send, response, hsts, request_id, outcome).await;
+    }
+    let default = front.options.read_timeout;
+    let (head_wait, body_wait) = route
+        .rules()
+        .map_or((default, default), |r| r.timeouts(default));
     let mut attempts = Attempts::new(route);
     let connected = connect(front, &mut attempts, host.as_deref(), &path).await;
     let route = attempts.route().clone();
@@ -162,7 +195,7 @@ pub(super) async fn forward(
         } else {
             // The deadline for the answer runs from the end of the upload.
             let mut upload = uploaded.clone();
-            let read_timeout = front.options.read_timeout;
+            let read_timeout = head_wait;
             let deadline = async move {
                 let _ = upload.wait_for(|done| *done).await;
                 tokio::time::sleep(read_timeout).await;
@@ -221,12 +254,33 @@ pub(super) async fn forward(
             value,
         );
     }
+    let mut encoder = None;
+    if let Some(out) = &outgoing {
+        let (coding, varies) = out.compression(parts.status.as_u16(), head.headers());
+        out.apply(head.headers_mut(), coding, varies);
+        encoder = coding.and_then(|c| Encoder::new(c).ok());
+    }
     outcome.status = parts.status.as_u16();
     send.send_response(head).await?;
     loop {
-        let frame = match tokio::time::timeout(front.options.read_timeout, body.frame()).await {
+        let frame = match tokio::time::timeout(body_wait, body.frame()).await {
             Ok(Some(Ok(frame))) => frame,
-            Ok(None) => break,
+            Ok(None) => {
+                if let Some(encoder) = encoder.take() {
+                    let mut out = Vec::new();
+                    if encoder.finish(&mut out).is_err() {
+                        send.stop_stream(h3::error::Code::H3_INTERNAL_ERROR);
+                        return Ok(());
+                    }
+                    let written =
+                        tokio::time::timeout(WRITE_TIMEOUT, send.send_data(Bytes::from(out)));
+                    if written.await.is_err() {
+                        send.stop_stream(h3::error::Code::H3_REQUEST_CANCELLED);
+                        return Ok(());
+                    }
+                }
+                break;
+            }
             // The replica broke off mid-body (or stalled): reset the
             // stream so the client sees a failure, not a short success.
             Ok(Some(Err(_))) | Err(_) => {
@@ -235,7 +289,17 @@ pub(super) async fn forward(
             }
         };
         let written = match frame.into_data() {
-            Ok(data) => tokio::time::timeout(WRITE_TIMEOUT, send.send_data(data)).await,
+            Ok(data) => {
+                let data = match encoder.as_mut().map(|e| compress_piece(e, &data)) {
+                    None => data,
+                    Some(Ok(packed)) => packed,
+                    Some(Err(_)) => {
+                        send.stop_stream(h3::error::Code::H3_INTERNAL_ERROR);
+                        return Ok(());
+                    }
+                };
+                tokio::time::timeout(WRITE_TIMEOUT, send.send_data(data)).await
+            }
             Err(frame) => match frame.into_trailers() {
                 Ok(trailers) => {
                     tokio::time::timeout(WRITE_TIMEOUT, send.send_trailers(trailers)).await
@@ -261,4 +325,13 @@ pub(super) async fn forward(
         front.pool.put(addr, sender, false);
     }
     send.finish().await
+}
+
+/// A piece of a compressed response body: what `data` adds, flushed so
+/// the client can read it now (a stream of events flows).
+fn compress_piece(encoder: &mut Encoder, data: &[u8]) -> std::io::Result<Bytes> {
+    let mut out = Vec::with_capacity(data.len() / 2 + 64);
+    encoder.push(data, &mut out)?;
+    encoder.flush(&mut out)?;
+    Ok(Bytes::from(out))
 }

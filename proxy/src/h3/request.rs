@@ -49,6 +49,9 @@ pub(super) fn upstream_request(
         set(&mut headers, header::HOST.as_str(), h);
     }
     set(&mut headers, policy::X_REQUEST_ID, request_id);
+    if let Some(rules) = route.rules() {
+        rules.edit_request(&mut headers);
+    }
     let bodiless = headers.get(header::CONTENT_LENGTH).is_none()
         && matches!(
             parts.method,

@@ -170,7 +170,9 @@ impl Rules {
 
     /// What the request gets instead of the app, if anything: 403 (IP
     /// lists), 429 (rate limit), a redirect, a preflight's 204, 401 (basic
-    /// auth) or 413 (body limit), checked in that order.
+    /// auth) or 413 (body limit), checked in that order ([`screen`] puts
+    /// the app's maintenance between the client's checks and the rest).
+    #[cfg(test)]
     pub(crate) async fn screen(&self, ask: &Ask<'_>) -> Option<Own> {
         match self.screen_client(ask) {
             Some(own) => Some(own),
@@ -236,11 +238,6 @@ impl Rules {
             }
         }
         None
-    }
-
-    /// The largest request body, if limited.
-    pub(crate) fn max_body(&self) -> Option<u64> {
-        self.max_body
     }
 
     /// Edits a replica's request headers: removals, then the set fields.
@@ -325,12 +322,6 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
-    /// Whether the app's field `name` is dropped (removed or replaced).
-    pub(crate) fn drops(&self, name: &str) -> bool {
-        self.remove.iter().any(|n| n.as_str().eq_ignore_ascii_case(name))
-            || self.set.iter().any(|(n, _)| n.as_str().eq_ignore_ascii_case(name))
-    }
-
     /// The coding this response is compressed with, from its head's
     /// fields, if any; and whether it varies by `Accept-Encoding`.
     pub(crate) fn compression(&self, status: u16, fields: &HeaderMap) -> (Option<Coding>, bool) {
