@@ -15,7 +15,7 @@ use berth_proxy::{
     Backend, EdgeOptions, EdgeProxy, H3Options, HostCertificates, ProxyMetrics, RouteSpec,
     RouteTable, Router,
 };
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -27,6 +27,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 // Shared with `edge.rs` and `h3.rs`; this binary uses part of it.
 #[allow(dead_code)]
 mod support;
+
+use support::clients::{send, Answer, Ask, Target, PROTOCOLS};
 
 /// Deadline to connect to a replica: short, so a replica that never
 /// accepts costs the test little.
@@ -169,9 +171,7 @@ const HOSTS: [&str; 9] = [
 ];
 
 struct Edges {
-    tcp: SocketAddr,
-    udp: SocketAddr,
-    ca_der: Vec<u8>,
+    target: Target,
     _keep: Box<dyn Send>,
     _stop: tokio::sync::watch::Sender<bool>,
 }
@@ -253,268 +253,9 @@ async fn start() -> Edges {
         watch,
     ));
     Edges {
-        tcp,
-        udp,
-        ca_der,
+        target: Target { tcp, udp, ca_der },
         _keep: Box::new(keep),
         _stop: stop,
-    }
-}
-
-/// One request of the table, as each protocol carries it.
-#[derive(Clone, Copy)]
-struct Ask {
-    method: &'static str,
-    /// The host in the request target: h2's and HTTP/3's `:authority`;
-    /// over HTTP/1.1 the `Host` header (an absolute-form target too when
-    /// `host` is given besides).
-    authority: Option<&'static str>,
-    /// A `Host` header besides (h2, HTTP/3), or alone.
-    host: Option<&'static str>,
-    path: &'static str,
-}
-
-impl Ask {
-    fn get(authority: &'static str) -> Self {
-        Ask {
-            method: "GET",
-            authority: Some(authority),
-            host: None,
-            path: "/x",
-        }
-    }
-
-    fn head(authority: &'static str) -> Self {
-        Ask {
-            method: "HEAD",
-            ..Ask::get(authority)
-        }
-    }
-
-    /// The name the TLS handshake asks for.
-    fn sni(&self) -> &'static str {
-        self.authority.or(self.host).unwrap_or("app.test")
-    }
-}
-
-/// What one protocol brought back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Answer {
-    status: u16,
-    headers: BTreeMap<String, String>,
-    body: Vec<u8>,
-    /// The response ended cleanly (not cut short or reset).
-    complete: bool,
-}
-
-impl Answer {
-    fn failed(why: String) -> Self {
-        Answer {
-            status: 0,
-            headers: BTreeMap::from([("client error".to_string(), why)]),
-            body: Vec::new(),
-            complete: false,
-        }
-    }
-}
-
-fn relevant(name: &str) -> bool {
-    RELEVANT.contains(&name)
-}
-
-fn tls_client(ca_der: &[u8], alpn: &[u8]) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca_der.to_vec().into()).unwrap();
-    let mut config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![alpn.to_vec()];
-    Arc::new(config)
-}
-
-/// The request over HTTP/1.1 on TLS (SNI: the authority), read until the
-/// edge closes the connection.
-async fn over_h1(edges: &Edges, ask: Ask, request_id: &str) -> Answer {
-    let config = tls_client(&edges.ca_der, b"http/1.1");
-    let tcp = tokio::net::TcpStream::connect(edges.tcp).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from(ask.sni()).unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
-        .await
-        .unwrap();
-    let (target, host) = match (ask.authority, ask.host) {
-        (Some(authority), Some(host)) => (format!("https://{authority}{}", ask.path), host),
-        (Some(host), None) | (None, Some(host)) => (ask.path.to_string(), host),
-        (None, None) => (ask.path.to_string(), ""),
-    };
-    let raw = format!(
-        "{} {target} HTTP/1.1\r\nhost: {host}\r\nx-request-id: {request_id}\r\nconnection: close\r\n\r\n",
-        ask.method
-    );
-    tls.write_all(raw.as_bytes()).await.unwrap();
-    let mut bytes = Vec::new();
-    let mut buf = [0u8; 8192];
-    let mut clean = false;
-    loop {
-        match tls.read(&mut buf).await {
-            Ok(0) => {
-                clean = true;
-                break;
-            }
-            Ok(n) => bytes.extend_from_slice(&buf[..n]),
-            Err(_) => break,
-        }
-    }
-    let mut fields = [httparse::EMPTY_HEADER; 32];
-    let mut resp = httparse::Response::new(&mut fields);
-    let Ok(httparse::Status::Complete(len)) = resp.parse(&bytes) else {
-        return Answer::failed(format!(
-            "no response head: {:?}",
-            String::from_utf8_lossy(&bytes)
-        ));
-    };
-    let mut headers = BTreeMap::new();
-    for h in resp.headers.iter() {
-        let name = h.name.to_ascii_lowercase();
-        if relevant(&name) {
-            headers.insert(name, String::from_utf8_lossy(h.value).into_owned());
-        }
-    }
-    let body = bytes[len..].to_vec();
-    let expected = match headers.get("content-length") {
-        Some(n) if ask.method != "HEAD" => n.parse().ok(),
-        _ => None,
-    };
-    Answer {
-        status: resp.code.unwrap_or(0),
-        headers,
-        complete: clean && expected.is_none_or(|n: usize| n == body.len()),
-        body,
-    }
-}
-
-fn relevant_headers(headers: &http::HeaderMap) -> BTreeMap<String, String> {
-    headers
-        .iter()
-        .filter(|(name, _)| relevant(name.as_str()))
-        .map(|(name, value)| {
-            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-            (name.to_string(), value)
-        })
-        .collect()
-}
-
-fn request(ask: Ask, request_id: &str) -> http::Request<()> {
-    let mut req = http::Request::builder()
-        .method(ask.method)
-        .uri(match ask.authority {
-            Some(authority) => format!("https://{authority}{}", ask.path),
-            None => ask.path.to_string(),
-        })
-        .header("x-request-id", request_id);
-    if let Some(host) = ask.host {
-        req = req.header("host", host);
-    }
-    req.body(()).unwrap()
-}
-
-/// The request over h2 on TLS (SNI: the authority).
-async fn over_h2(edges: &Edges, ask: Ask, request_id: &str) -> Answer {
-    let config = tls_client(&edges.ca_der, b"h2");
-    let tcp = tokio::net::TcpStream::connect(edges.tcp).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from(ask.sni()).unwrap();
-    let tls = tokio_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
-        .await
-        .unwrap();
-    let (sender, connection) = h2::client::handshake(tls).await.unwrap();
-    tokio::spawn(connection);
-    let mut sender = sender.ready().await.unwrap();
-    let (answer, _) = match sender.send_request(request(ask, request_id), true) {
-        Ok(pair) => pair,
-        Err(e) => return Answer::failed(e.to_string()),
-    };
-    let resp = match answer.await {
-        Ok(resp) => resp,
-        Err(e) => return Answer::failed(e.to_string()),
-    };
-    let headers = relevant_headers(resp.headers());
-    let status = resp.status().as_u16();
-    let mut body = resp.into_body();
-    let mut bytes = Vec::new();
-    let mut complete = true;
-    while let Some(chunk) = body.data().await {
-        match chunk {
-            Ok(chunk) => {
-                let _ = body.flow_control().release_capacity(chunk.len());
-                bytes.extend_from_slice(&chunk);
-            }
-            Err(_) => {
-                complete = false;
-                break;
-            }
-        }
-    }
-    Answer {
-        status,
-        headers,
-        body: bytes,
-        complete,
-    }
-}
-
-/// The request over HTTP/3 (SNI: the authority).
-async fn over_h3(edges: &Edges, ask: Ask, request_id: &str) -> Answer {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(edges.ca_der.clone().into()).unwrap();
-    let mut tls = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h3".to_vec()];
-    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
-    let conn = endpoint
-        .connect(edges.udp, ask.sni())
-        .unwrap()
-        .await
-        .unwrap();
-    let (mut driver, mut sender) = h3::client::new(h3_quinn::Connection::new(conn))
-        .await
-        .unwrap();
-    tokio::spawn(async move {
-        let _ = std::future::poll_fn(|cx| driver.poll_close(cx)).await;
-    });
-    let mut stream = match sender.send_request(request(ask, request_id)).await {
-        Ok(stream) => stream,
-        Err(e) => return Answer::failed(e.to_string()),
-    };
-    if let Err(e) = stream.finish().await {
-        return Answer::failed(e.to_string());
-    }
-    let resp = match stream.recv_response().await {
-        Ok(resp) => resp,
-        Err(e) => return Answer::failed(e.to_string()),
-    };
-    let headers = relevant_headers(resp.headers());
-    let mut body = Vec::new();
-    let mut complete = true;
-    loop {
-        match stream.recv_data().await {
-            Ok(Some(chunk)) => body.extend_from_slice(chunk.chunk()),
-            Ok(None) => break,
-            Err(_) => {
-                complete = false;
-                break;
-            }
-        }
-    }
-    drop(endpoint);
-    Answer {
-        status: resp.status().as_u16(),
-        headers,
-        body,
-        complete,
     }
 }
 
@@ -673,14 +414,19 @@ async fn every_front_end_answers_the_table_alike() {
     let mut drifts = Vec::new();
     for (i, (name, ask, expect)) in cases().into_iter().enumerate() {
         let mut answers = Vec::new();
-        for proto in ["HTTP/1.1", "h2", "HTTP/3"] {
+        for proto in PROTOCOLS {
             let request_id = format!("parity-{i}");
-            let answer = match proto {
-                "HTTP/1.1" => tokio::time::timeout(CLIENT, over_h1(&edges, ask, &request_id)).await,
-                "h2" => tokio::time::timeout(CLIENT, over_h2(&edges, ask, &request_id)).await,
-                _ => tokio::time::timeout(CLIENT, over_h3(&edges, ask, &request_id)).await,
-            }
-            .unwrap_or_else(|_| Answer::failed("no answer in time".into()));
+            let answer = tokio::time::timeout(CLIENT, send(proto, &edges.target, ask, &request_id))
+                .await
+                .unwrap_or_else(|_| Answer::failed("no answer in time".into()));
+            let answer = Answer {
+                headers: answer
+                    .headers
+                    .into_iter()
+                    .filter(|(name, _)| RELEVANT.contains(&name.as_str()) || name == "client error")
+                    .collect(),
+                ..answer
+            };
             if let Some(wrong) = check(&expect, &request_id, &answer) {
                 drifts.push(format!("{name} over {proto}: {wrong}"));
             }

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use berth_acme::{CertStore, Certificate, Resolver, UnknownName};
 
+pub mod clients;
+
 /// A resolver serving one self-signed certificate for `hosts` (ring as
 /// rustls's provider); also returns the certificate (DER) for clients to
 /// trust.
