@@ -280,18 +280,14 @@ impl Encoder {
     /// Ends the stream (gzip trailer, zstd frame end, brotli last block),
     /// appending to `out`.
     pub(crate) fn finish(self, out: &mut Vec<u8>) -> io::Result<()> {
-        let rest = match self.inner {
+        let mut rest = match self.inner {
             Inner::Gzip(e) => e.finish()?,
             Inner::Zstd(e) => e.finish()?,
             // `into_inner` reports no error: writing into a `Vec` has none,
             // and the encoder's own come only from misuse of its state.
             Inner::Br(e) => e.into_inner(),
         };
-        if out.is_empty() {
-            *out = rest;
-        } else {
-            out.extend_from_slice(&rest);
-        }
+        out.append(&mut rest);
         Ok(())
     }
 

@@ -140,7 +140,9 @@ impl EdgeProxy {
                 path: policy::site_path(route, path).into_owned(),
                 hsts: policy::hsts(route, tls),
             },
-            Decision::NoReplica(route) => Plan::Page(policy::NO_REPLICA, Some(route.backend().clone())),
+            Decision::NoReplica(route) => {
+                Plan::Page(policy::NO_REPLICA, Some(route.backend().clone()))
+            }
             Decision::Stopped(route) => Plan::Page(policy::STOPPED, Some(route.backend().clone())),
             Decision::UnknownHost => Plan::Page(policy::NOT_FOUND, None),
         };

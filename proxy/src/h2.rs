@@ -243,7 +243,9 @@ impl Exchange<'_> {
             let mut replica = ReplicaSession::new(stream);
             let default = edge.options().read_timeout;
             let route = attempts.route();
-            let (head_wait, _) = route.rules().map_or((default, default), |r| r.timeouts(default));
+            let (head_wait, _) = route
+                .rules()
+                .map_or((default, default), |r| r.timeouts(default));
             replica.read_timeout = Some(head_wait);
             replica.write_timeout = Some(attempt::REPLICA_WRITE_TIMEOUT);
             let relay = Relay {

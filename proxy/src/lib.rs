@@ -16,8 +16,10 @@
 //! `h1`, `h2` and `h3` (the front ends; HTTP/3 is a listener of its own) →
 //! `edge` (a TCP listener's proxy and plan) → `attempt`, `pages`, `head`,
 //! `tunnel`, `chunked` → `policy`, `pool`, `fronting`, `router`,
-//! `metrics`, `balance` → `table`, `upstream`, `site`, `path`. Nothing
-//! reaches up: the connection a tunnel may cut is handed down explicitly.
+//! `metrics`, `balance` → `table`, `upstream`, `site`, `path` → `rules`
+//! (a route's compiled rules, `rules/`) → `compress` (response codings).
+//! Nothing reaches up: the connection a tunnel may cut is handed down
+//! explicitly.
 
 #![forbid(unsafe_code)]
 

@@ -11,8 +11,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use berth_acme::Http01Tokens;
+use http::HeaderValue;
 
-use crate::table::prefix_matches;
+use crate::rules::{Ask, Own};
+use crate::table::{prefix_matches, Backend};
 use crate::{Route, RouteTable, Site};
 
 /// What to do with a request.
@@ -355,6 +357,53 @@ pub const UNTRUSTED_FORWARDING_HEADERS: [&str; 9] = [
     "x-cluster-client-ip",
     "fastly-client-ip",
 ];
+
+// The route's rules and its app's maintenance, before the app.
+
+/// Whether a request on `route` is screened at all: only a route with
+/// rules or an app in maintenance reads more of the request.
+pub(crate) fn screens(route: &Route) -> bool {
+    route.rules().is_some() || route.backend().maintenance().is_some()
+}
+
+/// What a request on `route` gets instead of its app, if anything: the
+/// rules' client checks, then the app's maintenance page, then the
+/// rules' request checks (the order the README gives).
+pub(crate) async fn screen(route: &Route, ask: &Ask<'_>) -> Option<Own> {
+    let rules = route.rules();
+    if let Some(own) = rules.and_then(|r| r.screen_client(ask)) {
+        return Some(own);
+    }
+    if let Some(own) = maintenance(route.backend()) {
+        return Some(own);
+    }
+    match rules {
+        Some(r) => r.screen_request(ask).await,
+        None => None,
+    }
+}
+
+/// The app's maintenance page, when it is in maintenance.
+fn maintenance(backend: &Backend) -> Option<Own> {
+    let page = backend.maintenance()?;
+    let mut own = Own {
+        status: 503,
+        fields: vec![
+            (
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (
+                http::header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store"),
+            ),
+            (http::header::RETRY_AFTER, HeaderValue::from_static("300")),
+        ],
+        body: page.clone(),
+    };
+    own.fields.shrink_to_fit();
+    Some(own)
+}
 
 #[cfg(test)]
 mod tests;

@@ -91,7 +91,11 @@ impl Backend {
     /// The app's own page for an edge error `status`, if it has one.
     pub fn error_page(&self, status: u16) -> Option<&bytes::Bytes> {
         let pages = self.pages.as_ref()?;
-        pages.errors.iter().find(|(s, _)| *s == status).map(|(_, p)| p)
+        pages
+            .errors
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map(|(_, p)| p)
     }
 
     /// Whether the app was stopped by its owner.

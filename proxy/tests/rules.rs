@@ -147,9 +147,18 @@ fn domains() -> Vec<(&'static str, serde_json::Value)> {
         ("allow4.test", json!({"ip_allow": ["127.0.0.1"]})),
         ("deny6.test", json!({"ip_deny": ["::1"]})),
         ("allow6.test", json!({"ip_allow": ["::1/128"]})),
-        ("limit1.test", json!({"rate_limit": {"per_second": 2, "burst": 3}})),
-        ("limit2.test", json!({"rate_limit": {"per_second": 2, "burst": 3}})),
-        ("limit3.test", json!({"rate_limit": {"per_second": 2, "burst": 3}})),
+        (
+            "limit1.test",
+            json!({"rate_limit": {"per_second": 2, "burst": 3}}),
+        ),
+        (
+            "limit2.test",
+            json!({"rate_limit": {"per_second": 2, "burst": 3}}),
+        ),
+        (
+            "limit3.test",
+            json!({"rate_limit": {"per_second": 2, "burst": 3}}),
+        ),
         ("zip.test", json!({"compression": true})),
         ("gzip.test", json!({"compression": ["gzip"]})),
         ("body.test", json!({"max_body_bytes": 10})),
@@ -199,7 +208,11 @@ async fn table() -> RouteTable {
         maintenance: Some(berth_proxy::maintenance_page(Some("Back at <5>."))),
         errors: Vec::new(),
     });
-    specs.push(route("maint.test", Arc::new(maintenance), &Default::default()));
+    specs.push(route(
+        "maint.test",
+        Arc::new(maintenance),
+        &Default::default(),
+    ));
     let errors = Backend::new("errpage", vec![]).with_pages(AppPages {
         maintenance: None,
         errors: vec![(503, Bytes::from_static(b"<h1>our own 503</h1>"))],
@@ -254,7 +267,12 @@ async fn start() -> Edges {
         let listener = std::net::TcpListener::bind(format!("{ip}:0")).unwrap();
         let tcp = listener.local_addr().unwrap();
         let tls = berth_proxy::tls_config(resolver.clone());
-        tokio::spawn(berth_proxy::serve(listener, proxy, Some(tls), watch.clone()));
+        tokio::spawn(berth_proxy::serve(
+            listener,
+            proxy,
+            Some(tls),
+            watch.clone(),
+        ));
         let socket = std::net::UdpSocket::bind(format!("{ip}:0")).unwrap();
         let udp = socket.local_addr().unwrap();
         let mut registry = Registry::default();
@@ -277,7 +295,11 @@ async fn start() -> Edges {
     }
     let v6 = targets.pop().unwrap();
     let v4 = targets.pop().unwrap();
-    Edges { v4, v6, _stop: stop }
+    Edges {
+        v4,
+        v6,
+        _stop: stop,
+    }
 }
 
 fn leak(s: String) -> &'static str {
@@ -287,14 +309,21 @@ fn leak(s: String) -> &'static str {
 fn basic(user: &str, password: &str) -> &'static [(&'static str, &'static str)] {
     use base64::Engine;
     let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    Box::leak(Box::new([("authorization", leak(format!("Basic {token}")))]))
+    Box::leak(Box::new([(
+        "authorization",
+        leak(format!("Basic {token}")),
+    )]))
 }
 
 /// A check of an answer; `Err` says what is wrong.
 type Check = Box<dyn Fn(&Answer) -> Result<(), String>>;
 
 fn status(want: u16) -> Check {
-    Box::new(move |a| (a.status == want).then_some(()).ok_or(format!("status {}", a.status)))
+    Box::new(move |a| {
+        (a.status == want)
+            .then_some(())
+            .ok_or(format!("status {}", a.status))
+    })
 }
 
 fn has(name: &'static str, value: &'static str) -> Check {
@@ -316,7 +345,10 @@ fn body_has(text: &'static str) -> Check {
         String::from_utf8_lossy(&a.body)
             .contains(text)
             .then_some(())
-            .ok_or(format!("body {:?} lacks {text:?}", String::from_utf8_lossy(&a.body)))
+            .ok_or(format!(
+                "body {:?} lacks {text:?}",
+                String::from_utf8_lossy(&a.body)
+            ))
     })
 }
 
@@ -324,7 +356,10 @@ fn body_has(text: &'static str) -> Check {
 fn decodes_to_big(coding: &'static str) -> Check {
     Box::new(move |a| {
         if a.header("content-encoding") != Some(coding) {
-            return Err(format!("content-encoding {:?}", a.header("content-encoding")));
+            return Err(format!(
+                "content-encoding {:?}",
+                a.header("content-encoding")
+            ));
         }
         let mut plain = Vec::new();
         let read = match coding {
@@ -336,7 +371,11 @@ fn decodes_to_big(coding: &'static str) -> Check {
         read.map_err(|e| format!("{coding} does not decode: {e}"))?;
         (plain == big() && a.body.len() < plain.len() / 2)
             .then_some(())
-            .ok_or(format!("decoded {} bytes from {}", plain.len(), a.body.len()))
+            .ok_or(format!(
+                "decoded {} bytes from {}",
+                plain.len(),
+                a.body.len()
+            ))
     })
 }
 
@@ -372,19 +411,57 @@ fn cases() -> Vec<(&'static str, bool, Ask, Vec<Check>)> {
             "no rules: forwarded as is",
             false,
             get("plain.test", "/big"),
-            vec![status(200), has("server", "upstream"), lacks("x-content-type-options"), lacks("content-encoding"), plain_big()],
+            vec![
+                status(200),
+                has("server", "upstream"),
+                lacks("x-content-type-options"),
+                lacks("content-encoding"),
+                plain_big(),
+            ],
         ),
         (
             "basic auth: none given",
             false,
             get("auth.test", "/x"),
-            vec![status(401), has("www-authenticate", "Basic realm=\"staff\", charset=\"UTF-8\""), lacks("server")],
+            vec![
+                status(401),
+                has(
+                    "www-authenticate",
+                    "Basic realm=\"staff\", charset=\"UTF-8\"",
+                ),
+                lacks("server"),
+            ],
         ),
-        ("basic auth: wrong password", false, with(get("auth.test", "/x"), basic("ann", "nope")), vec![status(401)]),
-        ("basic auth: unknown user", false, with(get("auth.test", "/x"), basic("eve", "pw-plain")), vec![status(401)]),
-        ("basic auth: plain entry", false, with(get("auth.test", "/x"), basic("ann", "pw-plain")), vec![status(200), body_has("hello")]),
-        ("basic auth: bcrypt entry", false, with(get("auth.test", "/x"), basic("bob", "pw-b")), vec![status(200)]),
-        ("basic auth: argon2 entry", false, with(get("auth.test", "/x"), basic("cat", "pw-c")), vec![status(200)]),
+        (
+            "basic auth: wrong password",
+            false,
+            with(get("auth.test", "/x"), basic("ann", "nope")),
+            vec![status(401)],
+        ),
+        (
+            "basic auth: unknown user",
+            false,
+            with(get("auth.test", "/x"), basic("eve", "pw-plain")),
+            vec![status(401)],
+        ),
+        (
+            "basic auth: plain entry",
+            false,
+            with(get("auth.test", "/x"), basic("ann", "pw-plain")),
+            vec![status(200), body_has("hello")],
+        ),
+        (
+            "basic auth: bcrypt entry",
+            false,
+            with(get("auth.test", "/x"), basic("bob", "pw-b")),
+            vec![status(200)],
+        ),
+        (
+            "basic auth: argon2 entry",
+            false,
+            with(get("auth.test", "/x"), basic("cat", "pw-c")),
+            vec![status(200)],
+        ),
         (
             "www to apex",
             false,
@@ -403,11 +480,19 @@ fn cases() -> Vec<(&'static str, bool, Ask, Vec<Check>)> {
             get("rx.test", "/old/page?id=7"),
             vec![status(301), has("location", "/new/page?id=7")],
         ),
-        ("regex redirect: no match", false, get("rx.test", "/x"), vec![status(200)]),
+        (
+            "regex redirect: no match",
+            false,
+            get("rx.test", "/x"),
+            vec![status(200)],
+        ),
         (
             "header edits both ways and security headers",
             false,
-            with(get("hdr.test", "/x"), Box::leak(Box::new([("cookie", "session=1")]))),
+            with(
+                get("hdr.test", "/x"),
+                Box::leak(Box::new([("cookie", "session=1")])),
+            ),
             vec![
                 status(200),
                 has("x-seen-env", "staging"),
@@ -435,7 +520,10 @@ fn cases() -> Vec<(&'static str, bool, Ask, Vec<Check>)> {
                 status(204),
                 has("access-control-allow-origin", "https://app.test"),
                 has("access-control-allow-credentials", "true"),
-                has("access-control-allow-methods", "GET, HEAD, POST, PUT, PATCH, DELETE"),
+                has(
+                    "access-control-allow-methods",
+                    "GET, HEAD, POST, PUT, PATCH, DELETE",
+                ),
                 has("access-control-allow-headers", "content-type"),
                 has("access-control-max-age", "600"),
                 lacks("server"),
@@ -459,41 +547,148 @@ fn cases() -> Vec<(&'static str, bool, Ask, Vec<Check>)> {
             with(get("cors.test", "/x"), origin("https://evil.test")),
             vec![status(200), lacks("access-control-allow-origin")],
         ),
-        ("deny list, IPv4", false, get("deny4.test", "/x"), vec![status(403), lacks("server")]),
-        ("allow list, IPv4", false, get("allow4.test", "/x"), vec![status(200)]),
-        ("deny list, IPv6", true, get("deny6.test", "/x"), vec![status(403)]),
-        ("deny list for IPv6 lets IPv4 in", false, get("deny6.test", "/x"), vec![status(200)]),
-        ("allow list, IPv6", true, get("allow6.test", "/x"), vec![status(200)]),
-        ("allow list for IPv6 keeps IPv4 out", false, get("allow6.test", "/x"), vec![status(403)]),
-        ("zstd", false, with(get("zip.test", "/big"), ae("zstd")), vec![status(200), decodes_to_big("zstd"), has("vary", "Accept-Encoding"), lacks("content-length")]),
-        ("br", false, with(get("zip.test", "/big"), ae("br")), vec![status(200), decodes_to_big("br")]),
-        ("gzip", false, with(get("zip.test", "/big"), ae("gzip")), vec![status(200), decodes_to_big("gzip")]),
-        ("the route's order of preference", false, with(get("zip.test", "/big"), ae("gzip, br, zstd")), vec![decodes_to_big("zstd")]),
-        ("a coding the route has not", false, with(get("gzip.test", "/big"), ae("br")), vec![status(200), lacks("content-encoding"), plain_big()]),
-        ("compression off without accept-encoding", false, get("zip.test", "/big"), vec![lacks("content-encoding"), has("vary", "Accept-Encoding"), plain_big()]),
-        ("a small body is not compressed", false, with(get("zip.test", "/x"), ae("gzip")), vec![lacks("content-encoding"), body_has("hello")]),
-        ("an image is not compressed", false, with(get("zip.test", "/png"), ae("gzip")), vec![lacks("content-encoding"), plain_big()]),
-        ("a range is not compressed", false, with(get("zip.test", "/range"), ae("gzip")), vec![status(206), lacks("content-encoding"), plain_big()]),
-        ("an encoded body is left as it is", false, with(get("zip.test", "/encoded"), ae("br")), vec![has("content-encoding", "gzip"), plain_big()]),
+        (
+            "deny list, IPv4",
+            false,
+            get("deny4.test", "/x"),
+            vec![status(403), lacks("server")],
+        ),
+        (
+            "allow list, IPv4",
+            false,
+            get("allow4.test", "/x"),
+            vec![status(200)],
+        ),
+        (
+            "deny list, IPv6",
+            true,
+            get("deny6.test", "/x"),
+            vec![status(403)],
+        ),
+        (
+            "deny list for IPv6 lets IPv4 in",
+            false,
+            get("deny6.test", "/x"),
+            vec![status(200)],
+        ),
+        (
+            "allow list, IPv6",
+            true,
+            get("allow6.test", "/x"),
+            vec![status(200)],
+        ),
+        (
+            "allow list for IPv6 keeps IPv4 out",
+            false,
+            get("allow6.test", "/x"),
+            vec![status(403)],
+        ),
+        (
+            "zstd",
+            false,
+            with(get("zip.test", "/big"), ae("zstd")),
+            vec![
+                status(200),
+                decodes_to_big("zstd"),
+                has("vary", "Accept-Encoding"),
+                lacks("content-length"),
+            ],
+        ),
+        (
+            "br",
+            false,
+            with(get("zip.test", "/big"), ae("br")),
+            vec![status(200), decodes_to_big("br")],
+        ),
+        (
+            "gzip",
+            false,
+            with(get("zip.test", "/big"), ae("gzip")),
+            vec![status(200), decodes_to_big("gzip")],
+        ),
+        (
+            "the route's order of preference",
+            false,
+            with(get("zip.test", "/big"), ae("gzip, br, zstd")),
+            vec![decodes_to_big("zstd")],
+        ),
+        (
+            "a coding the route has not",
+            false,
+            with(get("gzip.test", "/big"), ae("br")),
+            vec![status(200), lacks("content-encoding"), plain_big()],
+        ),
+        (
+            "compression off without accept-encoding",
+            false,
+            get("zip.test", "/big"),
+            vec![
+                lacks("content-encoding"),
+                has("vary", "Accept-Encoding"),
+                plain_big(),
+            ],
+        ),
+        (
+            "a small body is not compressed",
+            false,
+            with(get("zip.test", "/x"), ae("gzip")),
+            vec![lacks("content-encoding"), body_has("hello")],
+        ),
+        (
+            "an image is not compressed",
+            false,
+            with(get("zip.test", "/png"), ae("gzip")),
+            vec![lacks("content-encoding"), plain_big()],
+        ),
+        (
+            "a range is not compressed",
+            false,
+            with(get("zip.test", "/range"), ae("gzip")),
+            vec![status(206), lacks("content-encoding"), plain_big()],
+        ),
+        (
+            "an encoded body is left as it is",
+            false,
+            with(get("zip.test", "/encoded"), ae("br")),
+            vec![has("content-encoding", "gzip"), plain_big()],
+        ),
         (
             "a body over the limit",
             false,
-            Ask { method: "POST", body: Some(b"01234567890"), ..get("body.test", "/x") },
+            Ask {
+                method: "POST",
+                body: Some(b"01234567890"),
+                ..get("body.test", "/x")
+            },
             vec![status(413), lacks("server")],
         ),
         (
             "a body at the limit",
             false,
-            Ask { method: "POST", body: Some(b"0123456789"), ..get("body.test", "/x") },
+            Ask {
+                method: "POST",
+                body: Some(b"0123456789"),
+                ..get("body.test", "/x")
+            },
             vec![status(200), has("x-seen-body-length", "10")],
         ),
         (
             "maintenance",
             false,
             get("maint.test", "/x"),
-            vec![status(503), has("retry-after", "300"), body_has("Back at &lt;5&gt;."), lacks("server")],
+            vec![
+                status(503),
+                has("retry-after", "300"),
+                body_has("Back at &lt;5&gt;."),
+                lacks("server"),
+            ],
         ),
-        ("the app's own error page", false, get("errpage.test", "/x"), vec![status(503), body_has("our own 503")]),
+        (
+            "the app's own error page",
+            false,
+            get("errpage.test", "/x"),
+            vec![status(503), body_has("our own 503")],
+        ),
     ]
 }
 
@@ -528,7 +723,10 @@ async fn every_rule_answers_alike_over_the_three_protocols() {
 async fn a_rate_limit_lets_the_burst_through_then_429_until_the_window_passes() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let edges = start().await;
-    for (proto, host) in PROTOCOLS.iter().zip(["limit1.test", "limit2.test", "limit3.test"]) {
+    for (proto, host) in PROTOCOLS
+        .iter()
+        .zip(["limit1.test", "limit2.test", "limit3.test"])
+    {
         let mut statuses = Vec::new();
         for _ in 0..4 {
             let answer = send(proto, &edges.v4, get(host, "/x"), "limit").await;
@@ -571,9 +769,9 @@ async fn streaming_upstream(total: usize) -> SocketAddr {
                 let service = service_fn(move |_req: Request<Incoming>| async move {
                     let piece = Bytes::from(big().repeat(4));
                     let pieces = total / piece.len();
-                    let stream = futures_util::stream::iter(
-                        (0..pieces).map(move |_| Ok::<_, Infallible>(hyper::body::Frame::data(piece.clone()))),
-                    );
+                    let stream = futures_util::stream::iter((0..pieces).map(move |_| {
+                        Ok::<_, Infallible>(hyper::body::Frame::data(piece.clone()))
+                    }));
                     let body = http_body_util::StreamBody::new(stream);
                     let resp = Response::builder()
                         .header("content-type", "text/plain")

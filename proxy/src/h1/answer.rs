@@ -7,7 +7,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::head::{self, Framing};
 use crate::pages;
 use crate::policy::{self, X_REQUEST_ID};
-use crate::rules::{self, Ask, Own};
+use crate::rules::{Ask, Own};
 use crate::{Backend, Route};
 
 use super::conn::{Conn, Outcome};
@@ -38,7 +38,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
     /// way out is kept in `self.outgoing`. A route without rules reads
     /// nothing more of the request.
     pub(super) async fn screen(&mut self, route: &Route) -> Option<Own> {
-        if !rules::screens(route) {
+        if !policy::screens(route) {
             return None;
         }
         let headers = head::header_map(&self.rbuf[..self.req.head_len]);
@@ -56,7 +56,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
             tls: self.edge.options().tls,
             content_length,
         };
-        let own = rules::screen(route, &ask).await;
+        let own = policy::screen(route, &ask).await;
         if own.is_none() {
             self.outgoing = route.rules().map(|r| r.outgoing(&ask));
         }

@@ -14,8 +14,8 @@ use crate::attempt::{Attempts, Failure};
 use crate::edge::EdgeProxy;
 use crate::head::{self, Framing, Reply};
 use crate::policy;
-use crate::rules::Outgoing;
 use crate::pool;
+use crate::rules::Outgoing;
 use crate::tunnel;
 use crate::{Route, UpstreamGuard};
 
@@ -415,7 +415,9 @@ fn reply_for<'a>(
 /// each piece of its body (the route's rules may set their own).
 fn deadlines(edge: &EdgeProxy, route: &Route) -> (Duration, Duration) {
     let default = edge.options().read_timeout;
-    route.rules().map_or((default, default), |r| r.timeouts(default))
+    route
+        .rules()
+        .map_or((default, default), |r| r.timeouts(default))
 }
 
 /// Reads a response head from a replica into `out` (rewritten for the

@@ -8,7 +8,7 @@ use pingora_http::ResponseHeader;
 
 use crate::pages;
 use crate::policy::{self, ErrorPage, X_REQUEST_ID};
-use crate::rules::{self, Ask, Outgoing, Own};
+use crate::rules::{Ask, Outgoing, Own};
 use crate::{Backend, Route, SiteResponse};
 
 /// The route's rules (and its app's maintenance) on a request: `Err`
@@ -19,7 +19,7 @@ pub(super) async fn screen(
     route: &Route,
     tls: bool,
 ) -> Result<Option<Outgoing>, Own> {
-    if !rules::screens(route) {
+    if !policy::screens(route) {
         return Ok(None);
     }
     let req = session.req_header();
@@ -40,7 +40,7 @@ pub(super) async fn screen(
         tls,
         content_length,
     };
-    match rules::screen(route, &ask).await {
+    match policy::screen(route, &ask).await {
         Some(own) => Err(own),
         None => Ok(route.rules().map(|r| r.outgoing(&ask))),
     }
@@ -94,9 +94,7 @@ pub(super) async fn page(
     session
         .write_response_header(Box::new(page_header(&page)?))
         .await?;
-    session
-        .write_response_body(page.body, true)
-        .await
+    session.write_response_body(page.body, true).await
 }
 
 /// The response header of a rendered page.

@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::compress::Encoder;
 use crate::edge::EdgeProxy;
-use crate::rules::Outgoing;
 use crate::policy::{self, X_REQUEST_ID};
+use crate::rules::Outgoing;
 use crate::{Route, UpstreamGuard};
 
 use super::request::upstream_request;
@@ -236,7 +236,7 @@ impl Relay<'_> {
             for (name, value) in &headers {
                 edited.append_header(name.clone(), value.clone())?;
             }
-            *resp = Box::new(edited);
+            **resp = edited;
             if let Some(coding) = coding {
                 self.encoder = Some(
                     Encoder::new(coding)

@@ -7,7 +7,7 @@ use http::Response;
 use crate::attempt::Failure;
 use crate::pages;
 use crate::policy::{self, ErrorPage};
-use crate::rules::{self, Ask, Outgoing, Own};
+use crate::rules::{Ask, Outgoing, Own};
 use crate::{Backend, Route, SiteResponse};
 
 /// The route's rules (and its app's maintenance) on a request: `Err`
@@ -19,7 +19,7 @@ pub(super) async fn screen(
     host: Option<&str>,
     client: std::net::IpAddr,
 ) -> Result<Option<Outgoing>, Own> {
-    if !rules::screens(route) {
+    if !policy::screens(route) {
         return Ok(None);
     }
     let content_length = req
@@ -35,7 +35,7 @@ pub(super) async fn screen(
         tls: true,
         content_length,
     };
-    match rules::screen(route, &ask).await {
+    match policy::screen(route, &ask).await {
         Some(own) => Err(own),
         None => Ok(route.rules().map(|r| r.outgoing(&ask))),
     }

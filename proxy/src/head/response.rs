@@ -203,11 +203,10 @@ pub fn parse_response(
     }
     if !informational {
         match (body, length, te) {
-            _ if coding.is_some() => {
-                if reply.http11 {
-                    put_header(out, b"transfer-encoding", b"chunked");
-                }
+            _ if coding.is_some() && reply.http11 => {
+                put_header(out, b"transfer-encoding", b"chunked")
             }
+            _ if coding.is_some() => {}
             (Framing::Chunked, _, Some(value)) if !dechunk => {
                 put_header(out, b"transfer-encoding", value)
             }

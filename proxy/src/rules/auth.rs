@@ -189,6 +189,9 @@ mod tests {
         assert!(a.remembered(&digest("ann", "pw-a")));
         assert!(!a.remembered(&digest("ann", "wrong")));
         assert!(!a.admits(Some(&basic("ann", "wrong"))).await);
-        assert!(!a.remembered(&digest("ann", "wrong")), "failures are not kept");
+        assert!(
+            !a.remembered(&digest("ann", "wrong")),
+            "failures are not kept"
+        );
     }
 }

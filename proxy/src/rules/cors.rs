@@ -100,8 +100,14 @@ mod tests {
     fn asked(origin: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert("origin", HeaderValue::from_str(origin).unwrap());
-        h.insert("access-control-request-method", HeaderValue::from_static("POST"));
-        h.insert("access-control-request-headers", HeaderValue::from_static("content-type"));
+        h.insert(
+            "access-control-request-method",
+            HeaderValue::from_static("POST"),
+        );
+        h.insert(
+            "access-control-request-headers",
+            HeaderValue::from_static("content-type"),
+        );
         h
     }
 
@@ -115,11 +121,20 @@ mod tests {
     #[test]
     fn a_preflight_from_an_allowed_origin_gets_its_grants() {
         let c = cors(&["https://app.test"], true);
-        assert!(is_preflight(&http::Method::OPTIONS, &asked("https://app.test")));
+        assert!(is_preflight(
+            &http::Method::OPTIONS,
+            &asked("https://app.test")
+        ));
         let f = preflight(&c, &asked("https://app.test"));
-        assert_eq!(get(&f, "access-control-allow-origin"), Some("https://app.test"));
+        assert_eq!(
+            get(&f, "access-control-allow-origin"),
+            Some("https://app.test")
+        );
         assert_eq!(get(&f, "access-control-allow-methods"), Some("GET, POST"));
-        assert_eq!(get(&f, "access-control-allow-headers"), Some("content-type"));
+        assert_eq!(
+            get(&f, "access-control-allow-headers"),
+            Some("content-type")
+        );
         assert_eq!(get(&f, "access-control-allow-credentials"), Some("true"));
         assert_eq!(get(&f, "access-control-max-age"), Some("600"));
         let other = preflight(&c, &asked("https://evil.test"));
@@ -128,8 +143,14 @@ mod tests {
 
     #[test]
     fn responses_name_the_origin_or_star() {
-        let f = response(&cors(&["https://app.test"], true), &asked("https://app.test"));
-        assert_eq!(get(&f, "access-control-allow-origin"), Some("https://app.test"));
+        let f = response(
+            &cors(&["https://app.test"], true),
+            &asked("https://app.test"),
+        );
+        assert_eq!(
+            get(&f, "access-control-allow-origin"),
+            Some("https://app.test")
+        );
         assert_eq!(get(&f, "vary"), Some("Origin"));
         assert_eq!(get(&f, "access-control-expose-headers"), Some("x-total"));
         let any = response(&cors(&["*"], false), &asked("https://x.test"));

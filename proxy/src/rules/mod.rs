@@ -15,8 +15,6 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use crate::compress::{self, Coding};
-use crate::table::Backend;
-use crate::Route;
 
 mod auth;
 mod cors;
@@ -82,13 +80,20 @@ pub(crate) struct Own {
 }
 
 impl Own {
-    fn text(status: u16, fields: Vec<(HeaderName, HeaderValue)>, body: &'static str) -> Self {
+    pub(crate) fn text(
+        status: u16,
+        fields: Vec<(HeaderName, HeaderValue)>,
+        body: &'static str,
+    ) -> Self {
         let mut all = vec![
             (
                 http::header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; charset=utf-8"),
             ),
-            (http::header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (
+                http::header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store"),
+            ),
         ];
         all.extend(fields);
         Own {
@@ -181,7 +186,7 @@ impl Rules {
     }
 
     /// The checks of the client's address: IP lists, then rate limit.
-    fn screen_client(&self, ask: &Ask<'_>) -> Option<Own> {
+    pub(crate) fn screen_client(&self, ask: &Ask<'_>) -> Option<Own> {
         if let Some(ip) = ask.client {
             let denied = self.deny.iter().any(|n| n.contains(ip))
                 || (!self.allow.is_empty() && !self.allow.iter().any(|n| n.contains(ip)));
@@ -201,7 +206,7 @@ impl Rules {
 
     /// The checks of the request itself: redirects, CORS preflight, basic
     /// auth, body limit.
-    async fn screen_request(&self, ask: &Ask<'_>) -> Option<Own> {
+    pub(crate) async fn screen_request(&self, ask: &Ask<'_>) -> Option<Own> {
         if let Some(preset) = self.www {
             let raw = ask.host.unwrap_or_default();
             if let Some(host) = berth_config::normalize_host(raw) {
@@ -370,7 +375,10 @@ impl Outgoing {
             }
         }
         if varies {
-            headers.append(http::header::VARY, HeaderValue::from_static("Accept-Encoding"));
+            headers.append(
+                http::header::VARY,
+                HeaderValue::from_static("Accept-Encoding"),
+            );
         }
         if let Some(coding) = coding {
             headers.remove(http::header::CONTENT_LENGTH);
@@ -390,48 +398,6 @@ impl Outgoing {
             }
         }
     }
-}
-
-/// Whether a request on `route` is screened at all: only a route with
-/// rules or an app in maintenance reads more of the request.
-pub(crate) fn screens(route: &Route) -> bool {
-    route.rules().is_some() || route.backend().maintenance().is_some()
-}
-
-/// What a request on `route` gets instead of its app, if anything: the
-/// rules' client checks, then the app's maintenance page, then the
-/// rules' request checks (the order the README gives).
-pub(crate) async fn screen(route: &Route, ask: &Ask<'_>) -> Option<Own> {
-    let rules = route.rules();
-    if let Some(own) = rules.and_then(|r| r.screen_client(ask)) {
-        return Some(own);
-    }
-    if let Some(own) = maintenance(route.backend()) {
-        return Some(own);
-    }
-    match rules {
-        Some(r) => r.screen_request(ask).await,
-        None => None,
-    }
-}
-
-/// The app's maintenance page, when it is in maintenance.
-fn maintenance(backend: &Backend) -> Option<Own> {
-    let page = backend.maintenance()?;
-    let mut own = Own {
-        status: 503,
-        fields: vec![
-            (
-                http::header::CONTENT_TYPE,
-                HeaderValue::from_static("text/html; charset=utf-8"),
-            ),
-            (http::header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-            (http::header::RETRY_AFTER, HeaderValue::from_static("300")),
-        ],
-        body: page.clone(),
-    };
-    own.fields.shrink_to_fit();
-    Some(own)
 }
 
 /// The maintenance page of an app, `message` escaped.

@@ -110,7 +110,10 @@ mod tests {
             first(&rules, "/old/a?b=c"),
             Some((301, "https://new.example.com/a?b=c".into()))
         );
-        assert_eq!(first(&rules, "/old"), Some((301, "https://new.example.com".into())));
+        assert_eq!(
+            first(&rules, "/old"),
+            Some((301, "https://new.example.com".into()))
+        );
         assert_eq!(first(&rules, "/other"), None);
     }
 }

@@ -51,14 +51,19 @@ fn empty_rules_compile_to_nothing() {
 
 #[tokio::test]
 async fn the_ip_lists_come_first_and_deny_wins() {
-    let r = rules(r#"{"ip_allow":["127.0.0.0/8"],"ip_deny":["127.0.0.9"],"redirect_www":"to_apex"}"#);
+    let r =
+        rules(r#"{"ip_allow":["127.0.0.0/8"],"ip_deny":["127.0.0.9"],"redirect_www":"to_apex"}"#);
     let mut req = Req::get("/");
     req.client = "127.0.0.9".parse().unwrap();
     assert_eq!(status(&r, &req).await, Some(403));
     req.client = "10.0.0.1".parse().unwrap();
     assert_eq!(status(&r, &req).await, Some(403));
     req.client = "127.0.0.1".parse().unwrap();
-    assert_eq!(status(&r, &req).await, Some(308), "allowed, then redirected");
+    assert_eq!(
+        status(&r, &req).await,
+        Some(308),
+        "allowed, then redirected"
+    );
 }
 
 #[tokio::test]
@@ -69,7 +74,10 @@ async fn a_rate_limit_answers_429_with_retry_after() {
     assert_eq!(status(&r, &req).await, None);
     let own = r.screen(&req.ask()).await.unwrap();
     assert_eq!(own.status, 429);
-    assert!(own.fields.iter().any(|(n, v)| n == "retry-after" && v == "1"));
+    assert!(own
+        .fields
+        .iter()
+        .any(|(n, v)| n == "retry-after" && v == "1"));
 }
 
 #[tokio::test]
@@ -80,12 +88,24 @@ async fn redirects_preflights_and_body_limits() {
             "max_body_bytes":10}"#,
     );
     let own = r.screen(&Req::get("/old/x?y=1").ask()).await.unwrap();
-    assert_eq!((own.status, own.fields.iter().find(|(n, _)| n == "location").map(|(_, v)| v.clone())),
-        (301, Some(HeaderValue::from_static("/new/x?y=1"))));
+    assert_eq!(
+        (
+            own.status,
+            own.fields
+                .iter()
+                .find(|(n, _)| n == "location")
+                .map(|(_, v)| v.clone())
+        ),
+        (301, Some(HeaderValue::from_static("/new/x?y=1")))
+    );
     let mut pre = Req::get("/api");
     pre.method = Method::OPTIONS;
-    pre.headers.insert("origin", HeaderValue::from_static("https://app.test"));
-    pre.headers.insert("access-control-request-method", HeaderValue::from_static("GET"));
+    pre.headers
+        .insert("origin", HeaderValue::from_static("https://app.test"));
+    pre.headers.insert(
+        "access-control-request-method",
+        HeaderValue::from_static("GET"),
+    );
     let own = r.screen(&pre.ask()).await.unwrap();
     assert_eq!(own.status, 204);
     assert!(own.body.is_empty());
@@ -103,7 +123,8 @@ fn outgoing_edits_set_remove_and_default_fields() {
             "compression":["gzip"]}"#,
     );
     let mut req = Req::get("/");
-    req.headers.insert("accept-encoding", HeaderValue::from_static("gzip, br"));
+    req.headers
+        .insert("accept-encoding", HeaderValue::from_static("gzip, br"));
     let out = r.outgoing(&req.ask());
     let mut h = HeaderMap::new();
     h.insert("server", HeaderValue::from_static("app"));

@@ -261,11 +261,11 @@ pub async fn over_h2(target: &Target, ask: Ask, request_id: &str) -> Answer {
     let (sender, connection) = h2::client::handshake(tls).await.unwrap();
     tokio::spawn(connection);
     let mut sender = sender.ready().await.unwrap();
-    let (answer, mut stream) = match sender.send_request(request(ask, request_id), ask.body.is_none())
-    {
-        Ok(pair) => pair,
-        Err(e) => return Answer::failed(e.to_string()),
-    };
+    let (answer, mut stream) =
+        match sender.send_request(request(ask, request_id), ask.body.is_none()) {
+            Ok(pair) => pair,
+            Err(e) => return Answer::failed(e.to_string()),
+        };
     if let Some(body) = ask.body {
         if let Err(e) = stream.send_data(Bytes::from_static(body), true) {
             return Answer::failed(e.to_string());
