@@ -26,7 +26,6 @@
 mod attempt;
 mod balance;
 mod chunked;
-#[allow(dead_code)] // until the front ends call it
 mod compress;
 mod edge;
 mod fronting;

@@ -343,11 +343,11 @@ impl Outgoing {
             content_length: field(http::header::CONTENT_LENGTH)
                 .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok()),
             content_range: fields.contains_key(http::header::CONTENT_RANGE),
-            cache_control_no_transform: field(http::header::CACHE_CONTROL).is_some_and(|v| {
-                String::from_utf8_lossy(v)
-                    .to_ascii_lowercase()
-                    .contains("no-transform")
-            }),
+            cache_control_no_transform: fields
+                .get_all(http::header::CACHE_CONTROL)
+                .iter()
+                .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+                .any(|d| d.trim_ascii().eq_ignore_ascii_case(b"no-transform")),
         };
         if !compress::compressible(&facts) {
             return (None, false);
