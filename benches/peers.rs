@@ -1135,6 +1135,10 @@ fn others(r: &mut String) {
             "changes",
             "One change as the store grows (`cargo bench --bench changes`)",
         ),
+        (
+            "rules",
+            "What route rules cost at the edge (`cargo bench --bench rules`)",
+        ),
     ] {
         writeln!(r, "\n## {title}\n").unwrap();
         match results::recorded(name) {
