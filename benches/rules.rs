@@ -43,7 +43,9 @@ const AUTH: &str = "Authorization: Basic YmVuY2g6YmVuY2gtcGFzc3dvcmQ="; // bench
 /// 16 KiB of text, as an app would send a page.
 fn text() -> String {
     (0..)
-        .flat_map(|i: u32| format!("<p>line {i} of a page the edge may compress</p>\n").into_bytes())
+        .flat_map(|i: u32| {
+            format!("<p>line {i} of a page the edge may compress</p>\n").into_bytes()
+        })
         .take(16 * 1024)
         .map(char::from)
         .collect()
@@ -91,7 +93,10 @@ impl Nginx {
     /// The master and its workers.
     fn pids(&self) -> Vec<u32> {
         let mut pids = vec![self.0.id()];
-        if let Ok(out) = Command::new("pgrep").args(["-P", &self.0.id().to_string()]).output() {
+        if let Ok(out) = Command::new("pgrep")
+            .args(["-P", &self.0.id().to_string()])
+            .output()
+        {
             pids.extend(
                 String::from_utf8_lossy(&out.stdout)
                     .split_whitespace()
@@ -160,8 +165,8 @@ fn berth_edge(upstream: SocketAddr, rules: serde_json::Value) -> SocketAddr {
             Arc::default(),
         )
     };
-    let threads = berth_proxy::serve_on_threads(listener, 2, make, None, watch)
-        .expect("the edge starts");
+    let threads =
+        berth_proxy::serve_on_threads(listener, 2, make, None, watch).expect("the edge starts");
     std::mem::forget(threads);
     addr
 }
@@ -170,7 +175,8 @@ fn berth_edge(upstream: SocketAddr, rules: serde_json::Value) -> SocketAddr {
 fn wrk(url: &str, headers: &[&str], seconds: u32, pids: &[u32]) -> (f64, f64) {
     let cpu0 = cpu_us(pids);
     let mut cmd = Command::new("wrk");
-    cmd.args(["-t1", "-c50", &format!("-d{seconds}s")]).args(["-H", "Host: bench.test"]);
+    cmd.args(["-t1", "-c50", &format!("-d{seconds}s")])
+        .args(["-H", "Host: bench.test"]);
     for h in headers {
         cmd.args(["-H", h]);
     }
@@ -183,25 +189,40 @@ fn wrk(url: &str, headers: &[&str], seconds: u32, pids: &[u32]) -> (f64, f64) {
         if let Some(v) = line.strip_prefix("Requests/sec:") {
             rps = v.trim().parse().unwrap_or(0.0);
         } else if line.contains("requests in") {
-            requests = line.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0.0);
+            requests = line
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0.0);
         }
         if line.starts_with("Non-2xx") || line.starts_with("Socket errors") {
             eprintln!("  {url}: {line}");
         }
     }
-    (rps, if requests > 0.0 { cpu as f64 / requests } else { 0.0 })
+    (
+        rps,
+        if requests > 0.0 {
+            cpu as f64 / requests
+        } else {
+            0.0
+        },
+    )
 }
 
 /// The answer's head to one request, to check what a run measures.
 fn head_of(addr: &str, path: &str, extra: &str) -> String {
     use std::io::{Read, Write};
     let mut s = TcpStream::connect(addr).expect("connect");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: bench.test\r\n{extra}Connection: close\r\n\r\n");
+    let req =
+        format!("GET {path} HTTP/1.1\r\nHost: bench.test\r\n{extra}Connection: close\r\n\r\n");
     s.write_all(req.as_bytes()).expect("send");
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     let text = String::from_utf8_lossy(&out);
-    text.split("\r\n\r\n").next().unwrap_or_default().to_ascii_lowercase()
+    text.split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase()
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -279,15 +300,32 @@ fn main() {
     let mut runs: [Vec<(f64, f64)>; 4] = Default::default();
     for _ in 0..rounds {
         runs[0].push(wrk(&format!("http://{plain}/small"), &[], seconds, &me));
-        runs[1].push(wrk(&format!("http://{guarded}/small"), &[AUTH], seconds, &me));
+        runs[1].push(wrk(
+            &format!("http://{guarded}/small"),
+            &[AUTH],
+            seconds,
+            &me,
+        ));
         let ae = ["Accept-Encoding: gzip"];
         runs[2].push(wrk(&format!("http://{gzip}/text.html"), &ae, seconds, &me));
-        runs[3].push(wrk(&format!("http://{nginx_addr}/text.html"), &ae, seconds, &nginx_pids));
+        runs[3].push(wrk(
+            &format!("http://{nginx_addr}/text.html"),
+            &ae,
+            seconds,
+            &nginx_pids,
+        ));
     }
-    let [no_rules, rules, berth_gz, nginx_gz] =
-        runs.map(|r| (median(r.iter().map(|x| x.0).collect()), median(r.iter().map(|x| x.1).collect())));
+    let [no_rules, rules, berth_gz, nginx_gz] = runs.map(|r| {
+        (
+            median(r.iter().map(|x| x.0).collect()),
+            median(r.iter().map(|x| x.1).collect()),
+        )
+    });
     let mut out = String::new();
-    say!(out, "route rules, wrk -t1 -c50 keep-alive, {rounds} interleaved runs of {seconds} s, medians:");
+    say!(
+        out,
+        "route rules, wrk -t1 -c50 keep-alive, {rounds} interleaved runs of {seconds} s, medians:"
+    );
     say!(out, "| run | req/s | CPU µs/req |");
     say!(out, "|---|---:|---:|");
     for (name, (rps, cpu)) in [

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{Domain, DomainInput};
 use crate::health::{HealthCheck, HealthCheckInput};
-use crate::maintenance::{error_pages_input, validate_app_pages, Maintenance};
+use crate::maintenance::{pages_after, validate_app_pages, Maintenance};
 use crate::mounts::{validate_mounts, Mount, MountInput, Strategy};
 use crate::names::validate_name;
 use crate::source::{
@@ -217,6 +217,7 @@ pub struct AppSpec {
     /// Custom pages of the edge's 502, 503 and 504, by status; apply at
     /// once and are not part of a version.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, String>))]
     pub error_pages: BTreeMap<u16, String>,
 }
 
@@ -497,6 +498,10 @@ impl AppSpec {
             .as_ref()
             .map(|b| b.secrets.clone())
             .unwrap_or_default();
+        let (maintenance, error_pages) = pages_after(
+            (patch.maintenance, patch.error_pages),
+            (&self.maintenance, &self.error_pages),
+        );
         let input = AppInput {
             name: self.name.clone(),
             project: patch.project.or_else(|| self.project.clone()),
@@ -542,12 +547,8 @@ impl AppSpec {
                 None => self.mounts.iter().map(MountInput::from).collect(),
             },
             strategy: Some(patch.strategy.unwrap_or(self.strategy)),
-            maintenance: Some(patch.maintenance.unwrap_or_else(|| self.maintenance.clone())),
-            error_pages: Some(
-                patch
-                    .error_pages
-                    .unwrap_or_else(|| error_pages_input(&self.error_pages)),
-            ),
+            maintenance,
+            error_pages,
         };
         input.validate_with(previous_auth, &previous_secrets, &self.domains)
     }

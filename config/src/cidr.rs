@@ -21,7 +21,9 @@ impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip.to_canonical()) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
@@ -45,7 +47,9 @@ impl FromStr for Cidr {
             None => (s, None),
         };
         let addr: IpAddr = addr.parse().map_err(|_| {
-            format!("{s:?} is not an IP network; write 203.0.113.0/24, 2001:db8::/32 or one address")
+            format!(
+                "{s:?} is not an IP network; write 203.0.113.0/24, 2001:db8::/32 or one address"
+            )
         })?;
         let addr = addr.to_canonical();
         let max = if addr.is_ipv4() { 32 } else { 128 };
@@ -105,7 +109,10 @@ mod tests {
         assert_eq!(net.to_string(), "10.0.0.0/8");
         assert!(net.contains(ip("10.200.0.1")));
         assert!(!net.contains(ip("11.0.0.1")));
-        assert!(net.contains(ip("::ffff:10.0.0.9")), "IPv4-mapped counts as IPv4");
+        assert!(
+            net.contains(ip("::ffff:10.0.0.9")),
+            "IPv4-mapped counts as IPv4"
+        );
         let one: Cidr = "127.0.0.1".parse().unwrap();
         assert!(one.contains(ip("127.0.0.1")) && !one.contains(ip("127.0.0.2")));
         let v6: Cidr = "2001:db8::/32".parse().unwrap();
@@ -120,7 +127,14 @@ mod tests {
 
     #[test]
     fn bad_networks_are_refused() {
-        for bad in ["10.0.0.0/33", "::/129", "10.0.0", "example.com", "10.0.0.0/x", ""] {
+        for bad in [
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0",
+            "example.com",
+            "10.0.0.0/x",
+            "",
+        ] {
             assert!(bad.parse::<Cidr>().is_err(), "{bad}");
         }
     }

@@ -27,22 +27,22 @@ pub use domain::{
     CertificateSource, Domain, DomainEdit, DomainEditError, DomainInput, DomainKey, DomainPatch,
 };
 pub use error::{ConfigError, FieldError};
-pub use health::{HealthCheck, HealthCheckInput, HealthKind};
 pub use hash::is_bcrypt;
+pub use health::{HealthCheck, HealthCheckInput, HealthKind};
 pub use instance::{InstanceInput, InstanceSettings};
-pub use mounts::{Mount, MountInput, Strategy, MAX_FILES_BYTES, MAX_FILE_BYTES, MAX_MOUNTS};
-pub use names::{normalize_host, validate_host, validate_name, validate_path_prefix};
 pub use maintenance::{
     validate_error_pages, Maintenance, ERROR_PAGE_STATUSES, MAX_ERROR_PAGE_BYTES,
     MAX_MAINTENANCE_MESSAGE,
 };
+pub use mounts::{Mount, MountInput, Strategy, MAX_FILES_BYTES, MAX_FILE_BYTES, MAX_MOUNTS};
+pub use names::{normalize_host, validate_host, validate_name, validate_path_prefix};
 pub use project::{ProjectInput, ProjectSpec};
 pub use public::PublicSettings;
 pub use rules::{
     capture_refs, compile_redirect, encoding_name, BasicAuth, BasicAuthInput, BasicAuthUser,
     BasicAuthUserInput, Cidr, CompressionInput, Cors, CorsInput, Encoding, HeaderEdits,
-    HeaderRules, RateLimit, Redirect, RedirectInput, RedirectWww, RouteRules, RulesInput,
-    Timeouts, RESERVED_HEADERS,
+    HeaderRules, RateLimit, Redirect, RedirectInput, RedirectWww, RouteRules, RulesInput, Timeouts,
+    RESERVED_HEADERS,
 };
 pub use settings::{
     AcmeChallenge, AcmeSettings, BuildSettings, FileConfig, Overrides, RegistrySettings, Settings,

@@ -94,12 +94,23 @@ pub(crate) fn validate_app_pages(
     Ok((maintenance, pages))
 }
 
-/// Error pages as an input gives them (keys `"502"`, …), to validate again.
-pub(crate) fn error_pages_input(pages: &BTreeMap<u16, String>) -> BTreeMap<String, String> {
-    pages
-        .iter()
-        .map(|(status, page)| (status.to_string(), page.clone()))
-        .collect()
+/// An app's maintenance mode and error pages as an input gives them.
+pub(crate) type PagesInput = (Option<Maintenance>, Option<BTreeMap<String, String>>);
+
+/// An app's maintenance mode and error pages after a patch, as input to
+/// validate again: what the patch gives replaces what the app has.
+pub(crate) fn pages_after(
+    patch: PagesInput,
+    now: (&Maintenance, &BTreeMap<u16, String>),
+) -> PagesInput {
+    let maintenance = patch.0.unwrap_or_else(|| now.0.clone());
+    let pages = patch.1.unwrap_or_else(|| {
+        now.1
+            .iter()
+            .map(|(status, page)| (status.to_string(), page.clone()))
+            .collect()
+    });
+    (Some(maintenance), Some(pages))
 }
 
 #[cfg(test)]
@@ -111,9 +122,15 @@ mod tests {
         let ok = BTreeMap::from([("503".to_string(), "<h1>soon</h1>".to_string())]);
         assert_eq!(validate_error_pages(ok).unwrap()[&503], "<h1>soon</h1>");
         let bad = BTreeMap::from([("404".to_string(), "x".to_string())]);
-        assert_eq!(validate_error_pages(bad).unwrap_err().field, "error_pages.404");
+        assert_eq!(
+            validate_error_pages(bad).unwrap_err().field,
+            "error_pages.404"
+        );
         let big = BTreeMap::from([("502".to_string(), "x".repeat(MAX_ERROR_PAGE_BYTES + 1))]);
-        assert_eq!(validate_error_pages(big).unwrap_err().field, "error_pages.502");
+        assert_eq!(
+            validate_error_pages(big).unwrap_err().field,
+            "error_pages.502"
+        );
         let long = Maintenance {
             enabled: true,
             message: Some("x".repeat(MAX_MAINTENANCE_MESSAGE + 1)),

@@ -392,7 +392,10 @@ impl RulesInput {
         let previous_auth = previous.and_then(|p| p.basic_auth.as_ref());
         let basic_auth = self
             .basic_auth
-            .map(|a| a.validate(previous_auth).map_err(|e| e.within("basic_auth")))
+            .map(|a| {
+                a.validate(previous_auth)
+                    .map_err(|e| e.within("basic_auth"))
+            })
             .transpose()?;
         if let Some(www) = self.redirect_www {
             check_www(www, host)?;
@@ -407,7 +410,10 @@ impl RulesInput {
         let redirects = redirects
             .into_iter()
             .enumerate()
-            .map(|(i, r)| r.validate(host).map_err(|e| e.within(&format!("redirects[{i}]"))))
+            .map(|(i, r)| {
+                r.validate(host)
+                    .map_err(|e| e.within(&format!("redirects[{i}]")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let headers = self.headers.unwrap_or_default();
         check_edits(&headers.request).map_err(|e| e.within("headers.request"))?;
@@ -588,7 +594,10 @@ impl BasicAuthInput {
         for (i, user) in self.users.into_iter().enumerate() {
             let at = |f: &str| format!("users[{i}].{f}");
             let name = &user.username;
-            if name.is_empty() || name.len() > 64 || name.contains(':') || name.chars().any(char::is_control)
+            if name.is_empty()
+                || name.len() > 64
+                || name.contains(':')
+                || name.chars().any(char::is_control)
             {
                 return Err(FieldError::new(
                     at("username"),
@@ -596,7 +605,10 @@ impl BasicAuthInput {
                 ));
             }
             if users.iter().any(|u| u.username == *name) {
-                return Err(FieldError::new(at("username"), format!("{name:?} is listed twice")));
+                return Err(FieldError::new(
+                    at("username"),
+                    format!("{name:?} is listed twice"),
+                ));
             }
             let password_hash = match (user.password, user.password_hash) {
                 (Some(_), Some(_)) => {
@@ -613,7 +625,8 @@ impl BasicAuthInput {
                         .map_err(|e| FieldError::new(at("password"), e))?
                 }
                 (None, Some(hash)) => {
-                    crate::hash::check_hash(&hash).map_err(|e| FieldError::new(at("password_hash"), e))?;
+                    crate::hash::check_hash(&hash)
+                        .map_err(|e| FieldError::new(at("password_hash"), e))?;
                     hash
                 }
                 (None, None) => previous
@@ -663,15 +676,30 @@ pub fn compile_redirect(from: &str) -> Result<regex::Regex, regex::Error> {
 impl RedirectInput {
     fn validate(self, host: &str) -> Result<Redirect, FieldError> {
         if self.from.is_empty() || self.from.len() > 1024 {
-            return Err(FieldError::new("from", "give a regular expression of 1-1024 characters"));
+            return Err(FieldError::new(
+                "from",
+                "give a regular expression of 1-1024 characters",
+            ));
         }
         let re = compile_redirect(&self.from).map_err(|e| {
-            let first = e.to_string().lines().last().unwrap_or_default().trim().to_string();
-            FieldError::new("from", format!("is not a valid regular expression: {first}"))
+            let first = e
+                .to_string()
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .trim()
+                .to_string();
+            FieldError::new(
+                "from",
+                format!("is not a valid regular expression: {first}"),
+            )
         })?;
         let to = self.to.trim().to_string();
         let absolute = to.starts_with("https://") || to.starts_with("http://");
-        if to.is_empty() || to.len() > 2048 || !(absolute || to.starts_with('/')) || to.starts_with("//")
+        if to.is_empty()
+            || to.len() > 2048
+            || !(absolute || to.starts_with('/'))
+            || to.starts_with("//")
         {
             return Err(FieldError::new(
                 "to",
@@ -679,7 +707,10 @@ impl RedirectInput {
             ));
         }
         if to.chars().any(|c| c.is_control() || c == ' ') {
-            return Err(FieldError::new("to", "has spaces or control characters; percent-encode them"));
+            return Err(FieldError::new(
+                "to",
+                "has spaces or control characters; percent-encode them",
+            ));
         }
         let groups = re.captures_len() - 1;
         for n in capture_refs(&to) {
@@ -692,13 +723,17 @@ impl RedirectInput {
         }
         let status = self.status.unwrap_or(308);
         if ![301, 302, 307, 308].contains(&status) {
-            return Err(FieldError::new("status", format!("is {status}; give 301, 302, 307 or 308")));
+            return Err(FieldError::new(
+                "status",
+                format!("is {status}; give 301, 302, 307 or 308"),
+            ));
         }
         // A target on this host that the rule matches again is a loop.
         let on_host = if absolute {
             let rest = to.split_once("://").map_or("", |(_, r)| r);
             let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            (authority.eq_ignore_ascii_case(host)).then(|| if path.is_empty() { "/" } else { path })
+            let path = if path.is_empty() { "/" } else { path };
+            authority.eq_ignore_ascii_case(host).then_some(path)
         } else {
             Some(to.as_str())
         };
@@ -755,13 +790,18 @@ fn expand_sample(to: &str) -> String {
 
 fn check_edits(edits: &HeaderEdits) -> Result<(), FieldError> {
     if edits.set.len() + edits.remove.len() > MAX_HEADER_EDITS {
-        return Err(FieldError::new("", format!("has more than {MAX_HEADER_EDITS} edits")));
+        return Err(FieldError::new(
+            "",
+            format!("has more than {MAX_HEADER_EDITS} edits"),
+        ));
     }
-    let names = edits
-        .set
-        .keys()
-        .map(|n| (format!("set.{n}"), n))
-        .chain(edits.remove.iter().enumerate().map(|(i, n)| (format!("remove[{i}]"), n)));
+    let names = edits.set.keys().map(|n| (format!("set.{n}"), n)).chain(
+        edits
+            .remove
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (format!("remove[{i}]"), n)),
+    );
     for (field, name) in names {
         check_header_name(name).map_err(|m| FieldError::new(field, m))?;
     }
@@ -802,14 +842,21 @@ fn lowercase_edits(edits: HeaderEdits) -> HeaderEdits {
             .into_iter()
             .map(|(n, v)| (n.to_ascii_lowercase(), v.trim().to_string()))
             .collect(),
-        remove: edits.remove.iter().map(|n| n.to_ascii_lowercase()).collect(),
+        remove: edits
+            .remove
+            .iter()
+            .map(|n| n.to_ascii_lowercase())
+            .collect(),
     }
 }
 
 impl CorsInput {
     fn validate(self) -> Result<Cors, FieldError> {
         if self.origins.is_empty() || self.origins.len() > 100 {
-            return Err(FieldError::new("origins", "give 1 to 100 origins, or [\"*\"]"));
+            return Err(FieldError::new(
+                "origins",
+                "give 1 to 100 origins, or [\"*\"]",
+            ));
         }
         let mut origins = Vec::with_capacity(self.origins.len());
         for (i, origin) in self.origins.iter().enumerate() {
@@ -838,20 +885,31 @@ impl CorsInput {
             ));
         }
         let methods = match self.methods {
-            None => ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"].map(String::from).to_vec(),
-            Some(list) => tokens("methods", &list)?.into_iter().map(|m| m.to_ascii_uppercase()).collect(),
+            None => ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+                .map(String::from)
+                .to_vec(),
+            Some(list) => tokens("methods", &list)?
+                .into_iter()
+                .map(|m| m.to_ascii_uppercase())
+                .collect(),
         };
         let headers = tokens("headers", &self.headers.unwrap_or_default())?;
         let expose_headers = tokens("expose_headers", &self.expose_headers.unwrap_or_default())?;
         let max_age_secs = self.max_age_secs.unwrap_or(600);
         if max_age_secs > 86_400 {
-            return Err(FieldError::new("max_age_secs", "give at most 86400 (a day)"));
+            return Err(FieldError::new(
+                "max_age_secs",
+                "give at most 86400 (a day)",
+            ));
         }
         Ok(Cors {
             origins,
             methods,
             headers: headers.iter().map(|h| h.to_ascii_lowercase()).collect(),
-            expose_headers: expose_headers.iter().map(|h| h.to_ascii_lowercase()).collect(),
+            expose_headers: expose_headers
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
             credentials,
             max_age_secs,
         })
@@ -868,11 +926,15 @@ fn tokens(field: &str, list: &[String]) -> Result<Vec<String>, FieldError> {
             let t = t.trim();
             let ok = !t.is_empty()
                 && t.len() <= 128
-                && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
             if ok {
                 Ok(t.to_string())
             } else {
-                Err(FieldError::new(format!("{field}[{i}]"), format!("{t:?} is not a name")))
+                Err(FieldError::new(
+                    format!("{field}[{i}]"),
+                    format!("{t:?} is not a name"),
+                ))
             }
         })
         .collect()
@@ -880,11 +942,17 @@ fn tokens(field: &str, list: &[String]) -> Result<Vec<String>, FieldError> {
 
 fn cidrs(field: &str, list: Vec<String>) -> Result<Vec<Cidr>, FieldError> {
     if list.len() > MAX_CIDRS {
-        return Err(FieldError::new(field, format!("has {} entries; at most {MAX_CIDRS}", list.len())));
+        return Err(FieldError::new(
+            field,
+            format!("has {} entries; at most {MAX_CIDRS}", list.len()),
+        ));
     }
     list.iter()
         .enumerate()
-        .map(|(i, s)| s.parse::<Cidr>().map_err(|e| FieldError::new(format!("{field}[{i}]"), e)))
+        .map(|(i, s)| {
+            s.parse::<Cidr>()
+                .map_err(|e| FieldError::new(format!("{field}[{i}]"), e))
+        })
         .collect()
 }
 

@@ -12,7 +12,7 @@ use berth_acme::Http01Tokens;
 use crate::fronting::{self, HostCertificates};
 use crate::policy::{self, Decision, ErrorPage};
 use crate::pool::ReplicaPool;
-use crate::{Backend, ProxyMetrics, Route, Router, Site};
+use crate::{ProxyMetrics, Route, Router, Site};
 
 /// Settings of one edge listener.
 #[derive(Debug, Clone)]
@@ -140,10 +140,8 @@ impl EdgeProxy {
                 path: policy::site_path(route, path).into_owned(),
                 hsts: policy::hsts(route, tls),
             },
-            Decision::NoReplica(route) => {
-                Plan::Page(policy::NO_REPLICA, Some(route.backend().clone()))
-            }
-            Decision::Stopped(route) => Plan::Page(policy::STOPPED, Some(route.backend().clone())),
+            Decision::NoReplica(route) => Plan::Page(policy::NO_REPLICA, Some(route.clone())),
+            Decision::Stopped(route) => Plan::Page(policy::STOPPED, Some(route.clone())),
             Decision::UnknownHost => Plan::Page(policy::NOT_FOUND, None),
         };
         (plan, app)
@@ -158,8 +156,9 @@ pub(crate) enum Plan {
     Redirect(String),
     /// Forward to one of the route's replicas.
     Forward(Route),
-    /// Answer with one of berth's pages, or the app's own for its status.
-    Page(ErrorPage, Option<Arc<Backend>>),
+    /// Answer with one of berth's pages, or the app's own for its status
+    /// (the route is the app's, whose rules still apply first).
+    Page(ErrorPage, Option<Route>),
     /// Answer from a static site: the file path asked for, and the
     /// route's HSTS value.
     Site {

@@ -142,7 +142,8 @@ impl Exchange<'_> {
         let (plan, app) = edge.plan(self.sni, host, req.uri.path(), path_and_query);
         self.app = app;
         let mut outgoing = None;
-        if let Plan::Forward(route) | Plan::Site { route, .. } = &plan {
+        if let Plan::Forward(route) | Plan::Site { route, .. } | Plan::Page(_, Some(route)) = &plan
+        {
             match screen(session, route, edge.options().tls).await {
                 Ok(out) => outgoing = out,
                 Err(own) => {
@@ -171,7 +172,10 @@ impl Exchange<'_> {
                 let body = Bytes::from_static(b"Moved to HTTPS\n");
                 answer(session, 308, "text/plain", body, Some(&to), request_id).await
             }
-            Plan::Page(p, app) => page(session, p, app.as_deref(), request_id).await,
+            Plan::Page(p, route) => {
+                let app = route.as_ref().map(|r| &**r.backend());
+                page(session, p, app, request_id).await
+            }
             Plan::Site {
                 site, path, hsts, ..
             } => {

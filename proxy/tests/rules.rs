@@ -166,7 +166,8 @@ fn domains() -> Vec<(&'static str, serde_json::Value)> {
 }
 
 /// Every host the certificate serves.
-const HOSTS: [&str; 20] = [
+const HOSTS: [&str; 21] = [
+    "down.test",
     "plain.test",
     "auth.test",
     "www.site.test",
@@ -213,6 +214,11 @@ async fn table() -> RouteTable {
         Arc::new(maintenance),
         &Default::default(),
     ));
+    let down = Backend::stopped("down").with_pages(AppPages {
+        maintenance: Some(berth_proxy::maintenance_page(None)),
+        errors: Vec::new(),
+    });
+    specs.push(route("down.test", Arc::new(down), &Default::default()));
     let errors = Backend::new("errpage", vec![]).with_pages(AppPages {
         maintenance: None,
         errors: vec![(503, Bytes::from_static(b"<h1>our own 503</h1>"))],
@@ -682,6 +688,12 @@ fn cases() -> Vec<(&'static str, bool, Ask, Vec<Check>)> {
                 body_has("Back at &lt;5&gt;."),
                 lacks("server"),
             ],
+        ),
+        (
+            "maintenance on a stopped app",
+            false,
+            get("down.test", "/x"),
+            vec![status(503), body_has("down for maintenance")],
         ),
         (
             "the app's own error page",

@@ -205,6 +205,13 @@ fn operations(
     components(schemas(
         berth::orchestrator::ReplicaLine, berth::orchestrator::ReplicaChange,
         berth::orchestrator::Skipped,
+        // A domain's route rules and an app's pages, as sent and as shown.
+        berth_config::BasicAuthInput, berth_config::BasicAuthUserInput,
+        berth_config::BasicAuth, berth_config::BasicAuthUser, berth_config::RedirectWww,
+        berth_config::RedirectInput, berth_config::Redirect, berth_config::HeaderRules,
+        berth_config::HeaderEdits, berth_config::CorsInput, berth_config::Cors,
+        berth_config::RateLimit, berth_config::CompressionInput, berth_config::Encoding,
+        berth_config::Timeouts, berth_config::RouteRules, berth_config::Maintenance,
     )),
     modifiers(&BearerAuth),
     security(("admin_token" = [])),
@@ -385,6 +392,65 @@ mod tests {
         // Every name pattern the document gives is one the server checks.
         for name in ["app-1", "a"] {
             assert!(berth_config::validate_name("name", name).is_ok());
+        }
+    }
+
+    /// Every schema the document refers to is in it, and the route rules
+    /// carry their limits; a patch's rule may be `null` (turned off).
+    #[test]
+    fn route_rules_are_documented_whole() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        fn refs<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+            match v {
+                serde_json::Value::Object(map) => {
+                    if let Some(serde_json::Value::String(r)) = map.get("$ref") {
+                        out.push(r);
+                    }
+                    map.values().for_each(|v| refs(v, out));
+                }
+                serde_json::Value::Array(list) => list.iter().for_each(|v| refs(v, out)),
+                _ => {}
+            }
+        }
+        let mut all = Vec::new();
+        refs(&doc, &mut all);
+        for r in all {
+            let name = r.trim_start_matches("#/components/schemas/");
+            assert!(schemas[name].is_object(), "{r} is referred to but missing");
+        }
+        let input = &schemas["DomainInput"]["properties"];
+        for rule in [
+            "basic_auth",
+            "redirect_www",
+            "redirects",
+            "headers",
+            "security_headers",
+            "cors",
+            "ip_allow",
+            "ip_deny",
+            "rate_limit",
+            "compression",
+            "max_body_bytes",
+            "timeouts",
+        ] {
+            assert!(input[rule].is_object(), "DomainInput.{rule}: {input}");
+            let patch = schemas["DomainPatch"]["properties"][rule].to_string();
+            assert!(
+                patch.contains("null"),
+                "DomainPatch.{rule} takes null: {patch}"
+            );
+        }
+        assert_eq!(input["redirects"]["maxItems"], 50, "{input}");
+        assert_eq!(input["ip_allow"]["maxItems"], 1000, "{input}");
+        let limit = &schemas["RateLimit"]["properties"];
+        assert_eq!(limit["burst"]["maximum"], 100000, "{limit}");
+        let user = schemas["BasicAuthUser"].to_string();
+        assert!(!user.contains("password"), "a hash is never shown: {user}");
+        for app in ["AppInput", "AppPatch", "AppView"] {
+            let props = &schemas[app]["properties"];
+            assert!(props["maintenance"].is_object(), "{app}: {props}");
+            assert!(props["error_pages"].is_object(), "{app}: {props}");
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use berth_config::{BuildSpec, Domain, GitSource, HealthCheck, Mount, Strategy};
+use berth_config::{BuildSpec, Domain, GitSource, HealthCheck, Maintenance, Mount, Strategy};
 use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -88,7 +88,8 @@ pub struct AppView {
     pub cpus: Option<f64>,
     /// Memory limit in MiB.
     pub memory_mb: Option<u64>,
-    /// Routes.
+    /// Routes, each with its route rules (a basic-auth user's password
+    /// is never shown).
     pub domains: Vec<Domain>,
     /// How a new replica proves it is ready (read-only here; set it with
     /// `health_check` of the app's input).
@@ -98,6 +99,12 @@ pub struct AppView {
     pub mounts: Vec<MountView>,
     /// How a deployment replaces running replicas.
     pub strategy: Strategy,
+    /// Maintenance mode: while enabled, every route answers 503 with a
+    /// page (the replicas keep running).
+    pub maintenance: Maintenance,
+    /// Custom pages of the edge's 502, 503 and 504, by status.
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub error_pages: BTreeMap<u16, String>,
     /// Whether it serves.
     pub status: AppStatus,
     /// Why the app is `failed` (the error of its last deployment), or what
@@ -175,6 +182,8 @@ impl AppView {
             health_check: spec.health_check,
             mounts: spec.mounts.iter().map(MountView::from).collect(),
             strategy: spec.strategy,
+            maintenance: spec.maintenance,
+            error_pages: spec.error_pages,
             status,
             reason,
             serving_replicas: serving,

@@ -338,6 +338,22 @@ impl Orchestrator {
     }
 }
 
+/// The app's own pages at the edge: its maintenance page while it is in
+/// maintenance, and its 502/503/504 pages.
+fn pages(spec: &AppSpec) -> AppPages {
+    let maintenance = &spec.maintenance;
+    AppPages {
+        maintenance: maintenance
+            .enabled
+            .then(|| berth_proxy::maintenance_page(maintenance.message.as_deref())),
+        errors: spec
+            .error_pages
+            .iter()
+            .map(|(status, page)| (*status, bytes::Bytes::from(page.clone())))
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -428,21 +444,5 @@ mod tests {
         routing.refresh("a");
         assert_eq!(upstreams(&router, "a.test"), None);
         assert_eq!(routing.serving.lock().map(|s| s.running).ok(), Some(0));
-    }
-}
-
-/// The app's own pages at the edge: its maintenance page while it is in
-/// maintenance, and its 502/503/504 pages.
-fn pages(spec: &AppSpec) -> AppPages {
-    let maintenance = &spec.maintenance;
-    AppPages {
-        maintenance: maintenance
-            .enabled
-            .then(|| berth_proxy::maintenance_page(maintenance.message.as_deref())),
-        errors: spec
-            .error_pages
-            .iter()
-            .map(|(status, page)| (*status, bytes::Bytes::from(page.clone())))
-            .collect(),
     }
 }

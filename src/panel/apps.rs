@@ -1,7 +1,7 @@
 //! An app's page (state, settings, environment names, domains with their
-//! certificates, deployments with their live log, stop / start / delete,
-//! the webhook) and the page that creates an app from an image or from
-//! git. Buttons and forms call the API; an app the principal may not see
+//! certificates and route rules, maintenance mode and error pages,
+//! deployments with their live log, stop / start / delete, the webhook)
+//! and the page that creates an app from an image or from git. Buttons and forms call the API; an app the principal may not see
 //! is a 404, as in the API.
 
 use std::collections::HashMap;
@@ -32,12 +32,13 @@ struct DeployItem {
     rollback: bool,
 }
 
-/// A domain with its certificate.
+/// A domain with its certificate and its route rules.
 struct DomainItem {
     host: String,
     path_prefix: String,
     https: bool,
     cert: Option<DomainCertRow>,
+    rules: super::rules::RulesForm,
 }
 
 /// A webhook delivery.
@@ -74,6 +75,9 @@ struct AppPage {
     can_write: bool,
     /// Mounts and the deployment strategy.
     storage: super::storage::Storage,
+    /// Each status the edge answers itself with the app's page for it
+    /// (empty: berth's own).
+    error_pages: Vec<(u16, String)>,
 }
 
 /// `?log=<deployment id>`: which deployment's log to show.
@@ -148,6 +152,7 @@ pub async fn detail(
             path_prefix: d.path_prefix.clone(),
             https: d.certificate != CertificateSource::None,
             cert: certs.get(&d.host).cloned(),
+            rules: super::rules::RulesForm::of(&app.name, d),
         })
         .collect();
     let source = app.source.as_ref().map_or_else(String::new, |s| {
@@ -196,6 +201,7 @@ pub async fn detail(
         can_deploy: may(&viewer.principal, Scope::Deploy, project.as_deref()),
         can_write,
         storage: super::storage::Storage::of(&app),
+        error_pages: super::rules::error_pages(&app.error_pages),
         app,
     })
 }

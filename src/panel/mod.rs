@@ -11,6 +11,7 @@ mod assets;
 mod host;
 mod overview;
 mod projects;
+mod rules;
 mod settings;
 mod sign_in;
 mod storage;

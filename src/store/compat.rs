@@ -48,6 +48,11 @@
 //!    (`POST /session`); the audit log records the changes.
 //! 9. From v4 on: `PATCH /settings` ACME email `ops@fixture.test`, public
 //!    URL `https://berth.fixture.test`.
+//!
+//! Records of the versions from [`SAME_BYTES_SINCE`] on are written back
+//! byte for byte: version 5 added only fields left out when off (a
+//! domain's `rules`, an app's `maintenance` and `error_pages`), so a v4
+//! record is a v5 record without them.
 
 use std::path::PathBuf;
 
@@ -101,6 +106,10 @@ const FIXTURES: [Fixture; 5] = [
         from_source: true,
     },
 ];
+
+/// The oldest version whose records today's berth writes back byte for
+/// byte (older ones gain the fields added since, with their defaults).
+const SAME_BYTES_SINCE: u32 = 4;
 
 /// A copy of a fixture in a temporary directory.
 fn fixture(file: &str) -> (tempfile::TempDir, PathBuf) {
@@ -164,8 +173,9 @@ fn keeps(old: &Value, new: &Value) -> bool {
 }
 
 /// Decodes each row of `table` as `T`, encodes it again and checks the
-/// JSON: equal for the current version's file, a superset (only fields
-/// added since, with their defaults) for older ones. Returns the rows.
+/// JSON: equal (byte for byte) from [`SAME_BYTES_SINCE`] on, a superset
+/// (only fields added since, with their defaults) for older ones.
+/// Returns the rows.
 fn reencodes<T: serde::de::DeserializeOwned + serde::Serialize>(
     store: &Store,
     table: TableDefinition<&str, &[u8]>,
@@ -176,7 +186,7 @@ fn reencodes<T: serde::de::DeserializeOwned + serde::Serialize>(
         let record: T = serde_json::from_value(raw.clone())
             .unwrap_or_else(|e| panic!("v{version} {} {key}: {e}", table.name()));
         let again = serde_json::to_value(&record).unwrap();
-        if version == SCHEMA_VERSION {
+        if version >= SAME_BYTES_SINCE {
             assert_eq!(&again, raw, "v{version} {} {key}", table.name());
             // Byte for byte, field order included.
             let bytes = raw_bytes(store, table, key);

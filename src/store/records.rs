@@ -45,9 +45,11 @@ impl AppRecord {
     /// Makes `deployed` (the spec an earlier deployment ran with) the
     /// app's spec again, as a rollback that serves does: what runs
     /// (image or source and build, port, replicas, env, command, limits,
-    /// health check, batch size) comes back; where it is reached from and
-    /// where it belongs (name, project, domains, which apply at once and
-    /// were never part of a version) stay as they are now.
+    /// health check, batch size) comes back; where it is reached from,
+    /// how the edge answers for it and where it belongs (name, project,
+    /// domains with their route rules, maintenance mode, error pages,
+    /// which apply at once and were never part of a version) stay as they
+    /// are now.
     pub fn roll_back_to(&mut self, deployed: &AppSpec) {
         let now = &mut self.spec;
         now.image = deployed.image.clone();

@@ -33,6 +33,8 @@ use serde::{Deserialize, Serialize};
 
 use super::schema::{decode, encode};
 use super::StoreError;
+use edge::{SavedMaintenance, SavedRules};
+use mount::SavedMount;
 
 /// A saved app spec (the `spec` of app and deployment records).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,6 +61,10 @@ pub(super) struct SavedSpec {
     mounts: Vec<SavedMount>,
     #[serde(default)]
     strategy: SavedStrategy,
+    #[serde(default, skip_serializing_if = "SavedMaintenance::is_off")]
+    maintenance: SavedMaintenance,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    error_pages: BTreeMap<u16, String>,
 }
 
 /// A saved git source (schema 2 on).
@@ -120,7 +126,8 @@ struct SavedPlan {
 }
 
 /// A saved domain; `certificate`, `redirect_https` and `hsts` came with
-/// HTTPS and default to none and off.
+/// HTTPS and default to none and off; `rules` (schema 5) is left out
+/// when no rule is on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct SavedDomain {
     host: String,
@@ -132,6 +139,8 @@ struct SavedDomain {
     redirect_https: bool,
     #[serde(default)]
     hsts: bool,
+    #[serde(default, skip_serializing_if = "SavedRules::is_empty")]
+    rules: SavedRules,
 }
 
 /// Where a saved domain's certificate comes from.
@@ -183,27 +192,6 @@ enum SavedHealthKind {
     Docker,
 }
 
-/// A saved mount.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum SavedMount {
-    Volume {
-        name: String,
-        path: String,
-        read_only: bool,
-    },
-    Bind {
-        host_path: String,
-        path: String,
-        read_only: bool,
-    },
-    File {
-        path: String,
-        content: String,
-        mode: u32,
-    },
-}
-
 /// A saved deployment strategy; rolling when absent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -239,6 +227,8 @@ impl From<&AppSpec> for SavedSpec {
             batch_size,
             mounts,
             strategy,
+            maintenance,
+            error_pages,
         } = spec;
         Self {
             name: name.clone(),
@@ -257,6 +247,8 @@ impl From<&AppSpec> for SavedSpec {
             batch_size: *batch_size,
             mounts: mounts.iter().map(SavedMount::from).collect(),
             strategy: (*strategy).into(),
+            maintenance: maintenance.into(),
+            error_pages: error_pages.clone(),
         }
     }
 }
@@ -280,6 +272,8 @@ impl From<SavedSpec> for AppSpec {
             batch_size,
             mounts,
             strategy,
+            maintenance,
+            error_pages,
         } = saved;
         Self {
             name,
@@ -298,6 +292,8 @@ impl From<SavedSpec> for AppSpec {
             batch_size,
             mounts: mounts.into_iter().map(Mount::from).collect(),
             strategy: strategy.into(),
+            maintenance: maintenance.into(),
+            error_pages,
         }
     }
 }
@@ -330,7 +326,7 @@ same_fields!(SavedBuild, BuildSpec, {
 });
 same_fields!(SavedPlan, PlanOverrides, { base_image, install, build, start });
 same_fields!(SavedDomain, Domain, {
-    host, path_prefix, strip_prefix, certificate, redirect_https, hsts,
+    host, path_prefix, strip_prefix, certificate, redirect_https, hsts, rules,
 });
 same_fields!(SavedHealthCheck, HealthCheck, {
     kind, path, expected_status, interval_ms, timeout_ms, retries, start_period_secs,
@@ -340,74 +336,6 @@ same_fields!(SavedProject, ProjectSpec, { name, description });
 impl From<PlanOverrides> for SavedPlan {
     fn from(plan: PlanOverrides) -> Self {
         (&plan).into()
-    }
-}
-
-impl From<&Mount> for SavedMount {
-    fn from(mount: &Mount) -> Self {
-        match mount.clone() {
-            Mount::Volume {
-                name,
-                path,
-                read_only,
-            } => Self::Volume {
-                name,
-                path,
-                read_only,
-            },
-            Mount::Bind {
-                host_path,
-                path,
-                read_only,
-            } => Self::Bind {
-                host_path,
-                path,
-                read_only,
-            },
-            Mount::File {
-                path,
-                content,
-                mode,
-            } => Self::File {
-                path,
-                content,
-                mode,
-            },
-        }
-    }
-}
-
-impl From<SavedMount> for Mount {
-    fn from(mount: SavedMount) -> Self {
-        match mount {
-            SavedMount::Volume {
-                name,
-                path,
-                read_only,
-            } => Self::Volume {
-                name,
-                path,
-                read_only,
-            },
-            SavedMount::Bind {
-                host_path,
-                path,
-                read_only,
-            } => Self::Bind {
-                host_path,
-                path,
-                read_only,
-            },
-            SavedMount::File {
-                path,
-                content,
-                mode,
-            } => Self::File {
-                path,
-                content,
-                mode,
-            },
-        }
     }
 }
 
@@ -576,6 +504,8 @@ macro_rules! saved_enum {
 mod certificate;
 mod delivery;
 mod deployment;
+mod edge;
+mod mount;
 mod people;
 
 /// The saved forms of the records the API shows whole, for `compat.rs`.

@@ -50,6 +50,7 @@ fn full_spec() -> AppSpec {
                 certificate: CertificateSource::Letsencrypt,
                 redirect_https: true,
                 hsts: true,
+                rules: full_rules(),
             },
             Domain {
                 host: "*.shop.example".into(),
@@ -58,6 +59,7 @@ fn full_spec() -> AppSpec {
                 certificate: CertificateSource::Custom,
                 redirect_https: false,
                 hsts: false,
+                rules: Default::default(),
             },
         ],
         health_check: HealthCheck {
@@ -88,7 +90,86 @@ fn full_spec() -> AppSpec {
             },
         ],
         strategy: Strategy::Recreate,
+        maintenance: berth_config::Maintenance {
+            enabled: true,
+            message: Some("back at 3".into()),
+        },
+        error_pages: BTreeMap::from([(503, "<h1>soon</h1>".into())]),
     }
+}
+
+/// Route rules with every rule on (their saved form is pinned in
+/// `saved/names.rs`).
+pub(super) fn full_rules() -> berth_config::RouteRules {
+    use berth_config::*;
+    RouteRules {
+        basic_auth: Some(BasicAuth {
+            realm: "staff".into(),
+            users: vec![BasicAuthUser {
+                username: "ann".into(),
+                password_hash: "$2y$05$abcdefghijklmnopqrstuu0123456789abcdefghijklmnopqrstu"
+                    .into(),
+            }],
+        }),
+        redirect_www: Some(RedirectWww::ToWww),
+        redirects: vec![Redirect {
+            from: "^/old/(.*)$".into(),
+            to: "/new/$1".into(),
+            status: 301,
+        }],
+        headers: HeaderRules {
+            request: HeaderEdits {
+                set: BTreeMap::from([("x-env".into(), "staging".into())]),
+                remove: vec!["cookie".into()],
+            },
+            response: HeaderEdits {
+                set: BTreeMap::new(),
+                remove: vec!["server".into()],
+            },
+        },
+        security_headers: true,
+        cors: Some(Cors {
+            origins: vec!["https://app.example".into()],
+            methods: vec!["GET".into()],
+            headers: vec![],
+            expose_headers: vec!["x-total".into()],
+            credentials: true,
+            max_age_secs: 600,
+        }),
+        ip_allow: vec!["10.0.0.0/8".parse().unwrap(), "::1".parse().unwrap()],
+        ip_deny: vec!["10.9.0.0/16".parse().unwrap()],
+        rate_limit: Some(RateLimit {
+            per_second: 5,
+            burst: 10,
+        }),
+        compression: vec![Encoding::Zstd, Encoding::Gzip],
+        max_body_bytes: Some(1_048_576),
+        timeouts: Timeouts {
+            response_header_secs: Some(30),
+            idle_secs: None,
+        },
+    }
+}
+
+/// The saved JSON of [`full_rules`].
+pub(super) fn full_rules_saved() -> serde_json::Value {
+    json!({
+        "basic_auth": {"realm": "staff", "users": [{"username": "ann",
+            "password_hash": "$2y$05$abcdefghijklmnopqrstuu0123456789abcdefghijklmnopqrstu"}]},
+        "redirect_www": "to_www",
+        "redirects": [{"from": "^/old/(.*)$", "to": "/new/$1", "status": 301}],
+        "headers": {"request": {"set": {"x-env": "staging"}, "remove": ["cookie"]},
+                    "response": {"remove": ["server"]}},
+        "security_headers": true,
+        "cors": {"origins": ["https://app.example"], "methods": ["GET"], "headers": [],
+                 "expose_headers": ["x-total"], "credentials": true, "max_age_secs": 600},
+        "ip_allow": ["10.0.0.0/8", "::1/128"],
+        "ip_deny": ["10.9.0.0/16"],
+        "rate_limit": {"per_second": 5, "burst": 10},
+        "compression": ["zstd", "gzip"],
+        "max_body_bytes": 1048576,
+        "timeouts": {"response_header_secs": 30}
+    })
 }
 
 /// The saved JSON of [`full_spec`]: the store's format. Change it only
@@ -132,7 +213,8 @@ fn full_spec_saved() -> serde_json::Value {
         "memory_mb": 256,
         "domains": [
             {"host": "shop.example", "path_prefix": "/", "strip_prefix": false,
-             "certificate": "letsencrypt", "redirect_https": true, "hsts": true},
+             "certificate": "letsencrypt", "redirect_https": true, "hsts": true,
+             "rules": full_rules_saved()},
             {"host": "*.shop.example", "path_prefix": "/api", "strip_prefix": true,
              "certificate": "custom", "redirect_https": false, "hsts": false}
         ],
@@ -146,7 +228,9 @@ fn full_spec_saved() -> serde_json::Value {
             {"type": "bind", "host_path": "/srv/shared", "path": "/shared", "read_only": true},
             {"type": "file", "path": "/etc/web.conf", "content": "x = 1\n", "mode": 292}
         ],
-        "strategy": "recreate"
+        "strategy": "recreate",
+        "maintenance": {"enabled": true, "message": "back at 3"},
+        "error_pages": {"503": "<h1>soon</h1>"}
     })
 }
 
@@ -183,6 +267,8 @@ fn the_saved_json_is_the_contract() {
         "\"batch_size\"",
         "\"mounts\"",
         "\"strategy\"",
+        "\"maintenance\"",
+        "\"error_pages\"",
     ];
     let at: Vec<usize> = keys.iter().map(|k| text.find(k).unwrap()).collect();
     assert!(at.windows(2).all(|w| w[0] < w[1]), "{text}");
@@ -199,6 +285,22 @@ fn a_schema_1_spec_reads_with_its_defaults() {
     assert!(spec.source.is_none() && spec.build.is_none() && spec.mounts.is_empty());
     assert_eq!(spec.domains[0].certificate, CertificateSource::None);
     assert!(!spec.domains[0].redirect_https && !spec.domains[0].hsts);
+    assert!(spec.domains[0].rules.is_empty());
+    assert!(spec.maintenance.is_off() && spec.error_pages.is_empty());
+}
+
+/// A spec without rules, maintenance or error pages saves none of their
+/// fields: its bytes are those of schema 4.
+#[test]
+fn what_is_off_is_not_saved() {
+    let mut spec = full_spec();
+    spec.domains[0].rules = Default::default();
+    spec.maintenance = Default::default();
+    spec.error_pages.clear();
+    let text = serde_json::to_string(&SavedSpec::from(&spec)).unwrap();
+    for field in ["rules", "maintenance", "error_pages"] {
+        assert!(!text.contains(&format!("\"{field}\"")), "{field}: {text}");
+    }
 }
 
 #[test]

@@ -25,7 +25,17 @@ use super::StoreError;
 /// - 4: instance settings set at run time, in `meta` under [`SETTINGS`]
 ///   ([`super::SettingsRecord`]). A new key only, so version 3 files open
 ///   unchanged.
-pub const SCHEMA_VERSION: u32 = 4;
+/// - 5: what the edge applies: a domain's route `rules` (basic auth with
+///   its hashes, redirects, headers, CORS, IP lists, rate limit,
+///   compression, body limit, timeouts) and an app's `maintenance` and
+///   `error_pages`. Optional fields left out when off, so version 4 files
+///   open unchanged and records without them are written byte for byte as
+///   before; but a berth that knows only version 4 would read a domain
+///   behind basic auth or an IP list as an open one (its saved domain
+///   ignores unknown fields) and serve it so, and drop the rules when it
+///   writes the app again: it must refuse the file instead, so the
+///   version moves.
+pub const SCHEMA_VERSION: u32 = 5;
 /// First byte of every encoded value: JSON, format 1.
 const VALUE_FORMAT_JSON_V1: u8 = 1;
 

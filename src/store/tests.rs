@@ -155,7 +155,8 @@ fn deployments_are_listed_newest_first_and_deleted_with_their_app() {
 }
 
 /// A rollback that serves makes the spec it ran with the app's spec
-/// again, domains aside; a plain deployment changes no spec.
+/// again, domains, maintenance and error pages aside; a plain deployment
+/// changes no spec.
 #[test]
 fn an_activated_rollback_restores_the_spec_it_ran_with() {
     let (_dir, store) = open();
@@ -166,7 +167,9 @@ fn an_activated_rollback_restores_the_spec_it_ran_with() {
     store.insert_deployment(&first).unwrap();
     store.activate_deployment(&first.id).unwrap();
     let v2 = app(
-        r#"{"name":"a","image":"x:2","port":81,"replicas":3,"domains":[{"host":"a.com"},{"host":"b.com"}]}"#,
+        r#"{"name":"a","image":"x:2","port":81,"replicas":3,"domains":[{"host":"a.com",
+            "security_headers":true},{"host":"b.com"}],"maintenance":{"enabled":true},
+            "error_pages":{"503":"soon"}}"#,
     );
     store
         .update_app("a", |r| {
@@ -193,6 +196,10 @@ fn an_activated_rollback_restores_the_spec_it_ran_with() {
     assert_eq!(now.spec.env.get("A").map(String::as_str), Some("1"));
     let hosts: Vec<_> = now.spec.domains.iter().map(|d| d.host.as_str()).collect();
     assert_eq!(hosts, ["a.com", "b.com"]);
+    // How the edge answers stays too: rules, maintenance, error pages.
+    assert!(now.spec.domains[0].rules.security_headers);
+    assert!(now.spec.maintenance.enabled);
+    assert_eq!(now.spec.error_pages[&503], "soon");
 }
 
 #[test]

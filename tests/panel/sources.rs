@@ -2,8 +2,9 @@
 //! made in the new-app form with build options (token, build context,
 //! Dockerfile path, build arguments; a refused combination shown beside
 //! its field first), built, deployed and served; a domain added and
-//! removed (the edge answers 404 for it after); a queued and a running
-//! deployment cancelled from the deployments table.
+//! removed (the edge answers 404 for it after), a rule set in a domain's
+//! rules form; a queued and a running deployment cancelled from the
+//! deployments table.
 
 use std::time::{Duration, Instant};
 
@@ -130,6 +131,20 @@ pub async fn remove_a_domain(c: &Client, berth: &Berth) {
     wait_served(berth, "site.test", "hi there from git").await;
     let (_, domains) = berth.api("GET", "/apps/site/domains", None).await;
     assert!(!domains.to_string().contains("www.site.test"), "{domains}");
+
+    // A rule set in the domain's rules form is listed beside it.
+    click(c, "#rules-0 > summary").await;
+    click(c, "#r0-security").await;
+    shoot(c, "app-domain-rules").await;
+    click(c, "#rules-0 button[type=submit]").await;
+    wait_text(c, "li.domain .rules-on", "security headers", 10).await;
+    let (_, domains) = berth.api("GET", "/apps/site/domains", None).await;
+    assert_eq!(domains[0]["security_headers"], true, "{domains}");
+    assert_eq!(
+        domains[0].as_object().unwrap().len(),
+        7,
+        "only it: {domains}"
+    );
 }
 
 /// A build that sleeps: its deployment runs long enough to be cancelled.

@@ -62,10 +62,9 @@ fn each_bad_field_is_named() {
 
 #[test]
 fn unknown_fields_are_refused() {
-    let err = serde_json::from_str::<AppInput>(
-        r#"{"name":"web","image":"nginx","port":80,"replica":2}"#,
-    )
-    .unwrap_err();
+    let err =
+        serde_json::from_str::<AppInput>(r#"{"name":"web","image":"nginx","port":80,"replica":2}"#)
+            .unwrap_err();
     assert!(err.to_string().contains("replica"), "{err}");
 }
 
@@ -98,7 +97,10 @@ fn maintenance_and_error_pages_are_set_kept_and_checked() {
     assert_eq!(on.error_pages[&503], "<h1>soon</h1>");
     // Another change keeps them; an empty map removes the pages.
     let kept = on.patched(AppPatch::default()).unwrap();
-    assert_eq!((&kept.maintenance, &kept.error_pages), (&on.maintenance, &on.error_pages));
+    assert_eq!(
+        (&kept.maintenance, &kept.error_pages),
+        (&on.maintenance, &on.error_pages)
+    );
     let cleared: AppPatch = serde_json::from_str(r#"{"error_pages":{}}"#).unwrap();
     assert!(on.patched(cleared).unwrap().error_pages.is_empty());
     let cases = [
@@ -109,7 +111,10 @@ fn maintenance_and_error_pages_are_set_kept_and_checked() {
         let bad: AppPatch = serde_json::from_str(json).unwrap();
         assert_eq!(spec.patched(bad).unwrap_err().field, field, "{json}");
     }
-    let long = format!(r#"{{"maintenance":{{"enabled":true,"message":"{}"}}}}"#, "x".repeat(2001));
+    let long = format!(
+        r#"{{"maintenance":{{"enabled":true,"message":"{}"}}}}"#,
+        "x".repeat(2001)
+    );
     let bad: AppPatch = serde_json::from_str(&long).unwrap();
     assert_eq!(spec.patched(bad).unwrap_err().field, "maintenance.message");
 }
@@ -135,5 +140,8 @@ fn a_domain_listed_again_keeps_its_basic_auth_users() {
         r#"{"domains":[{"host":"a.test","cors":{"origins":["*"],"credentials":true}}]}"#,
     )
     .unwrap();
-    assert_eq!(spec.patched(bad).unwrap_err().field, "domains[0].cors.credentials");
+    assert_eq!(
+        spec.patched(bad).unwrap_err().field,
+        "domains[0].cors.credentials"
+    );
 }

@@ -133,7 +133,9 @@ fn guarded() -> Domain {
 #[test]
 fn a_patch_replaces_the_rules_it_gives_and_keeps_the_others() {
     let old = guarded();
-    let hash = old.rules.basic_auth.as_ref().unwrap().users[0].password_hash.clone();
+    let hash = old.rules.basic_auth.as_ref().unwrap().users[0]
+        .password_hash
+        .clone();
     let key = DomainKey::parse("a.test", None).unwrap();
     // A new rule, one replaced, one turned off by null, one by false;
     // the host moves, and ann, named alone, keeps her password.
@@ -160,7 +162,7 @@ fn a_patch_replaces_the_rules_it_gives_and_keeps_the_others() {
     let same = DomainEdit::Change(key, patch("{}"))
         .apply(std::slice::from_ref(&old))
         .unwrap();
-    assert_eq!(validated(same), [old.clone()]);
+    assert_eq!(validated(same), std::slice::from_ref(&old));
     // null removes every kind of rule.
     let key = DomainKey::parse("a.test", None).unwrap();
     let off = patch(
@@ -193,7 +195,10 @@ fn a_domain_shows_its_rules_flat_and_never_a_hash() {
     assert_eq!(json["basic_auth"]["users"][0]["username"], "ann");
     assert_eq!(json["ip_deny"][0], "10.0.0.0/8");
     let text = json.to_string();
-    assert!(!text.contains("argon2") && !text.contains("password"), "{text}");
+    assert!(
+        !text.contains("argon2") && !text.contains("password"),
+        "{text}"
+    );
     // A domain without rules shows the fields it always had, only.
     let plain = serde_json::to_value(domain("x.test", "/", CertificateSource::None)).unwrap();
     assert_eq!(plain.as_object().unwrap().len(), 6, "{plain}");

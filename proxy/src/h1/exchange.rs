@@ -160,7 +160,9 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
         let (plan, app) = edge.plan(sni, host, self.req.path(), &self.req.target);
         self.outgoing = None;
         let screened = match &plan {
-            Plan::Forward(route) | Plan::Site { route, .. } => self.screen(route).await,
+            Plan::Forward(route) | Plan::Site { route, .. } | Plan::Page(_, Some(route)) => {
+                self.screen(route).await
+            }
             _ => None,
         };
         if let Some(own) = screened {
@@ -188,7 +190,8 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
             Plan::Page(page, app) => {
                 self.req.keep_alive = own_keep;
                 self.consume_head();
-                self.send_page(page, app.as_deref()).await
+                self.send_page(page, app.as_ref().map(|r| &**r.backend()))
+                    .await
             }
             Plan::Site {
                 site, path, hsts, ..

@@ -109,31 +109,13 @@ pub(super) async fn forward(
         return page(send, policy::MISDIRECTED, answer, outcome).await;
     }
     let path = req.uri().path().to_string();
-    let (route, site) = {
+    let (route, site, unserved) = {
         let table = front.router.load();
         match policy::decide(&table, host.as_deref(), &path) {
-            Decision::Forward(route) => (route.clone(), None),
-            Decision::Static(route, site) => (route.clone(), Some(site.clone())),
-            Decision::NoReplica(route) => {
-                outcome.app = Some(route.backend().app().clone());
-                let app = route.backend().clone();
-                drop(table);
-                let answer = Answer {
-                    app: Some(&app),
-                    ..answer
-                };
-                return page(send, policy::NO_REPLICA, answer, outcome).await;
-            }
-            Decision::Stopped(route) => {
-                outcome.app = Some(route.backend().app().clone());
-                let app = route.backend().clone();
-                drop(table);
-                let answer = Answer {
-                    app: Some(&app),
-                    ..answer
-                };
-                return page(send, policy::STOPPED, answer, outcome).await;
-            }
+            Decision::Forward(route) => (route.clone(), None, None),
+            Decision::Static(route, site) => (route.clone(), Some(site.clone()), None),
+            Decision::NoReplica(route) => (route.clone(), None, Some(policy::NO_REPLICA)),
+            Decision::Stopped(route) => (route.clone(), None, Some(policy::STOPPED)),
             Decision::UnknownHost => return page(send, policy::NOT_FOUND, answer, outcome).await,
         }
     };
@@ -147,6 +129,9 @@ pub(super) async fn forward(
         Ok(outgoing) => outgoing,
         Err(own) => return send_own(send, own, answer, outcome).await,
     };
+    if let Some(unserved) = unserved {
+        return page(send, unserved, answer, outcome).await;
+    }
     if let Some(site) = site {
         let site_path = policy::site_path(&route, &path);
         let mut response = site.respond(req.method(), &site_path, req.headers());

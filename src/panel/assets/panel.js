@@ -28,7 +28,9 @@
   }
 
   // A form's fields as the API's JSON: dotted names nest, empty fields are
-  // left out, data-type says how to read a value.
+  // left out, data-type says how to read a value; a part marked
+  // data-rule="<field>" that is left empty (or whose data-key field is)
+  // is sent as null, which turns that rule off.
   function serialize(form) {
     const body = {};
     if (form.dataset.body) Object.assign(body, JSON.parse(form.dataset.body));
@@ -60,6 +62,9 @@
         if (type === "int") value = Number(value);
         if (type === "list") value = value.split(",").map(s => s.trim()).filter(Boolean);
         if (type === "pairs") value = pairs(value);
+        if (type === "lines") value = value.split("\n").map(s => s.trim()).filter(Boolean);
+        if (type === "headers") value = pairs(value, ":");
+        if (type === "json") value = JSON.parse(value);
       }
       if (form.dataset.shape === "env") {
         if (el.name === "value") continue;
@@ -69,17 +74,31 @@
       }
       put(body, path(el.name), value);
     }
-    return compact(body);
+    return offRules(form, compact(body));
   }
 
-  // "A=1\nB=two" -> {A: "1", B: "two"}; a line without "=" names an empty value.
-  function pairs(text) {
+  function offRules(form, body) {
+    form.querySelectorAll("[data-rule]").forEach(part => {
+      if (part.matches(":disabled")) return;
+      const keys = path(part.dataset.rule);
+      const v = keys.reduce((o, k) => (o == null ? undefined : o[k]), body);
+      const key = part.dataset.key;
+      const empty = x => x === undefined || (Array.isArray(x) && x.length === 0);
+      if (v === undefined || (key && empty(v[key]))) put(body, keys, null);
+    });
+    return body;
+  }
+
+  // "A=1\nB=two" -> {A: "1", B: "two"}; a line without "=" names an empty
+  // value. Header lines ("Name: value") split at ":".
+  function pairs(text, sep = "=") {
     const out = {};
     for (const line of text.split("\n")) {
       const l = line.trim();
       if (!l) continue;
-      const i = l.indexOf("=");
-      if (i < 0) out[l] = ""; else out[l.slice(0, i).trim()] = l.slice(i + 1);
+      const i = l.indexOf(sep);
+      const v = l.slice(i + 1);
+      if (i < 0) out[l] = ""; else out[l.slice(0, i).trim()] = sep === ":" ? v.trim() : v;
     }
     return out;
   }
@@ -232,6 +251,17 @@
   });
 
   document.addEventListener("click", ev => {
+    // A row's remove button empties the row (a user of basic auth): the
+    // form then sends the list without it.
+    const clear = ev.target.closest("button[data-clear]");
+    if (clear) {
+      const row = clear.closest("[data-row]");
+      if (row) {
+        row.querySelectorAll("input").forEach(i => { i.value = ""; });
+        row.hidden = true;
+      }
+      return;
+    }
     const button = ev.target.closest("button[data-api]");
     if (!button) return;
     ev.preventDefault();

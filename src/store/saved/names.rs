@@ -162,6 +162,39 @@ fn hook_outcomes() {
 }
 
 #[test]
+fn redirect_www_presets() {
+    use berth_config::RedirectWww as W;
+    let ordinal = |w: W| match w {
+        W::ToApex => 0,
+        W::ToWww => 1,
+    };
+    pins(&[(W::ToApex, "to_apex"), (W::ToWww, "to_www")], ordinal);
+}
+
+#[test]
+fn encodings() {
+    use berth_config::Encoding as E;
+    let ordinal = |e: E| match e {
+        E::Zstd => 0,
+        E::Br => 1,
+        E::Gzip => 2,
+    };
+    pins(
+        &[(E::Zstd, "zstd"), (E::Br, "br"), (E::Gzip, "gzip")],
+        ordinal,
+    );
+}
+
+/// A domain's route rules, every one on, are saved under these names
+/// (basic-auth hashes included), and nothing of them when all are off.
+#[test]
+fn route_rules_keep_their_saved_names() {
+    use crate::store::saved::tests::{full_rules, full_rules_saved};
+    saves_as(full_rules(), full_rules_saved());
+    saves_as(berth_config::RouteRules::default(), serde_json::json!({}));
+}
+
+#[test]
 fn certificate_origins() {
     use CertificateOrigin as C;
     let ordinal = |c: C| match c {
