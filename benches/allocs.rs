@@ -26,7 +26,7 @@ use std::time::Duration;
 mod results;
 
 use berth_proxy::{
-    Backend, EdgeOptions, EdgeProxy, ProxyMetrics, RouteSpec, RouteTable, Router, Upstream,
+    Backend, EdgeOptions, EdgeProxy, ProxyMetrics, RouteSpec, RouteTable, Router, Rules, Upstream,
 };
 
 /// Counts allocations made on threads that opted in.
@@ -133,8 +133,9 @@ fn upstream() -> SocketAddr {
     addr
 }
 
-/// Starts the edge on a thread of its own whose allocations count.
-fn edge(upstream: SocketAddr) -> SocketAddr {
+/// Starts the edge on a thread of its own whose allocations count; its
+/// one route has `rules` (none: the plain hop).
+fn edge(upstream: SocketAddr, rules: Option<Arc<Rules>>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind edge");
     let addr = listener.local_addr().expect("edge address");
     std::thread::spawn(move || {
@@ -156,7 +157,7 @@ fn edge(upstream: SocketAddr) -> SocketAddr {
                 hsts: false,
                 certified: false,
                 backend,
-                rules: None,
+                rules,
             }]);
             let mut registry = prometheus_client::registry::Registry::default();
             let proxy = EdgeProxy::new(
@@ -180,9 +181,31 @@ fn edge(upstream: SocketAddr) -> SocketAddr {
     addr
 }
 
+/// The request every run sends (basic auth's credentials besides).
+const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: bench.test\r\nUser-Agent: allocs\r\n\
+Authorization: Basic YmVuY2g6YmVuY2gtcGFzc3dvcmQ=\r\n\r\n";
+
+/// Basic auth (user `bench`, its argon2 hash), security headers and a
+/// rate limit no client reaches: the rules `benches/rules.rs` times.
+fn guarded() -> Arc<Rules> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let salt = SaltString::encode_b64(b"bench-salt-bench").expect("salt");
+    let hash = argon2::Argon2::default()
+        .hash_password(b"bench-password", &salt)
+        .expect("hash")
+        .to_string();
+    let rules: berth_config::RouteRules = serde_json::from_value(serde_json::json!({
+        "basic_auth": {"realm": "bench", "users": [{"username": "bench", "password_hash": hash}]},
+        "security_headers": true,
+        "rate_limit": {"per_second": 100000, "burst": 100000},
+    }))
+    .expect("rules");
+    Arc::new(Rules::compile(&rules).expect("rules to apply"))
+}
+
 /// Sends `n` requests on one kept connection, reading each answer whole.
 fn requests(stream: &mut TcpStream, n: usize) {
-    let request = b"GET / HTTP/1.1\r\nHost: bench.test\r\nUser-Agent: allocs\r\n\r\n";
+    let request = REQUEST;
     let mut buf = vec![0u8; 4096];
     for _ in 0..n {
         stream.write_all(request).expect("send");
@@ -206,30 +229,29 @@ fn requests(stream: &mut TcpStream, n: usize) {
     }
 }
 
-fn main() {
-    let smoke = std::env::args().any(|a| a == "--smoke");
-    let mut out = String::new();
-    let n = if smoke { 2_000 } else { 50_000 };
-    let addr = edge(upstream());
+/// Allocations, bytes and size classes counted so far on the edge.
+fn counts() -> (u64, u64, [u64; 32]) {
+    (
+        ALLOCS.load(Ordering::SeqCst),
+        BYTES.load(Ordering::SeqCst),
+        SIZES.each_ref().map(|c| c.load(Ordering::SeqCst)),
+    )
+}
+
+/// Counts `n` requests (after a warm-up) through an edge whose route has
+/// `rules`, and reports them under `title`.
+fn hop(out: &mut String, title: &str, rules: Option<Arc<Rules>>, n: usize) {
+    let addr = edge(upstream(), rules);
     let mut stream = TcpStream::connect(addr).expect("connect to the edge");
     stream.set_nodelay(true).expect("nodelay");
     requests(&mut stream, 1_000);
-    let sizes = |_: ()| SIZES.each_ref().map(|c| c.load(Ordering::SeqCst));
-    let (a0, b0, s0) = (
-        ALLOCS.load(Ordering::SeqCst),
-        BYTES.load(Ordering::SeqCst),
-        sizes(()),
-    );
+    let (a0, b0, s0) = counts();
     requests(&mut stream, n);
-    let (a1, b1, s1) = (
-        ALLOCS.load(Ordering::SeqCst),
-        BYTES.load(Ordering::SeqCst),
-        sizes(()),
-    );
+    let (a1, b1, s1) = counts();
     let per = |x: u64| x as f64 / n as f64;
     say!(
         out,
-        "edge, HTTP/1.1 keep-alive, {n} requests after a warm-up of 1,000:"
+        "{title}, HTTP/1.1 keep-alive, {n} requests after a warm-up of 1,000:"
     );
     say!(
         out,
@@ -251,7 +273,19 @@ fn main() {
         })
         .collect();
     say!(out, "  per request by size: {}", classes.join(", "));
+}
 
+fn main() {
+    let smoke = std::env::args().any(|a| a == "--smoke");
+    let mut out = String::new();
+    let n = if smoke { 2_000 } else { 50_000 };
+    hop(&mut out, "edge, no rules", None, n);
+    hop(
+        &mut out,
+        "edge, basic auth + security headers + rate limit",
+        Some(guarded()),
+        n,
+    );
     say!(
         out,
         "route table (each host: a root route and an /api route):"

@@ -49,6 +49,8 @@ pub(crate) enum Failure {
     Replica { timed_out: bool },
     /// The client went away (nothing to answer) or sent a malformed body (400).
     Client { malformed: bool },
+    /// The request body ran past the route's `max_body_bytes` (413).
+    TooLarge,
 }
 
 impl Failure {
@@ -62,6 +64,7 @@ impl Failure {
             Failure::Draining => 503,
             Failure::Gone => 404,
             Failure::Client { malformed: true } => 400,
+            Failure::TooLarge => 413,
             Failure::Client { malformed: false } => 0,
         }
     }
@@ -217,6 +220,7 @@ mod tests {
             (Failure::Draining, 503),
             (Failure::Gone, 404),
             (Failure::Client { malformed: true }, 400),
+            (Failure::TooLarge, 413),
             (Failure::Client { malformed: false }, 0),
         ];
         for (failure, status) in cases {

@@ -269,6 +269,7 @@ impl Exchange<'_> {
                 }
                 Err(RelayError::Stale(e)) => (true, e),
                 Err(RelayError::Replica(e)) => (false, e),
+                Err(RelayError::TooLarge) => return Err(Failure::TooLarge),
                 Err(RelayError::Client(e)) => {
                     tracing::debug!(err = %e, "client failed");
                     let malformed = matches!(e.etype(), ErrorType::InvalidHTTPHeader);

@@ -314,6 +314,12 @@ pub const INTERNAL_ERROR: ErrorPage = ErrorPage {
     body: "<!doctype html><title>500 Internal Server Error</title><h1>500 Internal Server Error</h1><p>The edge could not handle this request.</p>\n",
 };
 
+/// The request body is larger than the route allows (`max_body_bytes`).
+pub const PAYLOAD_TOO_LARGE: ErrorPage = ErrorPage {
+    status: 413,
+    body: "<!doctype html><title>413 Content Too Large</title><h1>413 Content Too Large</h1><p>The request body is larger than this site accepts.</p>\n",
+};
+
 /// The app did not answer in time.
 pub const GATEWAY_TIMEOUT: ErrorPage = ErrorPage {
     status: 504,
@@ -325,6 +331,7 @@ pub const GATEWAY_TIMEOUT: ErrorPage = ErrorPage {
 pub fn error_page(status: u16) -> ErrorPage {
     match status {
         404 => NOT_FOUND,
+        413 => PAYLOAD_TOO_LARGE,
         421 => MISDIRECTED,
         503 => NO_REPLICA,
         502 => BAD_GATEWAY,

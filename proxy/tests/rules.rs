@@ -669,6 +669,17 @@ fn cases() -> Vec<(&'static str, bool, Ask, Vec<Check>)> {
             vec![status(413), lacks("server")],
         ),
         (
+            "a body without a length, over the limit as it streams",
+            false,
+            Ask {
+                method: "POST",
+                body: Some(b"0123456789ABCDEF"),
+                unsized_body: true,
+                ..get("body.test", "/x")
+            },
+            vec![status(413), body_has("Content Too Large")],
+        ),
+        (
             "a body at the limit",
             false,
             Ask {

@@ -17,7 +17,11 @@ use super::io::{read_more, write_all, Deadline, BODY_READ, BODY_TIMEOUT};
 
 /// Why sending a request body failed.
 pub(super) enum SendError {
-    Client { malformed: bool },
+    Client {
+        malformed: bool,
+    },
+    /// The body ran past the route's limit.
+    TooLarge,
     Replica(std::io::Error),
 }
 
@@ -28,6 +32,7 @@ pub(super) async fn send_body<C, W>(
     rbuf: &mut BytesMut,
     to: &mut W,
     framing: Framing,
+    limit: Option<u64>,
     done: &AtomicBool,
 ) -> Result<(), SendError>
 where
@@ -63,17 +68,22 @@ where
             // it, the replica parses only framing the edge wrote.
             let mut chunked = Chunked::default();
             let mut out = Vec::with_capacity(BODY_READ + 64);
+            let mut total = 0u64;
             loop {
                 if !rbuf.is_empty() {
                     out.clear();
                     let n = chunked
                         .feed(rbuf, |data| {
+                            total += data.len() as u64;
                             let _ = write!(out, "{:x}\r\n", data.len());
                             out.extend_from_slice(data);
                             out.extend_from_slice(b"\r\n");
                         })
                         .map_err(|_| SendError::Client { malformed: true })?;
                     rbuf.advance(n);
+                    if limit.is_some_and(|max| total > max) {
+                        return Err(SendError::TooLarge);
+                    }
                     if chunked.is_done() {
                         out.extend_from_slice(b"0\r\n\r\n");
                     }

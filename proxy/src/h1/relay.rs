@@ -32,6 +32,8 @@ enum RelayError {
     Replica { timed_out: bool },
     /// The client failed (went away, stalled, or sent a malformed body).
     Client { malformed: bool },
+    /// The client's body ran past the route's limit.
+    TooLarge,
 }
 
 fn replica_io(e: std::io::Error) -> RelayError {
@@ -75,6 +77,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                 }
                 Err(RelayError::Replica { timed_out }) => (false, timed_out),
                 Err(RelayError::Client { malformed }) => break Failure::Client { malformed },
+                Err(RelayError::TooLarge) => break Failure::TooLarge,
             };
             // A kept connection the replica had closed goes again, once.
             if let Err(failure) = attempts.replica_failed(reused, stale, timed_out) {
@@ -259,6 +262,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
             &mut self.rbuf,
             &mut to,
             body,
+            route.rules().and_then(|r| r.max_body()),
             &body_done,
         ));
         // None while the body is still going; then whether all of it went.
@@ -293,6 +297,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                         Err(SendError::Client { malformed }) => {
                             return Err(RelayError::Client { malformed });
                         }
+                        Err(SendError::TooLarge) => return Err(RelayError::TooLarge),
                         Err(SendError::Replica(e)) => {
                             // The replica may still answer (a 413).
                             tracing::debug!(err = %e, "replica stopped reading the request");
@@ -339,7 +344,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
                     biased;
                     relayed = &mut relay => break relayed,
                     result = &mut send, if sent.is_none() => {
-                        if let Err(SendError::Client { .. } | SendError::Replica(_)) = &result {
+                        if result.is_err() {
                             tracing::debug!("request body ended early");
                         }
                         sent = Some(result.is_ok());

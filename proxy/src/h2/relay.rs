@@ -31,6 +31,8 @@ pub(super) enum RelayError {
     Replica(Box<Error>),
     /// The client failed.
     Client(Box<Error>),
+    /// The client's body ran past the route's limit.
+    TooLarge,
 }
 
 /// One request relayed to one connected replica.
@@ -79,6 +81,8 @@ impl Relay<'_> {
         let mut body_sent = false;
         let mut upgraded = false;
         let mut replica_reusable = true;
+        let limit = self.route.rules().and_then(|r| r.max_body());
+        let mut uploaded = 0u64;
         if request_done {
             // Flushes the header; a body-less request ends there.
             replica.finish_body().await.map_err(RelayError::Stale)?;
@@ -185,6 +189,10 @@ impl Relay<'_> {
                     match data {
                         Some(data) => {
                             body_sent = true;
+                            uploaded += data.len() as u64;
+                            if limit.is_some_and(|max| uploaded > max) {
+                                return Err(RelayError::TooLarge);
+                            }
                             if let Err(e) = replica.write_body(&data).await {
                                 // The replica may still answer (a 413, say);
                                 // the rest of the request is dropped.

@@ -160,7 +160,7 @@ pub(super) async fn forward(
         mut reused,
         _guard,
     } = connected;
-    let (request, uploaded) =
+    let (request, uploaded, too_large) =
         upstream_request(&route, req, recv, host.as_deref(), client, request_id);
     let mut spare = if reused { spare(&request) } else { None };
     let mut pending = Some(request);
@@ -204,6 +204,9 @@ pub(super) async fn forward(
                 }
             }
         };
+        if too_large.load(std::sync::atomic::Ordering::Relaxed) {
+            return fail(send, Failure::TooLarge, answer, outcome).await;
+        }
         // A kept connection closed meanwhile took nothing of the request
         // (hyper hands it back): it goes once more, on a new connection.
         tracing::debug!(%err, "HTTP/3: the replica failed");

@@ -3,6 +3,8 @@
 //! streamed from the client.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
@@ -32,7 +34,13 @@ pub(super) fn upstream_request(
     host: Option<&str>,
     client: IpAddr,
     request_id: &str,
-) -> (Request<UpstreamBody>, tokio::sync::watch::Receiver<bool>) {
+) -> (
+    Request<UpstreamBody>,
+    tokio::sync::watch::Receiver<bool>,
+    Arc<AtomicBool>,
+) {
+    let limit = route.rules().and_then(|r| r.max_body());
+    let too_large = Arc::new(AtomicBool::new(false));
     let (parts, ()) = req.into_parts();
     let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let path = policy::upstream_path(route, pq).into_owned();
@@ -62,11 +70,20 @@ pub(super) fn upstream_request(
         empty_body()
     } else {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(4);
+        let over = too_large.clone();
         tokio::spawn(async move {
+            let mut total = 0u64;
             loop {
                 let next = tokio::time::timeout(BODY_TIMEOUT, recv.recv_data()).await;
                 let frame = match next {
                     Ok(Ok(Some(mut chunk))) => {
+                        total += chunk.remaining() as u64;
+                        if limit.is_some_and(|max| total > max) {
+                            // The replica's request fails; the client gets 413.
+                            over.store(true, Ordering::Relaxed);
+                            let _ = tx.send(Err(std::io::Error::other("body too large"))).await;
+                            return;
+                        }
                         Ok(Frame::data(chunk.copy_to_bytes(chunk.remaining())))
                     }
                     Ok(Ok(None)) => {
@@ -106,7 +123,7 @@ pub(super) fn upstream_request(
         .body(body)
         .unwrap_or_else(|_| Request::new(empty_body()));
     *out.headers_mut() = headers;
-    (out, uploaded)
+    (out, uploaded, too_large)
 }
 
 fn empty_body() -> UpstreamBody {

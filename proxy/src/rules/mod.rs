@@ -103,6 +103,24 @@ impl Own {
         }
     }
 
+    /// One of berth's pages.
+    pub(crate) fn page(page: crate::policy::ErrorPage) -> Self {
+        Own {
+            status: page.status,
+            fields: vec![
+                (
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/html; charset=utf-8"),
+                ),
+                (
+                    http::header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-store"),
+                ),
+            ],
+            body: Bytes::from_static(page.body.as_bytes()),
+        }
+    }
+
     fn redirect(status: u16, to: &str) -> Self {
         let fields = HeaderValue::from_str(to)
             .map(|v| vec![(http::header::LOCATION, v)])
@@ -239,10 +257,16 @@ impl Rules {
         }
         if let (Some(max), Some(len)) = (self.max_body, ask.content_length) {
             if len > max {
-                return Some(Own::text(413, Vec::new(), "Payload Too Large\n"));
+                return Some(Own::page(crate::policy::PAYLOAD_TOO_LARGE));
             }
         }
         None
+    }
+
+    /// The largest request body, if limited: a body without a length is
+    /// counted as it streams.
+    pub(crate) fn max_body(&self) -> Option<u64> {
+        self.max_body
     }
 
     /// Edits a replica's request headers: removals, then the set fields.

@@ -37,6 +37,9 @@ pub struct Ask {
     pub headers: &'static [(&'static str, &'static str)],
     /// A request body (sent with its length).
     pub body: Option<&'static [u8]>,
+    /// Send the body without a length: chunked over HTTP/1.1, plain DATA
+    /// frames over h2 and HTTP/3.
+    pub unsized_body: bool,
 }
 
 impl Ask {
@@ -48,6 +51,7 @@ impl Ask {
             path: "/x",
             headers: &[],
             body: None,
+            unsized_body: false,
         }
     }
 
@@ -163,12 +167,27 @@ pub async fn over_h1(target: &Target, ask: Ask, request_id: &str) -> Answer {
     for (name, value) in ask.headers {
         raw.push_str(&format!("{name}: {value}\r\n"));
     }
-    if let Some(body) = ask.body {
-        raw.push_str(&format!("content-length: {}\r\n", body.len()));
+    match ask.body {
+        Some(_) if ask.unsized_body => raw.push_str("transfer-encoding: chunked\r\n"),
+        Some(body) => raw.push_str(&format!("content-length: {}\r\n", body.len())),
+        None => {}
     }
     raw.push_str("\r\n");
     let mut bytes = raw.into_bytes();
-    bytes.extend_from_slice(ask.body.unwrap_or_default());
+    match ask.body {
+        Some(body) if ask.unsized_body => {
+            // In two chunks, as a stream would come.
+            let (a, b) = body.split_at(body.len() / 2);
+            for part in [a, b] {
+                bytes.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+                bytes.extend_from_slice(part);
+                bytes.extend_from_slice(b"\r\n");
+            }
+            bytes.extend_from_slice(b"0\r\n\r\n");
+        }
+        Some(body) => bytes.extend_from_slice(body),
+        None => {}
+    }
     tls.write_all(&bytes).await.unwrap();
     let mut bytes = Vec::new();
     let mut buf = [0u8; 16384];
@@ -243,7 +262,7 @@ fn request(ask: Ask, request_id: &str) -> http::Request<()> {
     for (name, value) in ask.headers {
         req = req.header(*name, *value);
     }
-    if let Some(body) = ask.body {
+    if let Some(body) = ask.body.filter(|_| !ask.unsized_body) {
         req = req.header("content-length", body.len());
     }
     req.body(()).unwrap()
