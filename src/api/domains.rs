@@ -13,7 +13,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use utoipa::IntoParams;
 
-use super::apps::check_custom_certificates;
+use super::apps::{check_custom_certificates, hashed};
 use super::error::{ApiError, ErrorBody};
 use super::json::ApiJson;
 use super::ApiState;
@@ -52,6 +52,8 @@ pub async fn add(
     ApiJson(input): ApiJson<DomainInput>,
 ) -> Result<(StatusCode, Json<Domain>), ApiError> {
     let key = DomainKey::parse(&input.host, input.path_prefix.as_deref())?;
+    // Before the transaction: its validation then only checks hashes.
+    let input = hashed(input, DomainInput::hash_passwords).await?;
     let record = edit(&state, &name, DomainEdit::Add(input))?;
     Ok((StatusCode::CREATED, Json(find(&record, &key)?)))
 }
@@ -74,6 +76,7 @@ pub async fn change(
         patch.host.as_deref().unwrap_or(&key.host),
         Some(patch.path_prefix.as_deref().unwrap_or(&key.path_prefix)),
     )?;
+    let patch = hashed(patch, DomainPatch::hash_passwords).await?;
     let record = edit(&state, &name, DomainEdit::Change(key, patch))?;
     Ok(Json(find(&record, &after)?))
 }
@@ -106,6 +109,7 @@ fn key_of(
 
 /// Applies `edit` to the app's domains in one store transaction, the app
 /// validated as a whole as for any change, then routes and certificates.
+/// The edit's plain passwords are hashed before ([`hashed`]).
 fn edit(state: &ApiState, name: &str, edit: DomainEdit) -> Result<AppRecord, ApiError> {
     let orchestrator = &state.orchestrator;
     let record = orchestrator.update_app(name, |r| {

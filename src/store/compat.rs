@@ -16,6 +16,7 @@
 //! | `v2.redb` | `8d75c19` (parent of `eeb7f23`, which brought schema 3) | 72 KiB |
 //! | `v3.redb` | `ad319e1` (parent of `7636189`, which brought schema 4) | 88 KiB |
 //! | `v4.redb` | `945c6ac` (main when the fixtures were made, schema 4) | 92 KiB |
+//! | `v5.redb` | `40427aa` (main when it was made, schema 5) | 108 KiB |
 //!
 //! Each was made the same way: `git worktree add --detach <dir> <commit>`,
 //! `cargo build --bin berth`, then `berth serve --data-dir <tmp> --instance
@@ -48,15 +49,42 @@
 //!    (`POST /session`); the audit log records the changes.
 //! 9. From v4 on: `PATCH /settings` ACME email `ops@fixture.test`, public
 //!    URL `https://berth.fixture.test`.
+//! 10. From v5 on: `POST /apps/web/domains` `www.fixture.test` with every
+//!     route rule: basic auth, realm `fixture`, `ann` with the plain
+//!     password `ann-fixture-pw` (saved as berth's argon2id hash) and `bob`
+//!     with the bcrypt hash [`BOB_BCRYPT`]; `redirect_www` `to_apex`; a
+//!     redirect `^/old/(.*)$` → `/new/$1` (301); request headers `X-Env:
+//!     fixture` set and `Cookie` removed, response headers `X-Served-By:
+//!     berth` set and `Server` removed; security headers; CORS from
+//!     `https://app.fixture.test`, methods GET and POST, header `X-Token`,
+//!     exposing `X-Total`, with credentials, 120 s; `ip_allow` `10.0.0.0/8`
+//!     and `::1`, `ip_deny` `10.9.0.0/16`; a rate limit of 5 per second,
+//!     burst 10; compression gzip then zstd; a 1 MiB body limit; timeouts
+//!     of 30 s (response head) and 60 s (idle).
+//! 11. From v5 on: `PATCH /apps/web`: maintenance on with the message
+//!     `back soon`, and the error page [`PAGE_503`] for 503.
+//!
+//! Steps 10 and 11 came after the deployment (step 3), and rules,
+//! maintenance and error pages apply at once without being part of a
+//! version: the deployed spec has none of them.
 //!
 //! Records of the versions from [`SAME_BYTES_SINCE`] on are written back
 //! byte for byte: version 5 added only fields left out when off (a
 //! domain's `rules`, an app's `maintenance` and `error_pages`), so a v4
-//! record is a v5 record without them.
+//! record is a v5 record without them; and a v5 record with every rule,
+//! hashes included, comes back as it was saved.
+//!
+//! A new schema version adds its fixture the same way, from the commit
+//! that is main when it is made, with the calls above plus whatever the
+//! version brought, and its row in the table.
 
 use std::path::PathBuf;
 
-use berth_config::{BuildKind, GitAuth, HealthKind, Mount};
+use argon2::password_hash::{PasswordHash, PasswordVerifier};
+use berth_config::{
+    AppSpec, BuildKind, CertificateSource, Cidr, Domain, Encoding, GitAuth, HeaderEdits,
+    HealthKind, Maintenance, Mount, RateLimit, Redirect, RedirectWww, Timeouts,
+};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use serde_json::Value;
 
@@ -79,7 +107,7 @@ struct Fixture {
 }
 
 /// Every fixture, oldest first.
-const FIXTURES: [Fixture; 5] = [
+const FIXTURES: [Fixture; 6] = [
     Fixture {
         file: "v1-first",
         version: 1,
@@ -105,7 +133,17 @@ const FIXTURES: [Fixture; 5] = [
         version: 4,
         from_source: true,
     },
+    Fixture {
+        file: "v5",
+        version: 5,
+        from_source: true,
+    },
 ];
+
+/// `bob`'s hash in the v5 fixture (`htpasswd -nbB -C 5 bob s3cret`).
+const BOB_BCRYPT: &str = "$2y$05$s1TfAsM61/9KPL1LSVCdnukmBU0XqVzL4NkEUoXIuxyh2rG2/OZlq";
+/// The app's page for 503 in the v5 fixture.
+const PAGE_503: &str = "<html><body>fixture 503</body></html>";
 
 /// The oldest version whose records today's berth writes back byte for
 /// byte (older ones gain the fields added since, with their defaults).
@@ -302,15 +340,14 @@ fn what_a_user_saved_is_there_in_every_version() {
             .iter()
             .map(|d| (d.host.as_str(), d.path_prefix.as_str(), d.strip_prefix))
             .collect();
-        assert_eq!(
-            routes,
-            [
-                ("web.fixture.test", "/", false),
-                ("api.fixture.test", "/api", true)
-            ],
-            "{}",
-            at("domains")
-        );
+        let mut expected = vec![
+            ("web.fixture.test", "/", false),
+            ("api.fixture.test", "/api", true),
+        ];
+        if version >= 5 {
+            expected.push(("www.fixture.test", "/", false));
+        }
+        assert_eq!(routes, expected, "{}", at("domains"));
         assert_eq!(spec.health_check.kind, HealthKind::Tcp, "{}", at("health"));
         assert_eq!(
             (spec.health_check.interval_ms, spec.health_check.timeout_ms),
@@ -360,6 +397,7 @@ fn what_a_user_saved_is_there_in_every_version() {
             at("log")
         );
         assert_eq!(store.deployment(&deployment.id).unwrap().id, deployment.id);
+        check_edge(&web, &deployment.spec, version);
 
         if f.from_source {
             check_site(&store, f.file);
@@ -384,6 +422,95 @@ fn what_a_user_saved_is_there_in_every_version() {
             assert_eq!(settings, SettingsRecord::default(), "{}", at("settings"));
         }
     }
+}
+
+/// What the edge applies, from version 5 on: every rule of the `www`
+/// domain, maintenance and the 503 page; none of them before, on the
+/// other domains, or in the deployed spec (step 3 came first).
+fn check_edge(web: &AppRecord, deployed: &AppSpec, version: u32) {
+    let spec = &web.spec;
+    let plain = |d: &&Domain| d.rules.is_empty();
+    assert_eq!(
+        spec.domains.iter().filter(plain).count(),
+        2,
+        "v{version}: rules of web and api"
+    );
+    assert!(deployed.domains.iter().all(|d| d.rules.is_empty()));
+    assert!(deployed.maintenance.is_off() && deployed.error_pages.is_empty());
+    if version < 5 {
+        assert!(spec.maintenance.is_off(), "v{version}: maintenance");
+        assert!(spec.error_pages.is_empty(), "v{version}: error pages");
+        return;
+    }
+    assert_eq!(
+        spec.maintenance,
+        Maintenance {
+            enabled: true,
+            message: Some("back soon".into())
+        }
+    );
+    assert_eq!(
+        spec.error_pages.iter().collect::<Vec<_>>(),
+        [(&503, &PAGE_503.to_string())]
+    );
+    let www = &spec.domains[2];
+    assert_eq!(
+        (www.certificate, www.redirect_https, www.hsts),
+        (CertificateSource::None, false, false)
+    );
+    let rules = &www.rules;
+    let auth = rules.basic_auth.as_ref().expect("basic auth");
+    assert_eq!(auth.realm, "fixture");
+    let names: Vec<_> = auth.users.iter().map(|u| u.username.as_str()).collect();
+    assert_eq!(names, ["ann", "bob"]);
+    let ann = PasswordHash::new(&auth.users[0].password_hash).unwrap();
+    assert_eq!(ann.algorithm.as_str(), "argon2id");
+    let argon2 = argon2::Argon2::default();
+    assert!(argon2.verify_password(b"ann-fixture-pw", &ann).is_ok());
+    assert!(argon2.verify_password(b"ann-fixture-px", &ann).is_err());
+    assert_eq!(auth.users[1].password_hash, BOB_BCRYPT);
+    assert_eq!(rules.redirect_www, Some(RedirectWww::ToApex));
+    assert_eq!(
+        rules.redirects,
+        [Redirect {
+            from: "^/old/(.*)$".into(),
+            to: "/new/$1".into(),
+            status: 301
+        }]
+    );
+    let set =
+        |edits: &HeaderEdits| -> Vec<(String, String)> { edits.set.clone().into_iter().collect() };
+    let (request, response) = (&rules.headers.request, &rules.headers.response);
+    assert_eq!(set(request), [("x-env".into(), "fixture".into())]);
+    assert_eq!(request.remove, ["cookie"]);
+    assert_eq!(set(response), [("x-served-by".into(), "berth".into())]);
+    assert_eq!(response.remove, ["server"]);
+    assert!(rules.security_headers);
+    let cors = rules.cors.as_ref().expect("cors");
+    assert_eq!(cors.origins, ["https://app.fixture.test"]);
+    assert_eq!(cors.methods, ["GET", "POST"]);
+    assert_eq!(cors.headers, ["x-token"]);
+    assert_eq!(cors.expose_headers, ["x-total"]);
+    assert_eq!((cors.credentials, cors.max_age_secs), (true, 120));
+    let cidrs = |list: &[Cidr]| list.iter().map(Cidr::to_string).collect::<Vec<_>>();
+    assert_eq!(cidrs(&rules.ip_allow), ["10.0.0.0/8", "::1/128"]);
+    assert_eq!(cidrs(&rules.ip_deny), ["10.9.0.0/16"]);
+    assert_eq!(
+        rules.rate_limit,
+        Some(RateLimit {
+            per_second: 5,
+            burst: 10
+        })
+    );
+    assert_eq!(rules.compression, [Encoding::Gzip, Encoding::Zstd]);
+    assert_eq!(rules.max_body_bytes, Some(1 << 20));
+    assert_eq!(
+        rules.timeouts,
+        Timeouts {
+            response_header_secs: Some(30),
+            idle_secs: Some(60)
+        }
+    );
 }
 
 /// Users, sessions, API keys and audit: there from version 3 on.

@@ -2,8 +2,8 @@
 //! Saved formats are contracts: change them only with a new version and a
 //! migration. Specs, and the enums and small structs the API also shows,
 //! are saved as the store's own types (`saved.rs`, `saved/`), not the
-//! API's, and `compat.rs` opens a file written by every earlier version
-//! (`tests/fixtures/store/v<N>.redb`).
+//! API's, and `compat.rs` opens a file written by every version so far,
+//! the current one included (`tests/fixtures/store/v<N>.redb`).
 
 use redb::{Database, MultimapTableDefinition, ReadableDatabase, TableDefinition};
 use serde::de::DeserializeOwned;
@@ -12,7 +12,8 @@ use serde::Serialize;
 use super::StoreError;
 
 /// Schema version written into `meta`; bump with a migration, and add
-/// the fixture of the new version (how: `compat.rs`).
+/// the fixture of the new version (how: `compat.rs`; the latest is
+/// `v5.redb`, with every route rule, maintenance and an error page).
 ///
 /// - 1: projects, apps, deployments, logs, certificates.
 /// - 2: apps from source: an app's sealed `vault`, a deployment's `commit`,
