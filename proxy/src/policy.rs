@@ -384,9 +384,30 @@ pub(crate) async fn screen(route: &Route, ask: &Ask<'_>) -> Option<Own> {
     if let Some(own) = maintenance(route.backend()) {
         return Some(own);
     }
-    match rules {
-        Some(r) => r.screen_request(ask).await,
-        None => None,
+    let rules = rules?;
+    if let Some(own) = rules.screen_request(ask).await {
+        return Some(own);
+    }
+    let too_large = rules
+        .max_body()
+        .zip(ask.content_length)
+        .is_some_and(|(max, len)| len > max);
+    too_large.then(|| own_page(PAYLOAD_TOO_LARGE))
+}
+
+/// One of berth's pages as a whole answer of the edge.
+fn own_page(page: ErrorPage) -> Own {
+    let html = HeaderValue::from_static("text/html; charset=utf-8");
+    Own {
+        status: page.status,
+        fields: vec![
+            (http::header::CONTENT_TYPE, html),
+            (
+                http::header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store"),
+            ),
+        ],
+        body: bytes::Bytes::from_static(page.body.as_bytes()),
     }
 }
 

@@ -4,7 +4,9 @@
 //! entries, the `www` presets and a capture redirect, header edits both
 //! ways, CORS, IP lists over IPv4 and IPv6 loopback, a rate limit and
 //! its recovery, compression in each coding and each skip rule (checked
-//! by decoding), the body limit, maintenance and an app's error page.
+//! by decoding), the body limit (with and without a length), a route's
+//! own deadline, maintenance (on a running and on a stopped app) and an
+//! app's error page.
 //! The rules are written as a user writes them and validated by
 //! `berth-config`, as the API does.
 
@@ -67,6 +69,9 @@ async fn upstream(bind: &str) -> SocketAddr {
                     };
                     let (env, cookie) = (seen("x-env"), seen("cookie"));
                     let path = req.uri().path().to_string();
+                    if path == "/slow" {
+                        tokio::time::sleep(Duration::from_secs(3)).await;
+                    }
                     let length = req.into_body().collect().await.unwrap().to_bytes().len();
                     let resp = Response::builder()
                         .header("server", "upstream")
@@ -162,11 +167,16 @@ fn domains() -> Vec<(&'static str, serde_json::Value)> {
         ("zip.test", json!({"compression": true})),
         ("gzip.test", json!({"compression": ["gzip"]})),
         ("body.test", json!({"max_body_bytes": 10})),
+        (
+            "slow.test",
+            json!({"timeouts": {"response_header_secs": 1}}),
+        ),
     ]
 }
 
 /// Every host the certificate serves.
-const HOSTS: [&str; 21] = [
+const HOSTS: [&str; 22] = [
+    "slow.test",
     "down.test",
     "plain.test",
     "auth.test",
@@ -699,6 +709,18 @@ fn cases() -> Vec<(&'static str, bool, Ask, Vec<Check>)> {
                 body_has("Back at &lt;5&gt;."),
                 lacks("server"),
             ],
+        ),
+        (
+            "the route's own deadline for the response head",
+            false,
+            get("slow.test", "/slow"),
+            vec![status(504), body_has("did not answer in time")],
+        ),
+        (
+            "no deadline of its own: the edge's",
+            false,
+            get("plain.test", "/slow"),
+            vec![status(200)],
         ),
         (
             "maintenance on a stopped app",

@@ -103,24 +103,6 @@ impl Own {
         }
     }
 
-    /// One of berth's pages.
-    pub(crate) fn page(page: crate::policy::ErrorPage) -> Self {
-        Own {
-            status: page.status,
-            fields: vec![
-                (
-                    http::header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/html; charset=utf-8"),
-                ),
-                (
-                    http::header::CACHE_CONTROL,
-                    HeaderValue::from_static("no-store"),
-                ),
-            ],
-            body: Bytes::from_static(page.body.as_bytes()),
-        }
-    }
-
     fn redirect(status: u16, to: &str) -> Self {
         let fields = HeaderValue::from_str(to)
             .map(|v| vec![(http::header::LOCATION, v)])
@@ -192,9 +174,10 @@ impl Rules {
     }
 
     /// What the request gets instead of the app, if anything: 403 (IP
-    /// lists), 429 (rate limit), a redirect, a preflight's 204, 401 (basic
-    /// auth) or 413 (body limit), checked in that order ([`screen`] puts
-    /// the app's maintenance between the client's checks and the rest).
+    /// lists), 429 (rate limit), a redirect, a preflight's 204 or 401
+    /// (basic auth), checked in that order (`policy::screen` puts the
+    /// app's maintenance between the client's checks and the rest, and
+    /// the body limit last).
     #[cfg(test)]
     pub(crate) async fn screen(&self, ask: &Ask<'_>) -> Option<Own> {
         match self.screen_client(ask) {
@@ -223,7 +206,8 @@ impl Rules {
     }
 
     /// The checks of the request itself: redirects, CORS preflight, basic
-    /// auth, body limit.
+    /// auth (the body limit is the caller's: its answer is one of the
+    /// pages of [`crate::policy`]).
     pub(crate) async fn screen_request(&self, ask: &Ask<'_>) -> Option<Own> {
         if let Some(preset) = self.www {
             let raw = ask.host.unwrap_or_default();
@@ -253,11 +237,6 @@ impl Rules {
                     .unwrap_or(HeaderValue::from_static("Basic"));
                 let fields = vec![(http::header::WWW_AUTHENTICATE, challenge)];
                 return Some(Own::text(401, fields, "Unauthorized\n"));
-            }
-        }
-        if let (Some(max), Some(len)) = (self.max_body, ask.content_length) {
-            if len > max {
-                return Some(Own::page(crate::policy::PAYLOAD_TOO_LARGE));
             }
         }
         None
