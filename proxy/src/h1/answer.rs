@@ -58,7 +58,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
         };
         let own = policy::screen(route, &ask).await;
         if own.is_none() {
-            self.outgoing = route.rules().map(|r| r.outgoing(&ask));
+            self.outgoing = route.rules().and_then(|r| r.outgoing(&ask));
         }
         own
     }

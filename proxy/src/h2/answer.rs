@@ -42,7 +42,7 @@ pub(super) async fn screen(
     };
     match policy::screen(route, &ask).await {
         Some(own) => Err(own),
-        None => Ok(route.rules().map(|r| r.outgoing(&ask))),
+        None => Ok(route.rules().and_then(|r| r.outgoing(&ask))),
     }
 }
 

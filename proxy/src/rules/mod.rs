@@ -278,8 +278,18 @@ impl Rules {
         )
     }
 
-    /// What the response to `ask` gets on its way out.
-    pub(crate) fn outgoing(&self, ask: &Ask<'_>) -> Outgoing {
+    /// What the response to `ask` gets on its way out; `None` when the
+    /// rules leave responses alone (the response head is then relayed as
+    /// on a route without rules).
+    pub(crate) fn outgoing(&self, ask: &Ask<'_>) -> Option<Outgoing> {
+        let untouched = self.response_set.is_empty()
+            && self.response_remove.is_empty()
+            && self.response_default.is_empty()
+            && self.cors.is_none()
+            && self.codings.is_empty();
+        if untouched {
+            return None;
+        }
         let mut set = self.response_set.clone();
         if let Some(c) = &self.cors {
             set.extend(cors::response(c, ask.headers));
@@ -294,14 +304,14 @@ impl Rules {
                 compress::negotiate(accept, &self.codings)
             })
             .flatten();
-        Outgoing {
+        Some(Outgoing {
             remove: self.response_remove.clone(),
             set,
             defaults: self.response_default.clone(),
             compress: !self.codings.is_empty(),
             coding,
             head_request: ask.method == Method::HEAD,
-        }
+        })
     }
 }
 

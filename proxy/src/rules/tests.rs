@@ -119,7 +119,7 @@ fn outgoing_edits_set_remove_and_default_fields() {
     let mut req = Req::get("/");
     req.headers
         .insert("accept-encoding", HeaderValue::from_static("gzip, br"));
-    let out = r.outgoing(&req.ask());
+    let out = r.outgoing(&req.ask()).unwrap();
     let mut h = HeaderMap::new();
     h.insert("server", HeaderValue::from_static("app"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
@@ -144,4 +144,10 @@ fn a_maintenance_message_is_escaped() {
     let page = maintenance_page(Some("<b>back</b> at 5 & 6"));
     let text = std::str::from_utf8(&page).unwrap();
     assert!(text.contains("&lt;b&gt;back&lt;/b&gt; at 5 &amp; 6"));
+}
+
+#[test]
+fn rules_that_leave_responses_alone_edit_none() {
+    let r = rules(r#"{"ip_deny":["10.0.0.0/8"],"rate_limit":{"per_second":5,"burst":5}}"#);
+    assert!(r.outgoing(&Req::get("/").ask()).is_none());
 }
