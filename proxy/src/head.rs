@@ -88,6 +88,36 @@ pub fn edit_block(
     out.extend_from_slice(b"\r\n");
 }
 
+/// The request fields route rules read (credentials, CORS, codings
+/// accepted) as a map: only those are copied out of the head.
+pub fn rule_fields(buf: &[u8]) -> http::HeaderMap {
+    use http::header::{
+        ACCEPT_ENCODING, ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD,
+        AUTHORIZATION, ORIGIN,
+    };
+    let wanted = [
+        AUTHORIZATION,
+        ORIGIN,
+        ACCESS_CONTROL_REQUEST_METHOD,
+        ACCESS_CONTROL_REQUEST_HEADERS,
+        ACCEPT_ENCODING,
+    ];
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut []);
+    let mut map = http::HeaderMap::new();
+    if parsed.parse_with_uninit_headers(buf, &mut slots).is_ok() {
+        for h in parsed.headers.iter() {
+            let name = wanted
+                .iter()
+                .find(|n| h.name.eq_ignore_ascii_case(n.as_str()));
+            if let (Some(name), Ok(value)) = (name, http::HeaderValue::from_bytes(h.value)) {
+                map.append(name.clone(), value);
+            }
+        }
+    }
+    map
+}
+
 /// The request's header fields as a map, for the static site (which reads
 /// conditional and negotiation fields); off the forwarding path.
 pub fn header_map(buf: &[u8]) -> http::HeaderMap {

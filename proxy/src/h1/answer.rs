@@ -41,7 +41,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Conn<'_, C> {
         if !policy::screens(route) {
             return None;
         }
-        let headers = head::header_map(&self.rbuf[..self.req.head_len]);
+        let headers = head::rule_fields(&self.rbuf[..self.req.head_len]);
         let content_length = match self.req.body {
             Framing::Length(n) => Some(n),
             _ => None,

@@ -129,7 +129,9 @@ pub fn parse_response(
         && body != Framing::Close;
     // The route's rules: the fields the client gets, and the coding.
     let (edited, coding) = match reply.out {
-        Some(out) if !informational && !switching => {
+        // A map only when the response may be compressed (the facts and
+        // the framing change); header edits alone are written in passing.
+        Some(out) if !informational && !switching && out.compress => {
             let mut map = http::HeaderMap::with_capacity(headers.len());
             for h in headers.iter() {
                 let hop = is_one_of(h.name.as_bytes(), &policy::HOP_BY_HOP_HEADERS)
@@ -179,6 +181,8 @@ pub fn parse_response(
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
     let raw = edited.is_none();
+    // The route's header edits, written in passing (no compression).
+    let direct = reply.out.filter(|_| raw && !informational && !switching);
     if let Some(map) = &edited {
         for (name, value) in map {
             let own = name == http::header::CONTENT_LENGTH
@@ -196,9 +200,23 @@ pub fn parse_response(
             || name.eq_ignore_ascii_case("content-length")
             || (reply.hsts.is_some() && name.eq_ignore_ascii_case("strict-transport-security"))
             || (reply.alt_svc.is_some() && name.eq_ignore_ascii_case("alt-svc"))
-            || connection.names(name);
+            || connection.names(name)
+            || direct.is_some_and(|d| d.drops(name));
         if !own {
             put_header(out, name.as_bytes(), h.value);
+        }
+    }
+    if let Some(edits) = direct {
+        for (name, value) in &edits.set {
+            put_header(out, name.as_str().as_bytes(), value.as_bytes());
+        }
+        for (name, value) in &edits.defaults {
+            if !headers
+                .iter()
+                .any(|h| h.name.eq_ignore_ascii_case(name.as_str()))
+            {
+                put_header(out, name.as_str().as_bytes(), value.as_bytes());
+            }
         }
     }
     if !informational {

@@ -50,13 +50,16 @@ impl Auth {
     /// Whether the request's `Authorization` value names a user with the
     /// right password.
     pub(crate) async fn admits(&self, authorization: Option<&[u8]>) -> bool {
-        let Some((user, password)) = authorization.and_then(credentials) else {
+        let mut decoded = [0u8; MAX_CREDENTIALS];
+        let Some((user, password)) = authorization.and_then(|a| credentials(a, &mut decoded))
+        else {
             return false;
         };
-        let digest = digest(&user, &password);
+        let digest = digest(user, password);
         if self.remembered(&digest) {
             return true;
         }
+        let password = password.to_string();
         // Every user is looked at, so the time taken does not tell which
         // names exist.
         let mut hash = None;
@@ -90,19 +93,22 @@ impl Auth {
     }
 }
 
-/// The user and password of a `Basic` authorization value.
-fn credentials(value: &[u8]) -> Option<(String, String)> {
+/// Longest decoded `user:password` taken (64 + 1 + 256, rounded up).
+const MAX_CREDENTIALS: usize = 384;
+
+/// The user and password of a `Basic` authorization value, decoded into
+/// `buf` (no allocation).
+fn credentials<'b>(value: &[u8], buf: &'b mut [u8; MAX_CREDENTIALS]) -> Option<(&'b str, &'b str)> {
     let value = std::str::from_utf8(value).ok()?.trim();
     let (scheme, token) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(token.trim())
+    let n = base64::engine::general_purpose::STANDARD
+        .decode_slice(token.trim(), &mut buf[..])
         .ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let (user, password) = text.split_once(':')?;
-    Some((user.to_string(), password.to_string()))
+    let text = std::str::from_utf8(&buf[..n]).ok()?;
+    text.split_once(':')
 }
 
 fn digest(user: &str, password: &str) -> [u8; 32] {

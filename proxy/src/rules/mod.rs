@@ -340,6 +340,17 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
+    /// Whether the app's field `name` is dropped: removed, or replaced by
+    /// a set one (`Vary` is added to, never replaced).
+    pub(crate) fn drops(&self, name: &str) -> bool {
+        let named = |n: &HeaderName| n.as_str().eq_ignore_ascii_case(name);
+        self.remove.iter().any(named)
+            || self
+                .set
+                .iter()
+                .any(|(n, _)| n != http::header::VARY && named(n))
+    }
+
     /// The coding this response is compressed with, from its head's
     /// fields, if any; and whether it varies by `Accept-Encoding`.
     pub(crate) fn compression(&self, status: u16, fields: &HeaderMap) -> (Option<Coding>, bool) {
