@@ -245,8 +245,11 @@ pub(super) async fn forward(
     let mut encoder = None;
     if let Some(out) = &outgoing {
         let (coding, varies) = out.compression(parts.status.as_u16(), head.headers());
-        out.apply(head.headers_mut(), coding, varies);
+        // Compressed only if its encoder could be made: the head says so
+        // only then.
         encoder = coding.and_then(|c| Encoder::new(c).ok());
+        let coding = coding.filter(|_| encoder.is_some());
+        out.apply(head.headers_mut(), coding, varies);
     }
     outcome.status = parts.status.as_u16();
     send.send_response(head).await?;
