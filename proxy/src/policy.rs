@@ -376,7 +376,19 @@ pub(crate) fn screens(route: &Route) -> bool {
 /// What a request on `route` gets instead of its app, if anything: the
 /// rules' client checks, then the app's maintenance page, then the
 /// rules' request checks (the order the README gives).
+/// The answer carries the route's response headers (security headers,
+/// CORS, `set` edits) as an app's response would, so a browser can read
+/// a 401 of a CORS route.
 pub(crate) async fn screen(route: &Route, ask: &Ask<'_>) -> Option<Own> {
+    let mut own = before_app(route, ask).await?;
+    if let Some(out) = route.rules().and_then(|r| r.outgoing(ask)) {
+        out.decorate(&mut own.fields);
+    }
+    Some(own)
+}
+
+/// [`screen`]'s answer, before the route's response headers.
+async fn before_app(route: &Route, ask: &Ask<'_>) -> Option<Own> {
     let rules = route.rules();
     if let Some(own) = rules.and_then(|r| r.screen_client(ask)) {
         return Some(own);

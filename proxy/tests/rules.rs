@@ -171,11 +171,17 @@ fn domains() -> Vec<(&'static str, serde_json::Value)> {
             "slow.test",
             json!({"timeouts": {"response_header_secs": 1}}),
         ),
+        (
+            "corsauth.test",
+            json!({"cors": {"origins": ["https://app.test"]}, "security_headers": true,
+                   "basic_auth": {"users": [{"username": "ann", "password": "pw"}]}}),
+        ),
     ]
 }
 
 /// Every host the certificate serves.
-const HOSTS: [&str; 22] = [
+const HOSTS: [&str; 23] = [
+    "corsauth.test",
     "slow.test",
     "down.test",
     "plain.test",
@@ -721,6 +727,16 @@ fn cases() -> Vec<(&'static str, bool, Ask, Vec<Check>)> {
             false,
             get("plain.test", "/slow"),
             vec![status(200)],
+        ),
+        (
+            "the edge's own answer carries the route's CORS and security headers",
+            false,
+            with(get("corsauth.test", "/x"), origin("https://app.test")),
+            vec![
+                status(401),
+                has("access-control-allow-origin", "https://app.test"),
+                has("x-content-type-options", "nosniff"),
+            ],
         ),
         (
             "maintenance on a stopped app",

@@ -351,6 +351,27 @@ impl Outgoing {
                 .any(|(n, _)| n != http::header::VARY && named(n))
     }
 
+    /// Adds the set fields (replacing the edge's own of the same name;
+    /// `Vary` is added to) and the missing defaults to an answer the edge
+    /// gives itself.
+    pub(crate) fn decorate(&self, fields: &mut Vec<(HeaderName, HeaderValue)>) {
+        for (name, value) in &self.set {
+            if name == http::header::VARY {
+                if !fields.iter().any(|(n, v)| n == name && v == value) {
+                    fields.push((name.clone(), value.clone()));
+                }
+            } else {
+                fields.retain(|(n, _)| n != name);
+                fields.push((name.clone(), value.clone()));
+            }
+        }
+        for (name, value) in &self.defaults {
+            if !fields.iter().any(|(n, _)| n == name) {
+                fields.push((name.clone(), value.clone()));
+            }
+        }
+    }
+
     /// The coding this response is compressed with, from its head's
     /// fields, if any; and whether it varies by `Accept-Encoding`.
     pub(crate) fn compression(&self, status: u16, fields: &HeaderMap) -> (Option<Coding>, bool) {
