@@ -28,6 +28,8 @@
 
 #[path = "h3load/mod.rs"]
 mod h3load;
+#[path = "procs/mod.rs"]
+mod procs;
 #[path = "results/mod.rs"]
 mod results;
 #[path = "../tests/support/mod.rs"]
@@ -39,6 +41,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use procs::cpu_us;
 use serde_json::json;
 use support::tls::TestCa;
 use support::{docker, Berth};
@@ -213,21 +216,6 @@ impl Drop for Peer {
             let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
         }
     }
-}
-
-/// CPU time (user + system) of `pids` and their threads, in µs.
-fn cpu_us(pids: &[u32]) -> u64 {
-    let tick = 100u64; // USER_HZ on Linux
-    pids.iter()
-        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
-        .filter_map(|stat| {
-            let rest = stat.rsplit_once(')')?.1;
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            let utime: u64 = fields.get(11)?.parse().ok()?;
-            let stime: u64 = fields.get(12)?.parse().ok()?;
-            Some((utime + stime) * 1_000_000 / tick)
-        })
-        .sum()
 }
 
 /// Resident memory of `pids`, in KiB.

@@ -18,6 +18,8 @@
 //! Smoke run (seconds, no file): `cargo bench --profile dev --bench rules -- --smoke`
 //! Needs Debian's nginx and wrk.
 
+#[path = "procs/mod.rs"]
+mod procs;
 #[macro_use]
 #[path = "results/mod.rs"]
 mod results;
@@ -27,6 +29,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
+
+use procs::cpu_us;
 
 use berth_proxy::{
     Backend, EdgeOptions, EdgeProxy, ProxyMetrics, RouteSpec, RouteTable, Router, Rules,
@@ -112,20 +116,6 @@ impl Drop for Nginx {
         let _ = Command::new("kill").arg(self.0.id().to_string()).status();
         let _ = self.0.wait();
     }
-}
-
-/// CPU time (user + system) of `pids`, in µs.
-fn cpu_us(pids: &[u32]) -> u64 {
-    pids.iter()
-        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
-        .filter_map(|stat| {
-            let rest = stat.rsplit_once(')')?.1;
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            let utime: u64 = fields.get(11)?.parse().ok()?;
-            let stime: u64 = fields.get(12)?.parse().ok()?;
-            Some((utime + stime) * 10_000)
-        })
-        .sum()
 }
 
 /// berth's edge on two threads of this process, one route to `upstream`
